@@ -24,6 +24,11 @@ app = typer.Typer(
 # -- commands are registered below, one block per command, each importing lazily ------------
 
 
+from overnight._commands import register as _register_pipeline_commands  # noqa: E402
+
+_register_pipeline_commands(app)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -1,0 +1,153 @@
+"""The pipeline commands: run, submit, collect, status, cancel."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+out = Console()
+
+JobFile = Annotated[Path, typer.Argument(help="Job file (TOML or YAML), e.g. data/jobs/nightly_summary.toml")]
+Output = Annotated[
+    str | None,
+    typer.Option("--output", "-o", help="Output location (folder or s3://bucket/prefix)."),
+]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _load(job_file: Path):  # type: ignore[no-untyped-def]
+    from schemas.job import JobSpecError, load_job
+
+    try:
+        return load_job(job_file)
+    except (JobSpecError, OSError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _output_of(job_file: Path | None, output: str | None) -> str:
+    if output:
+        return output
+    if job_file is None:
+        raise _fail("give a job file or --output")
+    return str(_load(job_file).output)
+
+
+def run(job_file: JobFile) -> None:
+    """Submit a job, wait for its batches with live progress, and write the parquet tables."""
+    from flows.run import run as run_flow
+    from tasks.gateway import EMBEDDED, default_backend
+    from tasks.reporting import cost_table, read_costs
+    from tasks.runs import RunError, load_manifest
+
+    job = _load(job_file)
+    if default_backend() == EMBEDDED:
+        console.print(
+            "[yellow]No OPENAI_API_KEY set:[/yellow] running on the embedded local Batch API "
+            "(simulated outputs, no cost). Set OPENAI_API_KEY to use OpenAI."
+        )
+    try:
+        summary = run_flow(job)
+    except KeyboardInterrupt:
+        console.print(
+            "\n[yellow]Stopped waiting.[/yellow] The run's batches go on; "
+            f"`overnight collect {job_file}` finishes it."
+        )
+        raise typer.Exit(130) from None
+    except RunError as exc:
+        raise _fail(str(exc)) from None
+    manifest = load_manifest(summary["run_dir"])
+    costs = read_costs(manifest)
+    if costs is not None:
+        out.print(cost_table(costs))
+    out.print(f"run {manifest.run_id}: [bold]{manifest.status}[/bold], "
+              f"{manifest.counts.results} results, {manifest.counts.errors} errors")
+    for name, uri in manifest.tables.items():
+        out.print(f"  {name:8} {uri}", highlight=False)
+
+
+def submit(job_file: JobFile) -> None:
+    """Build and submit a job's batches, and return at once; `collect` finishes the run."""
+    from flows.submit import submit as submit_flow
+    from tasks.runs import RunError
+
+    job = _load(job_file)
+    try:
+        run_dir = submit_flow(job)
+    except RunError as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"submitted: {run_dir}", highlight=False)
+
+
+def collect(
+    job_file: Annotated[Path | None, typer.Argument(help="Job file whose output to collect.")] = None,
+    output: Output = None,
+) -> None:
+    """Move every open run forward: poll, download, validate, retry, write tables."""
+    from flows.collect import collect as collect_flow
+
+    location = _output_of(job_file, output)
+    for outcome in collect_flow(location):
+        out.print(f"{outcome['run_id']}: {outcome['status']}")
+
+
+def status(
+    job_file: Annotated[Path | None, typer.Argument(help="Job file whose runs to list.")] = None,
+    output: Output = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Show one run's batches.")] = None,
+) -> None:
+    """List runs with their progress, or one run's batches."""
+    from rich.table import Table
+
+    from tasks import reporting, runs, storage
+
+    location = _output_of(job_file, output)
+    if run_id:
+        out.print(reporting.progress_table(runs.load_manifest(storage.join(location, "runs", run_id))))
+        return
+    table = Table(title=f"runs under {location}", title_justify="left")
+    for column in ("run", "status", "progress", "requests", "results", "errors", "estimate $"):
+        table.add_column(column)
+    for run_dir in runs.list_runs(location):
+        m = runs.load_manifest(run_dir)
+        table.add_row(
+            m.run_id,
+            m.status,
+            f"{reporting.progress_fraction(m):.0%}",
+            str(m.counts.requests),
+            str(m.counts.results),
+            str(m.counts.errors),
+            f"{m.estimate_usd or 0:.4f}",
+        )
+    out.print(table)
+
+
+def cancel(
+    run_id: Annotated[str, typer.Argument(help="The run to cancel.")],
+    job_file: Annotated[Path | None, typer.Argument(help="Job file whose output holds the run.")] = None,
+    output: Output = None,
+) -> None:
+    """Cancel a run's batches; `collect` then records every cancelled request."""
+    from tasks import runs, storage
+
+    location = _output_of(job_file, output)
+    try:
+        manifest = runs.cancel_run(storage.join(location, "runs", run_id))
+    except runs.RunError as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"cancel requested for {manifest.run_id}; run `overnight collect` to record it")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (run, submit, collect, status, cancel):
+        app.command()(command)
+
+

@@ -1,0 +1,158 @@
+"""Parquet tables: typed polars schemas from Pydantic models, atomic writes, Hive layout.
+
+Tables live under the job's output location as
+`<output>/<table>/job=<job>/run_date=<YYYY-MM-DD>/<run_id>.parquet` (table = results, errors,
+costs). As usual for Hive layouts, the partition columns `job` and `run_date` are in the path,
+not in the files; DuckDB, polars, Spark and Athena add them back when reading with Hive
+partitioning.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import shutil
+import tempfile
+import types
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from pydantic import BaseModel
+
+from schemas.rows import RESERVED_RESULT_COLUMNS, CostRow, ErrorRow, ResultRow
+from tasks import storage
+
+PARTITION_COLUMNS = ("job", "run_date")
+TABLES = ("results", "errors", "costs")
+
+
+class SchemaMappingError(TypeError):
+    """A Pydantic field type has no parquet column type."""
+
+
+def dtype_for(annotation: Any) -> pl.DataType:
+    """The polars type of a Pydantic field annotation (Optional[X] → nullable X)."""
+    origin = typing.get_origin(annotation)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if origin in (typing.Union, types.UnionType):
+        if len(args) == 1:
+            return dtype_for(args[0])
+        return pl.String()
+    if origin is typing.Annotated:
+        return dtype_for(args[0])
+    if origin is typing.Literal:
+        values = typing.get_args(annotation)
+        if all(isinstance(v, bool) for v in values):
+            return pl.Boolean()
+        if all(isinstance(v, int) for v in values):
+            return pl.Int64()
+        return pl.String()
+    if origin in (list, tuple, set, frozenset, Sequence, Iterable):
+        return pl.List(dtype_for(args[0]) if args else pl.String())
+    if origin in (dict, Mapping):
+        return pl.String()
+    if isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            return struct_for(annotation)
+        if issubclass(annotation, bool):
+            return pl.Boolean()
+        if issubclass(annotation, enum.Enum):
+            return pl.String()
+        if issubclass(annotation, int):
+            return pl.Int64()
+        if issubclass(annotation, float | Decimal):
+            return pl.Float64()
+        if issubclass(annotation, str):
+            return pl.String()
+        if issubclass(annotation, datetime):
+            return pl.Datetime("us", "UTC")
+        if issubclass(annotation, date):
+            return pl.Date()
+    if annotation is Any:
+        return pl.String()
+    raise SchemaMappingError(f"no parquet column type for {annotation!r}")
+
+
+def struct_for(model: type[BaseModel]) -> pl.Struct:
+    return pl.Struct({name: dtype_for(f.annotation) for name, f in model.model_fields.items()})
+
+
+def output_column_name(field: str) -> str:
+    """Schema fields become columns; a name the identity columns use gets an `output_` prefix."""
+    return f"output_{field}" if field in RESERVED_RESULT_COLUMNS else field
+
+
+def _file_schema(model: type[BaseModel]) -> dict[str, pl.DataType]:
+    return {
+        name: dtype_for(f.annotation)
+        for name, f in model.model_fields.items()
+        if name not in PARTITION_COLUMNS
+    }
+
+
+def results_schema(output_model: type[BaseModel]) -> dict[str, pl.DataType]:
+    """Columns of a results file: identity columns, then the job schema's fields, typed."""
+    schema = _file_schema(ResultRow)
+    for name, f in output_model.model_fields.items():
+        schema[output_column_name(name)] = dtype_for(f.annotation)
+    return schema
+
+
+def errors_schema() -> dict[str, pl.DataType]:
+    return _file_schema(ErrorRow)
+
+
+def costs_schema() -> dict[str, pl.DataType]:
+    return _file_schema(CostRow)
+
+
+def frame(rows: Sequence[Mapping[str, Any]], schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """Rows (dicts) as a DataFrame with exactly the given columns and types."""
+    if not rows:
+        return pl.DataFrame(schema=dict(schema))
+    return pl.from_dicts(list(rows), schema=dict(schema), strict=False)
+
+
+def table_uri(output: str, table: str, *, job: str, run_date: date, run_id: str) -> str:
+    return storage.join(output, table, f"job={job}", f"run_date={run_date.isoformat()}", f"{run_id}.parquet")
+
+
+def write_parquet(df: pl.DataFrame, uri: str) -> None:
+    """Write a DataFrame as one parquet file or object, atomically."""
+    with storage.open_write(uri) as fh:
+        df.write_parquet(fh, compression="zstd", statistics=True)
+
+
+def concat_parquet(parts: Sequence[str], dest: str, schema: Mapping[str, pl.DataType]) -> int:
+    """Concatenate parquet parts into one file (streaming); return its row count."""
+    if not parts:
+        write_parquet(pl.DataFrame(schema=dict(schema)), dest)
+        return 0
+    with tempfile.TemporaryDirectory(prefix="overnight-concat-") as tmp:
+        local_parts: list[str] = []
+        for i, uri in enumerate(parts):
+            path = storage.local_path(uri)
+            if path is None:
+                path = Path(tmp) / f"part-{i:05d}.parquet"
+                path.write_bytes(storage.read_bytes(uri))
+            local_parts.append(str(path))
+        out = Path(tmp) / "out.parquet"
+        lf = pl.scan_parquet(local_parts).select(list(schema))
+        lf.sink_parquet(out, compression="zstd")
+        rows = pl.scan_parquet(out).select(pl.len()).collect().item()
+        target = storage.local_path(dest)
+        if target is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staged = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            shutil.move(out, staged)
+            os.replace(staged, target)
+        else:
+            with storage.open_write(dest) as fh, open(out, "rb") as src:
+                while chunk := src.read(1 << 20):
+                    fh.write(chunk)
+        return int(rows)
