@@ -23,6 +23,56 @@ app = typer.Typer(
 
 # -- commands are registered below, one block per command, each importing lazily ------------
 
+from localbatch.cli import serve as _serve  # noqa: E402
+
+app.command("serve")(_serve)
+
+from pathlib import Path  # noqa: E402
+
+
+@app.command()
+def estimate(
+    job_file: Path = typer.Argument(..., help="The job file (TOML or YAML)."),
+) -> None:
+    """Count a job's documents, requests and tokens and price them; nothing is sent or written.
+
+    Exits 1 when the maximum Batch cost is over the job's budget_usd, 2 on a bad job file,
+    an unknown model or a missing source.
+    """
+    from rich.console import Console
+    from rich.markup import escape
+
+    from schemas.job import JobSpecError, load_job
+    from tasks.build import BuildError
+    from tasks.estimate import BudgetExceededError, check_budget, estimate_job, estimate_tables
+    from tasks.pricing import PricingError
+    from tasks.sources import SourceError
+    from tasks.storage import StorageError
+
+    console = Console()
+    err = Console(stderr=True)
+    try:
+        job = load_job(job_file)
+        result = estimate_job(job)
+    except (JobSpecError, PricingError, SourceError, StorageError, BuildError) as exc:
+        message = " ".join(line.strip() for line in str(exc).splitlines())
+        err.print(
+            f"[red]error:[/red] {escape(message)}", markup=True, highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(2) from None
+    for table in estimate_tables(result):
+        console.print(table)
+    try:
+        check_budget(job, result)
+    except BudgetExceededError as exc:
+        err.print(
+            f"[red]over budget:[/red] {escape(str(exc))}",
+            markup=True,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+
 
 from overnight._commands import register as _register_pipeline_commands  # noqa: E402
 

@@ -27,8 +27,11 @@ ReasoningEffort = Literal["minimal", "low", "medium", "high"]
 RENDER_VERSION = 1
 """Bumped whenever the way request bodies are rendered changes; part of every fingerprint."""
 
-TEMPLATE_FIELDS = frozenset({"text", "id", "metadata", "source_uri", "chunk_index", "chunk_count"})
-"""The names a `user_template` may use, e.g. `{text}`, `{id}`, `{metadata[author]}`."""
+TEMPLATE_FIELDS = frozenset(
+    {"text", "id", "metadata", "source_uri", "chunk_index", "chunk_number", "chunk_count"}
+)
+"""The names a `user_template` may use, e.g. `{text}`, `{id}`, `{metadata[author]}`;
+`chunk_index` counts from 0, `chunk_number` from 1. A missing metadata key renders empty."""
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _SCHEMA_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")

@@ -146,6 +146,7 @@ class RequestRenderer:
             metadata=_Metadata(doc.metadata),
             source_uri=doc.source_uri,
             chunk_index=chunk_index,
+            chunk_number=chunk_index + 1,
             chunk_count=chunk_count,
         )
 

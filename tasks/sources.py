@@ -137,6 +137,23 @@ def decode_text(data: bytes) -> str | None:
     return None if best is None else str(best)
 
 
+def gunzip_limited(data: bytes, limit: int) -> bytes:
+    """Decompress gzip data (all members), stopping after `limit` bytes of output.
+
+    Raises EOFError for a truncated stream and zlib.error for a corrupt one.
+    """
+    out = bytearray()
+    while data and len(out) < limit:
+        inflater = zlib.decompressobj(wbits=31)
+        out += inflater.decompress(data, limit - len(out))
+        if len(out) >= limit:
+            break
+        if not inflater.eof:
+            raise EOFError("the gzip stream ends early (truncated file)")
+        data = inflater.unused_data
+    return bytes(out)
+
+
 def normalize_text(text: str) -> str:
     """Unify line endings and strip surrounding whitespace."""
     if "\r" in text:
@@ -333,8 +350,7 @@ class _Loader:
         sha = hashlib.sha256(data).hexdigest()
         if gz:
             try:
-                with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
-                    data = fh.read(self.max_bytes + 1)
+                data = gunzip_limited(data, self.max_bytes + 1)
             except _GZIP_ERRORS as exc:
                 yield self.reject(info, "undecodable", f"not a valid gzip file: {exc}", sha256=sha)
                 return
@@ -412,7 +428,8 @@ class _Loader:
             "image/webp": data[:4] == b"RIFF" and data[8:12] == b"WEBP",
         }
         if not signatures[mime]:
-            return self.reject(info, "undecodable", f"not a {mime} image", sha256=sha)
+            kind = mime.removeprefix("image/").upper()
+            return self.reject(info, "undecodable", f"not a valid {kind} image", sha256=sha)
         url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
         return Document(
             document_id=info.key,
@@ -550,6 +567,11 @@ class _Loader:
                     )
                     continue
                 doc_id = value
+            if text is None:
+                yield self.reject(
+                    info, "empty", f"no value in column {src.text_field!r}", document_id=doc_id
+                )
+                continue
             meta = {c: cols[c][i] for c in meta_cols if cols[c][i] is not None}
             yield self.record_text(info, text, doc_id, index, meta)
 
