@@ -495,7 +495,11 @@ def create_app(config: ServerConfig) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        service = Service(config)
+        try:
+            service = Service(config)
+        except Exception as exc:
+            app.state.startup_error = exc
+            raise
         service.start()
         holder.service = service
         app.state.service = service

@@ -61,7 +61,9 @@ class LocalBatchServer:
         )
         server = uvicorn.Server(config)
         self._uvicorn = server
-        self._thread = threading.Thread(target=server.run, name="localbatch-uvicorn", daemon=True)
+        self._thread = threading.Thread(
+            target=self._serve, args=(server,), name="localbatch-uvicorn", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not server.started:
@@ -69,14 +71,24 @@ class LocalBatchServer:
                 self._thread.join(1.0)
                 self._thread = None
                 self._uvicorn = None
+                cause = getattr(self._app.state, "startup_error", None)
                 raise RuntimeError(
                     f"the local Batch API did not start on {self._config.host}:"
-                    f"{self._config.port} with data dir {self._config.data_dir} (see the log)"
-                )
+                    f"{self._config.port} with data dir {self._config.data_dir}: "
+                    f"{cause or 'see the log'}"
+                ) from cause
             time.sleep(0.005)
         self._port = server.servers[0].sockets[0].getsockname()[1]
         self._wait_until_answering(deadline)
         return self
+
+    @staticmethod
+    def _serve(server: uvicorn.Server) -> None:
+        try:
+            server.run()
+        except SystemExit:
+            # uvicorn exits this way when startup fails; the cause is on app.state.
+            return
 
     def _wait_until_answering(self, deadline: float) -> None:
         url = f"{self.url}/_local/health"

@@ -68,6 +68,9 @@ class Service:
             self._faults = faults
 
     def start(self) -> None:
+        if self.config.executor == "simulate":
+            # Loading a tokenizer takes most of a second: do it now, not in the first batch.
+            threading.Thread(target=_warm_tokenizers, name="localbatch-warmup", daemon=True).start()
         self.engine.start()
 
     def close(self) -> None:
@@ -78,3 +81,9 @@ class Service:
         self.executor.close()
         self.store.set_meta("virtual_now", repr(self.clock.now()))
         self.store.close()
+
+
+def _warm_tokenizers() -> None:
+    from tasks.tokens import get_encoding
+
+    get_encoding("o200k_base")

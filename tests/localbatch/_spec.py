@@ -1,0 +1,112 @@
+"""Check response bodies against OpenAI's official OpenAPI spec (loaded once per session)."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+SPEC_URI = "urn:openai:openapi"
+_CANDIDATES = (
+    os.environ.get("OPENAI_OPENAPI_SPEC", ""),
+    "/work/shared/reference/openai-openapi.yaml",
+)
+
+# (method, path pattern, schema of a 2xx body; None = raw bytes, not JSON)
+ROUTES: tuple[tuple[str, re.Pattern[str], str | None], ...] = (
+    ("POST", re.compile(r"^/v1/files$"), "OpenAIFile"),
+    ("GET", re.compile(r"^/v1/files$"), "ListFilesResponse"),
+    ("GET", re.compile(r"^/v1/files/[^/]+$"), "OpenAIFile"),
+    ("DELETE", re.compile(r"^/v1/files/[^/]+$"), "DeleteFileResponse"),
+    ("GET", re.compile(r"^/v1/files/[^/]+/content$"), None),
+    ("POST", re.compile(r"^/v1/batches$"), "Batch"),
+    ("GET", re.compile(r"^/v1/batches$"), "ListBatchesResponse"),
+    ("GET", re.compile(r"^/v1/batches/[^/]+$"), "Batch"),
+    ("POST", re.compile(r"^/v1/batches/[^/]+/cancel$"), "Batch"),
+)
+
+
+def spec_path() -> Path | None:
+    for candidate in _CANDIDATES:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+@cache
+def _registry() -> Registry[Any] | None:
+    path = spec_path()
+    if path is None:
+        return None
+    with path.open("rb") as fh:
+        spec = yaml.load(fh, Loader=yaml.CSafeLoader)
+    resource = Resource.from_contents(spec, default_specification=DRAFT202012)
+    return Registry().with_resource(SPEC_URI, resource)
+
+
+@cache
+def validator(schema_name: str) -> Draft202012Validator:
+    registry = _registry()
+    if registry is None:
+        raise RuntimeError("the OpenAI OpenAPI spec is not available (set OPENAI_OPENAPI_SPEC)")
+    return Draft202012Validator(
+        {"$ref": f"{SPEC_URI}#/components/schemas/{schema_name}"}, registry=registry
+    )
+
+
+def spec_errors(schema_name: str, instance: Any) -> list[str]:
+    """Every way `instance` breaks the spec's schema `schema_name` (empty when valid)."""
+    return [
+        f"{'/'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}"
+        for e in validator(schema_name).iter_errors(instance)
+    ]
+
+
+def schema_for(method: str, path: str, status: int) -> str | None:
+    """The spec schema a response must match; '' for raw bytes; None for non-OpenAI routes."""
+    if status >= 400:
+        return "ErrorResponse"
+    for route_method, pattern, schema in ROUTES:
+        if route_method == method and pattern.match(path):
+            return schema or ""
+    return None
+
+
+@dataclass
+class SpecChecker:
+    """Validates every response it is shown; remembers what it checked and what failed."""
+
+    checked: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def available(self) -> bool:
+        return _registry() is not None
+
+    def check(self, method: str, path: str, status: int, body: bytes) -> None:
+        schema = schema_for(method, path, status)
+        if not schema or not self.available:
+            return
+        try:
+            instance = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            problems = [f"body is not JSON: {body[:200]!r}"]
+        else:
+            problems = spec_errors(schema, instance)
+        with self._lock:
+            self.checked[schema] = self.checked.get(schema, 0) + 1
+            for problem in problems:
+                self.failures.append(f"{method} {path} -> {status} ({schema}): {problem}")
+        if problems:
+            raise AssertionError(f"{method} {path}: response does not match {schema}: {problems}")
