@@ -185,8 +185,8 @@ class JobSpec(_Spec):
         return hashlib.sha256(canonical).hexdigest()
 
 
-def check_template(template: str) -> None:
-    """Raise ValueError if a user template is malformed or names an unknown field."""
+def template_fields(template: str) -> set[str]:
+    """The root names a `str.format` template uses (`{metadata[x]}` → `metadata`)."""
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
@@ -198,10 +198,17 @@ def check_template(template: str) -> None:
         root = re.split(r"[.\[]", field, maxsplit=1)[0]
         if not root or root.isdigit():
             raise ValueError("positional fields like '{}' are not allowed; use '{text}'")
-        if root not in TEMPLATE_FIELDS:
-            known = ", ".join(sorted(TEMPLATE_FIELDS))
-            raise ValueError(f"unknown field {{{field}}}; known fields: {known}")
         names.add(root)
+    return names
+
+
+def check_template(template: str) -> None:
+    """Raise ValueError if a user template is malformed or names an unknown field."""
+    names = template_fields(template)
+    unknown = sorted(names - TEMPLATE_FIELDS)
+    if unknown:
+        known = ", ".join(sorted(TEMPLATE_FIELDS))
+        raise ValueError(f"unknown field {{{unknown[0]}}}; known fields: {known}")
     if "text" not in names:
         raise ValueError("must contain {text}, or the document never reaches the model")
 

@@ -31,7 +31,7 @@ from schemas.job import JobSpec
 from tasks import storage
 from tasks.chunking import split_text
 from tasks.render import RequestRenderer, document_key
-from tasks.sharding import RequestTooLargeError, ShardWriter
+from tasks.sharding import DuplicateCustomIdError, RequestTooLargeError, ShardWriter
 from tasks.sources import iter_documents
 
 DOCUMENT_BATCH = 256
@@ -194,34 +194,35 @@ class _Planner:
         )
 
     def emit(self, doc: Document, parts: list[tuple[str, int]]) -> None:
+        """Write a document's requests, all of them or (with a reject) none."""
         writer, renderer = self.writer, self.renderer
         key = document_key(doc.document_id)
         count = len(parts)
         ids = [f"{key}-{i}" for i in range(count)]
-        if any(writer.seen(custom_id) for custom_id in ids):
-            self.reject(
-                _build_reject(
-                    doc,
-                    "duplicate_id",
-                    f"custom_id {ids[0]} is already in this run: another document has the id "
-                    f"{doc.document_id!r}",
-                )
-            )
-            return
         lines = [renderer.line(ids[i], text, doc.images) for i, (text, _) in enumerate(parts)]
-        for line, (_, tokens) in zip(lines, parts, strict=True):
-            try:
-                writer.check_fits(len(line), tokens)
-            except RequestTooLargeError as exc:
-                code: RejectCode = "too_large" if exc.reason == "bytes" else "too_many_tokens"
-                self.reject(_build_reject(doc, code, str(exc)))
-                return
-        for i, (line, (_, tokens)) in enumerate(zip(lines, parts, strict=True)):
-            row = RequestIndexRow(
-                ids[i], doc.document_id, doc.source_uri, doc.content_sha256, i, count, tokens
+        try:
+            if count > 1:  # check every chunk first, so a document is never half written
+                for custom_id, line, (_, tokens) in zip(ids, lines, parts, strict=True):
+                    if writer.seen(custom_id):
+                        raise DuplicateCustomIdError(custom_id)
+                    writer.check_fits(len(line), tokens)
+            for i, (line, (_, tokens)) in enumerate(zip(lines, parts, strict=True)):
+                row = RequestIndexRow(
+                    ids[i], doc.document_id, doc.source_uri, doc.content_sha256, i, count, tokens
+                )
+                writer.add(ids[i], line, row, tokens)
+                self.counts.input_tokens += tokens
+        except DuplicateCustomIdError:
+            message = (
+                f"custom_id {ids[0]} is already in this run: another document has the id "
+                f"{doc.document_id!r}"
             )
-            writer.add(ids[i], line, row, tokens)
-            self.counts.input_tokens += tokens
+            self.reject(_build_reject(doc, "duplicate_id", message))
+            return
+        except RequestTooLargeError as exc:
+            code: RejectCode = "too_large" if exc.reason == "bytes" else "too_many_tokens"
+            self.reject(_build_reject(doc, code, str(exc)))
+            return
         self.counts.requests += count
         self.counts.documents_built += 1
 

@@ -15,14 +15,14 @@ gpt-4o; the real figure depends on the image size and the model).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from concurrent.futures import Executor
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
+import tiktoken
 
 from schemas.documents import Document
-from schemas.job import JobSpec
+from schemas.job import JobSpec, template_fields
 from schemas.response_format import response_format_for
 from tasks.tokens import encoding_for_model
 
@@ -46,6 +46,37 @@ def custom_id_for(document_id: str, chunk_index: int) -> str:
     return f"{document_key(document_id)}-{chunk_index}"
 
 
+def token_counter(encoding: tiktoken.Encoding) -> Callable[[str], int]:
+    """A function counting tokens like `len(encoding.encode_ordinary(text))`, faster.
+
+    tiktoken's core can encode into a buffer of u32 token ids without making a Python int per
+    token (what `Encoding.encode_to_numpy` uses); with no special tokens allowed it encodes
+    exactly as `encode_ordinary`. The private entry point is probed once and the public one
+    used if it is missing or disagrees; a test pins the equivalence.
+    """
+
+    def public(text: str) -> int:
+        return len(encoding.encode_ordinary(text))
+
+    to_buffer = getattr(getattr(encoding, "_core_bpe", None), "encode_to_tiktoken_buffer", None)
+    if to_buffer is None:
+        return public
+    no_special: set[str] = set()
+
+    def fast(text: str) -> int:
+        try:
+            return memoryview(to_buffer(text, no_special)).nbytes // 4
+        except UnicodeEncodeError:  # lone surrogates: tiktoken's own fallback handles them
+            return public(text)
+
+    probe = "Probe: naïve café <|endoftext|> 12345 \n\n  tokens."
+    try:
+        agrees = fast(probe) == public(probe)
+    except (TypeError, ValueError, AttributeError):
+        agrees = False
+    return fast if agrees else public
+
+
 class _Metadata(dict[str, str]):
     """Template metadata: a missing key renders as an empty string."""
 
@@ -63,6 +94,8 @@ class RequestRenderer:
         self.response_format = response_format_for(job.output_model(), job.endpoint)
         self._template = job.user_template
         self._plain_template = job.user_template == "{text}"
+        self._uses_more = not template_fields(job.user_template) <= {"text", "id"}
+        self._count = token_counter(self.encoding)
         self._static_body = self._body(_SENTINEL)
         head = orjson.dumps(
             {"custom_id": "", "method": "POST", "url": job.endpoint, "body": self._static_body}
@@ -140,39 +173,27 @@ class RequestRenderer:
         """
         if self._plain_template:
             return text
-        return self._template.format(
-            text=text,
-            id=doc.document_id,
-            metadata=_Metadata(doc.metadata),
-            source_uri=doc.source_uri,
-            chunk_index=chunk_index,
-            chunk_number=chunk_index + 1,
-            chunk_count=chunk_count,
-        )
+        fields: dict[str, object] = {"text": text, "id": doc.document_id}
+        if self._uses_more:
+            fields.update(
+                metadata=_Metadata(doc.metadata),
+                source_uri=doc.source_uri,
+                chunk_index=chunk_index,
+                chunk_number=chunk_index + 1,
+                chunk_count=chunk_count,
+            )
+        return self._template.format_map(fields)
 
     # -- tokens -----------------------------------------------------------------------------
 
     def count(self, text: str) -> int:
-        """Tokens of plain text."""
-        return len(self.encoding.encode_ordinary(text))
+        """Tokens of plain text (special-token text counted as text)."""
+        return self._count(text)
 
     def count_many(self, texts: Sequence[str]) -> list[int]:
         """Tokens of each text (tiktoken releases the GIL; callers may run this in threads)."""
-        encode = self.encoding.encode_ordinary
-        return [len(encode(text)) for text in texts]
-
-    def count_parallel(self, texts: Sequence[str], pool: Executor, parts: int = 2) -> list[int]:
-        """`count_many` split over a thread pool."""
-        if len(texts) < 64 or parts < 2:
-            return self.count_many(texts)
-        step = -(-len(texts) // parts)
-        futures = [
-            pool.submit(self.count_many, texts[i : i + step]) for i in range(0, len(texts), step)
-        ]
-        out: list[int] = []
-        for future in futures:
-            out.extend(future.result())
-        return out
+        count = self._count
+        return [count(text) for text in texts]
 
     def _static_tokens(self) -> int:
         schema = self.response_format.get("json_schema", self.response_format).get("schema", {})

@@ -21,6 +21,8 @@ from __future__ import annotations
 import hashlib
 from array import array
 from bisect import bisect_left
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from itertools import chain
 from types import TracebackType
@@ -33,6 +35,7 @@ from schemas.job import Endpoint, LimitsSpec
 from tasks import storage
 
 _FLUSH_BYTES = 8 << 20
+_MAX_PENDING = 2
 INDEX_SCHEMA = {
     "custom_id": "String",
     "document_id": "String",
@@ -61,11 +64,22 @@ class RequestTooLargeError(ShardingError):
 
 
 class _OpenShard:
-    def __init__(self, shard_id: str, uri: str, index_uri: str, fh: IO[bytes] | None) -> None:
+    """The shard being written. Hashing and writing run on the writer's own thread (both
+    release the GIL), at most `_MAX_PENDING` buffers behind the caller."""
+
+    def __init__(
+        self,
+        shard_id: str,
+        uri: str,
+        index_uri: str,
+        fh: IO[bytes] | None,
+        pool: ThreadPoolExecutor | None,
+    ) -> None:
         self.shard_id = shard_id
         self.uri = uri
         self.index_uri = index_uri
         self.fh = fh
+        self.pool = pool
         self.sha = hashlib.sha256()
         self.buffer: list[bytes] = []
         self.buffered = 0
@@ -74,16 +88,30 @@ class _OpenShard:
         self.tokens = 0
         self.rows: list[RequestIndexRow] = []
         self.id_strings: set[str] = set()
+        self.pending: deque[Future[None]] = deque()
+
+    def _write(self, data: bytes) -> None:
+        if self.fh is not None:  # None in a dry run
+            self.sha.update(data)
+            self.fh.write(data)
 
     def flush(self) -> None:
-        if not self.buffer:
-            return
-        data = b"".join(self.buffer)
-        self.sha.update(data)
-        if self.fh is not None:
-            self.fh.write(data)
-        self.buffer.clear()
-        self.buffered = 0
+        if self.buffer:
+            data = b"".join(self.buffer)
+            self.buffer.clear()
+            self.buffered = 0
+            if self.pool is None:
+                self._write(data)
+            else:
+                self.pending.append(self.pool.submit(self._write, data))
+        while len(self.pending) > _MAX_PENDING:
+            self.pending.popleft().result()
+
+    def drain(self) -> None:
+        """Flush and wait until every byte is hashed and written."""
+        self.flush()
+        while self.pending:
+            self.pending.popleft().result()
 
 
 class ShardWriter:
@@ -99,7 +127,8 @@ class ShardWriter:
         endpoint: Endpoint | None = None,
         dry_run: bool = False,
     ) -> None:
-        """`model`/`endpoint` default to those of the first line; `dry_run` writes nothing."""
+        """`model`/`endpoint` default to those of the first line; `dry_run` writes and hashes
+        nothing (its shards have an empty sha256)."""
         self.run_dir = run_dir
         self.prefix = prefix.strip("/")
         self.limits = limits
@@ -111,6 +140,11 @@ class ShardWriter:
         self._done_ids: array[int] = array("q")
         self._shards: list[ShardInfo] = []
         self._closed = False
+        self._pool = (
+            None
+            if dry_run
+            else ThreadPoolExecutor(max_workers=1, thread_name_prefix="overnight-shard-writer")
+        )
 
     # -- public API -----------------------------------------------------------------------
 
@@ -187,15 +221,24 @@ class ShardWriter:
     def close(self) -> list[ShardInfo]:
         """Finish the open shard and return every shard written, in order."""
         if not self._closed:
-            self._finish()
-            self._closed = True
-            self._stack.close()
+            try:
+                self._finish()
+            finally:
+                self._closed = True
+                self._stack.close()
+                if self._pool is not None:
+                    self._pool.shutdown()
         return list(self._shards)
 
     def abort(self) -> None:
         """Discard the open shard (nothing of it appears); finished shards stay."""
         self._closed = True
-        self._current = None
+        current, self._current = self._current, None
+        if current is not None:
+            for future in current.pending:
+                future.cancel()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self._stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
 
     def __enter__(self) -> ShardWriter:
@@ -226,7 +269,7 @@ class ShardWriter:
         uri = storage.join(self.run_dir, f"{stem}.jsonl")
         index_uri = storage.join(self.run_dir, f"{stem}.index.parquet")
         fh = None if self.dry_run else self._stack.enter_context(storage.open_write(uri))
-        self._current = _OpenShard(shard_id, uri, index_uri, fh)
+        self._current = _OpenShard(shard_id, uri, index_uri, fh, self._pool)
         return self._current
 
     def _finish(self) -> None:
@@ -234,7 +277,7 @@ class ShardWriter:
         if shard is None:
             return
         self._current = None
-        shard.flush()
+        shard.drain()
         if not self.dry_run:
             # Closing the innermost context commits the shard file atomically.
             self._stack.pop_all().close()
@@ -248,7 +291,7 @@ class ShardWriter:
                 shard_id=shard.shard_id,
                 uri=shard.uri,
                 index_uri=shard.index_uri,
-                sha256=shard.sha.hexdigest(),
+                sha256="" if self.dry_run else shard.sha.hexdigest(),
                 requests=shard.requests,
                 bytes=shard.bytes,
                 input_tokens=shard.tokens,

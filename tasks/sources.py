@@ -343,7 +343,11 @@ class _Loader:
             )
             return
         try:
-            data = storage.read_bytes(info.uri)
+            if not storage.is_s3(info.uri):  # the common local case, without the wrapper
+                with open(info.uri, "rb") as fh:
+                    data = fh.read()
+            else:
+                data = storage.read_bytes(info.uri)
         except _READ_ERRORS as exc:
             yield self.reject(info, "unreadable", f"read failed: {exc}")
             return
