@@ -163,10 +163,10 @@ class PromptCache:
         self._max = max_entries
         self._lock = threading.Lock()
 
-    def hit(self, model: str, tokens: list[int], prompt_tokens: int) -> int:
-        """Return the cached tokens for this prompt, then remember its prefixes."""
+    def hit(self, model: str, tokens: list[int], prompt_tokens: int) -> tuple[int, int]:
+        """Return (cached, written) tokens for this prompt, then remember its prefixes."""
         if prompt_tokens < CACHE_MIN_TOKENS or len(tokens) < CACHE_MIN_TOKENS:
-            return 0
+            return 0, 0
         digest = hashlib.blake2b(model.encode(), digest_size=16)
         keys: list[tuple[int, bytes]] = []
         start = 0
@@ -184,4 +184,5 @@ class PromptCache:
                     self._seen[key] = None
             while len(self._seen) > self._max:
                 self._seen.popitem(last=False)
-        return min(cached, prompt_tokens)
+        longest = keys[-1][0] if keys else 0
+        return min(cached, prompt_tokens), longest - cached

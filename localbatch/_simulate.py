@@ -11,6 +11,7 @@ import base64
 import struct
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -36,6 +37,19 @@ SYSTEM_FINGERPRINT = "fp_overnight_simulated"
 REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
 _REASONING_BUDGET = {"low": 64, "medium": 192, "high": 512, "xhigh": 1024}
 _EMBEDDING_DIMS = {"text-embedding-3-large": 3072}
+
+
+@dataclass(slots=True)
+class _Completion:
+    text: str | None
+    """None when refused."""
+    finish: str
+    prompt: int
+    cached: int
+    written: int
+    completion: int
+    reasoning: int
+    refused: bool
 
 
 def _missing(name: str) -> Outcome:
@@ -129,15 +143,15 @@ class Simulator:
         json_mode: bool,
         cap: Any,
         effort: Any,
-    ) -> tuple[str | None, str, int, int, int, int, bool]:
-        """(content or None if refused, finish reason, prompt, cached, completion, reasoning,
-        refused)."""
+    ) -> _Completion:
         counter = self._counter(item.model)
         prompt_tokens, sequence = counter.prompt(messages)
-        cached = self.cache.hit(item.model, sequence, prompt_tokens)
+        cached, written = self.cache.hit(item.model, sequence, prompt_tokens)
         doc = Document(document_text(messages), self.seed)
         if item.fault == "refusal":
-            return None, "stop", prompt_tokens, cached, counter.count(REFUSAL_TEXT), 0, True
+            return _Completion(
+                None, "stop", prompt_tokens, cached, written, counter.count(REFUSAL_TEXT), 0, True
+            )
         text = self._answer(item, doc, schema, json_mode)
         reasoning = self._reasoning(item, effort, doc)
         tokens = counter.encode(text)
@@ -151,7 +165,9 @@ class Simulator:
             tokens = tokens[:keep]
             text = counter.decode(tokens)
             finish = "length"
-        return text, finish, prompt_tokens, cached, len(tokens) + reasoning, reasoning, False
+        return _Completion(
+            text, finish, prompt_tokens, cached, written, len(tokens) + reasoning, reasoning, False
+        )
 
     # -- endpoints ----------------------------------------------------------------------------
 
@@ -162,9 +178,9 @@ class Simulator:
             return _missing("messages")
         schema, json_mode = _chat_format(body)
         cap = body.get("max_completion_tokens", body.get("max_tokens"))
-        text, finish, prompt, cached, completion, reasoning, refused = self._complete(
-            item, messages, schema, json_mode, cap, body.get("reasoning_effort")
-        )
+        done = self._complete(item, messages, schema, json_mode, cap, body.get("reasoning_effort"))
+        text, finish, prompt, cached = done.text, done.finish, done.prompt, done.cached
+        completion, reasoning, refused = done.completion, done.reasoning, done.refused
         n_raw = body.get("n")
         n = n_raw if isinstance(n_raw, int) and n_raw > 1 else 1
         choices: list[dict[str, Any]] = [
@@ -222,9 +238,9 @@ class Simulator:
         reasoning_cfg = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
         effort = reasoning_cfg.get("effort") if reasoning_cfg else None
         cap = body.get("max_output_tokens")
-        text, finish, prompt, cached, completion, reasoning, refused = self._complete(
-            item, messages, schema, json_mode, cap, effort
-        )
+        done = self._complete(item, messages, schema, json_mode, cap, effort)
+        text, finish, prompt, cached = done.text, done.finish, done.prompt, done.cached
+        completion, reasoning, refused = done.completion, done.reasoning, done.refused
         incomplete = finish == "length"
         content: list[dict[str, Any]]
         if refused:
@@ -274,14 +290,18 @@ class Simulator:
             "truncation": body.get("truncation", "disabled"),
             "usage": {
                 "input_tokens": prompt,
-                "input_tokens_details": {"cached_tokens": cached},
+                "input_tokens_details": {
+                    "cached_tokens": cached,
+                    "cache_write_tokens": done.written,
+                },
                 "output_tokens": completion,
                 "output_tokens_details": {"reasoning_tokens": reasoning},
                 "total_tokens": prompt + completion,
             },
-            "user": body.get("user"),
             "metadata": {**metadata, "overnight_executor": "simulate"},
         }
+        if isinstance(body.get("user"), str):
+            result["user"] = body["user"]
         return Outcome(
             status_code=200,
             body=result,

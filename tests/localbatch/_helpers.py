@@ -99,7 +99,12 @@ def chat_line(
             "type": "json_schema",
             "json_schema": {"name": "summary_v1", "schema": schema, "strict": True},
         }
-    return {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": payload}
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": payload,
+    }
 
 
 def responses_line(
@@ -118,7 +123,12 @@ def responses_line(
     }
     if schema is not None:
         payload["text"] = {
-            "format": {"type": "json_schema", "name": "summary_v1", "schema": schema, "strict": True}
+            "format": {
+                "type": "json_schema",
+                "name": "summary_v1",
+                "schema": schema,
+                "strict": True,
+            }
         }
     return {"custom_id": custom_id, "method": "POST", "url": "/v1/responses", "body": payload}
 
@@ -162,9 +172,7 @@ def submit(
     )
 
 
-def run_batch(
-    client: OpenAI, lines: list[Any], *, endpoint: str = "/v1/chat/completions"
-) -> Batch:
+def run_batch(client: OpenAI, lines: list[Any], *, endpoint: str = "/v1/chat/completions") -> Batch:
     """Upload, create and wait until the batch ends."""
     return wait_for(client, submit(client, lines, endpoint=endpoint).id)
 

@@ -122,9 +122,7 @@ def test_in_progress_is_observable_and_counts_update(
 
 
 def test_cancel_mid_batch(make_server: MakeServer, make_client: MakeClient) -> None:
-    server = make_server(
-        min_cancelling_seconds=0.2, faults=FaultConfig(line_delay_seconds=0.02)
-    )
+    server = make_server(min_cancelling_seconds=0.2, faults=FaultConfig(line_delay_seconds=0.02))
     client = make_client(server)
     batch = submit(client, [chat_line(f"c{i}", document(i)) for i in range(200)])
     running = wait_for(client, batch.id, ("in_progress",))
@@ -213,7 +211,9 @@ def test_restart_mid_batch_carries_on_to_completion(
     input_file_id = running.input_file_id
     first.stop()
 
-    second = make_server(data_dir=first.config.data_dir)
+    second = make_server(
+        data_dir=first.config.data_dir, faults=FaultConfig(line_delay_seconds=0.01)
+    )
     client = make_client(second)
     assert client.files.retrieve(input_file_id).id == input_file_id
     resumed = client.batches.retrieve(batch.id)

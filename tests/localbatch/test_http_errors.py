@@ -25,7 +25,9 @@ def test_missing_or_wrong_key_is_401(server: LocalBatchServer, make_client: Make
     assert "test-key" not in str(caught.value)
 
 
-def test_no_authorization_header_is_401(server: LocalBatchServer, spec_checker: SpecChecker) -> None:
+def test_no_authorization_header_is_401(
+    server: LocalBatchServer, spec_checker: SpecChecker
+) -> None:
     with validating_http_client(spec_checker, base_url=server.url) as http:
         for method, path in (("GET", "/v1/files"), ("POST", "/v1/batches"), ("GET", "/v1/nope")):
             response = http.request(method, path)
@@ -88,12 +90,20 @@ def _create(client: OpenAI, **overrides: Any) -> None:
         ({"metadata": {"k": "v" * 513}}, "metadata"),
         ({"metadata": {"k": 3}}, "metadata"),
         ({"metadata": ["not", "a", "map"]}, "metadata"),
-        ({"output_expires_after": {"anchor": "created_at", "seconds": 10}}, "output_expires_after.seconds"),
-        ({"output_expires_after": {"anchor": "now", "seconds": 3600}}, "output_expires_after.anchor"),
+        (
+            {"output_expires_after": {"anchor": "created_at", "seconds": 10}},
+            "output_expires_after.seconds",
+        ),
+        (
+            {"output_expires_after": {"anchor": "now", "seconds": 3600}},
+            "output_expires_after.anchor",
+        ),
         ({"input_file_id": 42}, "input_file_id"),
     ],
 )
-def test_bad_batch_parameters_are_400(client: OpenAI, overrides: dict[str, Any], param: str) -> None:
+def test_bad_batch_parameters_are_400(
+    client: OpenAI, overrides: dict[str, Any], param: str
+) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         _create(client, **overrides)
     assert caught.value.param == param  # type: ignore[attr-defined]
@@ -113,7 +123,11 @@ def test_metadata_at_the_limits_is_accepted(client: OpenAI) -> None:
 
 def test_missing_batch_parameters_are_400(raw: httpx2.Client) -> None:
     for missing in ("input_file_id", "endpoint", "completion_window"):
-        body = {"input_file_id": "file-x", "endpoint": "/v1/chat/completions", "completion_window": "24h"}
+        body = {
+            "input_file_id": "file-x",
+            "endpoint": "/v1/chat/completions",
+            "completion_window": "24h",
+        }
         del body[missing]
         response = raw.post("/v1/batches", json=body)
         assert response.status_code == 400
