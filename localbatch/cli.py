@@ -6,6 +6,7 @@ app and the rest load when the command runs.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -132,8 +133,15 @@ def serve(
         log_level=log_level,
     )
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    base_url = f"http://{shown_host}:{port}/v1"
+    # Bind first, so the address we print is the real one (also with --port 0).
+    listener = socket.create_server(
+        (host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET
+    )
+    bound_port = listener.getsockname()[1]
+    shown_host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, host)
+    if ":" in shown_host and not shown_host.startswith("["):
+        shown_host = f"[{shown_host}]"
+    base_url = f"http://{shown_host}:{bound_port}/v1"
     key_hint = (
         "the documented default local key (see --help)"
         if api_key == DEFAULT_API_KEY
@@ -145,11 +153,12 @@ def serve(
     typer.echo(f"  export OPENAI_BASE_URL={base_url}")
     typer.echo(f"  export OPENAI_API_KEY=...  # {key_hint}")
     typer.echo(f"  python: openai.OpenAI(base_url='{base_url}', api_key=...)")
-    uvicorn.run(
-        create_app(config),
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=log_level == "debug",
-        timeout_graceful_shutdown=5,
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config),
+            log_level=log_level,
+            access_log=log_level == "debug",
+            timeout_graceful_shutdown=5,
+        )
     )
+    server.run(sockets=[listener])

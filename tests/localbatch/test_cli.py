@@ -1,0 +1,98 @@
+"""`overnight serve` / `python -m localbatch`: options, a real foreground run, no key printed."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openai
+import typer
+from typer.testing import CliRunner
+
+from localbatch.cli import serve
+
+
+def test_serve_options() -> None:
+    app = typer.Typer()
+    app.command()(serve)
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for option in (
+        "--host",
+        "--port",
+        "--data-dir",
+        "--api-key",
+        "--executor",
+        "--forward-url",
+        "--forward-api-key",
+        "--forward-concurrency",
+        "--seed",
+        "--time-scale",
+        "--faults",
+        "--line-500-rate",
+        "--api-429-rate",
+    ):
+        assert option in result.output, option
+    assert "OVERNIGHT_LOCAL_API_KEY" in result.output
+
+
+def test_serve_is_registered_in_the_overnight_cli() -> None:
+    from overnight.cli import app
+
+    assert any(
+        command.name == "serve" and command.callback is serve for command in app.registered_commands
+    )
+
+
+def test_serve_runs_in_the_foreground_and_never_prints_the_key(tmp_path: Path) -> None:
+    faults = tmp_path / "faults.toml"
+    faults.write_text("line_500_rate = 1.0\n")
+    env = {**os.environ, "OVERNIGHT_LOCAL_API_KEY": "very-secret-key-123"}
+    command = [sys.executable, "-m", "localbatch", "--port", "0"]
+    command += [
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--faults",
+        str(faults),
+        "--log-level",
+        "warning",
+    ]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    output: list[str] = []
+    try:
+        assert process.stdout is not None
+        base_url = None
+        deadline = time.monotonic() + 30
+        while base_url is None and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            output.append(line)
+            match = re.search(r"export OPENAI_BASE_URL=(\S+)", line)
+            if match:
+                base_url = match.group(1)
+        assert base_url is not None, "".join(output)
+        client = openai.OpenAI(base_url=base_url, api_key="very-secret-key-123", max_retries=0)
+        for _ in range(200):
+            try:
+                assert client.batches.list().data == []
+                break
+            except openai.APIConnectionError:
+                time.sleep(0.05)
+        file = client.files.create(file=("a.jsonl", b""), purpose="batch")
+        assert file.bytes == 0
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=30)
+        output.append(rest)
+    assert process.returncode in (0, 130)  # 130: ended by SIGINT after a clean shutdown
+    assert "very-secret-key-123" not in "".join(output)
