@@ -51,6 +51,7 @@ class PricingTable(BaseModel):
     as_of: date
     source: str
     currency: str = "USD"
+    notes: str = ""
     path: str
     models: dict[str, ModelPrice]
 

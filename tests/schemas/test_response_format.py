@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import pytest
+from pydantic import BaseModel, RootModel, create_model
+
+from schemas.contacts import ContactsV1
+from schemas.invoice import InvoiceV1
+from schemas.job import Endpoint, JobSpecError
+from schemas.response_format import (
+    check_strict,
+    response_format_for,
+    strict_json_schema,
+    strict_problems,
+)
+from schemas.summary import DocumentSummary
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+SHIPPED: list[type[BaseModel]] = [DocumentSummary, InvoiceV1, ContactsV1]
+ENDPOINTS: dict[str, Endpoint] = {"chat": "/v1/chat/completions", "responses": "/v1/responses"}
+
+
+@pytest.mark.parametrize("model", SHIPPED, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("endpoint", list(ENDPOINTS))
+def test_shipped_schema_formats_are_pinned(model: type[BaseModel], endpoint: str) -> None:
+    """The exact format sent to the API; regenerate with OVERNIGHT_UPDATE_SNAPSHOTS=1."""
+    generated = response_format_for(model, ENDPOINTS[endpoint])
+    snapshot = SNAPSHOTS / f"{model.__name__}.{endpoint}.json"
+    if os.environ.get("OVERNIGHT_UPDATE_SNAPSHOTS") == "1":
+        snapshot.write_text(json.dumps(generated, indent=2, ensure_ascii=False) + "\n")
+    assert generated == json.loads(snapshot.read_text())
+    check_strict(model, ENDPOINTS[endpoint])
+
+
+def test_formats_have_the_shape_each_endpoint_expects() -> None:
+    chat = response_format_for(InvoiceV1, "/v1/chat/completions")
+    assert chat["type"] == "json_schema"
+    assert chat["json_schema"]["strict"] is True
+    assert chat["json_schema"]["name"] == "InvoiceV1"
+    responses = response_format_for(InvoiceV1, "/v1/responses")
+    assert responses == {
+        "type": "json_schema",
+        "strict": True,
+        "name": "InvoiceV1",
+        "schema": chat["json_schema"]["schema"],
+    }
+
+
+def test_returned_formats_are_fresh_copies() -> None:
+    first = response_format_for(DocumentSummary, "/v1/chat/completions")
+    first["json_schema"]["name"] = "changed"
+    assert response_format_for(DocumentSummary, "/v1/chat/completions")["json_schema"]["name"] == (
+        "DocumentSummary"
+    )
+
+
+def test_nullable_fields_are_required_unions_with_null() -> None:
+    schema = strict_json_schema(InvoiceV1)
+    assert set(schema["required"]) == set(schema["properties"])
+    assert {"type": "null"} in schema["properties"]["total"]["anyOf"]
+    assert schema["additionalProperties"] is False
+
+
+# -- what strict mode rejects ----------------------------------------------------------------
+
+
+class FreeForm(BaseModel):
+    title: str
+    extra: dict[str, str]
+
+
+class Untyped(BaseModel):
+    value: Any
+
+
+def _nested(depth: int) -> type[BaseModel]:
+    inner: Any = create_model("Leaf", x=(int, ...))
+    for level in range(depth - 1):
+        inner = create_model(f"Level{level}", child=(inner, ...))
+    return cast("type[BaseModel]", inner)
+
+
+WideModel = create_model("WideModel", **{f"f{i}": (int, ...) for i in range(5_001)})  # type: ignore[call-overload]
+ManyEnums = create_model(
+    "ManyEnums",
+    a=(Literal[tuple(f"a{i}" for i in range(600))], ...),  # type: ignore
+    b=(Literal[tuple(f"b{i}" for i in range(401))], ...),  # type: ignore
+)
+
+
+@pytest.mark.parametrize(
+    ("model", "problem"),
+    [
+        (FreeForm, "free-form object"),
+        (Untyped, "without a type"),
+        (_nested(11), "nested more than 10"),
+        (WideModel, "5001 properties"),
+        (ManyEnums, "1001 enum values"),
+        (RootModel[list[int]], "root must be an object"),
+    ],
+    ids=["dict", "any", "depth", "properties", "enums", "root"],
+)
+def test_schemas_strict_mode_rejects_fail_at_load(model: type[BaseModel], problem: str) -> None:
+    with pytest.raises(JobSpecError, match="strict structured outputs reject") as err:
+        check_strict(model)
+    assert problem in str(err.value)
+
+
+def test_ten_levels_of_nesting_are_allowed() -> None:
+    check_strict(_nested(10))
+
+
+@pytest.mark.parametrize("keyword", ["allOf", "not", "if"])
+def test_composition_keywords_are_rejected(keyword: str) -> None:
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["a"],
+        "properties": {"a": {"type": "string", keyword: [{"type": "string"}]}},
+    }
+    assert any(f"'{keyword}' is not supported" in p for p in strict_problems(schema))
+
+
+def test_recursive_schemas_are_accepted() -> None:
+    class Node(BaseModel):
+        name: str
+        children: list[Node]
+
+    Node.model_rebuild()
+    check_strict(Node)
+
+
+def test_a_job_with_a_rejected_schema_fails_to_load() -> None:
+    from schemas.job import parse_job
+
+    with pytest.raises(JobSpecError, match="free-form object"):
+        parse_job(
+            {
+                "name": "free",
+                "source": {"uri": "/in"},
+                "output": "/out",
+                "model": "gpt-4o-mini",
+                "system_prompt": "x",
+                "output_schema": f"{__name__}:FreeForm",
+                "params": {"max_output_tokens": 5},
+            }
+        )

@@ -1,0 +1,343 @@
+from __future__ import annotations
+
+import gzip
+import hashlib
+import inspect
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from schemas.documents import Document, RejectedDocument
+from schemas.job import SourceSpec
+from tasks import sources, storage
+from tasks.sources import SourceError, iter_documents
+
+CASES = Path(__file__).resolve().parents[1] / "cases"
+
+
+def load(uri: str | Path, **options: Any) -> dict[str, Document | RejectedDocument]:
+    items = list(iter_documents(SourceSpec(uri=str(uri), **options)))
+    by_id = {item.document_id: item for item in items}
+    assert len(by_id) == len(items), "document ids must be unique"
+    return by_id
+
+
+def doc(items: dict[str, Document | RejectedDocument], key: str) -> Document:
+    item = items[key]
+    assert isinstance(item, Document), item
+    return item
+
+
+def rejected(items: dict[str, Document | RejectedDocument], key: str) -> RejectedDocument:
+    item = items[key]
+    assert isinstance(item, RejectedDocument), item
+    assert item.stage == "load"
+    return item
+
+
+@pytest.fixture(scope="module")
+def cases() -> dict[str, Document | RejectedDocument]:
+    return load(CASES, metadata_fields=("author", "team"))
+
+
+# -- formats ---------------------------------------------------------------------------------
+
+
+def test_plain_text_is_normalized_and_hashed_from_the_stored_bytes(cases: dict[str, Any]) -> None:
+    plain = doc(cases, "plain.txt")
+    assert plain.text == "Line one of a plain text file.\nLine two, with Windows line endings."
+    raw = (CASES / "plain.txt").read_bytes()
+    assert plain.content_sha256 == hashlib.sha256(raw).hexdigest()
+    assert plain.size_bytes == len(raw)
+    assert plain.source_uri == str(CASES / "plain.txt")
+    assert plain.record_index is None
+    assert plain.metadata == {"format": "text"}
+
+
+@pytest.mark.parametrize(
+    ("key", "text"),
+    [
+        ("bom.txt", "Text with a UTF-8 byte order mark: naïve café."),
+        ("utf16.txt", "UTF-16 text: Grüße aus Köln."),
+        (
+            "cp1252.txt",
+            "Legacy Windows text: Grüße aus München, das Café hat geöffnet – bis 22 Uhr.",
+        ),
+        ("notes.md", "# Notes\n\n- first point\n- second point"),
+        ("notes.txt.gz", "Gzipped plain text notes."),
+    ],
+)
+def test_text_encodings_markdown_and_gzip(cases: dict[str, Any], key: str, text: str) -> None:
+    assert doc(cases, key).text == text
+
+
+def test_html_keeps_visible_text_only(cases: dict[str, Any]) -> None:
+    page = doc(cases, "page.html")
+    assert page.text == "Heading bold\nPara with a link.\none\ntwo\ncafé & bar"
+    assert page.metadata == {"format": "html", "title": "Case page"}
+    assert "secret" not in (page.text or "")
+
+
+def test_pdf_text_layer(cases: dict[str, Any]) -> None:
+    pdf = doc(cases, "doc.pdf")
+    assert pdf.text == "A small PDF for the format tests.\nIt has two lines of text."
+    assert pdf.metadata == {"format": "pdf", "pages": "1", "title": "Case PDF"}
+
+
+def test_images_become_data_urls(cases: dict[str, Any]) -> None:
+    png = doc(cases, "pixel.png")
+    assert png.text is None
+    assert png.images[0].startswith("data:image/png;base64,iVBORw0KGgo")
+    assert doc(cases, "pixel.webp").images[0].startswith("data:image/webp;base64,UklGR")
+
+
+def test_jsonl_records(cases: dict[str, Any]) -> None:
+    first = doc(cases, "records.jsonl#0")
+    assert first.text == "first record"
+    assert first.record_index == 0
+    assert first.metadata == {"author": "Ann"}
+    assert first.content_sha256 == hashlib.sha256(b"first record").hexdigest()
+    assert doc(cases, "records.jsonl#7").text == "last record"
+    assert "records.jsonl#1" not in cases  # blank line: no record
+    assert rejected(cases, "records.jsonl#2").code == "missing_text_field"
+    assert rejected(cases, "records.jsonl#3").code == "bad_record"  # not JSON
+    assert rejected(cases, "records.jsonl#4").code == "bad_record"  # not an object
+    assert rejected(cases, "records.jsonl#5").code == "empty"
+    assert rejected(cases, "records.jsonl#6").code == "bad_record"  # text is a number
+    assert [doc(cases, f"records.jsonl.gz#{i}").text for i in (0, 1)] == [
+        "gz record zero",
+        "gz record one",
+    ]
+
+
+def test_json_list_and_single_record(cases: dict[str, Any]) -> None:
+    assert doc(cases, "records.json#1").text == "json list record one"
+    assert rejected(cases, "records.json#2").code == "missing_text_field"
+    single = doc(cases, "single.json")
+    assert single.text == "a single JSON record"
+    assert single.metadata == {"author": "Cy"}
+    assert rejected(cases, "broken.json").code == "bad_record"
+
+
+def test_csv_tsv_and_parquet_rows(cases: dict[str, Any]) -> None:
+    assert doc(cases, "rows.csv#0").text == "row one text"
+    assert doc(cases, "rows.csv#0").metadata == {"team": "ops"}
+    assert rejected(cases, "rows.csv#1").code == "empty"  # empty cell
+    assert doc(cases, "rows.csv#2").metadata == {}
+    assert doc(cases, "rows.tsv#0").text == "tab separated row"
+    assert doc(cases, "rows.csv.gz#0").text == "gz csv row"
+    assert doc(cases, "rows.parquet#1").text == "parquet row b"
+    assert rejected(cases, "rows.parquet#2").code == "empty"
+    assert rejected(cases, "notext.csv").code == "missing_text_field"
+
+
+@pytest.mark.parametrize(
+    ("key", "code"),
+    [
+        ("empty.txt", "empty"),
+        ("whitespace.txt", "empty"),
+        ("binary.txt", "undecodable"),
+        ("truncated.txt.gz", "undecodable"),
+        ("not-really.png", "undecodable"),
+        ("archive.zip", "unsupported_type"),
+        ("README", "unsupported_type"),
+        ("encrypted.pdf", "unreadable_pdf"),
+        ("corrupt.pdf", "unreadable_pdf"),
+        ("scanned.pdf", "empty"),
+    ],
+)
+def test_bad_files_end_as_rejects_with_their_reason(
+    cases: dict[str, Any], key: str, code: str
+) -> None:
+    reject = rejected(cases, key)
+    assert reject.code == code
+    assert reject.source_uri == str(CASES / key)
+    assert reject.message
+
+
+def test_every_case_file_is_accounted_for(cases: dict[str, Any]) -> None:
+    files = {p.name for p in CASES.iterdir()}
+    seen = {key.split("#")[0] for key in cases}
+    assert files == seen
+
+
+# -- options ---------------------------------------------------------------------------------
+
+
+def test_id_field_gives_record_ids(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_text('{"id": "x-1", "text": "one"}\n{"text": "no id"}\n')
+    pl.DataFrame({"id": [7, None], "text": ["seven", "none"]}).write_parquet(tmp_path / "b.parquet")
+    items = load(tmp_path, id_field="id")
+    assert doc(items, "x-1").record_index == 0
+    assert rejected(items, "a.jsonl#1").code == "bad_record"
+    assert doc(items, "7").text == "seven"
+    assert rejected(items, "b.parquet#1").code == "bad_record"
+    (tmp_path / "c.csv").write_text("text\nhello\n")
+    assert rejected(load(tmp_path / "c.csv", id_field="id"), "c.csv").code == "bad_record"
+
+
+def test_custom_text_field(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_text('{"body": "the body"}\n')
+    (tmp_path / "b.csv").write_text("body,other\ncsv body,x\n")
+    items = load(tmp_path, text_field="body")
+    assert doc(items, "a.jsonl#0").text == "the body"
+    assert doc(items, "b.csv#0").text == "csv body"
+
+
+def test_include_exclude_and_subfolders(tmp_path: Path) -> None:
+    for name in ("a.txt", "sub/b.txt", "sub/c.md", "sub/deeper/d.txt", "skip/e.txt"):
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(name)
+    items = load(tmp_path, include=("*.txt",), exclude=("skip/*",))
+    assert sorted(items) == ["a.txt", "sub/b.txt", "sub/deeper/d.txt"]
+    assert doc(items, "sub/deeper/d.txt").text == "sub/deeper/d.txt"
+
+
+def test_a_single_file_as_source(tmp_path: Path) -> None:
+    shutil.copy(CASES / "records.jsonl", tmp_path / "one.jsonl")
+    items = load(tmp_path / "one.jsonl")
+    assert doc(items, "one.jsonl#0").text == "first record"
+
+
+def test_size_limit(tmp_path: Path) -> None:
+    (tmp_path / "big.txt").write_text("x" * 101)
+    (tmp_path / "small.txt").write_text("x" * 100)
+    (tmp_path / "big.txt.gz").write_bytes(gzip.compress(b"y" * 101))
+    (tmp_path / "big.json").write_text('{"text": "' + "z" * 120 + '"}')
+    (tmp_path / "r.jsonl").write_text('{"text": "' + "w" * 101 + '"}\n{"text": "ok"}\n')
+    items = load(tmp_path, max_document_bytes=100)
+    assert doc(items, "small.txt").size_bytes == 100
+    for key in ("big.txt", "big.txt.gz", "big.json", "r.jsonl#0"):
+        assert rejected(items, key).code == "too_large", key
+    assert doc(items, "r.jsonl#1").text == "ok"
+
+
+def test_tables_are_read_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sources, "TABLE_BATCH_ROWS", 2)
+    texts = [f"row {i}" if i != 3 else None for i in range(7)]
+    pl.DataFrame({"text": texts}).write_parquet(tmp_path / "t.parquet")
+    items = load(tmp_path)
+    assert [doc(items, f"t.parquet#{i}").text for i in (0, 1, 2, 4, 5, 6)] == [
+        "row 0",
+        "row 1",
+        "row 2",
+        "row 4",
+        "row 5",
+        "row 6",
+    ]
+    assert rejected(items, "t.parquet#3").code == "empty"
+
+
+def test_streams_lazily_and_missing_source_is_an_error(tmp_path: Path) -> None:
+    stream = iter_documents(SourceSpec(uri=str(tmp_path / "nowhere")))
+    assert inspect.isgenerator(stream)
+    with pytest.raises(SourceError, match="nowhere"):
+        next(stream)
+
+
+def test_empty_json_list_and_empty_jsonl(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text("[]")
+    (tmp_path / "b.jsonl").write_text("\n\n")
+    items = load(tmp_path)
+    assert rejected(items, "a.json").code == "empty"
+    assert rejected(items, "b.jsonl").code == "empty"
+
+
+def test_gunzip_limited_handles_multiple_members() -> None:
+    data = gzip.compress(b"abc") + gzip.compress(b"def")
+    assert sources.gunzip_limited(data, 100) == b"abcdef"
+    assert sources.gunzip_limited(data, 4) == b"abcd"
+
+
+# -- S3 ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_pages(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """List S3 two keys a page; returns the sizes of the pages served."""
+    client = storage.s3_client()
+    original = client.get_paginator
+    pages: list[int] = []
+
+    class Paginator:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def paginate(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+            for page in self.inner.paginate(**kwargs, PaginationConfig={"PageSize": 2}):
+                pages.append(len(page.get("Contents", [])))
+                yield page
+
+    monkeypatch.setattr(client, "get_paginator", lambda name: Paginator(original(name)))
+    return pages
+
+
+def upload(bucket: str, prefix: str, names: list[str]) -> None:
+    for name in names:
+        storage.write_bytes(f"s3://{bucket}/{prefix}{name}", (CASES / name).read_bytes())
+
+
+def test_s3_source_pages_filters_and_reads_every_format(
+    s3_bucket: str, small_pages: list[int]
+) -> None:
+    names = [
+        "plain.txt",
+        "notes.txt.gz",
+        "page.html",
+        "records.jsonl",
+        "records.jsonl.gz",
+        "rows.csv",
+        "rows.parquet",
+        "doc.pdf",
+        "pixel.png",
+        "empty.txt",
+        "archive.zip",
+    ]
+    upload(s3_bucket, "in/", names)
+    storage.write_bytes(f"s3://{s3_bucket}/in/sub/skip.tmp", b"temporary")
+    storage.write_bytes(f"s3://{s3_bucket}/other/plain.txt", b"outside the prefix")
+    items = load(f"s3://{s3_bucket}/in", exclude=("*.tmp",))
+    assert len(small_pages) >= 6 and max(small_pages) <= 2  # really paged
+    local = load(CASES, include=tuple(names))
+    assert sorted(items) == sorted(local)
+    for key, item in items.items():
+        other = local[key]
+        assert type(item) is type(other)
+        assert item.source_uri == f"s3://{s3_bucket}/in/{key.split('#')[0]}"
+        if isinstance(item, Document):
+            assert isinstance(other, Document)
+            assert (item.text, item.images, item.content_sha256) == (
+                other.text,
+                other.images,
+                other.content_sha256,
+            )
+        else:
+            assert isinstance(other, RejectedDocument)
+            assert item.code == other.code
+
+
+def test_s3_include_and_prefix_without_slash(s3_bucket: str) -> None:
+    upload(s3_bucket, "docs/", ["plain.txt", "notes.md", "bom.txt"])
+    items = load(f"s3://{s3_bucket}/docs/", include=("*.md", "bom*"))
+    assert sorted(items) == ["bom.txt", "notes.md"]
+
+
+def test_s3_object_gone_after_listing_is_rejected_as_unreadable(s3_bucket: str) -> None:
+    upload(s3_bucket, "in/", ["bom.txt", "plain.txt"])
+    stream = iter_documents(SourceSpec(uri=f"s3://{s3_bucket}/in"))
+    first = next(stream)
+    assert first.document_id == "bom.txt"
+    storage.delete(f"s3://{s3_bucket}/in/plain.txt")
+    gone = next(stream)
+    assert isinstance(gone, RejectedDocument)
+    assert (gone.document_id, gone.code) == ("plain.txt", "unreadable")
+
+
+def test_missing_bucket_is_a_source_error(s3_endpoint: str) -> None:
+    with pytest.raises(SourceError, match="no-such-bucket"):
+        list(iter_documents(SourceSpec(uri="s3://no-such-bucket-here/x")))
