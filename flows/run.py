@@ -21,10 +21,15 @@ from tasks.gateway import EMBEDDED
 
 
 @flow(name="run", log_prints=True)
-def run(job: JobSpec, poll_seconds: float | None = None) -> dict[str, Any]:
+def run(
+    job: JobSpec,
+    full: bool = False,
+    retry_failed: bool = False,
+    poll_seconds: float | None = None,
+) -> dict[str, Any]:
     """Submit a job, wait for its batches, collect them; return the run's summary."""
     logger = get_run_logger()
-    run_dir = steps.prepare_run(job)
+    run_dir = steps.prepare_run(job, full, retry_failed)
     steps.submit_shards(run_dir)
     manifest = runs.load_manifest(run_dir)
     if poll_seconds is None:

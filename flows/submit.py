@@ -13,10 +13,14 @@ from tasks import runs, steps
 
 
 @flow(name="submit", log_prints=True)
-def submit(job: JobSpec) -> str:
-    """Build and submit one run of a job; return its run folder."""
+def submit(job: JobSpec, full: bool = False, retry_failed: bool = False) -> str:
+    """Build and submit one run of a job; return its run folder.
+
+    Documents this job version already finished are skipped unless `full`; terminal failures
+    are retried only with `retry_failed`.
+    """
     logger = get_run_logger()
-    run_dir = steps.prepare_run(job)
+    run_dir = steps.prepare_run(job, full, retry_failed)
     created = steps.submit_shards(run_dir)
     manifest = runs.load_manifest(run_dir)
     logger.info(

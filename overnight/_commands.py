@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from schemas.job import JobSpec
 
 console = Console(stderr=True)
 out = Console()
@@ -24,7 +28,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _load(job_file: Path):  # type: ignore[no-untyped-def]
+def _load(job_file: Path) -> JobSpec:
     from schemas.job import JobSpecError, load_job
 
     try:
@@ -41,7 +45,16 @@ def _output_of(job_file: Path | None, output: str | None) -> str:
     return str(_load(job_file).output)
 
 
-def run(job_file: JobFile) -> None:
+Full = Annotated[
+    bool, typer.Option("--full", help="Process every document, not only new and changed ones.")
+]
+RetryFailed = Annotated[
+    bool,
+    typer.Option("--retry-failed", help="Also retry documents that ended in a terminal error."),
+]
+
+
+def run(job_file: JobFile, full: Full = False, retry_failed: RetryFailed = False) -> None:
     """Submit a job, wait for its batches with live progress, and write the parquet tables."""
     from flows.run import run as run_flow
     from tasks.gateway import EMBEDDED, default_backend
@@ -55,7 +68,7 @@ def run(job_file: JobFile) -> None:
             "(simulated outputs, no cost). Set OPENAI_API_KEY to use OpenAI."
         )
     try:
-        summary = run_flow(job)
+        summary = run_flow(job, full=full, retry_failed=retry_failed)
     except KeyboardInterrupt:
         console.print(
             "\n[yellow]Stopped waiting.[/yellow] The run's batches go on; "
@@ -74,14 +87,14 @@ def run(job_file: JobFile) -> None:
         out.print(f"  {name:8} {uri}", highlight=False)
 
 
-def submit(job_file: JobFile) -> None:
+def submit(job_file: JobFile, full: Full = False, retry_failed: RetryFailed = False) -> None:
     """Build and submit a job's batches, and return at once; `collect` finishes the run."""
     from flows.submit import submit as submit_flow
     from tasks.runs import RunError
 
     job = _load(job_file)
     try:
-        run_dir = submit_flow(job)
+        run_dir = submit_flow(job, full=full, retry_failed=retry_failed)
     except RunError as exc:
         raise _fail(str(exc)) from None
     out.print(f"submitted: {run_dir}", highlight=False)
@@ -146,8 +159,85 @@ def cancel(
     out.print(f"cancel requested for {manifest.run_id}; run `overnight collect` to record it")
 
 
+Format = Literal["table", "csv", "parquet", "json"]
+
+
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL over the views results, errors, costs, latest.")],
+    job_file: Annotated[Path | None, typer.Option("--job", help="Job file whose output to query.")] = None,
+    output: Output = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = "table",
+    to: Annotated[Path | None, typer.Option("--to", help="Write the answer to this file.")] = None,
+) -> None:
+    """Query the outputs with DuckDB SQL; print a table or write CSV, parquet or JSON."""
+    import duckdb
+
+    from tasks.analytics import query as run_query
+
+    location = _output_of(job_file, output)
+    try:
+        answer = run_query(location, sql)
+    except duckdb.Error as exc:
+        raise _fail(f"query failed: {exc}") from None
+    if fmt == "table" and to is None:
+        from rich.table import Table
+
+        table = Table(show_lines=False)
+        for column in answer.columns:
+            table.add_column(column)
+        for row in answer.iter_rows():
+            table.add_row(*["" if v is None else str(v) for v in row])
+        out.print(table)
+        out.print(f"{answer.height} row(s)")
+        return
+    if fmt in ("table", "csv"):
+        text = answer.write_csv()
+        if to is None:
+            sys.stdout.write(text)
+        else:
+            to.write_text(text)
+    elif fmt == "json":
+        text = answer.write_json()
+        if to is None:
+            sys.stdout.write(text + "\n")
+        else:
+            to.write_text(text)
+    else:
+        if to is None:
+            raise _fail("--format parquet needs --to FILE")
+        answer.write_parquet(to)
+    if to is not None:
+        console.print(f"wrote {answer.height} row(s) to {to}")
+
+
+def report(
+    job_file: Annotated[Path | None, typer.Option("--job", help="Job file whose output to report on.")] = None,
+    output: Output = None,
+    since: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First day.")] = None,
+    until: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Last day.")] = None,
+    to: Annotated[Path | None, typer.Option("--to", help="Write a .md or .html report here.")] = None,
+) -> None:
+    """Outcomes and cost per day, job and model: what a team lead and finance ask for."""
+    from tasks.analytics import report as build_report
+    from tasks.analytics import report_html, report_markdown
+
+    location = _output_of(job_file, output)
+    parts = build_report(
+        location, since=since.date() if since else None, until=until.date() if until else None
+    )
+    title = f"overnight report: {location}"
+    if to is None:
+        from rich.markdown import Markdown
+
+        out.print(Markdown(report_markdown(parts, title=title)))
+        return
+    text = report_html(parts, title=title) if to.suffix in (".html", ".htm") else report_markdown(parts, title=title)
+    to.write_text(text, encoding="utf-8")
+    console.print(f"wrote {to}")
+
+
 def register(app: typer.Typer) -> None:
-    for command in (run, submit, collect, status, cancel):
+    for command in (run, submit, collect, status, cancel, query, report):
         app.command()(command)
 
 

@@ -23,7 +23,7 @@ import orjson
 import polars as pl
 from pydantic import BaseModel
 
-from schemas.build import ShardInfo
+from schemas.build import RequestIndexRow, ShardInfo
 from schemas.documents import Document
 from schemas.job import JobSpec
 from schemas.manifest import (
@@ -37,11 +37,13 @@ from schemas.manifest import (
     utcnow,
 )
 from tasks import storage, tables
-from tasks.build import ShardWriter, build_shards
+from tasks.build import build_shards
 from tasks.failpoints import failpoint
 from tasks.gateway import Gateway, default_backend, get_gateway
+from tasks.ledger import Ledger, record_run
 from tasks.outputs import INVALID_OUTPUT_CODES, Classified, Usage, classify_line
 from tasks.pricing import ModelPrice, PricingTable, UnknownModelError, cost_usd, load_pricing
+from tasks.sharding import ShardWriter
 
 log = logging.getLogger(__name__)
 
@@ -142,15 +144,24 @@ def estimate_cost(
 def prepare_run(
     job: JobSpec,
     *,
-    should_process: Callable[[Document], bool] | None = None,
+    full: bool = False,
+    retry_failed: bool = False,
     progress: Callable[[int], None] | None = None,
     now: datetime | None = None,
     backend: str | None = None,
 ) -> RunManifest:
-    """Start a run (or resume this job's open run): build shards, estimate, refuse if over budget."""
+    """Start a run (or resume this job's open run): build shards, estimate, refuse if over budget.
+
+    Unless `full`, documents the ledger holds as done by this job version are skipped; terminal
+    failures are skipped too unless `retry_failed`.
+    """
     fingerprint = job.fingerprint()
     for run_dir in list_open_runs(job.output):
         existing = load_manifest(run_dir)
+        if not existing.is_open:
+            # Killed after finishing but before the marker went: finish the close.
+            storage.delete(_open_marker(job.output, existing.run_id))
+            continue
         if existing.job_name == job.name and existing.job_fingerprint == fingerprint:
             if existing.shards:
                 log.info("resuming open run %s", existing.run_id)
@@ -176,6 +187,11 @@ def prepare_run(
         storage.write_bytes(_open_marker(job.output, run_id), b"")
     failpoint("after-run-created")
 
+    should_process: Callable[[Document], bool] | None = None
+    if not full:
+        ledger = Ledger.load(job.output, job.name, fingerprint, retry_failed=retry_failed)
+        if len(ledger):
+            should_process = ledger.should_process
     summary = build_shards(job, manifest.run_dir, should_process=should_process, progress=progress)
     manifest.counts.documents_seen = summary.documents_seen
     manifest.counts.documents_skipped = summary.documents_skipped
@@ -582,7 +598,7 @@ def plan_retries(manifest: RunManifest, job: JobSpec) -> int:
             custom_id = orjson.loads(line)["custom_id"]
             if custom_id in index:
                 row = index[custom_id]
-                writer.add(custom_id, line.rstrip(b"\n"), row, row["input_tokens"])
+                writer.add(custom_id, line.rstrip(b"\n"), RequestIndexRow(**row), row["input_tokens"])
     infos = writer.close()
     manifest.shards.extend(_shard_record(info, attempt=attempt + 1) for info in infos)
     save_manifest(manifest)
@@ -677,6 +693,14 @@ def finalize_run(manifest: RunManifest, job: JobSpec) -> bool:
     superseded = [_part_uri(manifest, "superseded", s) for s in manifest.shards]
     costs = cost_rows(manifest, final=results_parts + errors_parts, superseded=superseded)
     tables.write_parquet(tables.frame(costs, tables.costs_schema()), costs_uri)
+    record_run(
+        output=manifest.output,
+        job_name=manifest.job_name,
+        job_fingerprint=manifest.job_fingerprint,
+        run_id=manifest.run_id,
+        results_uri=results_uri,
+        errors_uri=errors_uri,
+    )
     manifest.counts.results, manifest.counts.errors = n_results, n_errors
     manifest.tables = {"results": results_uri, "errors": errors_uri, "costs": costs_uri}
     manifest.status = "cancelled" if manifest.cancel_requested else "done"
@@ -746,7 +770,7 @@ def cost_rows(
                 "standard_cost_usd": standard,
                 "savings_usd": standard - g["batch_cost_usd"],
                 "estimated_cost_usd": manifest.estimate_usd,
-                "pricing_as_of": pricing.as_of,
+                "pricing_as_of": str(pricing.as_of),
                 "written_at": utcnow(),
             }
         )
@@ -760,6 +784,8 @@ def advance_run(run_dir: str, *, gateway: Gateway | None = None) -> RunManifest:
     """Do every step that can be done now for one run; safe to call any number of times."""
     manifest = load_manifest(run_dir)
     if not manifest.is_open:
+        # Killed after finishing but before the open marker went: finish the close.
+        storage.delete(_open_marker(manifest.output, manifest.run_id))
         return manifest
     job = JobSpec.model_validate(manifest.job)
     if manifest.status == "submitting":

@@ -41,9 +41,9 @@ _retry = {"retries": 3, "retry_delay_seconds": [2, 5, 15], "retry_condition_fn":
 
 
 @task(name="prepare_run", **_retry)
-def prepare_run(job: JobSpec) -> str:
+def prepare_run(job: JobSpec, full: bool = False, retry_failed: bool = False) -> str:
     """Build the shards of a new run (or resume this job's open run); return its folder."""
-    return runs.prepare_run(job).run_dir
+    return runs.prepare_run(job, full=full, retry_failed=retry_failed).run_dir
 
 
 @task(name="submit_shards", **_retry)

@@ -1,0 +1,183 @@
+"""The run flow end to end: documents in, typed parquet and costs out, through the local API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pytest
+
+from flows.run import run
+from localbatch import FaultConfig
+from schemas.job import JobSpec
+from tasks import runs
+from tests.flows.conftest import assert_every_input_has_one_row, read_table, write_corpus
+
+
+def _run(job: JobSpec) -> runs.RunManifest:
+    summary = run(job, poll_seconds=0.05)
+    return runs.load_manifest(summary["run_dir"])
+
+
+def test_documents_become_typed_results_with_costs(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    write_corpus(tmp_path / "docs", 12)
+    manifest = _run(make_job())
+    assert manifest.status == "done"
+    results, errors = assert_every_input_has_one_row(manifest)
+    assert (results.height, errors.height) == (12, 0)
+    assert results["attempt"].to_list() == [1] * 12
+    assert results["summary"].null_count() == 0 and results["summary"].n_unique() == 12
+    assert (results["input_tokens"] > 0).all() and (results["cost_usd"] > 0).all()
+
+    costs = read_table(manifest, "costs")
+    assert costs.height == 1
+    row = costs.row(0, named=True)
+    assert row["requests"] == row["succeeded"] == 12
+    assert row["input_tokens"] == results["input_tokens"].sum()
+    assert row["batch_cost_usd"] == pytest.approx(results["cost_usd"].sum())
+    assert row["standard_cost_usd"] == pytest.approx(2 * row["batch_cost_usd"])
+    assert row["savings_usd"] == pytest.approx(row["batch_cost_usd"])
+    assert row["estimated_cost_usd"] >= row["batch_cost_usd"], "the estimate is an upper bound"
+
+
+def test_duckdb_reads_the_tables_with_hive_partitions(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    write_corpus(tmp_path / "docs", 3)
+    manifest = _run(make_job())
+    out = tmp_path / "out"
+    con = duckdb.connect()
+    rows = con.execute(
+        f"select job, run_date, count(*) from read_parquet('{out}/results/*/*/*.parquet', "
+        "hive_partitioning = true) group by all"
+    ).fetchall()
+    assert rows == [("nightly-test", manifest.created_at.date(), 3)]
+    costs = con.execute(
+        f"select sum(batch_cost_usd) from read_parquet('{out}/costs/*/*/*.parquet', hive_partitioning = true)"
+    ).fetchone()
+    assert costs is not None and costs[0] > 0
+
+
+def test_bad_documents_end_in_the_errors_table(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    write_corpus(docs, 2)
+    (docs / "empty.txt").write_text("")
+    (docs / "binary.exe").write_bytes(b"\x7fELF\x00\x01\x02" * 50)
+    (docs / "broken.txt").write_bytes(b"\x00\x01\x02 binary \x00 in a .txt")
+    manifest = _run(make_job())
+    results, errors = assert_every_input_has_one_row(manifest)
+    assert results.height == 2
+    by_doc = dict(errors.select("document_id", "code").iter_rows())
+    assert by_doc == {"empty.txt": "empty", "binary.exe": "unsupported_type", "broken.txt": "undecodable"}
+    assert (errors["stage"] == "load").all()
+
+
+def test_line_faults_are_retried_or_recorded_with_their_reason(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    write_corpus(tmp_path / "docs", 40)
+    backend.set_faults(
+        FaultConfig(
+            line_500_rate=0.1,
+            line_429_rate=0.1,
+            line_timeout_rate=0.05,
+            line_invalid_json_rate=0.05,
+            line_schema_violation_rate=0.05,
+            line_refusal_rate=0.05,
+            line_length_rate=0.05,
+        )
+    )
+    manifest = _run(make_job(limits={"max_attempts": 4}))
+    results, errors = assert_every_input_has_one_row(manifest)
+    codes = set(errors["code"].to_list())
+    assert {"invalid_json", "schema_mismatch", "refusal", "truncated"} & codes
+    gave_up = errors.filter(pl.col("stage") == "api")
+    assert (gave_up["attempt"] == 4).all() and gave_up["retryable"].all(), "API failures are retried"
+    assert results["attempt"].max() > 1, "retried requests succeeded on a later attempt"
+    assert manifest.current_attempt > 1
+    # Failed-but-billed requests still count in the cost table.
+    costs = read_table(manifest, "costs").row(0, named=True)
+    assert costs["failed"] == errors.height
+    assert costs["batch_cost_usd"] >= results["cost_usd"].sum() + errors["cost_usd"].sum() - 1e-12
+
+
+def test_retries_are_bounded(backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path) -> None:
+    write_corpus(tmp_path / "docs", 5)
+    backend.set_faults(FaultConfig(batch_all_lines_fail=True))
+    manifest = _run(make_job(limits={"max_attempts": 2}))
+    results, errors = assert_every_input_has_one_row(manifest)
+    assert results.height == 0 and errors.height == 5
+    assert errors["attempt"].to_list() == [2] * 5
+    assert errors["retryable"].all()
+    assert all("gave up after 2" in m for m in errors["message"].to_list())
+
+
+def test_expired_batch_keeps_partial_results_and_resubmits_the_rest(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    write_corpus(tmp_path / "docs", 20)
+    backend.set_faults(FaultConfig(batch_expire_after_fraction=0.5))
+    manifest = _run(make_job(limits={"max_attempts": 3}))
+    results, errors = assert_every_input_has_one_row(manifest)
+    first = manifest.shards[0]
+    assert first.batch_status == "expired"
+    assert 0 < first.results < 20
+    attempts = results["attempt"].value_counts().sort("attempt")
+    assert attempts["attempt"].to_list()[0] == 1 and attempts["attempt"].max() >= 2
+
+
+def test_token_limit_failure_is_resubmitted(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    write_corpus(tmp_path / "docs", 6)
+    backend.set_faults(FaultConfig(batch_enqueued_token_limit=10))
+    job = make_job(limits={"max_attempts": 2})
+    manifest = _run(job)
+    _, errors = assert_every_input_has_one_row(manifest)
+    assert set(errors["code"].to_list()) == {"token_limit_exceeded"}
+
+
+def test_in_flight_token_limit_makes_shards_wait_their_turn(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    write_corpus(tmp_path / "docs", 9)
+    job = make_job(limits={"max_requests_per_shard": 3, "max_in_flight_tokens": 1})
+    prepared = runs.prepare_run(job)
+    from tasks.gateway import get_gateway
+
+    gateway = get_gateway(prepared.backend)
+    created = runs.submit_ready(prepared, gateway, max_in_flight_tokens=1)
+    assert created == 1 and [s.state for s in prepared.shards] == ["created", "built", "built"]
+    manifest = _run(job)
+    assert manifest.run_id == prepared.run_id, "run resumed the open run"
+    assert_every_input_has_one_row(manifest)
+    assert len({s.batch_id for s in manifest.shards}) == 3
+
+
+def test_cancel_records_every_cancelled_request(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    write_corpus(tmp_path / "docs", 6)
+    backend.set_faults(FaultConfig(line_delay_seconds=0.5))
+    job = make_job(limits={"max_requests_per_shard": 3, "max_in_flight_tokens": 1})
+    manifest = runs.prepare_run(job)
+    runs.advance_run(manifest.run_dir)
+    runs.cancel_run(manifest.run_dir)
+    backend.set_faults(FaultConfig())
+    for _ in range(200):
+        manifest = runs.advance_run(manifest.run_dir)
+        if not manifest.is_open:
+            break
+        time.sleep(0.05)
+    assert manifest.status == "cancelled"
+    results, errors = assert_every_input_has_one_row(manifest)
+    assert "batch_cancelled" in set(errors["code"].to_list())
+    assert pl.Series(errors["retryable"]).sum() == 0
