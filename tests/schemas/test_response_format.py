@@ -80,7 +80,7 @@ class Untyped(BaseModel):
 def _nested(depth: int) -> type[BaseModel]:
     inner: Any = create_model("Leaf", x=(int, ...))
     for level in range(depth - 1):
-        inner = create_model(f"Level{level}", child=(inner, ...))
+        inner = create_model(f"Level{level}", child=(inner, ...))  # type: ignore[misc,assignment]
     return cast("type[BaseModel]", inner)
 
 
