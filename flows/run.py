@@ -6,7 +6,6 @@ scheduled collect flow) finishes it later.
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
@@ -62,7 +61,6 @@ def run(
         if live is not None:
             live.stop()
     reporting.publish_artifacts(manifest)
-    print(reporting.run_report(manifest, reporting.read_costs(manifest)), file=sys.stderr)
     return {
         "run_id": manifest.run_id,
         "run_dir": run_dir,

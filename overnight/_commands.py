@@ -12,9 +12,11 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from schemas.job import JobSpec
+    from schemas.manifest import RunManifest
 
 console = Console(stderr=True)
-out = Console()
+# Piped output (CI logs, files) gets a wide page rather than rich's 80-column default.
+out = Console() if sys.stdout.isatty() else Console(width=160)
 
 JobFile = Annotated[Path, typer.Argument(help="Job file (TOML or YAML), e.g. data/jobs/nightly_summary.toml")]
 Output = Annotated[
@@ -58,7 +60,6 @@ def run(job_file: JobFile, full: Full = False, retry_failed: RetryFailed = False
     """Submit a job, wait for its batches with live progress, and write the parquet tables."""
     from flows.run import run as run_flow
     from tasks.gateway import EMBEDDED, default_backend
-    from tasks.reporting import cost_table, read_costs
     from tasks.runs import RunError, load_manifest
 
     job = _load(job_file)
@@ -77,14 +78,24 @@ def run(job_file: JobFile, full: Full = False, retry_failed: RetryFailed = False
         raise typer.Exit(130) from None
     except RunError as exc:
         raise _fail(str(exc)) from None
-    manifest = load_manifest(summary["run_dir"])
+    _print_outcome(load_manifest(summary["run_dir"]))
+
+
+def _print_outcome(manifest: RunManifest) -> None:
+    """The run's cost table and where its tables are."""
+    from tasks.reporting import cost_table, read_costs
+
     costs = read_costs(manifest)
-    if costs is not None:
+    if costs is not None and not costs.is_empty():
         out.print(cost_table(costs))
-    out.print(f"run {manifest.run_id}: [bold]{manifest.status}[/bold], "
-              f"{manifest.counts.results} results, {manifest.counts.errors} errors")
+    c = manifest.counts
+    out.print(
+        f"run {manifest.run_id}: [bold]{manifest.status}[/bold] · {c.documents_seen} documents "
+        f"({c.documents_skipped} unchanged, {c.documents_rejected} rejected) · "
+        f"{c.requests} requests → {c.results} results, {c.errors} error rows"
+    )
     for name, uri in manifest.tables.items():
-        out.print(f"  {name:8} {uri}", highlight=False)
+        out.print(f"  {name:8} {uri}", highlight=False, soft_wrap=True)
 
 
 def submit(job_file: JobFile, full: Full = False, retry_failed: RetryFailed = False) -> None:

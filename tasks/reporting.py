@@ -81,13 +81,12 @@ def cost_table(costs: pl.DataFrame) -> Table:
         ("requests", "requests"),
         ("succeeded", "ok"),
         ("failed", "failed"),
-        ("input_tokens", "input tok"),
+        ("input_tokens", "in tok"),
         ("cached_tokens", "cached"),
-        ("output_tokens", "output tok"),
+        ("output_tokens", "out tok"),
         ("batch_cost_usd", "batch $"),
-        ("standard_cost_usd", "standard $"),
-        ("savings_usd", "saved $"),
-        ("estimated_cost_usd", "estimate $"),
+        ("standard_cost_usd", "std $"),
+        ("estimated_cost_usd", "est. $"),
     ]
     for _, label in columns:
         table.add_column(label, justify="left" if label == "model" else "right")
@@ -96,7 +95,7 @@ def cost_table(costs: pl.DataFrame) -> Table:
         for name, _ in columns:
             value = row[name]
             if isinstance(value, float):
-                cells.append(f"{value:.6f}")
+                cells.append(f"{value:.4f}")
             elif value is None:
                 cells.append("-")
             else:

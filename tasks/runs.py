@@ -691,7 +691,8 @@ def finalize_run(manifest: RunManifest, job: JobSpec) -> bool:
         )
     costs_uri = tables.table_uri(manifest.output, "costs", **where)
     superseded = [_part_uri(manifest, "superseded", s) for s in manifest.shards]
-    costs = cost_rows(manifest, final=results_parts + errors_parts, superseded=superseded)
+    request_errors = [_part_uri(manifest, "errors", s) for s in manifest.shards]
+    costs = cost_rows(manifest, final=results_parts + request_errors, superseded=superseded)
     tables.write_parquet(tables.frame(costs, tables.costs_schema()), costs_uri)
     record_run(
         output=manifest.output,
