@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -36,10 +37,13 @@ def run(
     progress_id = create_progress_artifact(
         progress=0.0, description=f"Requests of run {manifest.run_id} finished"
     )
+    assert isinstance(progress_id, UUID)
     console = Console(stderr=True)
-    live = Live(reporting.progress_table(manifest), console=console, auto_refresh=False) if (
-        console.is_terminal
-    ) else None
+    live = (
+        Live(reporting.progress_table(manifest), console=console, auto_refresh=False)
+        if (console.is_terminal)
+        else None
+    )
     last_line = ""
     try:
         if live is not None:
@@ -47,7 +51,9 @@ def run(
         while True:
             steps.advance_run(run_dir)
             manifest = runs.load_manifest(run_dir)
-            update_progress_artifact(progress_id, progress=100 * reporting.progress_fraction(manifest))
+            update_progress_artifact(
+                progress_id, progress=100 * reporting.progress_fraction(manifest)
+            )
             if live is not None:
                 live.update(reporting.progress_table(manifest), refresh=True)
             line = reporting.progress_line(manifest)

@@ -15,12 +15,8 @@ _BASE62 = string.digits + string.ascii_letters
 
 def short_id(key: str, length: int = 24) -> str:
     """A base62 id derived from `key` (stable, so a resumed batch writes the same ids)."""
-    number = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=24).digest(), "big")
-    chars = []
-    for _ in range(length):
-        number, rem = divmod(number, 62)
-        chars.append(_BASE62[rem])
-    return "".join(chars)
+    digest = hashlib.blake2b(key.encode(), digest_size=min(64, length)).digest()
+    return "".join([_BASE62[b % 62] for b in digest[:length]])
 
 
 def hex_id(key: str, length: int = 32) -> str:

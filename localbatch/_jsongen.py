@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 MAX_DEPTH = 12
@@ -317,12 +317,13 @@ def stable_hash(*parts: str) -> int:
     return int.from_bytes(digest, "big")
 
 
-def _name_words(name: str) -> set[str]:
+@lru_cache(maxsize=4096)
+def _name_words(name: str) -> frozenset[str]:
     snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
     words = {w for w in re.split(r"[^a-z0-9]+", snake) if w}
     words |= {w[:-1] for w in words if len(w) > 3 and w.endswith("s")}
     words.add(snake)
-    return words
+    return frozenset(words)
 
 
 class Document:
@@ -343,7 +344,7 @@ class Document:
         parts: list[str] = []
         headings: list[str] = []
         for block in re.split(r"\n\s*\n|\n(?=\s*[#*\-\d])", self._head):
-            flat = _SPACE.sub(" ", block).strip()
+            flat = " ".join(block.split())
             if not flat:
                 continue
             if flat[-1] not in ".!?\"')" and len(flat.split()) <= 12:
@@ -356,7 +357,7 @@ class Document:
                 and len(lines[0].split()) <= 12
             ):
                 headings.append(lines[0].strip().lstrip("#*- ").strip())
-                flat = _SPACE.sub(" ", " ".join(lines[1:])).strip()
+                flat = " ".join(" ".join(lines[1:]).split())
             parts.extend(s.strip() for s in _SENTENCE_END.split(flat) if s.strip())
         return parts or headings or ["(empty document)"]
 
@@ -369,12 +370,12 @@ class Document:
         return "Untitled"
 
     @cached_property
-    def words(self) -> list[str]:
-        return _WORD.findall(self.text[:40000])
+    def word_count(self) -> int:
+        return len(self.text.split())
 
     @cached_property
     def keywords(self) -> list[str]:
-        counts = Counter(w.lower() for w in self.words)
+        counts = Counter(_WORD.findall(self.text[:40000].lower()))
         for stop in STOPWORDS.intersection(counts):
             del counts[stop]
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -652,11 +653,11 @@ class SchemaFaker:
         elif words & {"sentences", "sentence_count"}:
             value = len(doc.sentences)
         elif words & _COUNT_WORDS or words & {"words"}:
-            value = len(doc.words)
+            value = doc.word_count
         elif words & {"age", "quantity", "qty", "items", "pages"}:
             value = 1 + doc.pick(path, 60)
         else:
-            value = doc.numbers[0] if doc.numbers else float(len(doc.words) % 100)
+            value = doc.numbers[0] if doc.numbers else float(doc.word_count % 100)
         value = float(round(value)) if integer else round(value, 2)
         x_lo = s.get("exclusiveMinimum")
         x_hi = s.get("exclusiveMaximum")

@@ -18,7 +18,9 @@ console = Console(stderr=True)
 # Piped output (CI logs, files) gets a wide page rather than rich's 80-column default.
 out = Console() if sys.stdout.isatty() else Console(width=160)
 
-JobFile = Annotated[Path, typer.Argument(help="Job file (TOML or YAML), e.g. data/jobs/nightly_summary.toml")]
+JobFile = Annotated[
+    Path, typer.Argument(help="Job file (TOML or YAML), e.g. data/jobs/nightly_summary.toml")
+]
 Output = Annotated[
     str | None,
     typer.Option("--output", "-o", help="Output location (folder or s3://bucket/prefix)."),
@@ -112,7 +114,9 @@ def submit(job_file: JobFile, full: Full = False, retry_failed: RetryFailed = Fa
 
 
 def collect(
-    job_file: Annotated[Path | None, typer.Argument(help="Job file whose output to collect.")] = None,
+    job_file: Annotated[
+        Path | None, typer.Argument(help="Job file whose output to collect.")
+    ] = None,
     output: Output = None,
 ) -> None:
     """Move every open run forward: poll, download, validate, retry, write tables."""
@@ -135,7 +139,9 @@ def status(
 
     location = _output_of(job_file, output)
     if run_id:
-        out.print(reporting.progress_table(runs.load_manifest(storage.join(location, "runs", run_id))))
+        out.print(
+            reporting.progress_table(runs.load_manifest(storage.join(location, "runs", run_id)))
+        )
         return
     table = Table(title=f"runs under {location}", title_justify="left")
     for column in ("run", "status", "progress", "requests", "results", "errors", "estimate $"):
@@ -156,7 +162,9 @@ def status(
 
 def cancel(
     run_id: Annotated[str, typer.Argument(help="The run to cancel.")],
-    job_file: Annotated[Path | None, typer.Argument(help="Job file whose output holds the run.")] = None,
+    job_file: Annotated[
+        Path | None, typer.Argument(help="Job file whose output holds the run.")
+    ] = None,
     output: Output = None,
 ) -> None:
     """Cancel a run's batches; `collect` then records every cancelled request."""
@@ -175,7 +183,9 @@ Format = Literal["table", "csv", "parquet", "json"]
 
 def query(
     sql: Annotated[str, typer.Argument(help="SQL over the views results, errors, costs, latest.")],
-    job_file: Annotated[Path | None, typer.Option("--job", help="Job file whose output to query.")] = None,
+    job_file: Annotated[
+        Path | None, typer.Option("--job", help="Job file whose output to query.")
+    ] = None,
     output: Output = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = "table",
     to: Annotated[Path | None, typer.Option("--to", help="Write the answer to this file.")] = None,
@@ -222,11 +232,15 @@ def query(
 
 
 def report(
-    job_file: Annotated[Path | None, typer.Option("--job", help="Job file whose output to report on.")] = None,
+    job_file: Annotated[
+        Path | None, typer.Option("--job", help="Job file whose output to report on.")
+    ] = None,
     output: Output = None,
     since: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First day.")] = None,
     until: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Last day.")] = None,
-    to: Annotated[Path | None, typer.Option("--to", help="Write a .md or .html report here.")] = None,
+    to: Annotated[
+        Path | None, typer.Option("--to", help="Write a .md or .html report here.")
+    ] = None,
 ) -> None:
     """Outcomes and cost per day, job and model: what a team lead and finance ask for."""
     from tasks.analytics import report as build_report
@@ -242,7 +256,11 @@ def report(
 
         out.print(Markdown(report_markdown(parts, title=title)))
         return
-    text = report_html(parts, title=title) if to.suffix in (".html", ".htm") else report_markdown(parts, title=title)
+    text = (
+        report_html(parts, title=title)
+        if to.suffix in (".html", ".htm")
+        else report_markdown(parts, title=title)
+    )
     to.write_text(text, encoding="utf-8")
     console.print(f"wrote {to}")
 
@@ -250,5 +268,3 @@ def report(
 def register(app: typer.Typer) -> None:
     for command in (run, submit, collect, status, cancel, query, report):
         app.command()(command)
-
-

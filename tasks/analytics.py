@@ -111,7 +111,9 @@ def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=columns, orient="row", infer_schema_length=None)
 
 
-def report(output: str, *, since: date | None = None, until: date | None = None) -> dict[str, pl.DataFrame]:
+def report(
+    output: str, *, since: date | None = None, until: date | None = None
+) -> dict[str, pl.DataFrame]:
     """Outcomes and cost per day, job and model, and failures by reason, within a date range."""
     con = connect(output)
     where = []
@@ -174,10 +176,18 @@ def _markdown_table(df: pl.DataFrame) -> list[str]:
 
 def report_markdown(parts: dict[str, pl.DataFrame], *, title: str) -> str:
     daily = parts["daily"]
-    totals = daily.select(
-        pl.sum("batch_cost_usd"), pl.sum("standard_cost_usd"), pl.sum("savings_usd"),
-        pl.sum("estimated_cost_usd"), pl.sum("requests"), pl.sum("failed"),
-    ).row(0, named=True) if not daily.is_empty() else None
+    totals = (
+        daily.select(
+            pl.sum("batch_cost_usd"),
+            pl.sum("standard_cost_usd"),
+            pl.sum("savings_usd"),
+            pl.sum("estimated_cost_usd"),
+            pl.sum("requests"),
+            pl.sum("failed"),
+        ).row(0, named=True)
+        if not daily.is_empty()
+        else None
+    )
     lines = [f"# {title}", ""]
     if totals:
         lines += [
@@ -198,7 +208,9 @@ def report_html(parts: dict[str, pl.DataFrame], *, title: str) -> str:
 
     daily = parts["daily"]
     per_day = (
-        daily.group_by("run_date").agg(pl.sum("batch_cost_usd"), pl.sum("standard_cost_usd")).sort("run_date")
+        daily.group_by("run_date")
+        .agg(pl.sum("batch_cost_usd"), pl.sum("standard_cost_usd"))
+        .sort("run_date")
         if not daily.is_empty()
         else pl.DataFrame({"run_date": [], "batch_cost_usd": [], "standard_cost_usd": []})
     )

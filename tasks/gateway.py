@@ -75,9 +75,7 @@ class Gateway:
         return size
 
     # -- batches ---------------------------------------------------------------------------
-    def create_batch(
-        self, *, input_file_id: str, endpoint: str, metadata: dict[str, str]
-    ) -> Batch:
+    def create_batch(self, *, input_file_id: str, endpoint: str, metadata: dict[str, str]) -> Batch:
         """Create a batch once, with no client-side retry (a retry could pay twice)."""
         return self.client.with_options(max_retries=0).batches.create(
             input_file_id=input_file_id,

@@ -41,16 +41,22 @@ def ledger_dir(output: str, job_name: str) -> str:
 
 
 def record_run(
-    *, output: str, job_name: str, job_fingerprint: str, run_id: str, results_uri: str, errors_uri: str
+    *,
+    output: str,
+    job_name: str,
+    job_fingerprint: str,
+    run_id: str,
+    results_uri: str,
+    errors_uri: str,
 ) -> int:
     """Write the ledger file of a finished run from its tables; return its document count."""
     cols = ["document_id", "content_sha256"]
     ok = pl.read_parquet(storage.read_bytes(results_uri), columns=cols).with_columns(
         failed=pl.lit(False), retry=pl.lit(False)
     )
-    errors = pl.read_parquet(
-        storage.read_bytes(errors_uri), columns=[*cols, "retryable"]
-    ).select(*cols, failed=~pl.col("retryable"), retry=pl.col("retryable"))
+    errors = pl.read_parquet(storage.read_bytes(errors_uri), columns=[*cols, "retryable"]).select(
+        *cols, failed=~pl.col("retryable"), retry=pl.col("retryable")
+    )
     per_doc = (
         pl.concat([ok, errors])
         .group_by(cols)
@@ -70,7 +76,10 @@ def record_run(
         )
         .sort("document_id")
     )
-    tables.write_parquet(per_doc.cast(LEDGER_SCHEMA), storage.join(ledger_dir(output, job_name), f"{run_id}.parquet"))
+    tables.write_parquet(
+        per_doc.cast(pl.Schema(LEDGER_SCHEMA)),
+        storage.join(ledger_dir(output, job_name), f"{run_id}.parquet"),
+    )
     return per_doc.height
 
 

@@ -40,7 +40,9 @@ def progress_table(manifest: RunManifest) -> Table:
         title_justify="left",
     )
     for column in ("shard", "phase", "batch", "done / failed / total", "results", "errors"):
-        table.add_column(column, justify="right" if "/" in column or column.endswith("s") else "left")
+        table.add_column(
+            column, justify="right" if "/" in column or column.endswith("s") else "left"
+        )
     for shard in manifest.shards:
         counts = shard.request_counts
         table.add_row(
@@ -120,7 +122,10 @@ def run_report(manifest: RunManifest, costs: pl.DataFrame | None) -> str:
         "",
     ]
     if costs is not None and not costs.is_empty():
-        lines += ["| model | requests | ok | failed | batch $ | standard $ | saved $ |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "| model | requests | ok | failed | batch $ | standard $ | saved $ |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in costs.iter_rows(named=True):
             lines.append(
                 f"| {r['model']} | {r['requests']} | {r['succeeded']} | {r['failed']} | "

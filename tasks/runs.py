@@ -41,7 +41,7 @@ from tasks.build import build_shards
 from tasks.failpoints import failpoint
 from tasks.gateway import Gateway, default_backend, get_gateway
 from tasks.ledger import Ledger, record_run
-from tasks.outputs import INVALID_OUTPUT_CODES, Classified, Usage, classify_line
+from tasks.outputs import INVALID_OUTPUT_CODES, Classified, Outcome, Usage, classify_line
 from tasks.pricing import ModelPrice, PricingTable, UnknownModelError, cost_usd, load_pricing
 from tasks.sharding import ShardWriter
 
@@ -271,7 +271,9 @@ def _create_or_adopt(gateway: Gateway, manifest: RunManifest, shard: ShardRecord
     raise RunError(f"could not create a batch for {shard.key}; run collect again later")
 
 
-def submit_ready(manifest: RunManifest, gateway: Gateway, *, max_in_flight_tokens: int | None) -> int:
+def submit_ready(
+    manifest: RunManifest, gateway: Gateway, *, max_in_flight_tokens: int | None
+) -> int:
     """Upload and create batches for waiting shards, within the enqueued-token limit.
 
     Returns how many batches were created. Shards past the limit wait, in order, for a later
@@ -438,10 +440,12 @@ def _missing_line(shard: ShardRecord, custom_id: str) -> Classified:
         message = str(error.get("message") or "the batch failed")
         if error.get("line") is not None:
             message += f" (input line {error['line']})"
-        outcome = "retryable" if code == "token_limit_exceeded" else "terminal"
+        outcome: Outcome = "retryable" if code == "token_limit_exceeded" else "terminal"
         return Classified(custom_id, outcome, "api", code, f"batch failed: {message}")
     if status == "cancelled":
-        return Classified(custom_id, "terminal", "api", "batch_cancelled", "the batch was cancelled")
+        return Classified(
+            custom_id, "terminal", "api", "batch_cancelled", "the batch was cancelled"
+        )
     if status == "expired":
         return Classified(custom_id, "retryable", "api", "batch_expired", "the batch expired")
     return Classified(
@@ -582,9 +586,7 @@ def plan_retries(manifest: RunManifest, job: JobSpec) -> int:
         return 0
     if not any(s.retryable for s in current):
         return 0
-    writer = ShardWriter(
-        manifest.run_dir, prefix=f"attempt-{attempt + 1}/shard", limits=job.limits
-    )
+    writer = ShardWriter(manifest.run_dir, prefix=f"attempt-{attempt + 1}/shard", limits=job.limits)
     for shard in current:
         if not shard.retryable:
             continue
@@ -598,7 +600,9 @@ def plan_retries(manifest: RunManifest, job: JobSpec) -> int:
             custom_id = orjson.loads(line)["custom_id"]
             if custom_id in index:
                 row = index[custom_id]
-                writer.add(custom_id, line.rstrip(b"\n"), RequestIndexRow(**row), row["input_tokens"])
+                writer.add(
+                    custom_id, line.rstrip(b"\n"), RequestIndexRow(**row), row["input_tokens"]
+                )
     infos = writer.close()
     manifest.shards.extend(_shard_record(info, attempt=attempt + 1) for info in infos)
     save_manifest(manifest)
@@ -676,9 +680,14 @@ def finalize_run(manifest: RunManifest, job: JobSpec) -> bool:
     if rejected:
         errors_parts.append(rejected)
     run_date = manifest.created_at.date()
-    where = {"job": manifest.job_name, "run_date": run_date, "run_id": manifest.run_id}
-    results_uri = tables.table_uri(manifest.output, "results", **where)
-    errors_uri = tables.table_uri(manifest.output, "errors", **where)
+
+    def table_uri(name: str) -> str:
+        return tables.table_uri(
+            manifest.output, name, job=manifest.job_name, run_date=run_date, run_id=manifest.run_id
+        )
+
+    results_uri = table_uri("results")
+    errors_uri = table_uri("errors")
     n_results = tables.concat_parquet(
         results_parts, results_uri, tables.results_schema(output_model)
     )
@@ -689,7 +698,7 @@ def finalize_run(manifest: RunManifest, job: JobSpec) -> bool:
             f"run {manifest.run_id}: {expected} inputs but {n_results} results + "
             f"{n_errors} errors; not marking it done"
         )
-    costs_uri = tables.table_uri(manifest.output, "costs", **where)
+    costs_uri = table_uri("costs")
     superseded = [_part_uri(manifest, "superseded", s) for s in manifest.shards]
     request_errors = [_part_uri(manifest, "errors", s) for s in manifest.shards]
     costs = cost_rows(manifest, final=results_parts + request_errors, superseded=superseded)

@@ -7,8 +7,7 @@ from typing import Any
 import openai
 from botocore.exceptions import BotoCoreError, ClientError
 from prefect import Task, task
-from prefect.client.schemas.objects import TaskRun
-from prefect.states import State
+from prefect.client.schemas.objects import State, TaskRun
 
 from schemas.job import JobSpec
 from tasks import runs
@@ -32,37 +31,56 @@ def _is_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) ->
         state.result()
     except _TRANSIENT:
         return True
-    except Exception:  # noqa: BLE001 - judging the exception class is the point here
+    except Exception:
         return False
     return False
 
 
-_retry = {"retries": 3, "retry_delay_seconds": [2, 5, 15], "retry_condition_fn": _is_transient}
-
-
-@task(name="prepare_run", **_retry)
+@task(
+    name="prepare_run",
+    retries=3,
+    retry_delay_seconds=[2, 5, 15],
+    retry_condition_fn=_is_transient,
+)
 def prepare_run(job: JobSpec, full: bool = False, retry_failed: bool = False) -> str:
     """Build the shards of a new run (or resume this job's open run); return its folder."""
     return runs.prepare_run(job, full=full, retry_failed=retry_failed).run_dir
 
 
-@task(name="submit_shards", **_retry)
+@task(
+    name="submit_shards",
+    retries=3,
+    retry_delay_seconds=[2, 5, 15],
+    retry_condition_fn=_is_transient,
+)
 def submit_shards(run_dir: str) -> int:
     """Upload shards and create their batches, within the enqueued-token limit."""
     manifest = runs.load_manifest(run_dir)
     job = JobSpec.model_validate(manifest.job)
     gateway = get_gateway(manifest.backend)
-    return runs.submit_ready(manifest, gateway, max_in_flight_tokens=job.limits.max_in_flight_tokens)
+    return runs.submit_ready(
+        manifest, gateway, max_in_flight_tokens=job.limits.max_in_flight_tokens
+    )
 
 
-@task(name="advance_run", **_retry)
+@task(
+    name="advance_run",
+    retries=3,
+    retry_delay_seconds=[2, 5, 15],
+    retry_condition_fn=_is_transient,
+)
 def advance_run(run_dir: str) -> dict[str, Any]:
     """Poll, download, parse, retry and finish what can be finished now for one run."""
     manifest = runs.advance_run(run_dir)
     return {"run_id": manifest.run_id, "status": manifest.status}
 
 
-@task(name="cancel_run", **_retry)
+@task(
+    name="cancel_run",
+    retries=3,
+    retry_delay_seconds=[2, 5, 15],
+    retry_condition_fn=_is_transient,
+)
 def cancel_run(run_dir: str) -> str:
     """Cancel a run's in-flight batches."""
     return runs.cancel_run(run_dir).status

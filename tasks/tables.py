@@ -119,7 +119,9 @@ def frame(rows: Sequence[Mapping[str, Any]], schema: Mapping[str, pl.DataType]) 
 
 
 def table_uri(output: str, table: str, *, job: str, run_date: date, run_id: str) -> str:
-    return storage.join(output, table, f"job={job}", f"run_date={run_date.isoformat()}", f"{run_id}.parquet")
+    return storage.join(
+        output, table, f"job={job}", f"run_date={run_date.isoformat()}", f"{run_id}.parquet"
+    )
 
 
 def write_parquet(df: pl.DataFrame, uri: str) -> None:

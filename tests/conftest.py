@@ -60,3 +60,32 @@ def s3_bucket(s3_endpoint: str, request: pytest.FixtureRequest) -> str:
 
 
 # -- local Batch API fixtures (batch_server, openai_client) are defined below ---------------
+
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from openai import OpenAI
+
+    from localbatch import LocalBatchServer
+
+
+@pytest.fixture
+def batch_server(tmp_path: Path) -> Iterator[LocalBatchServer]:
+    """A started local Batch API (simulator, faults off) with a fresh data dir; key "test-key"."""
+    from localbatch import LocalBatchServer, ServerConfig
+
+    config = ServerConfig(data_dir=tmp_path / "localbatch", api_key="test-key")
+    with LocalBatchServer(config) as server:
+        yield server
+
+
+@pytest.fixture
+def openai_client(batch_server: LocalBatchServer) -> Iterator[OpenAI]:
+    """An `openai.OpenAI` pointed at `batch_server`, without retries (errors surface at once)."""
+    client = batch_server.client(max_retries=0)
+    try:
+        yield client
+    finally:
+        client.close()

@@ -36,10 +36,28 @@ def backend(batch_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]
     reset_gateways()
 
 
-WORDS = (
-    "river harbor ledger invoice orchard lantern meadow copper signal granite tide "
-    "compass ember valley quartz beacon willow falcon summit canyon"
-).split()
+WORDS = [
+    "river",
+    "harbor",
+    "ledger",
+    "invoice",
+    "orchard",
+    "lantern",
+    "meadow",
+    "copper",
+    "signal",
+    "granite",
+    "tide",
+    "compass",
+    "ember",
+    "valley",
+    "quartz",
+    "beacon",
+    "willow",
+    "falcon",
+    "summit",
+    "canyon",
+]
 
 
 def write_corpus(folder: Path, n: int, *, start: int = 0) -> list[Path]:
@@ -48,7 +66,9 @@ def write_corpus(folder: Path, n: int, *, start: int = 0) -> list[Path]:
     paths = []
     for i in range(start, start + n):
         words = [WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(60)]
-        text = f"Report {i}\n\n" + " ".join(words).capitalize() + f". Document number {i} ends here."
+        text = (
+            f"Report {i}\n\n" + " ".join(words).capitalize() + f". Document number {i} ends here."
+        )
         path = folder / f"doc-{i:04d}.txt"
         path.write_text(text, encoding="utf-8")
         paths.append(path)
@@ -86,6 +106,8 @@ def assert_every_input_has_one_row(manifest: RunManifest) -> tuple[pl.DataFrame,
     errors = read_table(manifest, "errors")
     inputs = manifest.counts.requests + manifest.counts.documents_rejected
     assert results.height + errors.height == inputs
-    ids = pl.concat([results.select("document_id", "chunk_index"), errors.select("document_id", "chunk_index")])
+    ids = pl.concat(
+        [results.select("document_id", "chunk_index"), errors.select("document_id", "chunk_index")]
+    )
     assert ids.is_duplicated().sum() == 0, "a request has more than one row"
     return results, errors

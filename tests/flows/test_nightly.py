@@ -63,7 +63,9 @@ def test_three_nights_over_a_changing_folder(
     assert fourth.counts.requests == 12
 
     # The analyst's side: `latest` holds one row per document, from its newest run.
-    latest = analytics.query(job.output, "select document_id, run_id from latest order by document_id")
+    latest = analytics.query(
+        job.output, "select document_id, run_id from latest order by document_id"
+    )
     assert latest.height == 13, "every document ever seen, once (the deleted one included)"
     assert latest.filter(pl.col("document_id") == "doc-0009.txt")["run_id"].item() == first.run_id
     newest = latest.filter(pl.col("document_id") != "doc-0009.txt")["run_id"].unique().to_list()
@@ -106,9 +108,7 @@ def test_report_figures_match_the_costs_table(
     daily = parts["daily"]
     assert daily["requests"].to_list() == [5, 2]
     assert daily["documents"].to_list() == [5, 2]
-    costs = pl.concat(
-        [pl.read_parquet(m.tables["costs"]) for m in (a, b)]
-    )
+    costs = pl.concat([pl.read_parquet(m.tables["costs"]) for m in (a, b)])
     assert daily["batch_cost_usd"].sum() == pytest.approx(costs["batch_cost_usd"].sum())
     assert daily["standard_cost_usd"].to_list() == pytest.approx(
         [2 * x for x in daily["batch_cost_usd"].to_list()]

@@ -95,5 +95,11 @@ def test_killed_at_each_step_and_run_again(
     assert_every_input_has_one_row(manifest)
 
     client = batch_server.client()
-    batches = [b for b in client.batches.list(limit=100) if (b.metadata or {}).get(META_RUN) == manifest.run_id]
-    assert len(batches) == len(manifest.shards) == 3, "exactly one batch per shard: nobody paid twice"
+    batches = [
+        b
+        for b in client.batches.list(limit=100)
+        if (b.metadata or {}).get(META_RUN) == manifest.run_id
+    ]
+    assert len(batches) == len(manifest.shards) == 3, (
+        "exactly one batch per shard: nobody paid twice"
+    )

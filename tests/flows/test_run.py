@@ -76,7 +76,11 @@ def test_bad_documents_end_in_the_errors_table(
     results, errors = assert_every_input_has_one_row(manifest)
     assert results.height == 2
     by_doc = dict(errors.select("document_id", "code").iter_rows())
-    assert by_doc == {"empty.txt": "empty", "binary.exe": "unsupported_type", "broken.txt": "undecodable"}
+    assert by_doc == {
+        "empty.txt": "empty",
+        "binary.exe": "unsupported_type",
+        "broken.txt": "undecodable",
+    }
     assert (errors["stage"] == "load").all()
 
 
@@ -100,7 +104,9 @@ def test_line_faults_are_retried_or_recorded_with_their_reason(
     codes = set(errors["code"].to_list())
     assert {"invalid_json", "schema_mismatch", "refusal", "truncated"} & codes
     gave_up = errors.filter(pl.col("stage") == "api")
-    assert (gave_up["attempt"] == 4).all() and gave_up["retryable"].all(), "API failures are retried"
+    assert (gave_up["attempt"] == 4).all() and gave_up["retryable"].all(), (
+        "API failures are retried"
+    )
     assert results["attempt"].max() > 1, "retried requests succeeded on a later attempt"
     assert manifest.current_attempt > 1
     # Failed-but-billed requests still count in the cost table.
@@ -109,7 +115,9 @@ def test_line_faults_are_retried_or_recorded_with_their_reason(
     assert costs["batch_cost_usd"] >= results["cost_usd"].sum() + errors["cost_usd"].sum() - 1e-12
 
 
-def test_retries_are_bounded(backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path) -> None:
+def test_retries_are_bounded(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
     write_corpus(tmp_path / "docs", 5)
     backend.set_faults(FaultConfig(batch_all_lines_fail=True))
     manifest = _run(make_job(limits={"max_attempts": 2}))
@@ -126,7 +134,7 @@ def test_expired_batch_keeps_partial_results_and_resubmits_the_rest(
     write_corpus(tmp_path / "docs", 20)
     backend.set_faults(FaultConfig(batch_expire_after_fraction=0.5))
     manifest = _run(make_job(limits={"max_attempts": 3}))
-    results, errors = assert_every_input_has_one_row(manifest)
+    results, _errors = assert_every_input_has_one_row(manifest)
     first = manifest.shards[0]
     assert first.batch_status == "expired"
     assert 0 < first.results < 20
@@ -178,6 +186,6 @@ def test_cancel_records_every_cancelled_request(
             break
         time.sleep(0.05)
     assert manifest.status == "cancelled"
-    results, errors = assert_every_input_has_one_row(manifest)
+    _results, errors = assert_every_input_has_one_row(manifest)
     assert "batch_cancelled" in set(errors["code"].to_list())
     assert pl.Series(errors["retryable"]).sum() == 0

@@ -56,7 +56,9 @@ def chat_line(
     return orjson.dumps(line)
 
 
-def responses_line(output: list[dict[str, Any]], *, status: str = "completed", reason: str | None = None) -> bytes:
+def responses_line(
+    output: list[dict[str, Any]], *, status: str = "completed", reason: str | None = None
+) -> bytes:
     body = {
         "id": "resp_1",
         "object": "response",
@@ -73,7 +75,12 @@ def responses_line(output: list[dict[str, Any]], *, status: str = "completed", r
         },
     }
     return orjson.dumps(
-        {"id": "b", "custom_id": "doc-2", "response": {"status_code": 200, "body": body}, "error": None}
+        {
+            "id": "b",
+            "custom_id": "doc-2",
+            "response": {"status_code": 200, "body": body},
+            "error": None,
+        }
     )
 
 
@@ -95,7 +102,10 @@ def test_valid_chat_output_is_a_result_with_usage() -> None:
         (chat_line(orjson.dumps(GOOD).decode(), finish="content_filter"), "content_filter"),
         (chat_line("not json at all"), "invalid_json"),
         (chat_line('{"title": "T", "points": [], "sentiment": "angry"}'), "schema_mismatch"),
-        (chat_line('{"title": "T", "points": ["1","2","3","4"], "sentiment": "neutral"}'), "schema_mismatch"),
+        (
+            chat_line('{"title": "T", "points": ["1","2","3","4"], "sentiment": "neutral"}'),
+            "schema_mismatch",
+        ),
     ],
 )
 def test_unusable_outputs_are_terminal_validation_errors(line: bytes, code: str) -> None:
@@ -129,7 +139,11 @@ def test_http_failures_are_classified_by_status(status: int, code: str, outcome:
 
 @pytest.mark.parametrize(
     ("code", "outcome"),
-    [("batch_expired", "retryable"), ("request_timeout", "retryable"), ("batch_cancelled", "terminal")],
+    [
+        ("batch_expired", "retryable"),
+        ("request_timeout", "retryable"),
+        ("batch_cancelled", "terminal"),
+    ],
 )
 def test_non_http_failures(code: str, outcome: str) -> None:
     line = orjson.dumps(
@@ -148,12 +162,16 @@ def test_success_is_judged_by_status_code_not_by_missing_error() -> None:
 def test_responses_api_output_text_and_refusal_and_truncation() -> None:
     text = orjson.dumps(GOOD).decode()
     ok = classify_line(
-        responses_line([{"type": "message", "content": [{"type": "output_text", "text": text}]}]), Summary
+        responses_line([{"type": "message", "content": [{"type": "output_text", "text": text}]}]),
+        Summary,
     )
     assert ok.outcome == "ok" and ok.values == GOOD and ok.usage and ok.usage.input_tokens == 500
     refused = classify_line(
-        responses_line([{"type": "message", "content": [{"type": "refusal", "refusal": "no"}]}]), Summary
+        responses_line([{"type": "message", "content": [{"type": "refusal", "refusal": "no"}]}]),
+        Summary,
     )
     assert refused.code == "refusal"
-    cut = classify_line(responses_line([], status="incomplete", reason="max_output_tokens"), Summary)
+    cut = classify_line(
+        responses_line([], status="incomplete", reason="max_output_tokens"), Summary
+    )
     assert cut.code == "truncated"

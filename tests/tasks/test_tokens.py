@@ -7,7 +7,9 @@ import pytest
 from tasks import tokens
 
 
-def test_o200k_counts_offline_from_seeded_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_o200k_counts_offline_from_seeded_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
     tokens.get_encoding.cache_clear()
     assert tokens.count_tokens("hello world", "gpt-4o-mini") == 2
