@@ -40,27 +40,29 @@ class Upstream:
                     upstream.models.add(body["model"])
                     upstream.auth.add(self.headers.get("authorization", ""))
                 try:
-                    self._answer(body)
+                    status, payload, raw = self._answer(body)
                 finally:
+                    # Out of flight before the client can see the answer and send the next one.
                     with upstream.lock:
                         upstream.in_flight -= 1
+                self._send(status, payload, raw)
 
-            def _answer(self, body: dict[str, Any]) -> None:
+            def _answer(self, body: dict[str, Any]) -> tuple[int, Any, bytes | None]:
                 if self.path != "/v1/chat/completions":
-                    return self._send(404, {"error": {"message": "no such route"}})
+                    return 404, {"error": {"message": "no such route"}}, None
                 text = body["messages"][-1]["content"]
                 with upstream.lock:
                     upstream.calls[text] = upstream.calls.get(text, 0) + 1
                     calls = upstream.calls[text]
                 time.sleep(0.05)
                 if text == "refuse-400":
-                    return self._send(400, {"error": {"message": "bad request", "type": "x"}})
+                    return 400, {"error": {"message": "bad request", "type": "x"}}, None
                 if text == "flaky" and calls == 1:
-                    return self._send(503, {"detail": "warming up"})
+                    return 503, {"detail": "warming up"}, None
                 if text == "not-json":
-                    return self._send(200, None, raw=b"<html>oops</html>")
+                    return 200, None, b"<html>oops</html>"
                 answer = text.upper()[:50]
-                self._send(
+                return (
                     200,
                     {
                         "id": "chatcmpl-upstream",
@@ -76,6 +78,7 @@ class Upstream:
                         ],
                         "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
                     },
+                    None,
                 )
 
             def _send(self, status: int, payload: Any, raw: bytes | None = None) -> None:
