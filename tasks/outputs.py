@@ -49,8 +49,8 @@ class Classified:
     message: str = ""
     model: str | None = None
     usage: Usage | None = None
-    values: dict[str, Any] | None = None
     raw_output: str | None = None
+    """The model's answer as returned; for results, valid JSON for the job's schema."""
 
 
 def usage_of(body: dict[str, Any]) -> Usage | None:
@@ -143,7 +143,7 @@ def validate_body(
     if content is None:
         return Classified(custom_id, "terminal", "validation", code, message, model, usage)
     try:
-        parsed = output_model.model_validate_json(content)
+        output_model.model_validate_json(content)
     except ValidationError as exc:
         kind = "invalid_json" if exc.errors()[0]["type"] == "json_invalid" else "schema_mismatch"
         return Classified(
@@ -156,14 +156,7 @@ def validate_body(
             usage,
             raw_output=content,
         )
-    return Classified(
-        custom_id,
-        "ok",
-        model=model,
-        usage=usage,
-        values=parsed.model_dump(mode="python"),
-        raw_output=content,
-    )
+    return Classified(custom_id, "ok", model=model, usage=usage, raw_output=content)
 
 
 def classify_line(line: bytes, output_model: type[BaseModel]) -> Classified:

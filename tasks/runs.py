@@ -499,11 +499,8 @@ def parse_shard(
     def handle(c: Classified) -> None:
         row = index[c.custom_id]
         if c.outcome == "ok":
-            assert c.values is not None
             out = identity(c, row)
             out["raw_output"] = c.raw_output
-            for name, value in c.values.items():
-                out[tables.output_column_name(name)] = value
             results.append(out)
             return
         retry_it = c.outcome == "retryable" or (
@@ -532,8 +529,9 @@ def parse_shard(
         if custom_id not in seen:
             handle(_missing_line(shard, custom_id))
 
-    schema = tables.results_schema(output_model)
-    tables.write_parquet(tables.frame(results, schema), _part_uri(manifest, "results", shard))
+    tables.write_parquet(
+        tables.results_frame(results, output_model), _part_uri(manifest, "results", shard)
+    )
     tables.write_parquet(
         tables.frame(errors, tables.errors_schema()), _part_uri(manifest, "errors", shard)
     )

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from polars._typing import PolarsDataType
 from pydantic import BaseModel
 
 from schemas.rows import RESERVED_RESULT_COLUMNS, CostRow, ErrorRow, ResultRow
@@ -118,6 +119,26 @@ def frame(rows: Sequence[Mapping[str, Any]], schema: Mapping[str, pl.DataType]) 
     return pl.from_dicts(list(rows), schema=dict(schema), strict=False)
 
 
+def results_frame(rows: Sequence[Mapping[str, Any]], output_model: type[BaseModel]) -> pl.DataFrame:
+    """Result rows as a typed frame: identity columns from the rows, schema fields decoded
+    from each row's `raw_output` (already validated) by polars in one vectorised pass."""
+    schema = results_schema(output_model)
+    base = frame(rows, _file_schema(ResultRow))
+    if base.is_empty():
+        return pl.DataFrame(schema=schema)
+    struct = struct_for(output_model)
+    try:
+        fields = base.get_column("raw_output").str.json_decode(struct).struct.unnest()
+    except pl.exceptions.PolarsError:
+        # A value polars cannot read as its column type: let pydantic convert, row by row.
+        values = [output_model.model_validate_json(r["raw_output"]).model_dump() for r in rows]
+        fields = frame(
+            values, {n: dtype_for(f.annotation) for n, f in output_model.model_fields.items()}
+        )
+    fields = fields.rename({name: output_column_name(name) for name in fields.columns})
+    return pl.concat([base, fields], how="horizontal").select(list(schema))
+
+
 def table_uri(output: str, table: str, *, job: str, run_date: date, run_id: str) -> str:
     return storage.join(
         output, table, f"job={job}", f"run_date={run_date.isoformat()}", f"{run_id}.parquet"
@@ -158,3 +179,25 @@ def concat_parquet(parts: Sequence[str], dest: str, schema: Mapping[str, pl.Data
                 while chunk := src.read(1 << 20):
                     fh.write(chunk)
         return int(rows)
+
+
+def type_name(dtype: PolarsDataType) -> str:
+    """A column type as analysts see it in DuckDB (`VARCHAR`, `BIGINT`, `VARCHAR[]`, ...)."""
+    if isinstance(dtype, pl.List):
+        return f"{type_name(dtype.inner)}[]"
+    if isinstance(dtype, pl.Struct):
+        inner = ", ".join(f"{f.name} {type_name(f.dtype)}" for f in dtype.fields)
+        return f"STRUCT({inner})"
+    if isinstance(dtype, pl.Datetime):
+        return "TIMESTAMPTZ" if dtype.time_zone else "TIMESTAMP"
+    names = {
+        pl.String: "VARCHAR",
+        pl.Int64: "BIGINT",
+        pl.Float64: "DOUBLE",
+        pl.Boolean: "BOOLEAN",
+        pl.Date: "DATE",
+    }
+    for polars_type, name in names.items():
+        if dtype == polars_type:
+            return name
+    return str(dtype)

@@ -87,7 +87,7 @@ def responses_line(
 def test_valid_chat_output_is_a_result_with_usage() -> None:
     c = classify_line(chat_line(orjson.dumps(GOOD).decode()), Summary)
     assert c.outcome == "ok"
-    assert c.values == GOOD
+    assert c.raw_output is not None and orjson.loads(c.raw_output) == GOOD
     assert c.model == "gpt-4o-mini-2024-07-18"
     assert c.usage is not None
     assert (c.usage.input_tokens, c.usage.cached_tokens) == (1200, 1024)
@@ -165,7 +165,9 @@ def test_responses_api_output_text_and_refusal_and_truncation() -> None:
         responses_line([{"type": "message", "content": [{"type": "output_text", "text": text}]}]),
         Summary,
     )
-    assert ok.outcome == "ok" and ok.values == GOOD and ok.usage and ok.usage.input_tokens == 500
+    assert (
+        ok.outcome == "ok" and ok.raw_output == text and ok.usage and ok.usage.input_tokens == 500
+    )
     refused = classify_line(
         responses_line([{"type": "message", "content": [{"type": "refusal", "refusal": "no"}]}]),
         Summary,

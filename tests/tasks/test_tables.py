@@ -81,3 +81,12 @@ def test_unsupported_types_fail_clearly() -> None:
 
     with pytest.raises(tables.SchemaMappingError, match="bytes"):
         tables.results_schema(Odd)
+
+
+def test_results_frame_falls_back_to_pydantic_for_values_polars_cannot_read() -> None:
+    class Stamped(BaseModel):
+        at: datetime
+
+    raw = '{"at": "2026-01-31T10:00:00+01:00"}'
+    df = tables.results_frame([{"run_id": "r", "raw_output": raw, "cost_usd": 0.0}], Stamped)
+    assert df["at"][0] == datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
