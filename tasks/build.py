@@ -41,7 +41,9 @@ CHUNK_MARGIN_TOKENS = 8
 """Room left for tokens merging across the seam between template text and a chunk."""
 
 _T = TypeVar("_T")
-ShouldProcess = Callable[[Document], bool]
+ShouldProcess = Callable[[Document | RejectedDocument], bool]
+"""False skips a document: the ledger says this job version already finished it (a rejected
+document included, so the same bad file is not reported again every night)."""
 Progress = Callable[[int], None]
 
 
@@ -127,11 +129,11 @@ class _Planner:
         user_text = self.renderer.user_text
         for item in batch:
             self.counts.documents_seen += 1
-            if isinstance(item, RejectedDocument):
-                self.reject(item)
-                continue
             if should_process is not None and not should_process(item):
                 self.counts.documents_skipped += 1
+                continue
+            if isinstance(item, RejectedDocument):
+                self.reject(item)
                 continue
             try:
                 prepared.append((item, user_text(item, item.text or "")))

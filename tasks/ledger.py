@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from schemas.documents import Document
+from schemas.documents import Document, RejectedDocument
 from tasks import storage, tables
 
 LEDGER_SCHEMA: dict[str, pl.DataType] = {
@@ -121,6 +121,6 @@ class Ledger:
     def __len__(self) -> int:
         return len(self._done)
 
-    def should_process(self, document: Document) -> bool:
+    def should_process(self, document: Document | RejectedDocument) -> bool:
         """False when this version of the job already finished this exact content."""
         return _key(document.document_id, document.content_sha256) not in self._done

@@ -24,7 +24,7 @@ import polars as pl
 from pydantic import BaseModel
 
 from schemas.build import RequestIndexRow, ShardInfo
-from schemas.documents import Document
+from schemas.documents import Document, RejectedDocument
 from schemas.job import JobSpec
 from schemas.manifest import (
     META_JOB,
@@ -187,7 +187,7 @@ def prepare_run(
         storage.write_bytes(_open_marker(job.output, run_id), b"")
     failpoint("after-run-created")
 
-    should_process: Callable[[Document], bool] | None = None
+    should_process: Callable[[Document | RejectedDocument], bool] | None = None
     if not full:
         ledger = Ledger.load(job.output, job.name, fingerprint, retry_failed=retry_failed)
         if len(ledger):

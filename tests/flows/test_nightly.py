@@ -35,8 +35,10 @@ def test_three_nights_over_a_changing_folder(
     day1 = datetime(2026, 3, 1, 1, 30, tzinfo=UTC)
 
     write_corpus(docs, 10)
+    (docs / "empty.txt").write_text("")
     first = _night(job, day1)
-    assert (first.counts.documents_seen, first.counts.requests) == (10, 10)
+    assert (first.counts.documents_seen, first.counts.requests) == (11, 10)
+    assert first.counts.documents_rejected == 1
 
     # Night 2: 3 new, 2 changed, 1 deleted → 5 processed, 4 unchanged skipped.
     write_corpus(docs, 3, start=10)
@@ -44,14 +46,15 @@ def test_three_nights_over_a_changing_folder(
     (docs / "doc-0001.txt").write_text("Also changed.\n\nA second rewrite with new figures: 42.")
     (docs / "doc-0009.txt").unlink()
     second = _night(job, day1 + timedelta(days=1))
-    assert second.counts.documents_seen == 12
-    assert second.counts.documents_skipped == 7
+    assert second.counts.documents_seen == 13
+    assert second.counts.documents_skipped == 8, "7 unchanged and the known-bad empty file"
+    assert second.counts.documents_rejected == 0
     assert second.counts.requests == 5
     assert_every_input_has_one_row(second)
 
     # Night 3: nothing changed → nothing sent; --full → everything again.
     third = _night(job, day1 + timedelta(days=2))
-    assert (third.counts.documents_skipped, third.counts.requests) == (12, 0)
+    assert (third.counts.documents_skipped, third.counts.requests) == (13, 0)
     assert third.status == "done"
     full = _night(job, day1 + timedelta(days=2, hours=1), full=True)
     assert full.counts.requests == 12
