@@ -385,12 +385,8 @@ def download_outputs(manifest: RunManifest, gateway: Gateway) -> int:
 
 
 def _iter_lines(uri: str | None) -> Iterator[bytes]:
-    if not uri:
-        return
-    with storage.open_read(uri) as fh:
-        for line in fh:
-            if line.strip():
-                yield line
+    if uri:
+        yield from storage.iter_lines(uri)
 
 
 class _Pricer:

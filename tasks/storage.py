@@ -163,6 +163,24 @@ def open_read(uri: str) -> Iterator[IO[bytes]]:
         yield fh
 
 
+def iter_lines(uri: str) -> Iterator[bytes]:
+    """Stream the non-empty lines of a file or object (without their line endings)."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        body: Any = s3_client().get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            for line in body.iter_lines(chunk_size=1 << 20):
+                if line.strip():
+                    yield line
+        finally:
+            body.close()
+        return
+    with open(uri, "rb", buffering=1 << 20) as fh:
+        for line in fh:
+            if line.strip():
+                yield line.rstrip(b"\r\n")
+
+
 def read_bytes(uri: str) -> bytes:
     """Read a whole file or object."""
     with open_read(uri) as fh:
