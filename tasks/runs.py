@@ -41,6 +41,7 @@ from tasks.build import build_shards
 from tasks.failpoints import failpoint
 from tasks.gateway import Gateway, default_backend, get_gateway
 from tasks.ledger import Ledger, record_run
+from tasks.locks import LockBusy, lease
 from tasks.outputs import INVALID_OUTPUT_CODES, Classified, Outcome, Usage, classify_line
 from tasks.pricing import ModelPrice, PricingTable, UnknownModelError, cost_usd, load_pricing
 from tasks.sharding import ShardWriter
@@ -153,8 +154,32 @@ def prepare_run(
     """Start a run (or resume this job's open run): build shards, estimate, refuse if over budget.
 
     Unless `full`, documents the ledger holds as done by this job version are skipped; terminal
-    failures are skipped too unless `retry_failed`.
+    failures are skipped too unless `retry_failed`. A lease per job keeps two processes from
+    starting the same job's run twice.
     """
+    try:
+        with lease(storage.join(job.output, "runs", "_locks", job.name)):
+            return _prepare_run(
+                job,
+                full=full,
+                retry_failed=retry_failed,
+                progress=progress,
+                now=now,
+                backend=backend,
+            )
+    except LockBusy as exc:
+        raise RunError(f"job {job.name} is being submitted by another process ({exc})") from None
+
+
+def _prepare_run(
+    job: JobSpec,
+    *,
+    full: bool,
+    retry_failed: bool,
+    progress: Callable[[int], None] | None,
+    now: datetime | None,
+    backend: str | None,
+) -> RunManifest:
     fingerprint = job.fingerprint()
     for run_dir in list_open_runs(job.output):
         existing = load_manifest(run_dir)
@@ -785,7 +810,20 @@ def cost_rows(
 
 
 def advance_run(run_dir: str, *, gateway: Gateway | None = None) -> RunManifest:
-    """Do every step that can be done now for one run; safe to call any number of times."""
+    """Do every step that can be done now for one run; safe to call any number of times.
+
+    When another process holds the run's lease, this call does nothing and returns the run
+    as it stands.
+    """
+    try:
+        with lease(storage.join(run_dir, "lock")):
+            return _advance_run(run_dir, gateway=gateway)
+    except LockBusy as exc:
+        log.info("skipping %s this time: %s", run_dir, exc)
+        return load_manifest(run_dir)
+
+
+def _advance_run(run_dir: str, *, gateway: Gateway | None) -> RunManifest:
     manifest = load_manifest(run_dir)
     if not manifest.is_open:
         # Killed after finishing but before the open marker went: finish the close.
@@ -793,7 +831,9 @@ def advance_run(run_dir: str, *, gateway: Gateway | None = None) -> RunManifest:
         return manifest
     job = JobSpec.model_validate(manifest.job)
     if manifest.status == "submitting":
-        manifest = prepare_run(job, backend=manifest.backend)
+        manifest = _prepare_run(
+            job, full=False, retry_failed=False, progress=None, now=None, backend=manifest.backend
+        )
     gateway = gateway or get_gateway(manifest.backend)
     submit_ready(manifest, gateway, max_in_flight_tokens=job.limits.max_in_flight_tokens)
     poll_batches(manifest, gateway)
@@ -807,6 +847,14 @@ def advance_run(run_dir: str, *, gateway: Gateway | None = None) -> RunManifest:
 
 def cancel_run(run_dir: str, *, gateway: Gateway | None = None) -> RunManifest:
     """Cancel a run's in-flight batches; `collect` then records every cancelled line."""
+    try:
+        with lease(storage.join(run_dir, "lock"), wait_seconds=300):
+            return _cancel_run(run_dir, gateway=gateway)
+    except LockBusy as exc:
+        raise RunError(f"cannot cancel now: {exc}; try again") from None
+
+
+def _cancel_run(run_dir: str, *, gateway: Gateway | None) -> RunManifest:
     manifest = load_manifest(run_dir)
     if not manifest.is_open:
         raise RunError(f"run {manifest.run_id} is {manifest.status}; nothing to cancel")

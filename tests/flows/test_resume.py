@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -103,3 +104,33 @@ def test_killed_at_each_step_and_run_again(
     assert len(batches) == len(manifest.shards) == 3, (
         "exactly one batch per shard: nobody paid twice"
     )
+
+
+def test_two_collectors_at_once_create_each_batch_once(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    write_corpus(tmp_path / "docs", 9)
+    job = make_job(limits={"max_requests_per_shard": 3})
+    manifest = runs.prepare_run(job)
+
+    def collect_until_done(_: int) -> str:
+        for _ in range(400):
+            if not runs.advance_run(manifest.run_dir).is_open:
+                break
+            time.sleep(0.02)
+        return runs.load_manifest(manifest.run_dir).status
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = list(pool.map(collect_until_done, range(4)))
+    assert statuses == ["done"] * 4
+    final = runs.load_manifest(manifest.run_dir)
+    assert_every_input_has_one_row(final)
+    client = backend.client()
+    mine = [
+        b
+        for b in client.batches.list(limit=100)
+        if (b.metadata or {}).get(META_RUN) == final.run_id
+    ]
+    assert len(mine) == 3
