@@ -20,9 +20,8 @@ def lock_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def test_second_holder_is_refused_until_release(lock_uri: str) -> None:
-    with lease(lock_uri):
-        with pytest.raises(LockBusy), lease(lock_uri):
-            pass
+    with lease(lock_uri), pytest.raises(LockBusy), lease(lock_uri):
+        pass
     with lease(lock_uri):
         pass
 
