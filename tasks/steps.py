@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import openai
 from botocore.exceptions import BotoCoreError, ClientError
-from prefect import Task, task
+from prefect import Task, get_run_logger, task
 from prefect.client.schemas.objects import State, TaskRun
 
 from schemas.job import JobSpec
@@ -44,7 +46,26 @@ def _is_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) ->
 )
 def prepare_run(job: JobSpec, full: bool = False, retry_failed: bool = False) -> str:
     """Build the shards of a new run (or resume this job's open run); return its folder."""
-    return runs.prepare_run(job, full=full, retry_failed=retry_failed).run_dir
+    manifest = runs.prepare_run(
+        job, full=full, retry_failed=retry_failed, progress=_build_progress(every=20_000)
+    )
+    return manifest.run_dir
+
+
+def _build_progress(every: int) -> Callable[[int], None]:
+    """A progress callback that logs how many documents were read, every `every` of them."""
+    logger = get_run_logger()
+    started = time.monotonic()
+    state = {"seen": 0, "next": every}
+
+    def advance(n: int) -> None:
+        state["seen"] += n
+        if state["seen"] >= state["next"]:
+            rate = state["seen"] / max(time.monotonic() - started, 1e-9)
+            logger.info("read %d documents (%.0f/s)", state["seen"], rate)
+            state["next"] += every
+
+    return advance
 
 
 @task(
