@@ -15,6 +15,11 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 MAX_DEPTH = 12
+"""Past this depth optional branches (null, empty arrays) are taken to end recursion."""
+HARD_DEPTH = 32
+"""Past this depth a schema cannot be satisfied finitely: give up with null."""
+MAX_ITEMS = 1000
+MAX_STRING = 100_000
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]{2,}")
@@ -453,6 +458,8 @@ class SchemaFaker:
         return node
 
     def _value(self, schema: Any, name: str, path: str, doc: Document, depth: int, idx: int) -> Any:
+        if depth > HARD_DEPTH:
+            return None
         s = self.resolve(schema)
         if "const" in s:
             return s["const"]
@@ -541,7 +548,7 @@ class SchemaFaker:
             want = 3
         if hi is not None:
             want = min(want, hi)
-        want = max(want, lo)
+        want = min(max(want, lo), MAX_ITEMS)
         if item_kind == "string" and not items.get("enum") and not items.get("format"):
             if words & _SENTENCE_LIST_WORDS:
                 pool = doc.sentences
@@ -618,7 +625,7 @@ class SchemaFaker:
         min_len = s.get("minLength")
         if isinstance(max_len, int) and len(text) > max_len:
             text = _cut_words(text, max_len)[:max_len]
-        if isinstance(min_len, int) and len(text) < min_len:
+        if isinstance(min_len, int) and len(text) < min_len <= MAX_STRING:
             text = (text + " " + "x" * min_len)[: max(min_len, len(text))]
             if isinstance(max_len, int):
                 text = text[:max_len]

@@ -8,6 +8,7 @@ answer says it is simulated: `system_fingerprint` for chat, `metadata` for Respo
 from __future__ import annotations
 
 import base64
+import logging
 import struct
 import threading
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from localbatch._execution import (
     WorkItem,
     http_error,
     injected,
+    server_error,
     short_id,
 )
 from localbatch._jsongen import Document, SchemaFaker, stable_hash, violate
@@ -32,6 +34,8 @@ from localbatch._prompts import (
     document_text,
     responses_messages,
 )
+
+log = logging.getLogger("localbatch")
 
 SYSTEM_FINGERPRINT = "fp_overnight_simulated"
 REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
@@ -81,12 +85,17 @@ class Simulator:
         forced = injected(item)
         if forced is not None:
             return forced
-        if item.url == "/v1/chat/completions":
-            return self._chat(item)
-        if item.url == "/v1/responses":
-            return self._responses(item)
-        if item.url == "/v1/embeddings":
-            return self._embeddings(item)
+        try:
+            if item.url == "/v1/chat/completions":
+                return self._chat(item)
+            if item.url == "/v1/responses":
+                return self._responses(item)
+            if item.url == "/v1/embeddings":
+                return self._embeddings(item)
+        except Exception:
+            # One odd request body (a schema no JSON can satisfy...) fails alone, not the batch.
+            log.exception("simulating %s failed", item.custom_id)
+            return server_error()
         return http_error(
             400, f"Unsupported URL: {item.url}", type="invalid_request_error", code=None
         )
@@ -182,7 +191,7 @@ class Simulator:
         text, finish, prompt, cached = done.text, done.finish, done.prompt, done.cached
         completion, reasoning, refused = done.completion, done.reasoning, done.refused
         n_raw = body.get("n")
-        n = n_raw if isinstance(n_raw, int) and n_raw > 1 else 1
+        n = min(n_raw, 128) if isinstance(n_raw, int) and n_raw > 1 else 1
         choices: list[dict[str, Any]] = [
             {
                 "index": i,

@@ -319,3 +319,51 @@ def test_faker_output_is_valid_for_tricky_schemas(schema: dict[str, Any]) -> Non
 def test_faker_is_a_pure_function_of_text_and_seed() -> None:
     faker = SchemaFaker(SUMMARY_SCHEMA)
     assert faker.generate(Document(document(4), 0)) == faker.generate(Document(document(4), 0))
+
+
+def test_hostile_request_bodies_fail_alone_and_never_the_batch(client: OpenAI) -> None:
+    impossible = {
+        "type": "object",
+        "properties": {"self": {"$ref": "#"}},
+        "required": ["self"],
+        "additionalProperties": False,
+    }
+    huge = {
+        "type": "object",
+        "properties": {
+            "many": {"type": "array", "items": {"type": "integer"}, "minItems": 10**9},
+            "long": {"type": "string", "minLength": 10**9},
+            "odd": {"type": "mystery"},
+            "bad_enum": {"enum": []},
+        },
+        "required": ["many", "long", "odd", "bad_enum"],
+    }
+    lines = [
+        chat_line("impossible", document(1), schema=impossible),
+        chat_line("huge", document(2), schema=huge),
+        chat_line("many-choices", document(3), n=1000, max_tokens="lots"),
+        {
+            "custom_id": "messages-not-a-list",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": "gpt-4o-mini", "messages": "hello"},
+        },
+        {
+            "custom_id": "odd-parts",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {
+                "model": "gpt-4o-mini",
+                "messages": [{"role": 7, "content": [1, {"type": "text"}, {"type": "image_url"}]}],
+            },
+        },
+        chat_line("fine", document(4), schema=SUMMARY_SCHEMA),
+    ]
+    batch = run_batch(client, lines)
+    assert batch.status == "completed"
+    out, err = results(client, batch)
+    assert set(out) | set(err) == {line["custom_id"] for line in lines}
+    assert "fine" in out
+    assert len(out["many-choices"]["response"]["body"]["choices"]) == 128
+    assert err["messages-not-a-list"]["response"]["status_code"] == 400
+    assert client.batches.retrieve(batch.id).status == "completed"  # still answering
