@@ -215,7 +215,7 @@ class Engine:
             record = self._validate(record)
             if record.terminal:
                 return
-        if record.status in ("in_progress", "cancelling"):
+        if record.status in ("in_progress", "cancelling") and not record.work.finishing:
             record = self._execute(record)
         if record.status == "cancelling" or record.work.stop_reason == "cancelled":
             self._finish(record, "cancelled")
@@ -500,11 +500,12 @@ class Engine:
         work_dir = self.store.work_dir(record.id)
         out_id = record.work.output_file_id
         err_id = record.work.error_file_id
-        if out_id is None and err_id is None:
+        if not record.work.finishing:
             out_id = new_file_id() if record.work.out_bytes else None
             err_id = new_file_id() if record.work.err_bytes else None
 
             def reserve(r: BatchRecord) -> None:
+                r.work.finishing = True
                 r.work.output_file_id = out_id
                 r.work.error_file_id = err_id
 
@@ -579,6 +580,8 @@ def _any_line_faults(faults: FaultConfig) -> bool:
 
 def _open_append(path: Path, size: int) -> IO[bytes]:
     """Open a work file for appending after its first `size` bytes (the last checkpoint)."""
+    if not path.exists() and size:
+        raise FileNotFoundError(f"work file {path} is gone but should hold {size} bytes")
     fh = path.open("r+b") if path.exists() else path.open("w+b")
     fh.truncate(size)
     fh.seek(size)

@@ -112,6 +112,8 @@ class WorkState:
     out_bytes: int = 0
     err_bytes: int = 0
     stop_reason: Literal["cancelled", "expired"] | None = None
+    finishing: bool = False
+    """All lines are written; the work files are being published (never execute again)."""
     output_file_id: str | None = None
     """Reserved ids, so finalizing twice (after a crash) creates the same files."""
     error_file_id: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import openai
 import pytest
@@ -266,3 +267,54 @@ def test_responses_and_embeddings_batches(client: OpenAI) -> None:
     vectors = [line["response"]["body"]["data"][0]["embedding"] for line in out]
     assert all(len(v) == 8 for v in vectors)
     assert abs(sum(x * x for x in vectors[0]) - 1.0) < 1e-3
+
+
+def test_restart_while_finalizing(make_server: MakeServer, make_client: MakeClient) -> None:
+    first = make_server(min_finalizing_seconds=5.0)
+    client = make_client(first)
+    batch = submit(client, [chat_line(f"f{i}", document(i)) for i in range(10)])
+    assert wait_for(client, batch.id, ("finalizing",)).finalizing_at is not None
+    first.stop()
+    second = make_server(data_dir=first.config.data_dir)
+    done = wait_for(make_client(second), batch.id)
+    assert done.status == "completed"
+    assert len(read_lines(make_client(second), done.output_file_id)) == 10
+
+
+def test_crash_after_publishing_files_but_before_recording_them(
+    make_server: MakeServer, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from localbatch import _engine
+
+    first = make_server()
+    store = first._service().store
+    real_update = store.update_batch
+
+    def die_on_the_final_update(batch_id: str, change: Any, **kwargs: Any) -> Any:
+        if kwargs.get("new_files"):
+            raise _engine._Stopped  # the process "dies" right after the renames
+        return real_update(batch_id, change, **kwargs)
+
+    monkeypatch.setattr(store, "update_batch", die_on_the_final_update)
+    client = make_client(first)
+    lines = [chat_line(f"c{i}", document(i)) for i in range(10)]
+    lines.append({**chat_line("bad", "x"), "body": {"model": "gpt-4o-mini"}})
+    batch = submit(client, lines)
+    deadline = time.monotonic() + 10
+    while (
+        not (first.config.data_dir / "files").exists()
+        or len(list((first.config.data_dir / "files").iterdir())) < 3
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.1)
+    first.stop()
+    monkeypatch.undo()
+
+    second = make_server(data_dir=first.config.data_dir)
+    client = make_client(second)
+    done = wait_for(client, batch.id)
+    assert done.status == "completed"
+    out, err = results(client, done)
+    assert sorted(out) == sorted(f"c{i}" for i in range(10))
+    assert list(err) == ["bad"]
