@@ -18,7 +18,7 @@ import orjson
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -419,6 +419,8 @@ class _Guard:
 
         try:
             await self._handle(scope, receive, tracking_send)
+        except ClientDisconnect:
+            log.info("client went away during %s %s", scope.get("method"), scope.get("path"))
         except Exception:
             log.exception(
                 "unexpected error answering %s %s", scope.get("method"), scope.get("path")
