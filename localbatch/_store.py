@@ -83,19 +83,18 @@ class FileRecord:
     expires_at: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        """The `FileObject` JSON (keys the spec does not allow as null are left out)."""
-        out: dict[str, Any] = {
+        """The `FileObject` JSON, with unset fields as null as OpenAI sends them."""
+        return {
             "id": self.id,
             "object": "file",
             "bytes": self.bytes,
             "created_at": self.created_at,
+            "expires_at": self.expires_at,
             "filename": self.filename,
             "purpose": self.purpose,
             "status": "processed",
+            "status_details": None,
         }
-        if self.expires_at is not None:
-            out["expires_at"] = self.expires_at
-        return out
 
 
 @dataclass(slots=True)
@@ -159,8 +158,9 @@ class BatchRecord:
     def to_wire(self) -> dict[str, Any]:
         """The `Batch` JSON.
 
-        The spec types `errors`, the file ids and the timestamps as non-nullable, so unset
-        ones are left out (clients read them as null/None); `metadata` may be null.
+        Every field is present, unset ones as null, as OpenAI sends them (its spec types some
+        of them as non-nullable, but its API and its own reference examples return null, and
+        clients that read JSON by key expect every key).
         """
         out: dict[str, Any] = {
             "id": self.id,
@@ -172,10 +172,8 @@ class BatchRecord:
             "created_at": self.created_at,
             "expires_at": self.expires_at,
         }
-        if self.model is not None:
-            out["model"] = self.model
-        if self.errors is not None:
-            out["errors"] = {"object": "list", "data": self.errors}
+        out["model"] = self.model
+        out["errors"] = {"object": "list", "data": self.errors} if self.errors is not None else None
         for key in (
             "output_file_id",
             "error_file_id",
@@ -187,9 +185,7 @@ class BatchRecord:
             "cancelling_at",
             "cancelled_at",
         ):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = value
+            out[key] = getattr(self, key)
         out["request_counts"] = {
             "total": self.total,
             "completed": self.completed,
