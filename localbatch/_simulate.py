@@ -155,6 +155,12 @@ class Simulator:
     ) -> _Completion:
         counter = self._counter(item.model)
         prompt_tokens, sequence = counter.prompt(messages)
+        if schema is not None:
+            # The API puts a structured-output schema into the prompt and bills its tokens;
+            # as a shared prefix it is also cacheable.
+            schema_tokens = counter.encode(orjson.dumps(schema).decode())
+            prompt_tokens += len(schema_tokens)
+            sequence = schema_tokens + sequence
         cached, written = self.cache.hit(item.model, sequence, prompt_tokens)
         doc = Document(document_text(messages), self.seed)
         if item.fault == "refusal":

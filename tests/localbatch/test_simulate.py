@@ -65,7 +65,10 @@ def test_chat_bodies_look_like_real_completions(client: OpenAI) -> None:
     assert choice.message.role == "assistant" and choice.message.refusal is None
     usage = completion.usage
     assert usage is not None
-    assert usage.prompt_tokens == _cookbook_prompt_tokens(line["body"]["messages"], "gpt-4o-mini")
+    schema_text = json.dumps(SUMMARY_SCHEMA, separators=(",", ":"))
+    assert usage.prompt_tokens == _cookbook_prompt_tokens(
+        line["body"]["messages"], "gpt-4o-mini"
+    ) + count_tokens(schema_text, "gpt-4o-mini"), "messages and the schema are billed"
     assert usage.completion_tokens == count_tokens(choice.message.content or "", "gpt-4o-mini")
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
     assert usage.prompt_tokens_details is not None
