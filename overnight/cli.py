@@ -33,8 +33,14 @@ from pathlib import Path  # noqa: E402
 @app.command()
 def estimate(
     job_file: Path = typer.Argument(..., help="The job file (TOML or YAML)."),
+    full: bool = typer.Option(
+        False, "--full", help="Price every document, not only those the next run would send."
+    ),
 ) -> None:
     """Count a job's documents, requests and tokens and price them; nothing is sent or written.
+
+    Like `run`, it skips documents this job version already finished (see the ledger), so the
+    figure is what the next run will cost; `--full` prices everything.
 
     Exits 1 when the maximum Batch cost is over the job's budget_usd, 2 on a bad job file,
     an unknown model or a missing source.
@@ -53,7 +59,13 @@ def estimate(
     err = Console(stderr=True)
     try:
         job = load_job(job_file)
-        result = estimate_job(job)
+        should_process = None
+        if not full:
+            from tasks.ledger import Ledger
+
+            ledger = Ledger.load(job.output, job.name, job.fingerprint())
+            should_process = ledger.should_process if len(ledger) else None
+        result = estimate_job(job, should_process=should_process)
     except (JobSpecError, PricingError, SourceError, StorageError, BuildError) as exc:
         message = " ".join(line.strip() for line in str(exc).splitlines())
         err.print(

@@ -18,8 +18,12 @@ from tasks.gateway import reset_gateways
 
 @pytest.fixture(scope="session", autouse=True)
 def prefect_harness() -> Iterator[None]:
+    from prefect.logging.configuration import setup_logging
     from prefect.testing.utilities import prefect_test_harness
 
+    # Bind Prefect's console log handler to the real stderr now, not to the stream of the
+    # first CliRunner invocation (which is closed by the next one).
+    setup_logging()
     with prefect_test_harness(server_startup_timeout=90):
         yield
 

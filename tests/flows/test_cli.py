@@ -1,0 +1,114 @@
+"""The `overnight` commands as a user types them, against the test's local Batch API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+from typer.testing import CliRunner
+
+from overnight.cli import app
+from schemas.job import JobSpec
+from tests.flows.conftest import write_corpus
+
+runner = CliRunner()
+REPO = Path(__file__).resolve().parents[2]
+
+
+def overnight(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the real `overnight` command (commands that start flows run in their own process)."""
+    return subprocess.run(
+        [sys.executable, "-m", "overnight.cli", *args],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _job_file(tmp_path: Path, job: JobSpec) -> Path:
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job.model_dump(mode="json", exclude_defaults=True)))
+    return path
+
+
+def test_run_status_query_report(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    write_corpus(tmp_path / "docs", 4)
+    job_file = _job_file(tmp_path, make_job())
+
+    ran = overnight("run", str(job_file))
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "done" in ran.stdout and "4 results" in ran.stdout
+    assert "results" in ran.stdout and ".parquet" in ran.stdout
+
+    status = runner.invoke(app, ["status", str(job_file)])
+    assert status.exit_code == 0 and "done" in status.output
+
+    again = runner.invoke(app, ["estimate", str(job_file)])
+    assert again.exit_code == 0 and "skipped" in again.output
+
+    out = str(tmp_path / "out")
+    csv = tmp_path / "latest.csv"
+    q = runner.invoke(
+        app,
+        [
+            "query",
+            "-o",
+            out,
+            "select document_id, title from latest order by 1",
+            "--format",
+            "csv",
+            "--to",
+            str(csv),
+        ],
+    )
+    assert q.exit_code == 0, q.output
+    frame = pl.read_csv(csv)
+    assert frame["document_id"].to_list() == [f"doc-{i:04d}.txt" for i in range(4)]
+    js = runner.invoke(
+        app, ["query", "-o", out, "select count(*) as n from results", "--format", "json"]
+    )
+    assert json.loads(js.stdout) == [{"n": 4}]
+    bad = runner.invoke(app, ["query", "-o", out, "select nope from results"])
+    assert bad.exit_code == 2 and "query failed" in bad.output
+
+    html = tmp_path / "report.html"
+    rep = runner.invoke(app, ["report", "-o", out, "--to", str(html)])
+    assert rep.exit_code == 0, rep.output
+    assert "<svg" in html.read_text()
+
+
+def test_bad_job_file_is_one_clear_line(tmp_path: Path) -> None:
+    broken = tmp_path / "job.toml"
+    broken.write_text('name = "x"\nmodel = "gpt-4o-mini"\n')
+    result = overnight("run", str(broken))
+    assert result.returncode == 2
+    assert "error" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_submit_then_collect_then_cancel_a_finished_run(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    write_corpus(tmp_path / "docs", 2)
+    job_file = _job_file(tmp_path, make_job())
+    sub = overnight("submit", str(job_file))
+    assert sub.returncode == 0, sub.stderr[-3000:]
+    run_id = sub.stdout.strip().rsplit("/", 1)[-1]
+    for _ in range(5):
+        col = overnight("collect", str(job_file))
+        assert col.returncode == 0, col.stderr[-3000:]
+        if "done" in col.stdout:
+            break
+    assert "done" in col.stdout
+    cancel = runner.invoke(app, ["cancel", run_id, str(job_file)])
+    assert cancel.exit_code == 2 and "nothing to cancel" in cancel.output
