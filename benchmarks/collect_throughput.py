@@ -157,6 +157,7 @@ def main() -> None:
         t1 = time.perf_counter()
         runs.parse_outputs(manifest, job)
         parsed = time.perf_counter() - t1
+        rss_parsed = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         t2 = time.perf_counter()
         done = runs.finalize_run(manifest, job)
         finished = time.perf_counter() - t2
@@ -172,7 +173,10 @@ def main() -> None:
         print(
             f"results / errors      {manifest.counts.results:,} / {manifest.counts.errors:,}  (done={done})"
         )
-        print(f"peak RSS              {peak:,.0f} MB (before parsing: {rss_before:,.0f} MB)")
+        print(
+            f"peak RSS              {peak:,.0f} MB (before parsing: {rss_before:,.0f} MB, "
+            f"after parsing: {rss_parsed:,.0f} MB)"
+        )
         print(f"cpu count             {os.cpu_count()}")
 
 

@@ -72,6 +72,8 @@ class ShardRecord(BaseModel):
     results: int = 0
     errors: int = 0
     retryable: int = 0
+    parts: int = 0
+    """How many parquet parts (of at most PART_ROWS judged lines each) parsing wrote."""
     updated_at: datetime = Field(default_factory=utcnow)
 
     @property

@@ -1,7 +1,7 @@
 """The ledger: which documents a version of a job has already finished, for nightly increments.
 
-After each run, one small parquet file per run records, for every document that reached its
-final rows, `(job_fingerprint, document_id, content_sha256, outcome)`. The next run of the
+After each run, one small parquet file per run records, for every row the run wrote,
+`(job_fingerprint, document_id, content_sha256, outcome)`. The next run of the
 same job version skips a document whose id and content hash the ledger holds as `ok` (or as
 `failed`, a terminal error, unless asked to retry those), and picks up new, changed and
 retryable ones. A new prompt, schema, model or parameter is a new fingerprint: everything is
@@ -26,7 +26,8 @@ LEDGER_SCHEMA: dict[str, pl.DataType] = {
     "run_id": pl.String(),
     "recorded_at": pl.Datetime("us", "UTC"),
 }
-"""`outcome`: ok (every row a result), failed (a terminal error), retry (a retryable error)."""
+"""One row per result or error row of a run. `outcome`: ok (a result), failed (a terminal
+error), retry (a retryable error)."""
 
 
 def _key(document_id: str, content_sha256: str | None) -> int:
@@ -49,38 +50,34 @@ def record_run(
     results_uri: str,
     errors_uri: str,
 ) -> int:
-    """Write the ledger file of a finished run from its tables; return its document count."""
-    cols = ["document_id", "content_sha256"]
-    ok = pl.read_parquet(storage.read_bytes(results_uri), columns=cols).with_columns(
-        failed=pl.lit(False), retry=pl.lit(False)
-    )
-    errors = pl.read_parquet(storage.read_bytes(errors_uri), columns=[*cols, "retryable"]).select(
-        *cols, failed=~pl.col("retryable"), retry=pl.col("retryable")
-    )
-    per_doc = (
-        pl.concat([ok, errors])
-        .group_by(cols)
-        .agg(pl.col("failed").any(), pl.col("retry").any())
-        .select(
+    """Write the ledger file of a finished run from its tables; return its row count.
+
+    One row per result or error row (a chunked document has several); streamed, so a run of
+    a million requests costs a few row groups of memory. `Ledger.load` folds chunks.
+    """
+
+    def build(paths: list[str]) -> pl.LazyFrame:
+        results, errors = paths
+        keys = ["document_id", "content_sha256"]
+        outcome = pl.when(pl.col("retryable")).then(pl.lit("retry")).otherwise(pl.lit("failed"))
+        return pl.concat(
+            [
+                pl.scan_parquet(results).select(*keys, outcome=pl.lit("ok")),
+                pl.scan_parquet(errors).select(*keys, outcome=outcome),
+            ]
+        ).select(
             pl.lit(job_fingerprint).alias("job_fingerprint"),
-            "document_id",
-            "content_sha256",
-            pl.when(pl.col("retry"))
-            .then(pl.lit("retry"))
-            .when(pl.col("failed"))
-            .then(pl.lit("failed"))
-            .otherwise(pl.lit("ok"))
-            .alias("outcome"),
+            *keys,
+            "outcome",
             pl.lit(run_id).alias("run_id"),
             pl.lit(datetime.now(UTC)).dt.cast_time_unit("us").alias("recorded_at"),
-        )
-        .sort("document_id")
-    )
-    tables.write_parquet(
-        per_doc.cast(pl.Schema(LEDGER_SCHEMA)),
-        storage.join(ledger_dir(output, job_name), f"{run_id}.parquet"),
-    )
-    return per_doc.height
+        ).cast(pl.Schema(LEDGER_SCHEMA))
+
+    dest = storage.join(ledger_dir(output, job_name), f"{run_id}.parquet")
+    return tables.sink([results_uri, errors_uri], dest, build)
+
+
+_RANK = {"ok": 0, "failed": 1, "retry": 2}
 
 
 class Ledger:
@@ -100,19 +97,31 @@ class Ledger:
         skip = {"ok"} if retry_failed else {"ok", "failed"}
         frames = []
         for info in storage.list_files(folder, include=["*.parquet"]):
-            df = pl.read_parquet(storage.read_bytes(info.uri)).filter(
-                pl.col("job_fingerprint") == job_fingerprint
-            )
+            df = tables.read_parquet(
+                info.uri,
+                columns=[
+                    "job_fingerprint",
+                    "document_id",
+                    "content_sha256",
+                    "outcome",
+                    "recorded_at",
+                ],
+            ).filter(pl.col("job_fingerprint") == job_fingerprint)
             if not df.is_empty():
-                frames.append(df.select("document_id", "content_sha256", "outcome", "recorded_at"))
+                frames.append(df.drop("job_fingerprint"))
         if not frames:
             return cls(set())
+        keys = ["document_id", "content_sha256"]
         latest = (
             pl.concat(frames)
+            # A document's outcome in one run is its worst chunk's: retry > failed > ok.
+            .with_columns(rank=pl.col("outcome").replace_strict(_RANK, return_dtype=pl.Int8))
+            .group_by(*keys, "recorded_at")
+            .agg(pl.col("rank").max())
             .sort("recorded_at")
-            .group_by("document_id", "content_sha256")
-            .agg(pl.col("outcome").last())
-            .filter(pl.col("outcome").is_in(sorted(skip)))
+            .group_by(keys)
+            .agg(pl.col("rank").last())
+            .filter(pl.col("rank").is_in([_RANK[o] for o in sorted(skip)]))
         )
         return cls(
             {_key(d, s) for d, s in latest.select("document_id", "content_sha256").iter_rows()}

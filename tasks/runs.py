@@ -444,8 +444,16 @@ class _Pricer:
         )
 
 
-def _part_uri(manifest: RunManifest, kind: str, shard: ShardRecord) -> str:
-    return storage.join(manifest.run_dir, "parts", kind, f"{shard.key.replace('/', '-')}.parquet")
+PART_ROWS = 10_000
+"""Judged lines per parquet part: bounds the memory of parsing, whatever the shard size."""
+
+
+def _part_uris(manifest: RunManifest, kind: str, shard: ShardRecord) -> list[str]:
+    stem = shard.key.replace("/", "-")
+    return [
+        storage.join(manifest.run_dir, "parts", kind, f"{stem}-{n:03d}.parquet")
+        for n in range(shard.parts)
+    ]
 
 
 def _retry_uri(manifest: RunManifest, shard: ShardRecord) -> str:
@@ -474,6 +482,25 @@ def _missing_line(shard: ShardRecord, custom_id: str) -> Classified:
     )
 
 
+_OUTCOME_SCHEMA: dict[str, pl.DataType] = {
+    "custom_id": pl.String(),
+    "kind": pl.String(),
+    "model": pl.String(),
+    "input_tokens": pl.Int64(),
+    "cached_tokens": pl.Int64(),
+    "output_tokens": pl.Int64(),
+    "reasoning_tokens": pl.Int64(),
+    "cost_usd": pl.Float64(),
+    "billed": pl.Boolean(),
+    "raw_output": pl.String(),
+    "stage": pl.String(),
+    "code": pl.String(),
+    "message": pl.String(),
+    "retryable": pl.Boolean(),
+}
+"""One row per request line as judged; `kind` is result, error or retry."""
+
+
 def parse_shard(
     manifest: RunManifest,
     shard: ShardRecord,
@@ -482,92 +509,107 @@ def parse_shard(
     pricer: _Pricer,
     retry_invalid_outputs: bool,
 ) -> None:
-    """Turn one shard's output and error files into result, error and superseded parts."""
-    index = {
-        row["custom_id"]: row
-        for row in pl.read_parquet(storage.read_bytes(shard.index_uri)).iter_rows(named=True)
-    }
+    """Turn one shard's output and error files into result, error and superseded parts.
+
+    Lines are judged one by one into plain columns; every PART_ROWS lines, identities come
+    from the shard's index by one join and typed output columns from one vectorised JSON
+    decode, and the part is written, so memory stays at a few columns of PART_ROWS lines.
+    """
+    index = pl.read_parquet(storage.read_bytes(shard.index_uri)).drop("input_tokens")
+    known = set(index.get_column("custom_id").to_list())
     last_attempt = shard.attempt >= manifest.max_attempts or manifest.cancel_requested
-    written_at = utcnow()
-    results: list[dict[str, Any]] = []
-    errors: list[dict[str, Any]] = []
-    superseded: list[dict[str, Any]] = []
-    retry: list[str] = []
+    cols: dict[str, list[Any]] = {name: [] for name in _OUTCOME_SCHEMA}
     seen: set[str] = set()
 
-    def identity(c: Classified, row: dict[str, Any]) -> dict[str, Any]:
-        usage = c.usage or Usage()
-        return {
-            "run_id": manifest.run_id,
-            "job_fingerprint": manifest.job_fingerprint,
-            "document_id": row["document_id"],
-            "source_uri": row["source_uri"],
-            "content_sha256": row["content_sha256"],
-            "chunk_index": row["chunk_index"],
-            "chunk_count": row["chunk_count"],
-            "custom_id": c.custom_id,
-            "batch_id": shard.batch_id,
-            "attempt": shard.attempt,
-            "model": c.model or shard.model,
-            "input_tokens": usage.input_tokens,
-            "cached_tokens": usage.cached_tokens,
-            "output_tokens": usage.output_tokens,
-            "reasoning_tokens": usage.reasoning_tokens,
-            "cost_usd": pricer.cost(c.model or shard.model, c.usage),
-            "written_at": written_at,
-        }
-
-    def handle(c: Classified) -> None:
-        row = index[c.custom_id]
-        if c.outcome == "ok":
-            out = identity(c, row)
-            out["raw_output"] = c.raw_output
-            results.append(out)
-            return
+    def add(c: Classified) -> None:
         retry_it = c.outcome == "retryable" or (
             retry_invalid_outputs and c.code in INVALID_OUTPUT_CODES
         )
-        if retry_it and not last_attempt:
-            retry.append(c.custom_id)
-            if c.usage is not None:
-                superseded.append(_error_values(identity(c, row), c, retryable=True))
-            return
-        message = c.message
-        if retry_it:
-            message += f" (gave up after {shard.attempt} attempt(s))"
-            c.message = message
-        errors.append(_error_values(identity(c, row), c, retryable=c.outcome == "retryable"))
+        if c.outcome == "ok":
+            kind = "result"
+        elif retry_it and not last_attempt:
+            kind = "retry"
+        else:
+            kind = "error"
+            if retry_it:
+                c.message += f" (gave up after {shard.attempt} attempt(s))"
+        usage = c.usage or Usage()
+        model = c.model or shard.model
+        for name, value in (
+            ("custom_id", c.custom_id),
+            ("kind", kind),
+            ("model", model),
+            ("input_tokens", usage.input_tokens),
+            ("cached_tokens", usage.cached_tokens),
+            ("output_tokens", usage.output_tokens),
+            ("reasoning_tokens", usage.reasoning_tokens),
+            ("cost_usd", pricer.cost(model, c.usage)),
+            ("billed", c.usage is not None),
+            ("raw_output", c.raw_output if kind == "result" else None),
+            ("stage", c.stage),
+            ("code", c.code or None),
+            ("message", c.message[:4000] or None),
+            ("retryable", c.outcome == "retryable"),
+        ):
+            cols[name].append(value)
 
+    retry: list[str] = []
+    shard.parts = 0
+
+    def flush() -> None:
+        """Write the lines judged so far as one part of each kind, and start afresh."""
+        judged = (
+            pl.DataFrame(cols, schema=_OUTCOME_SCHEMA)
+            .join(index, on="custom_id", how="left")
+            .with_columns(
+                run_id=pl.lit(manifest.run_id),
+                job_fingerprint=pl.lit(manifest.job_fingerprint),
+                batch_id=pl.lit(shard.batch_id, pl.String),
+                attempt=pl.lit(shard.attempt, pl.Int64),
+                written_at=pl.lit(utcnow()).dt.cast_time_unit("us"),
+            )
+        )
+        for values in cols.values():
+            values.clear()
+        kind = pl.col("kind")
+        errors_schema = pl.Schema(tables.errors_schema())
+        retried = judged.filter(kind == "retry")
+        parts = {
+            "results": tables.results_frame(judged.filter(kind == "result"), output_model),
+            "errors": judged.filter(kind == "error")
+            .select(list(errors_schema))
+            .cast(errors_schema),
+            "superseded": retried.filter(pl.col("billed"))
+            .select(list(errors_schema))
+            .cast(errors_schema),
+        }
+        shard.parts += 1
+        for name, part in parts.items():
+            tables.write_parquet(part, _part_uris(manifest, name, shard)[-1])
+        shard.results += parts["results"].height
+        shard.errors += parts["errors"].height
+        retry.extend(retried.get_column("custom_id").to_list())
+
+    shard.results = shard.errors = 0
     for uri in (shard.output_uri, shard.error_uri):
         for line in _iter_lines(uri):
             c = classify_line(line, output_model)
-            if c.custom_id not in index or c.custom_id in seen:
+            if c.custom_id not in known or c.custom_id in seen:
                 log.warning("ignoring an unexpected output line for %r", c.custom_id)
                 continue
             seen.add(c.custom_id)
-            handle(c)
-    for custom_id in index:
+            add(c)
+            if len(cols["custom_id"]) >= PART_ROWS:
+                flush()
+    for custom_id in index.get_column("custom_id").to_list():
         if custom_id not in seen:
-            handle(_missing_line(shard, custom_id))
-
-    tables.write_parquet(
-        tables.results_frame(results, output_model), _part_uri(manifest, "results", shard)
-    )
-    tables.write_parquet(
-        tables.frame(errors, tables.errors_schema()), _part_uri(manifest, "errors", shard)
-    )
-    tables.write_parquet(
-        tables.frame(superseded, tables.errors_schema()), _part_uri(manifest, "superseded", shard)
-    )
+            add(_missing_line(shard, custom_id))
+            if len(cols["custom_id"]) >= PART_ROWS:
+                flush()
+    if cols["custom_id"] or not shard.parts:
+        flush()
     storage.write_bytes(_retry_uri(manifest, shard), orjson.dumps(retry))
-    shard.results, shard.errors, shard.retryable = len(results), len(errors), len(retry)
-
-
-def _error_values(identity: dict[str, Any], c: Classified, *, retryable: bool) -> dict[str, Any]:
-    identity.update(
-        stage=c.stage or "api", code=c.code, message=c.message[:4000], retryable=retryable
-    )
-    return identity
+    shard.retryable = len(retry)
 
 
 def parse_outputs(manifest: RunManifest, job: JobSpec) -> int:
@@ -694,8 +736,9 @@ def finalize_run(manifest: RunManifest, job: JobSpec) -> bool:
 
     output_model = job.output_model()
     rejected = _rejected_part(manifest)
-    results_parts = [_part_uri(manifest, "results", s) for s in manifest.shards]
-    errors_parts = [_part_uri(manifest, "errors", s) for s in manifest.shards]
+    results_parts = [uri for s in manifest.shards for uri in _part_uris(manifest, "results", s)]
+    request_errors = [uri for s in manifest.shards for uri in _part_uris(manifest, "errors", s)]
+    errors_parts = list(request_errors)
     if rejected:
         errors_parts.append(rejected)
     run_date = manifest.created_at.date()
@@ -718,9 +761,8 @@ def finalize_run(manifest: RunManifest, job: JobSpec) -> bool:
             f"{n_errors} errors; not marking it done"
         )
     costs_uri = table_uri("costs")
-    superseded = [_part_uri(manifest, "superseded", s) for s in manifest.shards]
-    request_errors = [_part_uri(manifest, "errors", s) for s in manifest.shards]
-    costs = cost_rows(manifest, final=results_parts + request_errors, superseded=superseded)
+    superseded = [uri for s in manifest.shards for uri in _part_uris(manifest, "superseded", s)]
+    costs = cost_rows(manifest, results=results_parts, errors=request_errors, superseded=superseded)
     tables.write_parquet(tables.frame(costs, tables.costs_schema()), costs_uri)
     record_run(
         output=manifest.output,
@@ -741,30 +783,24 @@ def finalize_run(manifest: RunManifest, job: JobSpec) -> bool:
 
 
 def cost_rows(
-    manifest: RunManifest, *, final: list[str], superseded: list[str]
+    manifest: RunManifest, *, results: list[str], errors: list[str], superseded: list[str]
 ) -> list[dict[str, Any]]:
     """Per model: requests, outcomes, tokens, batch and standard cost of everything billed.
 
-    `final` parts hold each request's one row; `superseded` parts hold billed attempts that
-    were retried, which count in tokens and cost but not in requests.
+    `results` and `errors` parts hold each request's one row; `superseded` parts hold billed
+    attempts that were retried, which count in tokens and cost but not in requests.
     """
+    succeeded = set(results)
+    final = results + errors
+    columns = ["model", "input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens"]
     frames = []
     for uri, is_final in [(u, True) for u in final] + [(u, False) for u in superseded]:
-        df = pl.read_parquet(storage.read_bytes(uri)) if storage.exists(uri) else None
-        if df is None or df.is_empty():
+        if not storage.exists(uri):
             continue
-        frames.append(
-            df.select(
-                "model",
-                "input_tokens",
-                "cached_tokens",
-                "output_tokens",
-                "reasoning_tokens",
-                "cost_usd",
-                succeeded=pl.lit("stage" not in df.columns),
-                final=pl.lit(is_final),
-            )
-        )
+        df = tables.read_parquet(uri, columns=[*columns, "cost_usd"])
+        if df.is_empty():
+            continue
+        frames.append(df.with_columns(succeeded=pl.lit(uri in succeeded), final=pl.lit(is_final)))
     pricing = load_pricing()
     pricer = _Pricer(pricing, str(manifest.job["model"]))
     if not frames:

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -119,11 +119,12 @@ def frame(rows: Sequence[Mapping[str, Any]], schema: Mapping[str, pl.DataType]) 
     return pl.from_dicts(list(rows), schema=dict(schema), strict=False)
 
 
-def results_frame(rows: Sequence[Mapping[str, Any]], output_model: type[BaseModel]) -> pl.DataFrame:
-    """Result rows as a typed frame: identity columns from the rows, schema fields decoded
-    from each row's `raw_output` (already validated) by polars in one vectorised pass."""
+def results_frame(judged: pl.DataFrame, output_model: type[BaseModel]) -> pl.DataFrame:
+    """Result rows as a typed frame: identity columns as given, schema fields decoded from
+    each row's `raw_output` (already validated) by polars in one vectorised pass."""
     schema = results_schema(output_model)
-    base = frame(rows, _file_schema(ResultRow))
+    identity = _file_schema(ResultRow)
+    base = judged.select(list(identity)).cast(pl.Schema(identity))
     if base.is_empty():
         return pl.DataFrame(schema=schema)
     struct = struct_for(output_model)
@@ -131,7 +132,10 @@ def results_frame(rows: Sequence[Mapping[str, Any]], output_model: type[BaseMode
         fields = base.get_column("raw_output").str.json_decode(struct).struct.unnest()
     except pl.exceptions.PolarsError:
         # A value polars cannot read as its column type: let pydantic convert, row by row.
-        values = [output_model.model_validate_json(r["raw_output"]).model_dump() for r in rows]
+        values = [
+            output_model.model_validate_json(raw).model_dump()
+            for raw in base.get_column("raw_output").to_list()
+        ]
         fields = frame(
             values, {n: dtype_for(f.annotation) for n, f in output_model.model_fields.items()}
         )
@@ -145,29 +149,42 @@ def table_uri(output: str, table: str, *, job: str, run_date: date, run_id: str)
     )
 
 
+def read_parquet(uri: str, *, columns: Sequence[str] | None = None) -> pl.DataFrame:
+    """Read some columns of a parquet file or object."""
+    path = storage.local_path(uri)
+    source: Any = path if path is not None else storage.read_bytes(uri)
+    return pl.read_parquet(source, columns=list(columns) if columns else None)
+
+
 def write_parquet(df: pl.DataFrame, uri: str) -> None:
     """Write a DataFrame as one parquet file or object, atomically."""
     with storage.open_write(uri) as fh:
         df.write_parquet(fh, compression="zstd", statistics=True)
 
 
-def concat_parquet(parts: Sequence[str], dest: str, schema: Mapping[str, pl.DataType]) -> int:
-    """Concatenate parquet parts into one file (streaming); return its row count."""
-    if not parts:
-        write_parquet(pl.DataFrame(schema=dict(schema)), dest)
-        return 0
-    with tempfile.TemporaryDirectory(prefix="overnight-concat-") as tmp:
-        local_parts: list[str] = []
-        for i, uri in enumerate(parts):
+def sink(
+    sources: Sequence[str],
+    dest: str,
+    build: Callable[[list[str]], pl.LazyFrame],
+) -> int:
+    """Stream a query over parquet files or objects into one parquet file, atomically.
+
+    `build` gets local paths of `sources` (S3 objects are fetched into a temporary folder)
+    and returns the LazyFrame to write; polars' streaming engine keeps memory to a few row
+    groups. Returns the row count written.
+    """
+    with tempfile.TemporaryDirectory(prefix="overnight-sink-") as tmp:
+        local: list[str] = []
+        for i, uri in enumerate(sources):
             path = storage.local_path(uri)
             if path is None:
                 path = Path(tmp) / f"part-{i:05d}.parquet"
-                path.write_bytes(storage.read_bytes(uri))
-            local_parts.append(str(path))
+                with storage.open_read(uri) as src, open(path, "wb") as out_fh:
+                    shutil.copyfileobj(src, out_fh, 1 << 20)
+            local.append(str(path))
         out = Path(tmp) / "out.parquet"
-        lf = pl.scan_parquet(local_parts).select(list(schema))
-        lf.sink_parquet(out, compression="zstd")
-        rows = pl.scan_parquet(out).select(pl.len()).collect().item()
+        build(local).sink_parquet(out, compression="zstd", row_group_size=10_000)
+        rows = int(pl.scan_parquet(out).select(pl.len()).collect().item())
         target = storage.local_path(dest)
         if target is not None:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -176,9 +193,16 @@ def concat_parquet(parts: Sequence[str], dest: str, schema: Mapping[str, pl.Data
             os.replace(staged, target)
         else:
             with storage.open_write(dest) as fh, open(out, "rb") as src:
-                while chunk := src.read(1 << 20):
-                    fh.write(chunk)
-        return int(rows)
+                shutil.copyfileobj(src, fh, 1 << 20)
+        return rows
+
+
+def concat_parquet(parts: Sequence[str], dest: str, schema: Mapping[str, pl.DataType]) -> int:
+    """Concatenate parquet parts into one file (streaming); return its row count."""
+    if not parts:
+        write_parquet(pl.DataFrame(schema=dict(schema)), dest)
+        return 0
+    return sink(parts, dest, lambda paths: pl.scan_parquet(paths).select(list(schema)))
 
 
 def type_name(dtype: PolarsDataType) -> str:

@@ -88,5 +88,9 @@ def test_results_frame_falls_back_to_pydantic_for_values_polars_cannot_read() ->
         at: datetime
 
     raw = '{"at": "2026-01-31T10:00:00+01:00"}'
-    df = tables.results_frame([{"run_id": "r", "raw_output": raw, "cost_usd": 0.0}], Stamped)
+    identity = tables.errors_schema()  # the identity columns, among others
+    rows = pl.DataFrame(
+        {"raw_output": [raw], **{k: [None] for k in identity}}, schema_overrides=identity
+    )
+    df = tables.results_frame(rows, Stamped)
     assert df["at"][0] == datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
