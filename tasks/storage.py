@@ -113,19 +113,20 @@ def list_files(
         return
     if not root.is_dir():
         raise StorageError(f"no such folder: {uri}")
-    yield from _walk_local(root, root, include, exclude)
+    yield from _walk_local(str(root), len(str(root)) + 1, include, exclude)
 
 
 def _walk_local(
-    root: Path, folder: Path, include: Sequence[str], exclude: Sequence[str]
+    folder: str, strip: int, include: Sequence[str], exclude: Sequence[str]
 ) -> Iterator[ObjectInfo]:
+    """Depth-first, sorted by name; keys are paths relative to the root (`strip` characters)."""
     with os.scandir(folder) as it:
         entries = sorted(it, key=lambda e: e.name)
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
-            yield from _walk_local(root, Path(entry.path), include, exclude)
+            yield from _walk_local(entry.path, strip, include, exclude)
         elif entry.is_file():
-            rel = Path(entry.path).relative_to(root).as_posix()
+            rel = entry.path[strip:].replace(os.sep, "/")
             if _matches(rel, include, exclude):
                 st = entry.stat()
                 yield ObjectInfo(
