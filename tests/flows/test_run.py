@@ -189,3 +189,45 @@ def test_cancel_records_every_cancelled_request(
     _results, errors = assert_every_input_has_one_row(manifest)
     assert "batch_cancelled" in set(errors["code"].to_list())
     assert pl.Series(errors["retryable"]).sum() == 0
+
+
+def test_long_document_gives_one_row_per_chunk(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    write_corpus(docs, 1)
+    paragraphs = [
+        f"Section {i}. The harbor office logged {i * 7} arrivals and {i * 3} departures, "
+        "with the night shift noting calm water and clear signals throughout." * 3
+        for i in range(60)
+    ]
+    (docs / "long.txt").write_text("\n\n".join(paragraphs))
+    job = make_job(chunking={"max_input_tokens": 1500, "overlap_tokens": 50})
+    manifest = _run(job)
+    results, _ = assert_every_input_has_one_row(manifest)
+    long = results.filter(pl.col("document_id") == "long.txt").sort("chunk_index")
+    count = long["chunk_count"][0]
+    assert count > 3
+    assert long["chunk_index"].to_list() == list(range(count))
+    assert (long["input_tokens"] <= 1500 + 200).all()
+
+
+def test_run_publishes_cost_and_report_artifacts(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    write_corpus(tmp_path / "docs", 2)
+    manifest = _run(make_job())
+
+    async def artifacts() -> dict[str, str]:
+        async with get_client() as client:
+            found = await client.read_artifacts()
+        return {a.key or "": a.type or "" for a in found}
+
+    by_key = asyncio.run(artifacts())
+    key = manifest.run_id.lower()
+    assert by_key.get(f"{key}-costs") == "table"
+    assert by_key.get(f"{key}-report") == "markdown"
