@@ -12,8 +12,6 @@ from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from rich.console import Console
-from rich.live import Live
 
 from schemas.job import JobSpec
 from tasks import reporting, runs, steps
@@ -38,34 +36,22 @@ def run(
         progress=0.0, description=f"Requests of run {manifest.run_id} finished"
     )
     assert isinstance(progress_id, UUID)
-    console = Console(stderr=True)
-    live = (
-        Live(reporting.progress_table(manifest), console=console, auto_refresh=False)
-        if (console.is_terminal)
-        else None
-    )
     last_line = ""
-    try:
-        if live is not None:
-            live.start()
+    with reporting.live_progress(manifest) as show:
         while True:
             steps.advance_run(run_dir)
             manifest = runs.load_manifest(run_dir)
             update_progress_artifact(
                 progress_id, progress=100 * reporting.progress_fraction(manifest)
             )
-            if live is not None:
-                live.update(reporting.progress_table(manifest), refresh=True)
             line = reporting.progress_line(manifest)
-            if line.split(",", 1)[0] != last_line.split(",", 1)[0] or not manifest.is_open:
-                logger.info(line)
+            if not show(manifest) and line.split(",", 1)[0] != last_line.split(",", 1)[0]:
+                logger.info(line)  # no terminal to draw on: a log line when progress moves
                 last_line = line
             if not manifest.is_open:
                 break
             time.sleep(poll_seconds)
-    finally:
-        if live is not None:
-            live.stop()
+    logger.info(reporting.progress_line(manifest))
     reporting.publish_artifacts(manifest)
     return {
         "run_id": manifest.run_id,

@@ -98,6 +98,28 @@ def _print_outcome(manifest: RunManifest) -> None:
     )
     for name, uri in manifest.tables.items():
         out.print(f"  {name:8} {uri}", highlight=False, soft_wrap=True)
+    if c.errors:
+        _print_error_reasons(manifest, warn=c.results == 0 and c.requests > 0)
+
+
+def _print_error_reasons(manifest: RunManifest, *, warn: bool) -> None:
+    """The commonest reasons rows ended in `errors`, each with one example message."""
+    import polars as pl
+
+    from tasks import tables
+
+    errors = tables.read_parquet(manifest.tables["errors"], columns=["stage", "code", "message"])
+    reasons = (
+        errors.group_by("stage", "code")
+        .agg(pl.len().alias("rows"), pl.col("message").first())
+        .sort("rows", descending=True)
+    )
+    if warn:
+        out.print("[bold red]No request succeeded.[/bold red] Most common reasons:")
+    else:
+        out.print("errors by reason:")
+    for stage, code, rows, message in reasons.head(5).iter_rows():
+        out.print(f"  {rows:>7} {stage}/{code}: {message[:120]}", highlight=False)
 
 
 def submit(job_file: JobFile, full: Full = False, retry_failed: RetryFailed = False) -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import polars as pl
+from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
 from schemas.manifest import RunManifest, utcnow
@@ -55,6 +60,34 @@ def progress_table(manifest: RunManifest) -> Table:
             str(shard.errors) if shard.state == "parsed" else "",
         )
     return table
+
+
+@contextmanager
+def live_progress(manifest: RunManifest) -> Iterator[Callable[[RunManifest], bool]]:
+    """On a terminal, redraw the progress table in place; yields `show(manifest) -> drawn`.
+
+    While it is drawn, Prefect's per-task log lines are held back (they would tear the table);
+    off a terminal, `show` draws nothing and returns False so the caller logs instead.
+    """
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield lambda _manifest: False
+        return
+    quiet = logging.getLogger("prefect.task_runs")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    live = Live(progress_table(manifest), console=console, auto_refresh=False)
+    live.start()
+
+    def show(current: RunManifest) -> bool:
+        live.update(progress_table(current), refresh=True)
+        return True
+
+    try:
+        yield show
+    finally:
+        live.stop()
+        quiet.setLevel(level)
 
 
 def progress_line(manifest: RunManifest) -> str:
