@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.build import ShardInfo
+
 ShardState = Literal[
     "built", "uploading", "uploaded", "creating", "created", "terminal", "downloaded", "parsed"
 ]
@@ -41,23 +43,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class ShardRecord(BaseModel):
-    """One shard of one attempt, and where it is in its lifecycle."""
+class ShardRecord(ShardInfo):
+    """One shard (as built) of one attempt, and where it is in its lifecycle."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=False)
 
     key: str
     """Unique within the run: `a<attempt>/<shard_id>`; also sent as batch metadata."""
     attempt: int
-    shard_id: str
-    uri: str
-    index_uri: str
-    sha256: str
-    requests: int
-    bytes: int
-    input_tokens: int
-    model: str
-    endpoint: str
     state: ShardState = "built"
     file_id: str | None = None
     batch_id: str | None = None

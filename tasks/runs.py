@@ -111,19 +111,7 @@ def new_run_id(job: JobSpec, now: datetime) -> str:
 
 
 def _shard_record(info: ShardInfo, attempt: int) -> ShardRecord:
-    return ShardRecord(
-        key=f"a{attempt}/{info.shard_id}",
-        attempt=attempt,
-        shard_id=info.shard_id,
-        uri=info.uri,
-        index_uri=info.index_uri,
-        sha256=info.sha256,
-        requests=info.requests,
-        bytes=info.bytes,
-        input_tokens=info.input_tokens,
-        model=info.model,
-        endpoint=info.endpoint,
-    )
+    return ShardRecord(**info.model_dump(), key=f"a{attempt}/{info.shard_id}", attempt=attempt)
 
 
 def estimate_cost(
