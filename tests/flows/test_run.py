@@ -231,3 +231,35 @@ def test_run_publishes_cost_and_report_artifacts(
     key = manifest.run_id.lower()
     assert by_key.get(f"{key}-costs") == "table"
     assert by_key.get(f"{key}-report") == "markdown"
+
+
+def test_failed_batch_validation_ends_every_request_with_the_reason(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    write_corpus(tmp_path / "docs", 3)
+    backend.set_faults(FaultConfig(batch_fail_validation=True))
+    manifest = _run(make_job())
+    results, errors = assert_every_input_has_one_row(manifest)
+    assert results.height == 0
+    assert manifest.shards[0].batch_status == "failed"
+    assert not errors["retryable"].any(), "a file the API rejects is not sent again"
+    assert all(m.startswith("batch failed:") for m in errors["message"].to_list())
+
+
+def test_flaky_and_slow_api_still_creates_each_batch_once(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    write_corpus(tmp_path / "docs", 8)
+    backend.set_faults(
+        FaultConfig(api_429_rate=0.2, api_500_rate=0.2, api_delay_seconds=0.05, api_delay_rate=0.3)
+    )
+    manifest = _run(make_job(limits={"max_requests_per_shard": 2}))
+    backend.set_faults(FaultConfig())
+    results, _ = assert_every_input_has_one_row(manifest)
+    assert results.height == 8
+    batches = [
+        b
+        for b in backend.client().batches.list(limit=100)
+        if (b.metadata or {}).get("overnight_run_id") == manifest.run_id
+    ]
+    assert len(batches) == len(manifest.shards) == 4
