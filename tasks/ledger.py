@@ -60,18 +60,22 @@ def record_run(
         results, errors = paths
         keys = ["document_id", "content_sha256"]
         outcome = pl.when(pl.col("retryable")).then(pl.lit("retry")).otherwise(pl.lit("failed"))
-        return pl.concat(
-            [
-                pl.scan_parquet(results).select(*keys, outcome=pl.lit("ok")),
-                pl.scan_parquet(errors).select(*keys, outcome=outcome),
-            ]
-        ).select(
-            pl.lit(job_fingerprint).alias("job_fingerprint"),
-            *keys,
-            "outcome",
-            pl.lit(run_id).alias("run_id"),
-            pl.lit(datetime.now(UTC)).dt.cast_time_unit("us").alias("recorded_at"),
-        ).cast(pl.Schema(LEDGER_SCHEMA))
+        return (
+            pl.concat(
+                [
+                    pl.scan_parquet(results).select(*keys, outcome=pl.lit("ok")),
+                    pl.scan_parquet(errors).select(*keys, outcome=outcome),
+                ]
+            )
+            .select(
+                pl.lit(job_fingerprint).alias("job_fingerprint"),
+                *keys,
+                "outcome",
+                pl.lit(run_id).alias("run_id"),
+                pl.lit(datetime.now(UTC)).dt.cast_time_unit("us").alias("recorded_at"),
+            )
+            .cast(pl.Schema(LEDGER_SCHEMA))
+        )
 
     dest = storage.join(ledger_dir(output, job_name), f"{run_id}.parquet")
     return tables.sink([results_uri, errors_uri], dest, build)
