@@ -863,8 +863,9 @@ def _advance_run(run_dir: str, *, gateway: Gateway | None) -> RunManifest:
     poll_batches(manifest, gateway)
     download_outputs(manifest, gateway)
     parse_outputs(manifest, job)
-    if plan_retries(manifest, job):
-        submit_ready(manifest, gateway, max_in_flight_tokens=job.limits.max_in_flight_tokens)
+    plan_retries(manifest, job)
+    # Finished batches freed enqueued-token room, and retries may be waiting: use both now.
+    submit_ready(manifest, gateway, max_in_flight_tokens=job.limits.max_in_flight_tokens)
     finalize_run(manifest, job)
     return manifest
 

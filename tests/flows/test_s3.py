@@ -45,3 +45,32 @@ def test_s3_source_and_output_through_submit_and_collect(
 
     latest = analytics.query(job.output, "select count(*) as n, min(job) as job from latest")
     assert latest.row(0) == (5, "nightly-test")
+
+
+def test_collect_finishes_a_run_on_the_embedded_api_in_one_call(
+    make_job: Callable[..., JobSpec], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No OPENAI_API_KEY: submit in one process, collect in another, like the deployments."""
+    from overnight.settings import get_settings
+    from tasks.gateway import EMBEDDED, get_gateway, reset_gateways
+    from tests.flows.conftest import write_corpus
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("OVERNIGHT_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    reset_gateways()
+    try:
+        write_corpus(tmp_path / "docs", 30)
+        # One batch at a time, so the run needs several rounds of polling and submitting.
+        job = make_job(limits={"max_requests_per_shard": 10, "max_in_flight_tokens": 1})
+        manifest = runs.prepare_run(job)
+        assert manifest.backend == EMBEDDED
+        runs.submit_ready(manifest, get_gateway(EMBEDDED), max_in_flight_tokens=1)
+        reset_gateways()  # the submitting process is gone, and its embedded server with it
+
+        outcomes = collect(job.output)
+        assert [o["status"] for o in outcomes] == ["done"]
+        assert_every_input_has_one_row(runs.load_manifest(manifest.run_dir))
+    finally:
+        reset_gateways()
+        get_settings.cache_clear()
