@@ -327,13 +327,15 @@ def test_s3_include_and_prefix_without_slash(s3_bucket: str) -> None:
     assert sorted(items) == ["bom.txt", "notes.md"]
 
 
-def test_s3_object_gone_after_listing_is_rejected_as_unreadable(s3_bucket: str) -> None:
+def test_s3_object_gone_after_listing_is_rejected_as_unreadable(
+    s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     upload(s3_bucket, "in/", ["bom.txt", "plain.txt"])
-    stream = iter_documents(SourceSpec(uri=f"s3://{s3_bucket}/in"))
-    first = next(stream)
-    assert first.document_id == "bom.txt"
+    listed = list(storage.list_files(f"s3://{s3_bucket}/in"))
     storage.delete(f"s3://{s3_bucket}/in/plain.txt")
-    gone = next(stream)
+    monkeypatch.setattr(storage, "list_files", lambda *args, **kwargs: iter(listed))
+    first, gone = iter_documents(SourceSpec(uri=f"s3://{s3_bucket}/in"))
+    assert first.document_id == "bom.txt"
     assert isinstance(gone, RejectedDocument)
     assert (gone.document_id, gone.code) == ("plain.txt", "unreadable")
 
@@ -341,3 +343,15 @@ def test_s3_object_gone_after_listing_is_rejected_as_unreadable(s3_bucket: str) 
 def test_missing_bucket_is_a_source_error(s3_endpoint: str) -> None:
     with pytest.raises(SourceError, match="no-such-bucket"):
         list(iter_documents(SourceSpec(uri="s3://no-such-bucket-here/x")))
+
+
+def test_s3_read_ahead_keeps_listing_order_and_loses_nothing(s3_bucket: str) -> None:
+    client = storage.s3_client()
+    for i in range(150):  # more than the read-ahead window
+        client.put_object(Bucket=s3_bucket, Key=f"many/{i:04d}.txt", Body=f"Document {i}.".encode())
+    client.put_object(Bucket=s3_bucket, Key="many/0050.bin", Body=b"\x00\x01")
+    docs = list(iter_documents(SourceSpec(uri=f"s3://{s3_bucket}/many")))
+    ids = [d.document_id for d in docs]
+    assert ids == sorted(ids) and len(ids) == 151
+    assert docs[100].text == "Document 99."
+    assert isinstance(docs[50], RejectedDocument) and docs[50].code == "unsupported_type"
