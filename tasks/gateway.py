@@ -16,9 +16,8 @@ import logging
 import secrets
 import tempfile
 import threading
-from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 import openai
 from openai.types import Batch
@@ -174,26 +173,3 @@ def reset_gateways() -> None:
         if _embedded is not None:
             _embedded.stop()
             _embedded = None
-
-
-def use_gateway(gateway: Gateway) -> None:
-    """Register a gateway for its backend (tests point runs at their own server)."""
-    with _lock:
-        _gateways[gateway.backend] = gateway
-
-
-def iter_batches(gateway: Gateway) -> Iterator[Batch]:
-    """Every batch on the backend, newest first."""
-    yield from gateway.client.batches.list(limit=100)
-
-
-def batch_summary(batch: Batch) -> dict[str, Any]:
-    """The few fields of a batch worth recording in a manifest."""
-    counts = batch.request_counts
-    return {
-        "status": batch.status,
-        "request_counts": counts.model_dump() if counts else {},
-        "errors": [e.model_dump() for e in (batch.errors.data or [])] if batch.errors else [],
-        "output_file_id": batch.output_file_id,
-        "error_file_id": batch.error_file_id,
-    }

@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.table import Table
 
 from schemas.manifest import RunManifest, utcnow
-from tasks import storage
+from tasks import tables
 
 
 def progress_fraction(manifest: RunManifest) -> float:
@@ -106,7 +106,7 @@ def read_costs(manifest: RunManifest) -> pl.DataFrame | None:
     uri = manifest.tables.get("costs")
     if not uri:
         return None
-    return pl.read_parquet(storage.read_bytes(uri))
+    return tables.read_parquet(uri)
 
 
 def cost_table(costs: pl.DataFrame) -> Table:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any
 
 import openai
@@ -503,7 +503,7 @@ def parse_shard(
     from the shard's index by one join and typed output columns from one vectorised JSON
     decode, and the part is written, so memory stays at a few columns of PART_ROWS lines.
     """
-    index = pl.read_parquet(storage.read_bytes(shard.index_uri)).drop("input_tokens")
+    index = tables.read_parquet(shard.index_uri).drop("input_tokens")
     known = set(index.get_column("custom_id").to_list())
     last_attempt = shard.attempt >= manifest.max_attempts or manifest.cancel_requested
     cols: dict[str, list[Any]] = {name: [] for name in _OUTCOME_SCHEMA}
@@ -642,7 +642,7 @@ def plan_retries(manifest: RunManifest, job: JobSpec) -> int:
         wanted = set(orjson.loads(storage.read_bytes(_retry_uri(manifest, shard))))
         index = {
             row["custom_id"]: row
-            for row in pl.read_parquet(storage.read_bytes(shard.index_uri)).iter_rows(named=True)
+            for row in tables.read_parquet(shard.index_uri).iter_rows(named=True)
             if row["custom_id"] in wanted
         }
         for line in _iter_lines(shard.uri):
@@ -892,7 +892,3 @@ def _cancel_run(run_dir: str, *, gateway: Gateway | None) -> RunManifest:
             shard.batch_status = batch.status
     save_manifest(manifest)
     return manifest
-
-
-def run_date_of(manifest: RunManifest) -> date:
-    return manifest.created_at.astimezone(UTC).date()
