@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -30,6 +32,36 @@ Output = Annotated[
 def _fail(message: str, code: int = 2) -> typer.Exit:
     console.print(f"[red]error:[/red] {message}", highlight=False)
     return typer.Exit(code)
+
+
+@contextmanager
+def _clear_errors() -> Iterator[None]:
+    """Turn the failures a user can act on into one line and exit code 2, not a traceback."""
+    import openai
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from tasks.build import BuildError
+    from tasks.gateway import GatewayError
+    from tasks.runs import RunError
+    from tasks.sources import SourceError
+    from tasks.storage import StorageError
+
+    try:
+        yield
+    except openai.AuthenticationError as exc:
+        raise _fail(
+            f"the Batch API refused the key ({exc.status_code}): check OPENAI_API_KEY"
+        ) from None
+    except openai.APIConnectionError as exc:
+        raise _fail(
+            f"cannot reach the Batch API: {exc}; check OPENAI_BASE_URL and the network"
+        ) from None
+    except openai.APIStatusError as exc:
+        raise _fail(f"the Batch API answered {exc.status_code}: {exc.message}") from None
+    except (RunError, GatewayError, BuildError, SourceError, StorageError) as exc:
+        raise _fail(str(exc)) from None
+    except (BotoCoreError, ClientError) as exc:
+        raise _fail(f"storage: {exc}") from None
 
 
 def _load(job_file: Path) -> JobSpec:
@@ -62,7 +94,7 @@ def run(job_file: JobFile, full: Full = False, retry_failed: RetryFailed = False
     """Submit a job, wait for its batches with live progress, and write the parquet tables."""
     from flows.run import run as run_flow
     from tasks.gateway import EMBEDDED, default_backend
-    from tasks.runs import RunError, load_manifest
+    from tasks.runs import load_manifest
 
     job = _load(job_file)
     if default_backend() == EMBEDDED:
@@ -71,15 +103,14 @@ def run(job_file: JobFile, full: Full = False, retry_failed: RetryFailed = False
             "(simulated outputs, no cost). Set OPENAI_API_KEY to use OpenAI."
         )
     try:
-        summary = run_flow(job, full=full, retry_failed=retry_failed)
+        with _clear_errors():
+            summary = run_flow(job, full=full, retry_failed=retry_failed)
     except KeyboardInterrupt:
         console.print(
             "\n[yellow]Stopped waiting.[/yellow] The run's batches go on; "
             f"`overnight collect {job_file}` finishes it."
         )
         raise typer.Exit(130) from None
-    except RunError as exc:
-        raise _fail(str(exc)) from None
     _print_outcome(load_manifest(summary["run_dir"]))
 
 
@@ -125,13 +156,10 @@ def _print_error_reasons(manifest: RunManifest, *, warn: bool) -> None:
 def submit(job_file: JobFile, full: Full = False, retry_failed: RetryFailed = False) -> None:
     """Build and submit a job's batches, and return at once; `collect` finishes the run."""
     from flows.submit import submit as submit_flow
-    from tasks.runs import RunError
 
     job = _load(job_file)
-    try:
+    with _clear_errors():
         run_dir = submit_flow(job, full=full, retry_failed=retry_failed)
-    except RunError as exc:
-        raise _fail(str(exc)) from None
     out.print(f"submitted: {run_dir}", highlight=False)
 
 
@@ -145,7 +173,9 @@ def collect(
     from flows.collect import collect as collect_flow
 
     location = _output_of(job_file, output)
-    for outcome in collect_flow(location):
+    with _clear_errors():
+        outcomes = collect_flow(location)
+    for outcome in outcomes:
         out.print(f"{outcome['run_id']}: {outcome['status']}")
 
 
@@ -193,10 +223,8 @@ def cancel(
     from tasks import runs, storage
 
     location = _output_of(job_file, output)
-    try:
+    with _clear_errors():
         manifest = runs.cancel_run(storage.join(location, "runs", run_id))
-    except runs.RunError as exc:
-        raise _fail(str(exc)) from None
     out.print(f"cancel requested for {manifest.run_id}; run `overnight collect` to record it")
 
 

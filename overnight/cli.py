@@ -19,6 +19,8 @@ app = typer.Typer(
     help="Run document jobs through the OpenAI Batch API: files in, typed parquet and costs out.",
     no_args_is_help=True,
     add_completion=False,
+    # A traceback's local variables can hold credentials: never print them.
+    pretty_exceptions_show_locals=False,
 )
 
 # -- commands are registered below, one block per command, each importing lazily ------------
