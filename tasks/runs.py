@@ -93,14 +93,12 @@ def list_open_runs(output: str) -> list[str]:
 def list_runs(output: str) -> list[str]:
     """Every run folder under an output location, oldest first."""
     runs_dir = storage.join(output, "runs")
-    if not storage.is_s3(output) and not storage.exists(runs_dir):
-        return []
-    found = {
-        info.key.rsplit("/", 1)[0]
-        for info in storage.list_files(runs_dir, include=["*/manifest.json"])
-        if info.key.count("/") == 1
-    }
-    return [storage.join(output, "runs", key) for key in sorted(found)]
+    found = [
+        storage.join(runs_dir, name)
+        for name in storage.list_dirs(runs_dir)
+        if not name.startswith("_")
+    ]
+    return [run_dir for run_dir in found if storage.exists(manifest_uri(run_dir))]
 
 
 def new_run_id(job: JobSpec, now: datetime) -> str:

@@ -134,6 +134,33 @@ def _walk_local(
                 )
 
 
+def list_dirs(uri: str) -> list[str]:
+    """Names of the folders (S3: common prefixes) directly under a location, sorted.
+
+    Unlike `list_files`, it does not walk what is inside them, so it stays cheap however many
+    objects a run folder holds.
+    """
+    if is_s3(uri):
+        bucket, prefix = split_s3(uri)
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        pages = (
+            s3_client()
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
+        )
+        names = [
+            common["Prefix"][len(prefix) :].rstrip("/")
+            for page in pages
+            for common in page.get("CommonPrefixes", [])
+        ]
+        return sorted(names)
+    root = Path(uri)
+    if not root.is_dir():
+        return []
+    return sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
+
+
 def exists(uri: str) -> bool:
     if is_s3(uri):
         from botocore.exceptions import ClientError

@@ -59,3 +59,10 @@ def test_s3_listing_pages_past_one_thousand_keys(s3_bucket: str) -> None:
 def test_missing_local_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(storage.StorageError, match="no such folder"):
         list(storage.list_files(str(tmp_path / "nope")))
+
+
+def test_list_dirs_names_only_the_first_level(root: str) -> None:
+    _populate(root)
+    assert storage.list_dirs(root) == ["skip", "sub"]
+    assert storage.list_dirs(storage.join(root, "sub")) == ["deeper"]
+    assert storage.list_dirs(storage.join(root, "nothing-here")) == []
