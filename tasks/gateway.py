@@ -121,7 +121,14 @@ def _embedded_client(settings: Settings) -> openai.OpenAI:
             api_key="ovn-" + secrets.token_urlsafe(24),
         )
         server = LocalBatchServer(config)
-        server.start()
+        try:
+            server.start()
+        except RuntimeError as exc:
+            raise GatewayError(
+                f"cannot start the embedded local Batch API in {settings.local_batch_dir} "
+                f"({exc}); if another overnight process is using it, let it finish, or set "
+                "OVERNIGHT_HOME to use another folder"
+            ) from exc
         atexit.register(server.stop)
         _embedded = server
         log.warning(
