@@ -263,3 +263,29 @@ def test_flaky_and_slow_api_still_creates_each_batch_once(
         if (b.metadata or {}).get("overnight_run_id") == manifest.run_id
     ]
     assert len(batches) == len(manifest.shards) == 4
+
+
+def test_responses_endpoint_end_to_end(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    write_corpus(tmp_path / "docs", 3)
+    manifest = _run(make_job(endpoint="/v1/responses"))
+    results, errors = assert_every_input_has_one_row(manifest)
+    assert (results.height, errors.height) == (3, 0)
+    assert (results["input_tokens"] > 0).all() and results["title"].null_count() == 0
+
+
+def test_images_become_vision_requests_end_to_end(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    cases = Path(__file__).resolve().parents[1] / "cases"
+    (docs / "scan.png").write_bytes((cases / "pixel.png").read_bytes())
+    (docs / "fake.png").write_bytes((cases / "not-really.png").read_bytes())
+    manifest = _run(make_job())
+    results, errors = assert_every_input_has_one_row(manifest)
+    assert results["document_id"].to_list() == ["scan.png"]
+    assert errors["document_id"].to_list() == ["fake.png"]
+    shard = Path(manifest.shards[0].uri).read_text()
+    assert '"image_url"' in shard and "data:image/png;base64," in shard
