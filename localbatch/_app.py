@@ -97,6 +97,27 @@ def _int_param(request: Request, name: str, default: int, lo: int, hi: int) -> i
     return value
 
 
+KNOWN_MODELS = (
+    "gpt-5",
+    "gpt-5-mini",
+    "gpt-5-nano",
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "gpt-4.1-nano",
+    "gpt-4o",
+    "gpt-4o-mini",
+    "o3",
+    "o4-mini",
+    "text-embedding-3-small",
+    "text-embedding-3-large",
+)
+"""What `GET /v1/models` lists. Clients probe it; the simulator answers for any model name."""
+
+
+def _model(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 1_700_000_000, "owned_by": "overnight"}
+
+
 async def _json_body(request: Request) -> dict[str, Any]:
     raw = bytearray()
     async for chunk in request.stream():
@@ -358,6 +379,14 @@ def _routes(holder: _Holder) -> list[Route]:
             ) from None
         return json_response(record.to_wire())
 
+    async def list_models(request: Request) -> Response:
+        holder.get()
+        return json_response({"object": "list", "data": [_model(m) for m in KNOWN_MODELS]})
+
+    async def retrieve_model(request: Request) -> Response:
+        holder.get()
+        return json_response(_model(request.path_params["model"]))
+
     async def get_faults(request: Request) -> Response:
         return json_response(holder.get().faults.model_dump(mode="json"))
 
@@ -388,6 +417,8 @@ def _routes(holder: _Holder) -> list[Route]:
         Route("/v1/batches", list_batches, methods=["GET"]),
         Route("/v1/batches/{batch_id}", retrieve_batch, methods=["GET"]),
         Route("/v1/batches/{batch_id}/cancel", cancel_batch, methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
         Route("/_local/faults", get_faults, methods=["GET"]),
         Route("/_local/faults", set_faults, methods=["PUT", "POST", "PATCH"]),
         Route("/_local/health", health, methods=["GET"]),

@@ -165,3 +165,9 @@ def test_unexpected_exception_is_a_500_and_the_server_lives_on(
     assert "simulated bug" not in str(caught.value)
     monkeypatch.undo()
     assert client.batches.list().data == []
+
+
+def test_models_are_listed_for_clients_that_probe_them(client: OpenAI) -> None:
+    ids = [m.id for m in client.models.list()]
+    assert "gpt-4o-mini" in ids and "text-embedding-3-small" in ids
+    assert client.models.retrieve("ft:gpt-4o-mini:acme::x1").id == "ft:gpt-4o-mini:acme::x1"
