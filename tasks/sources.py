@@ -26,6 +26,7 @@ import codecs
 import gzip
 import hashlib
 import io
+import os
 import shutil
 import tempfile
 import zlib
@@ -103,6 +104,9 @@ READ_AHEAD_BYTES = 64 * 1024 * 1024
 """...and at most this many bytes of them, so large PDFs do not pile up in memory."""
 S3_READERS = 16
 """Parallel GETs: each waits mostly on the network, so many overlap on two cores."""
+LOCAL_READERS = 0
+"""Local reads ahead. 0 reads in line: from the page cache a read costs less than handing it
+to a thread (measured: 50k vs 28k docs/s warm; 10k vs 12k docs/s on a cold cache)."""
 
 
 def iter_documents(source: SourceSpec) -> Iterator[Document | RejectedDocument]:
@@ -124,11 +128,12 @@ def iter_documents(source: SourceSpec) -> Iterator[Document | RejectedDocument]:
             except _READ_ERRORS as exc:
                 raise SourceError(f"cannot list {source.uri}: {exc}") from exc
 
-    if not storage.is_s3(source.uri):
+    readers = S3_READERS if storage.is_s3(source.uri) else LOCAL_READERS
+    if not readers:
         for info in listed():
             yield from loader.load(info)
         return
-    with ThreadPoolExecutor(max_workers=S3_READERS, thread_name_prefix="overnight-read") as pool:
+    with ThreadPoolExecutor(max_workers=readers, thread_name_prefix="overnight-read") as pool:
         window: deque[tuple[ObjectInfo, Future[bytes] | None]] = deque()
         pending_bytes = 0
         for info in listed():
@@ -146,8 +151,14 @@ def iter_documents(source: SourceSpec) -> Iterator[Document | RejectedDocument]:
 def _read_bytes(uri: str) -> bytes:
     if storage.is_s3(uri):
         return storage.read_bytes(uri)
-    with open(uri, "rb") as fh:
-        return fh.read()
+    fd = os.open(uri, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def file_kind(key: str) -> tuple[str, bool]:
