@@ -15,7 +15,7 @@ from schemas.job import JobSpec
 from tests.flows.conftest import write_corpus
 
 REPO = Path(__file__).resolve().parents[2]
-SECRET = "sk-proj-SECRETvalue0123456789abcdefXYZ"
+SECRET = "fake-key-SECRETvalue0123456789abcdefXYZ"  # shaped like a key, not a real one
 
 
 def _overnight(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -45,7 +45,7 @@ def test_the_key_is_never_written_or_printed(
         ran = _overnight(env, "run", str(job_file))
         assert ran.returncode == 0, ran.stderr[-2000:]
         # A wrong key fails with a message that does not echo it.
-        wrong = "sk-proj-WRONGvalue9876543210zyxwvuABC"
+        wrong = "fake-key-WRONGvalue9876543210zyxwvuABC"
         (tmp_path / "docs" / "new.txt").write_text("A new document arrived tonight.")
         denied = _overnight({**env, "OPENAI_API_KEY": wrong}, "run", str(job_file))
         assert denied.returncode != 0
