@@ -13,6 +13,8 @@ import typer
 # Prefect must not phone home from a batch pipeline; users can still override both.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# Our own modules' log lines (reconciling a batch, skipping a busy run) reach the Prefect UI too.
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tasks,flows")
 
 app = typer.Typer(
     name="overnight",
