@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from schemas.documents import RejectedDocument
 from schemas.job import JobSpec
-from tasks.build import ShouldProcess, plan_requests
+from tasks.build import BuildCounts, ShouldProcess, plan_requests
 from tasks.pricing import PricingTable, cost_usd, load_pricing
 from tasks.sharding import ShardWriter
 
@@ -80,7 +80,7 @@ def estimate_job(
 ) -> Estimate:
     """Count the job's documents, requests and input tokens, and price them. Writes nothing."""
     pricing = pricing or load_pricing()
-    price = pricing.price(job.model)  # fail on an unknown model before reading the corpus
+    pricing.price(job.model)  # fail on an unknown model before reading the corpus
     writer = ShardWriter(
         "dry-run://", limits=job.limits, model=job.model, endpoint=job.endpoint, dry_run=True
     )
@@ -89,8 +89,15 @@ def estimate_job(
         return None
 
     counts = plan_requests(job, writer, on_reject=ignore, should_process=should_process)
-    shards = writer.close()
+    return price_counts(job, counts, shards=len(writer.close()), pricing=pricing)
 
+
+def price_counts(
+    job: JobSpec, counts: BuildCounts, *, shards: int, pricing: PricingTable
+) -> Estimate:
+    """Price what a (dry or real) build counted: the estimate `estimate` prints and `submit`
+    records and checks against the budget."""
+    price = pricing.price(job.model)
     requests = counts.requests
     max_out = job.params.max_output_tokens * requests
     if job.expected_output_tokens is not None:
@@ -123,7 +130,7 @@ def estimate_job(
         documents_rejected=counts.documents_rejected,
         rejected_by_code=dict(sorted(counts.rejected_by_code.items())),
         requests=requests,
-        shards=len(shards),
+        shards=shards,
         input_tokens=counts.input_tokens,
         max_output_tokens=max_out,
         expected_output_tokens=expected_out,

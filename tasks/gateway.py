@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import logging
 import secrets
+import shutil
 import tempfile
 import threading
 from datetime import datetime
@@ -56,8 +57,7 @@ class Gateway:
                 return self.client.files.create(file=(filename, fh), purpose="batch").id
         with tempfile.TemporaryFile(prefix="overnight-upload-") as tmp:
             with storage.open_read(uri) as src:
-                while chunk := src.read(1 << 20):
-                    tmp.write(chunk)
+                shutil.copyfileobj(src, tmp, 1 << 20)
             tmp.seek(0)
             return self.client.files.create(file=(filename, tmp), purpose="batch").id
 

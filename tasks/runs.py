@@ -37,7 +37,8 @@ from schemas.manifest import (
     utcnow,
 )
 from tasks import storage, tables
-from tasks.build import build_shards
+from tasks.build import BuildCounts, build_shards
+from tasks.estimate import BudgetExceededError, check_budget, price_counts
 from tasks.failpoints import failpoint
 from tasks.gateway import Gateway, default_backend, get_gateway
 from tasks.ledger import Ledger, record_run
@@ -110,22 +111,6 @@ def new_run_id(job: JobSpec, now: datetime) -> str:
 
 def _shard_record(info: ShardInfo, attempt: int) -> ShardRecord:
     return ShardRecord(**info.model_dump(), key=f"a{attempt}/{info.shard_id}", attempt=attempt)
-
-
-def estimate_cost(
-    job: JobSpec, input_tokens: int, requests: int, pricing: PricingTable
-) -> tuple[float, str]:
-    """Batch cost of a build, assuming every request uses its full output budget."""
-    price = pricing.price(job.model)
-    output_tokens = job.params.max_output_tokens * requests
-    usd = cost_usd(
-        price, input_tokens=input_tokens, cached_tokens=0, output_tokens=output_tokens, batch=True
-    )
-    assumes = (
-        f"{input_tokens} input tokens counted exactly, no prompt caching, and the maximum of "
-        f"{job.params.max_output_tokens} output tokens per request; prices as of {pricing.as_of}"
-    )
-    return usd, assumes
 
 
 def prepare_run(
@@ -210,20 +195,26 @@ def _prepare_run(
     manifest.counts.requests = summary.requests
     manifest.counts.input_tokens_estimated = summary.input_tokens
     manifest.rejected_uri = summary.rejected_uri
-    pricing = load_pricing()
-    manifest.estimate_usd, manifest.estimate_assumes = estimate_cost(
-        job, summary.input_tokens, summary.requests, pricing
+    counted = BuildCounts(
+        documents_seen=summary.documents_seen,
+        documents_skipped=summary.documents_skipped,
+        documents_built=summary.documents_built,
+        documents_rejected=summary.documents_rejected,
+        requests=summary.requests,
+        input_tokens=summary.input_tokens,
     )
-    if job.budget_usd is not None and manifest.estimate_usd > job.budget_usd:
+    estimate = price_counts(job, counted, shards=len(summary.shards), pricing=load_pricing())
+    manifest.estimate_usd = estimate.batch_cost_max_usd
+    manifest.estimate_assumes = "; ".join(estimate.assumptions)
+    try:
+        check_budget(job, estimate)
+    except BudgetExceededError as exc:
         manifest.status = "cancelled"
-        manifest.notes.append(
-            f"refused: estimated ${manifest.estimate_usd:.4f} exceeds the budget "
-            f"${job.budget_usd:.4f} ({manifest.estimate_assumes})"
-        )
+        manifest.notes.append(f"refused: {exc}")
         manifest.finished_at = utcnow()
         save_manifest(manifest)
         storage.delete(_open_marker(job.output, manifest.run_id))
-        raise RunError(manifest.notes[-1] + "; raise budget_usd in the job file to go ahead")
+        raise RunError(str(exc)) from None
     manifest.shards = [_shard_record(info, attempt=1) for info in summary.shards]
     manifest.status = "in_progress"
     save_manifest(manifest)
@@ -502,7 +493,8 @@ def parse_shard(
     decode, and the part is written, so memory stays at a few columns of PART_ROWS lines.
     """
     index = tables.read_parquet(shard.index_uri).drop("input_tokens")
-    known = set(index.get_column("custom_id").to_list())
+    requested = index.get_column("custom_id").to_list()
+    known = set(requested)
     last_attempt = shard.attempt >= manifest.max_attempts or manifest.cancel_requested
     cols: dict[str, list[Any]] = {name: [] for name in _OUTCOME_SCHEMA}
     seen: set[str] = set()
@@ -587,7 +579,7 @@ def parse_shard(
             add(c)
             if len(cols["custom_id"]) >= PART_ROWS:
                 flush()
-    for custom_id in index.get_column("custom_id").to_list():
+    for custom_id in requested:
         if custom_id not in seen:
             add(_missing_line(shard, custom_id))
             if len(cols["custom_id"]) >= PART_ROWS:
@@ -780,9 +772,8 @@ def cost_rows(
     final = results + errors
     columns = ["model", "input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens"]
     frames = []
+    # Every part named here was written when its shard was parsed (empty ones included).
     for uri, is_final in [(u, True) for u in final] + [(u, False) for u in superseded]:
-        if not storage.exists(uri):
-            continue
         df = tables.read_parquet(uri, columns=[*columns, "cost_usd"])
         if df.is_empty():
             continue

@@ -289,3 +289,17 @@ def test_images_become_vision_requests_end_to_end(
     assert errors["document_id"].to_list() == ["fake.png"]
     shard = Path(manifest.shards[0].uri).read_text()
     assert '"image_url"' in shard and "data:image/png;base64," in shard
+
+
+def test_submit_refuses_a_run_over_budget_before_sending_anything(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    write_corpus(tmp_path / "docs", 5)
+    job = make_job(budget_usd=0.0001)
+    with pytest.raises(runs.RunError, match="exceeds budget_usd"):
+        runs.prepare_run(job)
+    (run_dir,) = runs.list_runs(job.output)
+    manifest = runs.load_manifest(run_dir)
+    assert manifest.status == "cancelled" and manifest.notes[0].startswith("refused:")
+    assert runs.list_open_runs(job.output) == []
+    assert list(backend.client().batches.list()) == [], "nothing was sent"
