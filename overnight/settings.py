@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     home: Path = Field(default_factory=_default_home)
     """Where the embedded local Batch API keeps its state, and other per-user data."""
+    pricing_file: Path | None = None
+    """`OVERNIGHT_PRICING_FILE`: a pricing table of the user's own instead of the shipped one."""
     poll_interval_seconds: float = 5.0
     max_api_concurrency: int = 4
 

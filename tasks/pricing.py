@@ -2,6 +2,7 @@
 
 The prices live in `data/pricing.toml` (USD per 1M tokens, standard and Batch, with the date
 and source written in the file) so that users can edit them when OpenAI changes its prices.
+`OVERNIGHT_PRICING_FILE` points overnight at a pricing file of the user's own instead.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-DEFAULT_PRICING_FILE = Path(__file__).resolve().parents[1] / "data" / "pricing.toml"
+from overnight.resources import data_file
+
+DEFAULT_PRICING_FILE = data_file("pricing.toml")
 _DATED_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")
 
 
@@ -63,16 +66,32 @@ class PricingTable(BaseModel):
         for candidate in (base, _DATED_SUFFIX.sub("", base)):
             if candidate in self.models:
                 return self.models[candidate]
+        name = _DATED_SUFFIX.sub("", base)
+        example = (
+            f'[models."{name}"]  # USD per 1M tokens\n'
+            "input = 0.40\ncached_input = 0.10\noutput = 1.60\n"
+            "batch_input = 0.20\nbatch_cached_input = 0.20\nbatch_output = 0.80"
+        )
+        if Path(self.path) == DEFAULT_PRICING_FILE.resolve():
+            where = (
+                f"copy {self.path} to a file of your own (e.g. ./pricing.toml), add the model "
+                "there, and set OVERNIGHT_PRICING_FILE to that file"
+            )
+        else:
+            where = f"add it to {self.path}"
         raise UnknownModelError(
-            f'no price for model {model!r} in {self.path}; add a [models."{_DATED_SUFFIX.sub("", base)}"] '
-            "table with input, cached_input, output, batch_input, batch_cached_input and "
-            "batch_output (USD per 1M tokens) to that file"
+            f"no price for model {model!r} in {self.path}: {where}, with the model's prices "
+            f"from https://openai.com/api/pricing, like this:\n{example}"
         )
 
 
 def load_pricing(path: str | Path | None = None) -> PricingTable:
-    """Read a pricing file (by default `data/pricing.toml`)."""
-    file = Path(path) if path is not None else DEFAULT_PRICING_FILE
+    """Read a pricing file (by default `OVERNIGHT_PRICING_FILE`, else the shipped one)."""
+    if path is None:
+        from overnight.settings import get_settings
+
+        path = get_settings().pricing_file or DEFAULT_PRICING_FILE
+    file = Path(path).expanduser()
     try:
         mtime = file.stat().st_mtime_ns
     except OSError as exc:

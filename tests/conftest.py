@@ -13,6 +13,9 @@ import pytest
 _PREFECT_HOME = tempfile.mkdtemp(prefix="overnight-prefect-")
 os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+# The embedded local Batch API keeps its state under OVERNIGHT_HOME: never the user's own.
+os.environ["OVERNIGHT_HOME"] = tempfile.mkdtemp(prefix="overnight-home-")
+os.environ.pop("OVERNIGHT_PRICING_FILE", None)
 os.environ["DO_NOT_TRACK"] = "1"
 # Never reach a real OpenAI or AWS from a test.
 os.environ.pop("OPENAI_API_KEY", None)

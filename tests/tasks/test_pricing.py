@@ -94,3 +94,27 @@ def test_a_custom_pricing_file(tmp_path: Path) -> None:
         load_pricing(path)
     with pytest.raises(PricingError, match="cannot read"):
         load_pricing(tmp_path / "missing.toml")
+
+
+def test_a_users_own_pricing_file_replaces_the_shipped_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from overnight.settings import get_settings
+
+    own = tmp_path / "pricing.toml"
+    own.write_text(
+        'as_of = "2026-11-30"\nsource = "our contract"\n[models."gpt-4o-mini"]\n'
+        "input = 1.0\ncached_input = 0.5\noutput = 2.0\n"
+        "batch_input = 0.5\nbatch_cached_input = 0.25\nbatch_output = 1.0\n"
+    )
+    monkeypatch.setenv("OVERNIGHT_PRICING_FILE", str(own))
+    get_settings.cache_clear()
+    try:
+        table = load_pricing()
+        assert table.path == str(own) and table.price("gpt-4o-mini").batch_input == 0.5
+        with pytest.raises(UnknownModelError) as err:
+            table.price("gpt-9")
+        assert f"add it to {own}" in str(err.value)
+    finally:
+        monkeypatch.delenv("OVERNIGHT_PRICING_FILE")
+        get_settings.cache_clear()

@@ -1,0 +1,1 @@
+"""Prefect flows: submit, collect, run, and the named nightly and bulk jobs."""

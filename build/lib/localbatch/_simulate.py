@@ -1,0 +1,404 @@
+"""The simulator: deterministic, schema-valid answers made from each request's own document.
+
+Usage comes from real token counts (tiktoken). Chat bodies look like `chat.completion`
+objects, Responses bodies like `response` objects, embeddings like `list` objects. Every
+answer says it is simulated: `system_fingerprint` for chat, `metadata` for Responses.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import struct
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from localbatch._execution import (
+    Outcome,
+    WorkItem,
+    http_error,
+    injected,
+    server_error,
+    short_id,
+)
+from localbatch._jsongen import Document, SchemaFaker, stable_hash, violate
+from localbatch._prompts import (
+    Message,
+    PromptCache,
+    TokenCounter,
+    chat_messages,
+    document_text,
+    responses_messages,
+)
+
+log = logging.getLogger("localbatch")
+
+SYSTEM_FINGERPRINT = "fp_overnight_simulated"
+REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
+_REASONING_BUDGET = {"low": 64, "medium": 192, "high": 512, "xhigh": 1024}
+_EMBEDDING_DIMS = {"text-embedding-3-large": 3072}
+
+
+@dataclass(slots=True)
+class _Completion:
+    text: str | None
+    """None when refused."""
+    finish: str
+    prompt: int
+    cached: int
+    written: int
+    completion: int
+    reasoning: int
+    refused: bool
+
+
+def _missing(name: str) -> Outcome:
+    return http_error(
+        400,
+        f"Missing required parameter: '{name}'.",
+        type="invalid_request_error",
+        code="missing_required_parameter",
+    )
+
+
+class Simulator:
+    """The `simulate` executor."""
+
+    def __init__(self, *, seed: int, cache: PromptCache | None = None) -> None:
+        self.seed = seed
+        self.cache = cache or PromptCache()
+        self._counters: dict[str, TokenCounter] = {}
+        self._fakers: dict[bytes, SchemaFaker] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        return None
+
+    def execute(self, items: Sequence[WorkItem]) -> list[Outcome]:
+        return [self.run(item) for item in items]
+
+    def run(self, item: WorkItem) -> Outcome:
+        forced = injected(item)
+        if forced is not None:
+            return forced
+        try:
+            if item.url == "/v1/chat/completions":
+                return self._chat(item)
+            if item.url == "/v1/responses":
+                return self._responses(item)
+            if item.url == "/v1/embeddings":
+                return self._embeddings(item)
+        except Exception:
+            # One odd request body (a schema no JSON can satisfy...) fails alone, not the batch.
+            log.exception("simulating %s failed", item.custom_id)
+            return server_error()
+        return http_error(
+            400, f"Unsupported URL: {item.url}", type="invalid_request_error", code=None
+        )
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _counter(self, model: str) -> TokenCounter:
+        counter = self._counters.get(model)
+        if counter is None:
+            with self._lock:
+                counter = self._counters.setdefault(model, TokenCounter(model))
+        return counter
+
+    def _faker(self, schema: dict[str, Any]) -> SchemaFaker:
+        key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+        faker = self._fakers.get(key)
+        if faker is None:
+            with self._lock:
+                if len(self._fakers) > 256:
+                    self._fakers.clear()
+                faker = self._fakers.setdefault(key, SchemaFaker(schema))
+        return faker
+
+    def _answer(
+        self, item: WorkItem, doc: Document, schema: dict[str, Any] | None, json_mode: bool
+    ) -> str:
+        """The answer text: JSON for a schema (or JSON mode), else the first sentences."""
+        if schema is not None:
+            faker = self._faker(schema)
+            instance = faker.generate(doc)
+            if item.fault == "schema_violation":
+                instance = violate(faker.resolve(schema), instance, doc)
+            text = orjson.dumps(instance).decode()
+        elif json_mode:
+            text = orjson.dumps({"summary": doc.summary(3), "keywords": doc.keywords[:5]}).decode()
+        else:
+            text = doc.summary(3)
+        if item.fault == "invalid_json":
+            text = text[: max(1, len(text) // 2)]
+            if not text.startswith("{"):
+                text = "{" + text
+        return text
+
+    def _reasoning(self, item: WorkItem, effort: Any, doc: Document) -> int:
+        if not isinstance(effort, str) or effort not in _REASONING_BUDGET:
+            return 0
+        return _REASONING_BUDGET[effort] + stable_hash(doc.key, item.model) % 64
+
+    def _complete(
+        self,
+        item: WorkItem,
+        messages: list[Message],
+        schema: dict[str, Any] | None,
+        json_mode: bool,
+        cap: Any,
+        effort: Any,
+    ) -> _Completion:
+        counter = self._counter(item.model)
+        prompt_tokens, sequence = counter.prompt(messages)
+        if schema is not None:
+            # The API puts a structured-output schema into the prompt and bills its tokens;
+            # as a shared prefix it is also cacheable.
+            schema_tokens = counter.encode(orjson.dumps(schema).decode())
+            prompt_tokens += len(schema_tokens)
+            sequence = schema_tokens + sequence
+        cached, written = self.cache.hit(item.model, sequence, prompt_tokens)
+        doc = Document(document_text(messages), self.seed)
+        if item.fault == "refusal":
+            return _Completion(
+                None, "stop", prompt_tokens, cached, written, counter.count(REFUSAL_TEXT), 0, True
+            )
+        text = self._answer(item, doc, schema, json_mode)
+        reasoning = self._reasoning(item, effort, doc)
+        tokens = counter.encode(text)
+        limit = cap if isinstance(cap, int) and cap > 0 else None
+        if item.fault == "length":
+            limit = max(reasoning + 1, reasoning + len(tokens) // 2)
+        finish = "stop"
+        if limit is not None and reasoning + len(tokens) > limit:
+            keep = max(0, limit - reasoning)
+            reasoning = min(reasoning, limit)
+            tokens = tokens[:keep]
+            text = counter.decode(tokens)
+            finish = "length"
+        return _Completion(
+            text, finish, prompt_tokens, cached, written, len(tokens) + reasoning, reasoning, False
+        )
+
+    # -- endpoints ----------------------------------------------------------------------------
+
+    def _chat(self, item: WorkItem) -> Outcome:
+        body = item.body
+        messages = chat_messages(body)
+        if not messages:
+            return _missing("messages")
+        schema, json_mode = _chat_format(body)
+        cap = body.get("max_completion_tokens", body.get("max_tokens"))
+        done = self._complete(item, messages, schema, json_mode, cap, body.get("reasoning_effort"))
+        text, finish, prompt, cached = done.text, done.finish, done.prompt, done.cached
+        completion, reasoning, refused = done.completion, done.reasoning, done.refused
+        n_raw = body.get("n")
+        n = min(n_raw, 128) if isinstance(n_raw, int) and n_raw > 1 else 1
+        choices: list[dict[str, Any]] = [
+            {
+                "index": i,
+                "message": {
+                    "role": "assistant",
+                    "content": text,
+                    "refusal": REFUSAL_TEXT if refused else None,
+                    "annotations": [],
+                },
+                "logprobs": None,
+                "finish_reason": finish,
+            }
+            for i in range(n)
+        ]
+        completion *= n
+        reasoning *= n
+        result = {
+            "id": "chatcmpl-" + short_id("chat:" + item.key, 29),
+            "object": "chat.completion",
+            "created": item.created,
+            "model": item.model,
+            "choices": choices,
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+                "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+                "completion_tokens_details": {
+                    "reasoning_tokens": reasoning,
+                    "audio_tokens": 0,
+                    "accepted_prediction_tokens": 0,
+                    "rejected_prediction_tokens": 0,
+                },
+            },
+            "service_tier": "default",
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+        }
+        return Outcome(
+            status_code=200,
+            body=result,
+            input_tokens=prompt,
+            cached_tokens=cached,
+            output_tokens=completion,
+            reasoning_tokens=reasoning,
+        )
+
+    def _responses(self, item: WorkItem) -> Outcome:
+        body = item.body
+        messages = responses_messages(body)
+        if not messages:
+            return _missing("input")
+        schema, json_mode, text_format = _responses_format(body)
+        reasoning_cfg = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
+        effort = reasoning_cfg.get("effort") if reasoning_cfg else None
+        cap = body.get("max_output_tokens")
+        done = self._complete(item, messages, schema, json_mode, cap, effort)
+        text, finish, prompt, cached = done.text, done.finish, done.prompt, done.cached
+        completion, reasoning, refused = done.completion, done.reasoning, done.refused
+        incomplete = finish == "length"
+        content: list[dict[str, Any]]
+        if refused:
+            content = [{"type": "refusal", "refusal": REFUSAL_TEXT}]
+        else:
+            content = [
+                {"type": "output_text", "text": text or "", "annotations": [], "logprobs": []}
+            ]
+        output: list[dict[str, Any]] = []
+        if reasoning:
+            output.append(
+                {"id": "rs_" + short_id("rs:" + item.key, 40), "type": "reasoning", "summary": []}
+            )
+        output.append(
+            {
+                "id": "msg_" + short_id("msg:" + item.key, 40),
+                "type": "message",
+                "status": "incomplete" if incomplete else "completed",
+                "role": "assistant",
+                "content": content,
+            }
+        )
+        raw_metadata = body.get("metadata")
+        metadata: dict[str, Any] = raw_metadata if isinstance(raw_metadata, dict) else {}
+        result = {
+            "id": "resp_" + short_id("resp:" + item.key, 40),
+            "object": "response",
+            "created_at": item.created,
+            "status": "incomplete" if incomplete else "completed",
+            "background": False,
+            "error": None,
+            "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+            "instructions": body.get("instructions"),
+            "max_output_tokens": cap if isinstance(cap, int) else None,
+            "model": item.model,
+            "output": output,
+            "parallel_tool_calls": body.get("parallel_tool_calls", True),
+            "previous_response_id": body.get("previous_response_id"),
+            "reasoning": {"effort": effort, "summary": None},
+            "service_tier": "default",
+            "store": body.get("store", True),
+            "temperature": body.get("temperature", 1.0),
+            "text": {"format": text_format},
+            "tool_choice": body.get("tool_choice", "auto"),
+            "tools": body.get("tools", []),
+            "top_p": body.get("top_p", 1.0),
+            "truncation": body.get("truncation", "disabled"),
+            "usage": {
+                "input_tokens": prompt,
+                "input_tokens_details": {
+                    "cached_tokens": cached,
+                    "cache_write_tokens": done.written,
+                },
+                "output_tokens": completion,
+                "output_tokens_details": {"reasoning_tokens": reasoning},
+                "total_tokens": prompt + completion,
+            },
+            "metadata": {**metadata, "overnight_executor": "simulate"},
+        }
+        if isinstance(body.get("user"), str):
+            result["user"] = body["user"]
+        return Outcome(
+            status_code=200,
+            body=result,
+            input_tokens=prompt,
+            cached_tokens=cached,
+            output_tokens=completion,
+            reasoning_tokens=reasoning,
+        )
+
+    def _embeddings(self, item: WorkItem) -> Outcome:
+        body = item.body
+        raw = body.get("input")
+        if isinstance(raw, str):
+            inputs: list[Any] = [raw]
+        elif isinstance(raw, list) and raw:
+            inputs = raw if not all(isinstance(x, int) for x in raw) else [raw]
+        else:
+            return _missing("input")
+        dims = body.get("dimensions")
+        if not isinstance(dims, int) or dims < 1:
+            dims = _EMBEDDING_DIMS.get(item.model, 1536)
+        counter = self._counter(item.model)
+        as_base64 = body.get("encoding_format") == "base64"
+        data = []
+        total = 0
+        for index, one in enumerate(inputs):
+            if isinstance(one, str):
+                text = one
+                total += counter.count(one)
+            elif isinstance(one, list):
+                text = " ".join(str(t) for t in one)
+                total += len(one)
+            else:
+                return http_error(
+                    400, "Invalid 'input'.", type="invalid_request_error", code="invalid_value"
+                )
+            vector = _embed(text, dims, self.seed)
+            embedding: Any = (
+                base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode()
+                if as_base64
+                else vector
+            )
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
+        result = {
+            "object": "list",
+            "data": data,
+            "model": item.model,
+            "usage": {"prompt_tokens": total, "total_tokens": total},
+        }
+        return Outcome(status_code=200, body=result, input_tokens=total)
+
+
+def _chat_format(body: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
+    fmt = body.get("response_format")
+    if not isinstance(fmt, dict):
+        return None, False
+    if fmt.get("type") == "json_schema":
+        spec = fmt.get("json_schema")
+        if isinstance(spec, dict) and isinstance(spec.get("schema"), dict):
+            return spec["schema"], False
+        return None, True
+    return None, fmt.get("type") == "json_object"
+
+
+def _responses_format(body: dict[str, Any]) -> tuple[dict[str, Any] | None, bool, dict[str, Any]]:
+    text = body.get("text")
+    fmt = text.get("format") if isinstance(text, dict) else None
+    if not isinstance(fmt, dict):
+        return None, False, {"type": "text"}
+    if fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
+        return fmt["schema"], False, fmt
+    return None, fmt.get("type") == "json_object", fmt
+
+
+def _embed(text: str, dims: int, seed: int) -> list[float]:
+    """A unit vector by feature hashing: texts sharing words point in similar directions."""
+    vector = [0.0] * dims
+    words = text.lower().split() or [""]
+    for word in words[:2048]:
+        h = stable_hash(str(seed), word)
+        for k in range(2):
+            slot = (h >> (k * 20)) % dims
+            vector[slot] += 1.0 if (h >> (40 + k)) & 1 else -1.0
+    norm = sum(v * v for v in vector) ** 0.5 or 1.0
+    return [round(v / norm, 6) for v in vector]

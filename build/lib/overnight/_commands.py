@@ -1,0 +1,320 @@
+"""The pipeline commands: run, submit, collect, status, cancel."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from schemas.job import JobSpec
+    from schemas.manifest import RunManifest
+
+console = Console(stderr=True)
+# Piped output (CI logs, files) gets a wide page rather than rich's 80-column default.
+out = Console() if sys.stdout.isatty() else Console(width=160)
+
+JobFile = Annotated[
+    Path, typer.Argument(help="Job file (TOML or YAML), e.g. data/jobs/nightly_summary.toml")
+]
+Output = Annotated[
+    str | None,
+    typer.Option("--output", "-o", help="Output location (folder or s3://bucket/prefix)."),
+]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@contextmanager
+def _clear_errors() -> Iterator[None]:
+    """Turn the failures a user can act on into one line and exit code 2, not a traceback."""
+    import openai
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from tasks.build import BuildError
+    from tasks.gateway import GatewayError
+    from tasks.runs import RunError
+    from tasks.sources import SourceError
+    from tasks.storage import StorageError
+
+    try:
+        yield
+    except openai.AuthenticationError as exc:
+        raise _fail(
+            f"the Batch API refused the key ({exc.status_code}): check OPENAI_API_KEY"
+        ) from None
+    except openai.APIConnectionError as exc:
+        raise _fail(
+            f"cannot reach the Batch API: {exc}; check OPENAI_BASE_URL and the network"
+        ) from None
+    except openai.APIStatusError as exc:
+        raise _fail(f"the Batch API answered {exc.status_code}: {exc.message}") from None
+    except (RunError, GatewayError, BuildError, SourceError, StorageError) as exc:
+        raise _fail(str(exc)) from None
+    except (BotoCoreError, ClientError) as exc:
+        raise _fail(f"storage: {exc}") from None
+
+
+def _load(job_file: Path) -> JobSpec:
+    from schemas.job import JobSpecError, load_job
+
+    try:
+        return load_job(job_file)
+    except (JobSpecError, OSError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _output_of(job_file: Path | None, output: str | None) -> str:
+    if output:
+        return output
+    if job_file is None:
+        raise _fail("give a job file or --output")
+    return str(_load(job_file).output)
+
+
+Full = Annotated[
+    bool, typer.Option("--full", help="Process every document, not only new and changed ones.")
+]
+RetryFailed = Annotated[
+    bool,
+    typer.Option("--retry-failed", help="Also retry documents that ended in a terminal error."),
+]
+
+
+def run(job_file: JobFile, full: Full = False, retry_failed: RetryFailed = False) -> None:
+    """Submit a job, wait for its batches with live progress, and write the parquet tables."""
+    from flows.run import run as run_flow
+    from tasks.gateway import EMBEDDED, default_backend
+    from tasks.runs import load_manifest
+
+    job = _load(job_file)
+    if default_backend() == EMBEDDED:
+        console.print(
+            "[yellow]No OPENAI_API_KEY set:[/yellow] running on the embedded local Batch API "
+            "(simulated outputs, no cost). Set OPENAI_API_KEY to use OpenAI."
+        )
+    try:
+        with _clear_errors():
+            summary = run_flow(job, full=full, retry_failed=retry_failed)
+    except KeyboardInterrupt:
+        console.print(
+            "\n[yellow]Stopped waiting.[/yellow] The run's batches go on; "
+            f"`overnight collect {job_file}` finishes it."
+        )
+        raise typer.Exit(130) from None
+    _print_outcome(load_manifest(summary["run_dir"]))
+
+
+def _print_outcome(manifest: RunManifest) -> None:
+    """The run's cost table and where its tables are."""
+    from tasks.reporting import cost_table, read_costs
+
+    costs = read_costs(manifest)
+    if costs is not None and not costs.is_empty():
+        out.print(cost_table(costs))
+    c = manifest.counts
+    out.print(
+        f"run {manifest.run_id}: [bold]{manifest.status}[/bold] · {c.documents_seen} documents "
+        f"({c.documents_skipped} unchanged, {c.documents_rejected} rejected) · "
+        f"{c.requests} requests → {c.results} results, {c.errors} error rows"
+    )
+    for name, uri in manifest.tables.items():
+        out.print(f"  {name:8} {uri}", highlight=False, soft_wrap=True)
+    if c.errors:
+        _print_error_reasons(manifest, warn=c.results == 0 and c.requests > 0)
+
+
+def _print_error_reasons(manifest: RunManifest, *, warn: bool) -> None:
+    """The commonest reasons rows ended in `errors`, each with one example message."""
+    import polars as pl
+
+    from tasks import tables
+
+    errors = tables.read_parquet(manifest.tables["errors"], columns=["stage", "code", "message"])
+    reasons = (
+        errors.group_by("stage", "code")
+        .agg(pl.len().alias("rows"), pl.col("message").first())
+        .sort("rows", descending=True)
+    )
+    if warn:
+        out.print("[bold red]No request succeeded.[/bold red] Most common reasons:")
+    else:
+        out.print("errors by reason:")
+    for stage, code, rows, message in reasons.head(5).iter_rows():
+        out.print(f"  {rows:>7} {stage}/{code}: {message[:120]}", highlight=False)
+
+
+def submit(job_file: JobFile, full: Full = False, retry_failed: RetryFailed = False) -> None:
+    """Build and submit a job's batches, and return at once; `collect` finishes the run."""
+    from flows.submit import submit as submit_flow
+
+    job = _load(job_file)
+    with _clear_errors():
+        run_dir = submit_flow(job, full=full, retry_failed=retry_failed)
+    out.print(f"submitted: {run_dir}", highlight=False)
+
+
+def collect(
+    job_file: Annotated[
+        Path | None, typer.Argument(help="Job file whose output to collect.")
+    ] = None,
+    output: Output = None,
+) -> None:
+    """Move every open run forward: poll, download, validate, retry, write tables."""
+    from flows.collect import collect as collect_flow
+
+    location = _output_of(job_file, output)
+    with _clear_errors():
+        outcomes = collect_flow(location)
+    for outcome in outcomes:
+        out.print(f"{outcome['run_id']}: {outcome['status']}")
+
+
+def status(
+    job_file: Annotated[Path | None, typer.Argument(help="Job file whose runs to list.")] = None,
+    output: Output = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Show one run's batches.")] = None,
+) -> None:
+    """List runs with their progress, or one run's batches."""
+    from rich.table import Table
+
+    from tasks import reporting, runs, storage
+
+    location = _output_of(job_file, output)
+    if run_id:
+        out.print(
+            reporting.progress_table(runs.load_manifest(storage.join(location, "runs", run_id)))
+        )
+        return
+    table = Table(title=f"runs under {location}", title_justify="left")
+    for column in ("run", "status", "progress", "requests", "results", "errors", "estimate $"):
+        table.add_column(column)
+    for run_dir in runs.list_runs(location):
+        m = runs.load_manifest(run_dir)
+        table.add_row(
+            m.run_id,
+            m.status,
+            f"{reporting.progress_fraction(m):.0%}",
+            str(m.counts.requests),
+            str(m.counts.results),
+            str(m.counts.errors),
+            f"{m.estimate_usd or 0:.4f}",
+        )
+    out.print(table)
+
+
+def cancel(
+    run_id: Annotated[str, typer.Argument(help="The run to cancel.")],
+    job_file: Annotated[
+        Path | None, typer.Argument(help="Job file whose output holds the run.")
+    ] = None,
+    output: Output = None,
+) -> None:
+    """Cancel a run's batches; `collect` then records every cancelled request."""
+    from tasks import runs, storage
+
+    location = _output_of(job_file, output)
+    with _clear_errors():
+        manifest = runs.cancel_run(storage.join(location, "runs", run_id))
+    out.print(f"cancel requested for {manifest.run_id}; run `overnight collect` to record it")
+
+
+Format = Literal["table", "csv", "parquet", "json"]
+
+
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL over the views results, errors, costs, latest.")],
+    job_file: Annotated[
+        Path | None, typer.Option("--job", help="Job file whose output to query.")
+    ] = None,
+    output: Output = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = "table",
+    to: Annotated[Path | None, typer.Option("--to", help="Write the answer to this file.")] = None,
+) -> None:
+    """Query the outputs with DuckDB SQL; print a table or write CSV, parquet or JSON."""
+    import duckdb
+
+    from tasks.analytics import query as run_query
+
+    location = _output_of(job_file, output)
+    try:
+        answer = run_query(location, sql)
+    except duckdb.Error as exc:
+        raise _fail(f"query failed: {exc}") from None
+    if fmt == "table" and to is None:
+        from rich.table import Table
+
+        table = Table(show_lines=False)
+        for column in answer.columns:
+            table.add_column(column)
+        for row in answer.iter_rows():
+            table.add_row(*["" if v is None else str(v) for v in row])
+        out.print(table)
+        out.print(f"{answer.height} row(s)")
+        return
+    if fmt in ("table", "csv"):
+        text = answer.write_csv()
+        if to is None:
+            sys.stdout.write(text)
+        else:
+            to.write_text(text)
+    elif fmt == "json":
+        text = answer.write_json()
+        if to is None:
+            sys.stdout.write(text + "\n")
+        else:
+            to.write_text(text)
+    else:
+        if to is None:
+            raise _fail("--format parquet needs --to FILE")
+        answer.write_parquet(to)
+    if to is not None:
+        console.print(f"wrote {answer.height} row(s) to {to}")
+
+
+def report(
+    job_file: Annotated[
+        Path | None, typer.Option("--job", help="Job file whose output to report on.")
+    ] = None,
+    output: Output = None,
+    since: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First day.")] = None,
+    until: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Last day.")] = None,
+    to: Annotated[
+        Path | None, typer.Option("--to", help="Write a .md or .html report here.")
+    ] = None,
+) -> None:
+    """Outcomes and cost per day, job and model: what a team lead and finance ask for."""
+    from tasks.analytics import report as build_report
+    from tasks.analytics import report_html, report_markdown
+
+    location = _output_of(job_file, output)
+    parts = build_report(
+        location, since=since.date() if since else None, until=until.date() if until else None
+    )
+    title = f"overnight report: {location}"
+    if to is None:
+        from rich.markdown import Markdown
+
+        out.print(Markdown(report_markdown(parts, title=title)))
+        return
+    text = (
+        report_html(parts, title=title)
+        if to.suffix in (".html", ".htm")
+        else report_markdown(parts, title=title)
+    )
+    to.write_text(text, encoding="utf-8")
+    console.print(f"wrote {to}")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (run, submit, collect, status, cancel, query, report):
+        app.command()(command)

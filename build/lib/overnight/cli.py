@@ -1,0 +1,105 @@
+"""The `overnight` command line: run, submit, collect, status, cancel, estimate, report, query, serve.
+
+Each command is a thin shell around a function in `flows/`, `tasks/` or `localbatch/`; heavy
+imports happen inside the command so `overnight --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+# Prefect must not phone home from a batch pipeline; users can still override both.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+# Our own modules' log lines (reconciling a batch, skipping a busy run) reach the Prefect UI too.
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "tasks,flows")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+
+app = typer.Typer(
+    name="overnight",
+    help="Run document jobs through the OpenAI Batch API: files in, typed parquet and costs out.",
+    no_args_is_help=True,
+    add_completion=False,
+    # A traceback's local variables can hold credentials: never print them.
+    pretty_exceptions_show_locals=False,
+)
+
+# -- commands are registered below, one block per command, each importing lazily ------------
+
+from localbatch.cli import serve as _serve  # noqa: E402
+
+app.command("serve")(_serve)
+
+from pathlib import Path  # noqa: E402
+
+
+@app.command()
+def estimate(
+    job_file: Path = typer.Argument(..., help="The job file (TOML or YAML)."),
+    full: bool = typer.Option(
+        False, "--full", help="Price every document, not only those the next run would send."
+    ),
+) -> None:
+    """Count a job's documents, requests and tokens and price them; nothing is sent or written.
+
+    Like `run`, it skips documents this job version already finished (see the ledger), so the
+    figure is what the next run will cost; `--full` prices everything.
+
+    Exits 1 when the maximum Batch cost is over the job's budget_usd, 2 on a bad job file,
+    an unknown model or a missing source.
+    """
+    from rich.console import Console
+    from rich.markup import escape
+
+    from schemas.job import JobSpecError, load_job
+    from tasks.build import BuildError
+    from tasks.estimate import BudgetExceededError, check_budget, estimate_job, estimate_tables
+    from tasks.pricing import PricingError
+    from tasks.sources import SourceError
+    from tasks.storage import StorageError
+
+    console = Console()
+    err = Console(stderr=True)
+    try:
+        job = load_job(job_file)
+        should_process = None
+        if not full:
+            from tasks.ledger import Ledger
+
+            ledger = Ledger.load(job.output, job.name, job.fingerprint())
+            should_process = ledger.should_process if len(ledger) else None
+        result = estimate_job(job, should_process=should_process)
+    except (JobSpecError, PricingError, SourceError, StorageError, BuildError) as exc:
+        message = " ".join(line.strip() for line in str(exc).splitlines())
+        err.print(
+            f"[red]error:[/red] {escape(message)}", markup=True, highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(2) from None
+    for table in estimate_tables(result):
+        console.print(table)
+    try:
+        check_budget(job, result)
+    except BudgetExceededError as exc:
+        err.print(
+            f"[red]over budget:[/red] {escape(str(exc))}",
+            markup=True,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+
+
+from overnight._commands import register as _register_pipeline_commands  # noqa: E402
+
+_register_pipeline_commands(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""The one place for settings: read from the environment, frozen, secrets kept secret."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path.home() / ".local" / "share" / "overnight"
+
+
+class Settings(BaseSettings):
+    """Process-wide settings. Secrets come from the environment only, never from files."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_prefix="OVERNIGHT_")
+
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+    home: Path = Field(default_factory=_default_home)
+    """Where the embedded local Batch API keeps its state, and other per-user data."""
+    pricing_file: Path | None = None
+    """`OVERNIGHT_PRICING_FILE`: a pricing table of the user's own instead of the shipped one."""
+    poll_interval_seconds: float = 5.0
+    max_api_concurrency: int = 4
+
+    @property
+    def uses_openai(self) -> bool:
+        """True when a real OpenAI key is configured (and no other base URL overrides it)."""
+        return self.openai_api_key is not None
+
+    @property
+    def local_batch_dir(self) -> Path:
+        return self.home / "localbatch"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the settings read once from the environment."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Pydantic models: job specs, output schemas, wire formats, rows and the run manifest."""

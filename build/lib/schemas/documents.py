@@ -1,0 +1,59 @@
+"""Documents as loaded from a source, and documents that could not become requests.
+
+Every input ends as exactly one of these per document (or per record of a multi-record
+file): a `Document` goes on to become one or more requests; a `RejectedDocument` is written
+to the run's `rejected.jsonl` with the stage and the reason. Nothing disappears silently.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RejectStage = Literal["load", "build"]
+RejectCode = Literal[
+    "empty",  # no bytes, or nothing but whitespace after decoding / extraction
+    "undecodable",  # not text in any recognised encoding, or a corrupt gzip/image
+    "unsupported_type",  # a file extension overnight does not read
+    "unreadable",  # the storage read failed (permissions, vanished object...)
+    "unreadable_pdf",  # encrypted, corrupt, or otherwise not parseable by pypdf
+    "missing_text_field",  # a record (or a whole table) without the configured text field
+    "bad_record",  # a record that is not a JSON object, not JSON, or without its id field
+    "too_large",  # larger than source.max_document_bytes
+    "too_many_tokens",  # needs more than chunking.max_chunks requests, or exceeds a shard alone
+    "duplicate_id",  # a second document with the same custom_id in one run
+    "template_error",  # the user template could not be rendered for this document
+]
+
+
+class Document(BaseModel):
+    """One document ready for request building."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    document_id: str
+    """Stable id: the key relative to the source root, `key#n` for record n of a multi-record
+    file, or the record's `id_field` value."""
+    source_uri: str
+    content_sha256: str
+    """sha256 of the stored file bytes; for records, of the record text (UTF-8)."""
+    size_bytes: int
+    text: str | None = None
+    images: tuple[str, ...] = ()
+    """Images as `data:` URLs, for vision jobs."""
+    metadata: dict[str, str] = Field(default_factory=dict)
+    record_index: int | None = None
+
+
+class RejectedDocument(BaseModel):
+    """A document (or record, or file) that produced no request, and why."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    document_id: str
+    source_uri: str
+    content_sha256: str | None = None
+    stage: RejectStage
+    code: RejectCode
+    message: str

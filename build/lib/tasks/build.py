@@ -1,0 +1,287 @@
+"""Build a job's Batch API input: documents → chunks → request lines → shards, streaming.
+
+`build_shards` is the first half of the pipeline. It reads the source one document at a time,
+lets the caller skip documents (`should_process`, where the nightly ledger plugs in), splits
+documents longer than `chunking.max_input_tokens` at paragraph or sentence boundaries,
+renders one request per chunk, counts its input tokens offline and writes it to a shard:
+
+    <run_dir>/shards/shard-00000.jsonl            request lines
+    <run_dir>/shards/shard-00000.index.parquet    custom_id → document, chunk, tokens
+    <run_dir>/rejected.jsonl                      one RejectedDocument per line
+
+Token counting runs on a small thread pool while the next batch of documents is read
+(tiktoken releases the GIL), so the build is bound by whichever of the two is slower.
+`plan_requests` is the same loop with any `ShardWriter` (a dry-run one for estimates).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import TypeVar
+
+import orjson
+
+from schemas.build import BuildSummary, RequestIndexRow
+from schemas.documents import Document, RejectCode, RejectedDocument
+from schemas.job import JobSpec
+from tasks import storage
+from tasks.chunking import split_text
+from tasks.render import RequestRenderer, document_key
+from tasks.sharding import DuplicateCustomIdError, RequestTooLargeError, ShardWriter
+from tasks.sources import iter_documents
+
+DOCUMENT_BATCH = 256
+"""Documents read, then token-counted on the pool, per step."""
+TOKEN_THREADS = 2
+CHUNK_MARGIN_TOKENS = 8
+"""Room left for tokens merging across the seam between template text and a chunk."""
+
+_T = TypeVar("_T")
+ShouldProcess = Callable[[Document | RejectedDocument], bool]
+"""False skips a document: the ledger says this job version already finished it (a rejected
+document included, so the same bad file is not reported again every night)."""
+Progress = Callable[[int], None]
+
+
+class BuildError(Exception):
+    """The job cannot be built at all (as opposed to one document being rejected)."""
+
+
+@dataclass
+class BuildCounts:
+    """Counters of one pass over a source; documents_seen = skipped + built + rejected."""
+
+    documents_seen: int = 0
+    documents_skipped: int = 0
+    documents_built: int = 0
+    documents_rejected: int = 0
+    requests: int = 0
+    input_tokens: int = 0
+    rejected_by_code: dict[str, int] = field(default_factory=dict)
+
+
+def _batched(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def _build_reject(doc: Document, code: RejectCode, message: str) -> RejectedDocument:
+    return RejectedDocument(
+        document_id=doc.document_id,
+        source_uri=doc.source_uri,
+        content_sha256=doc.content_sha256,
+        stage="build",
+        code=code,
+        message=message,
+    )
+
+
+class _Planner:
+    def __init__(
+        self,
+        job: JobSpec,
+        writer: ShardWriter,
+        on_reject: Callable[[RejectedDocument], None],
+        should_process: ShouldProcess | None,
+        progress: Progress | None,
+    ) -> None:
+        self.job = job
+        self.writer = writer
+        self.on_reject = on_reject
+        self.should_process = should_process
+        self.progress = progress
+        self.renderer = RequestRenderer(job)
+        self.max_input = job.chunking.max_input_tokens
+        self.counts = BuildCounts()
+        if self.renderer.static_tokens >= self.max_input:
+            raise BuildError(
+                f"the system prompt and output schema alone take {self.renderer.static_tokens} "
+                f"tokens; chunking.max_input_tokens is {self.max_input}"
+            )
+
+    def reject(self, rejected: RejectedDocument) -> None:
+        self.counts.documents_rejected += 1
+        by_code = self.counts.rejected_by_code
+        by_code[rejected.code] = by_code.get(rejected.code, 0) + 1
+        self.on_reject(rejected)
+
+    def run(self) -> BuildCounts:
+        pending: deque[tuple[int, list[tuple[Document, str]], Future[list[int]]]] = deque()
+        with ThreadPoolExecutor(TOKEN_THREADS, thread_name_prefix="overnight-tokens") as pool:
+            for batch in _batched(iter_documents(self.job.source), DOCUMENT_BATCH):
+                prepared = self.prepare(batch)
+                future = pool.submit(self.renderer.count_many, [text for _, text in prepared])
+                pending.append((len(batch), prepared, future))
+                while len(pending) > TOKEN_THREADS:
+                    self.finish(*pending.popleft())
+            while pending:
+                self.finish(*pending.popleft())
+        return self.counts
+
+    def prepare(self, batch: list[Document | RejectedDocument]) -> list[tuple[Document, str]]:
+        prepared: list[tuple[Document, str]] = []
+        should_process = self.should_process
+        user_text = self.renderer.user_text
+        for item in batch:
+            self.counts.documents_seen += 1
+            if should_process is not None and not should_process(item):
+                self.counts.documents_skipped += 1
+                continue
+            if isinstance(item, RejectedDocument):
+                self.reject(item)
+                continue
+            try:
+                prepared.append((item, user_text(item, item.text or "")))
+            except (ValueError, TypeError, LookupError, AttributeError) as exc:
+                self.reject(_build_reject(item, "template_error", f"user_template: {exc!r}"))
+        return prepared
+
+    def finish(
+        self, n: int, prepared: list[tuple[Document, str]], future: Future[list[int]]
+    ) -> None:
+        request_tokens = self.renderer.request_tokens
+        for (doc, text), tokens in zip(prepared, future.result(), strict=True):
+            total = request_tokens(tokens, len(doc.images))
+            if total <= self.max_input:
+                self.emit(doc, [(text, total)])
+            else:
+                parts = self.chunk(doc, total)
+                if isinstance(parts, RejectedDocument):
+                    self.reject(parts)
+                else:
+                    self.emit(doc, parts)
+        if self.progress is not None:
+            self.progress(n)
+
+    def chunk(self, doc: Document, total: int) -> list[tuple[str, int]] | RejectedDocument:
+        """Split a document over several requests, each within max_input_tokens."""
+        renderer, chunking = self.renderer, self.job.chunking
+        too_many = f"{total} input tokens; chunking.max_input_tokens is {self.max_input}"
+        if doc.images or not doc.text:
+            return _build_reject(doc, "too_many_tokens", f"an image request of {too_many}")
+        if chunking.max_chunks == 1:
+            return _build_reject(doc, "too_many_tokens", f"{too_many} and max_chunks is 1")
+        frame = renderer.count(
+            renderer.user_text(doc, "", chunking.max_chunks, chunking.max_chunks)
+        )
+        budget = self.max_input - renderer.static_tokens - frame - CHUNK_MARGIN_TOKENS
+        for _ in range(4):
+            if budget <= chunking.overlap_tokens or budget < 16:
+                break
+            pieces = split_text(
+                doc.text,
+                model=self.job.model,
+                max_tokens=budget,
+                overlap_tokens=chunking.overlap_tokens,
+            )
+            if len(pieces) > chunking.max_chunks:
+                return _build_reject(
+                    doc,
+                    "too_many_tokens",
+                    f"needs {len(pieces)} chunks of at most {budget} text tokens; "
+                    f"chunking.max_chunks is {chunking.max_chunks}",
+                )
+            texts = [renderer.user_text(doc, p, i, len(pieces)) for i, p in enumerate(pieces)]
+            counts = [renderer.request_tokens(t) for t in renderer.count_many(texts)]
+            if max(counts) <= self.max_input:
+                return list(zip(texts, counts, strict=True))
+            budget = budget * 9 // 10
+        return _build_reject(
+            doc, "too_many_tokens", f"cannot split within {self.max_input} tokens a request"
+        )
+
+    def emit(self, doc: Document, parts: list[tuple[str, int]]) -> None:
+        """Write a document's requests, all of them or (with a reject) none."""
+        writer, renderer = self.writer, self.renderer
+        key = document_key(doc.document_id)
+        count = len(parts)
+        ids = [f"{key}-{i}" for i in range(count)]
+        lines = [renderer.line(ids[i], text, doc.images) for i, (text, _) in enumerate(parts)]
+        try:
+            if count > 1:  # check every chunk first, so a document is never half written
+                for custom_id, line, (_, tokens) in zip(ids, lines, parts, strict=True):
+                    if writer.seen(custom_id):
+                        raise DuplicateCustomIdError(custom_id)
+                    writer.check_fits(len(line), tokens)
+            for i, (line, (_, tokens)) in enumerate(zip(lines, parts, strict=True)):
+                row = RequestIndexRow(
+                    ids[i], doc.document_id, doc.source_uri, doc.content_sha256, i, count, tokens
+                )
+                writer.add(ids[i], line, row, tokens)
+                self.counts.input_tokens += tokens
+        except DuplicateCustomIdError:
+            message = (
+                f"custom_id {ids[0]} is already in this run: another document has the id "
+                f"{doc.document_id!r}"
+            )
+            self.reject(_build_reject(doc, "duplicate_id", message))
+            return
+        except RequestTooLargeError as exc:
+            code: RejectCode = "too_large" if exc.reason == "bytes" else "too_many_tokens"
+            self.reject(_build_reject(doc, code, str(exc)))
+            return
+        self.counts.requests += count
+        self.counts.documents_built += 1
+
+
+def plan_requests(
+    job: JobSpec,
+    writer: ShardWriter,
+    *,
+    on_reject: Callable[[RejectedDocument], None],
+    should_process: ShouldProcess | None = None,
+    progress: Progress | None = None,
+) -> BuildCounts:
+    """Stream the job's documents into `writer` as request lines; report rejects to `on_reject`."""
+    return _Planner(job, writer, on_reject, should_process, progress).run()
+
+
+def build_shards(
+    job: JobSpec,
+    run_dir: str,
+    *,
+    should_process: ShouldProcess | None = None,
+    progress: Progress | None = None,
+) -> BuildSummary:
+    """Write the job's request shards, their indexes and rejects under `run_dir`.
+
+    `should_process(document)` returning False skips a document (counted, not rejected);
+    `progress(n)` is called with the number of documents handled since its previous call.
+    """
+    rejected_uri = storage.join(run_dir, "rejected.jsonl")
+    fingerprint = job.fingerprint()
+    with (
+        storage.open_write(rejected_uri) as rejected_fh,
+        ShardWriter(
+            run_dir,
+            prefix="shards/shard",
+            limits=job.limits,
+            model=job.model,
+            endpoint=job.endpoint,
+        ) as writer,
+    ):
+
+        def on_reject(rejected: RejectedDocument) -> None:
+            rejected_fh.write(orjson.dumps(rejected.model_dump(mode="json")) + b"\n")
+
+        counts = plan_requests(
+            job, writer, on_reject=on_reject, should_process=should_process, progress=progress
+        )
+    return BuildSummary(
+        job_name=job.name,
+        job_fingerprint=fingerprint,
+        documents_seen=counts.documents_seen,
+        documents_skipped=counts.documents_skipped,
+        documents_built=counts.documents_built,
+        documents_rejected=counts.documents_rejected,
+        requests=counts.requests,
+        input_tokens=counts.input_tokens,
+        shards=writer.shards,
+        rejected_uri=rejected_uri,
+        rejected_count=counts.documents_rejected,
+    )

@@ -1,0 +1,218 @@
+"""Estimate what a job will cost before anything is sent: a dry run of the build.
+
+`estimate_job` runs the very same loop as `build_shards` (same documents, chunks, requests and
+token counts) with a shard writer that writes nothing, then prices the result:
+
+- input tokens are counted exactly (tiktoken, offline; the schema's framing is estimated), and
+  no prompt caching is assumed (cached tokens would only lower the cost);
+- output tokens are stated two ways: the **maximum** (`params.max_output_tokens` × requests,
+  which a run cannot exceed) and an **expected** figure (`expected_output_tokens` × requests,
+  or, when the job does not say, `DEFAULT_EXPECTED_OUTPUT_FRACTION` of the maximum);
+- each at the Batch price and at the standard-API price it replaces.
+
+`check_budget` compares the **maximum** Batch cost with `budget_usd`: a budget is a promise
+that the job cannot spend more, and only the maximum keeps it (retries excepted: failed
+requests are not billed).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict
+
+from schemas.documents import RejectedDocument
+from schemas.job import JobSpec
+from tasks.build import BuildCounts, ShouldProcess, plan_requests
+from tasks.pricing import PricingTable, cost_usd, load_pricing
+from tasks.sharding import ShardWriter
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+DEFAULT_EXPECTED_OUTPUT_FRACTION = 0.5
+"""Without `expected_output_tokens`, a request is assumed to use half its output budget."""
+
+
+class BudgetExceededError(Exception):
+    """The estimated cost of a job is over its `budget_usd`."""
+
+
+class Estimate(BaseModel):
+    """The size and cost of a job, computed without writing or sending anything."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    job_name: str
+    model: str
+    endpoint: str
+    documents: int
+    """Documents (and records) found in the source."""
+    documents_built: int
+    documents_skipped: int
+    documents_rejected: int
+    rejected_by_code: dict[str, int]
+    requests: int
+    shards: int
+    input_tokens: int
+    max_output_tokens: int
+    """`params.max_output_tokens` × requests: the most the job can produce."""
+    expected_output_tokens: int
+    expected_output_tokens_per_request: int
+    expected_basis: str
+    """Where the expected figure comes from."""
+    batch_cost_max_usd: float
+    standard_cost_max_usd: float
+    batch_cost_expected_usd: float
+    standard_cost_expected_usd: float
+    budget_usd: float | None
+    pricing_as_of: date
+    pricing_file: str
+    assumptions: list[str]
+
+
+def estimate_job(
+    job: JobSpec,
+    *,
+    should_process: ShouldProcess | None = None,
+    pricing: PricingTable | None = None,
+) -> Estimate:
+    """Count the job's documents, requests and input tokens, and price them. Writes nothing."""
+    pricing = pricing or load_pricing()
+    pricing.price(job.model)  # fail on an unknown model before reading the corpus
+    writer = ShardWriter(
+        "dry-run://", limits=job.limits, model=job.model, endpoint=job.endpoint, dry_run=True
+    )
+
+    def ignore(_rejected: RejectedDocument) -> None:
+        return None
+
+    counts = plan_requests(job, writer, on_reject=ignore, should_process=should_process)
+    return price_counts(job, counts, shards=len(writer.close()), pricing=pricing)
+
+
+def price_counts(
+    job: JobSpec, counts: BuildCounts, *, shards: int, pricing: PricingTable
+) -> Estimate:
+    """Price what a (dry or real) build counted: the estimate `estimate` prints and `submit`
+    records and checks against the budget."""
+    price = pricing.price(job.model)
+    requests = counts.requests
+    max_out = job.params.max_output_tokens * requests
+    if job.expected_output_tokens is not None:
+        per_request = min(job.expected_output_tokens, job.params.max_output_tokens)
+        basis = f"expected_output_tokens = {job.expected_output_tokens} per request"
+    else:
+        per_request = int(job.params.max_output_tokens * DEFAULT_EXPECTED_OUTPUT_FRACTION)
+        basis = (
+            f"no expected_output_tokens in the job: assumed {DEFAULT_EXPECTED_OUTPUT_FRACTION:.0%} "
+            f"of max_output_tokens = {per_request} per request"
+        )
+    expected_out = per_request * requests
+
+    def cost(output_tokens: int, *, batch: bool) -> float:
+        return cost_usd(
+            price,
+            input_tokens=counts.input_tokens,
+            cached_tokens=0,
+            output_tokens=output_tokens,
+            batch=batch,
+        )
+
+    return Estimate(
+        job_name=job.name,
+        model=job.model,
+        endpoint=job.endpoint,
+        documents=counts.documents_seen,
+        documents_built=counts.documents_built,
+        documents_skipped=counts.documents_skipped,
+        documents_rejected=counts.documents_rejected,
+        rejected_by_code=dict(sorted(counts.rejected_by_code.items())),
+        requests=requests,
+        shards=shards,
+        input_tokens=counts.input_tokens,
+        max_output_tokens=max_out,
+        expected_output_tokens=expected_out,
+        expected_output_tokens_per_request=per_request,
+        expected_basis=basis,
+        batch_cost_max_usd=cost(max_out, batch=True),
+        standard_cost_max_usd=cost(max_out, batch=False),
+        batch_cost_expected_usd=cost(expected_out, batch=True),
+        standard_cost_expected_usd=cost(expected_out, batch=False),
+        budget_usd=job.budget_usd,
+        pricing_as_of=pricing.as_of,
+        pricing_file=pricing.path,
+        assumptions=[
+            "input tokens counted offline with tiktoken (messages, template and the strict "
+            "schema; the schema's framing by the API is estimated)",
+            "no prompt caching (cached input would only lower the cost)",
+            f"maximum output: max_output_tokens = {job.params.max_output_tokens} per request",
+            f"expected output: {basis}",
+            "retries not included (failed requests are not billed)",
+            f"prices from {pricing.path} as of {pricing.as_of}",
+        ],
+    )
+
+
+def check_budget(job: JobSpec, estimate: Estimate) -> None:
+    """Raise `BudgetExceededError` if the maximum Batch cost is over the job's budget."""
+    if job.budget_usd is None or estimate.batch_cost_max_usd <= job.budget_usd:
+        return
+    raise BudgetExceededError(
+        f"job {job.name!r}: the estimated maximum Batch cost ${estimate.batch_cost_max_usd:,.4f} "
+        f"({estimate.requests} requests, {estimate.input_tokens} input tokens, up to "
+        f"{job.params.max_output_tokens} output tokens each, {job.model} prices of "
+        f"{estimate.pricing_as_of}) exceeds budget_usd ${job.budget_usd:,.4f}; raise budget_usd, "
+        "lower params.max_output_tokens, or narrow the source"
+    )
+
+
+def estimate_tables(estimate: Estimate) -> list[Table]:
+    """Rich tables of an estimate: what will be sent, and what it costs."""
+    from rich.table import Table
+
+    e = estimate
+    size = Table(title=f"{e.job_name}: {e.model} via {e.endpoint}", title_justify="left")
+    size.add_column("what")
+    size.add_column("count", justify="right")
+    size.add_row("documents found", f"{e.documents:,}")
+    size.add_row("skipped (already done)", f"{e.documents_skipped:,}")
+    rejected = ", ".join(f"{code} {n:,}" for code, n in e.rejected_by_code.items())
+    size.add_row("rejected", f"{e.documents_rejected:,}" + (f" ({rejected})" if rejected else ""))
+    size.add_row("documents to send", f"{e.documents_built:,}")
+    size.add_row("requests", f"{e.requests:,}")
+    size.add_row("shards (batches)", f"{e.shards:,}")
+    size.add_row("input tokens (exact)", f"{e.input_tokens:,}")
+
+    cost = Table(
+        title=f"cost in USD, {e.model} prices as of {e.pricing_as_of}", title_justify="left"
+    )
+    cost.add_column("")
+    cost.add_column("maximum output", justify="right")
+    cost.add_column("expected output", justify="right")
+    cost.add_row("output tokens", f"{e.max_output_tokens:,}", f"{e.expected_output_tokens:,}")
+    cost.add_row("Batch API", f"${e.batch_cost_max_usd:,.4f}", f"${e.batch_cost_expected_usd:,.4f}")
+    cost.add_row(
+        "standard API", f"${e.standard_cost_max_usd:,.4f}", f"${e.standard_cost_expected_usd:,.4f}"
+    )
+    cost.add_row(
+        "saved by Batch",
+        f"${e.standard_cost_max_usd - e.batch_cost_max_usd:,.4f}",
+        f"${e.standard_cost_expected_usd - e.batch_cost_expected_usd:,.4f}",
+    )
+    if e.budget_usd is not None:
+        verdict = "within" if e.batch_cost_max_usd <= e.budget_usd else "OVER"
+        cost.add_row("budget_usd (checked: maximum)", f"${e.budget_usd:,.4f} {verdict}", "")
+    cost.caption = f"expected: {e.expected_basis}; no prompt caching assumed"
+    return [size, cost]
+
+
+__all__ = [
+    "DEFAULT_EXPECTED_OUTPUT_FRACTION",
+    "BudgetExceededError",
+    "Estimate",
+    "check_budget",
+    "estimate_job",
+    "estimate_tables",
+]

@@ -1,0 +1,139 @@
+"""The ledger: which documents a version of a job has already finished, for nightly increments.
+
+After each run, one small parquet file per run records, for every row the run wrote,
+`(job_fingerprint, document_id, content_sha256, outcome)`. The next run of the
+same job version skips a document whose id and content hash the ledger holds as `ok` (or as
+`failed`, a terminal error, unless asked to retry those), and picks up new, changed and
+retryable ones. A new prompt, schema, model or parameter is a new fingerprint: everything is
+processed again. Files live at `<output>/ledger/job=<job>/<run_id>.parquet`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+import polars as pl
+
+from schemas.documents import Document, RejectedDocument
+from tasks import storage, tables
+
+LEDGER_SCHEMA: dict[str, pl.DataType] = {
+    "job_fingerprint": pl.String(),
+    "document_id": pl.String(),
+    "content_sha256": pl.String(),
+    "outcome": pl.String(),
+    "run_id": pl.String(),
+    "recorded_at": pl.Datetime("us", "UTC"),
+}
+"""One row per result or error row of a run. `outcome`: ok (a result), failed (a terminal
+error), retry (a retryable error)."""
+
+
+def _key(document_id: str, content_sha256: str | None) -> int:
+    digest = hashlib.blake2b(
+        f"{document_id}\0{content_sha256 or ''}".encode(), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big")
+
+
+def ledger_dir(output: str, job_name: str) -> str:
+    return storage.join(output, "ledger", f"job={job_name}")
+
+
+def record_run(
+    *,
+    output: str,
+    job_name: str,
+    job_fingerprint: str,
+    run_id: str,
+    results_uri: str,
+    errors_uri: str,
+) -> int:
+    """Write the ledger file of a finished run from its tables; return its row count.
+
+    One row per result or error row (a chunked document has several); streamed, so a run of
+    a million requests costs a few row groups of memory. `Ledger.load` folds chunks.
+    """
+
+    def build(paths: list[str]) -> pl.LazyFrame:
+        results, errors = paths
+        keys = ["document_id", "content_sha256"]
+        outcome = pl.when(pl.col("retryable")).then(pl.lit("retry")).otherwise(pl.lit("failed"))
+        return (
+            pl.concat(
+                [
+                    pl.scan_parquet(results).select(*keys, outcome=pl.lit("ok")),
+                    pl.scan_parquet(errors).select(*keys, outcome=outcome),
+                ]
+            )
+            .select(
+                pl.lit(job_fingerprint).alias("job_fingerprint"),
+                *keys,
+                "outcome",
+                pl.lit(run_id).alias("run_id"),
+                pl.lit(datetime.now(UTC)).dt.cast_time_unit("us").alias("recorded_at"),
+            )
+            .cast(pl.Schema(LEDGER_SCHEMA))
+        )
+
+    dest = storage.join(ledger_dir(output, job_name), f"{run_id}.parquet")
+    return tables.sink([results_uri, errors_uri], dest, build)
+
+
+_RANK = {"ok": 0, "failed": 1, "retry": 2}
+
+
+class Ledger:
+    """The set of documents one job version can skip, held as 8-byte hashes (bounded memory)."""
+
+    def __init__(self, done: set[int]) -> None:
+        self._done = done
+
+    @classmethod
+    def load(
+        cls, output: str, job_name: str, job_fingerprint: str, *, retry_failed: bool = False
+    ) -> Ledger:
+        """Read every ledger file of a job; keep the latest outcome of each document version."""
+        folder = ledger_dir(output, job_name)
+        if not storage.is_s3(folder) and not storage.exists(folder):
+            return cls(set())
+        skip = {"ok"} if retry_failed else {"ok", "failed"}
+        frames = []
+        for info in storage.list_files(folder, include=["*.parquet"]):
+            df = tables.read_parquet(
+                info.uri,
+                columns=[
+                    "job_fingerprint",
+                    "document_id",
+                    "content_sha256",
+                    "outcome",
+                    "recorded_at",
+                ],
+            ).filter(pl.col("job_fingerprint") == job_fingerprint)
+            if not df.is_empty():
+                frames.append(df.drop("job_fingerprint"))
+        if not frames:
+            return cls(set())
+        keys = ["document_id", "content_sha256"]
+        latest = (
+            pl.concat(frames)
+            # A document's outcome in one run is its worst chunk's: retry > failed > ok.
+            .with_columns(rank=pl.col("outcome").replace_strict(_RANK, return_dtype=pl.Int8))
+            .group_by(*keys, "recorded_at")
+            .agg(pl.col("rank").max())
+            .sort("recorded_at")
+            .group_by(keys)
+            .agg(pl.col("rank").last())
+            .filter(pl.col("rank").is_in([_RANK[o] for o in sorted(skip)]))
+        )
+        return cls(
+            {_key(d, s) for d, s in latest.select("document_id", "content_sha256").iter_rows()}
+        )
+
+    def __len__(self) -> int:
+        return len(self._done)
+
+    def should_process(self, document: Document | RejectedDocument) -> bool:
+        """False when this version of the job already finished this exact content."""
+        return _key(document.document_id, document.content_sha256) not in self._done

@@ -1,0 +1,206 @@
+"""Render Batch API request lines for one job, and count their input tokens offline.
+
+The static part of every request (model, parameters, strict response format, system prompt)
+is serialised once; a line is then `{"custom_id": ..., <static part>, <user message>}` with
+the user message last, so the document text comes after everything shared (prompt caching
+applies to the common prefix) and rendering a line costs one `orjson.dumps` of a string.
+
+Input tokens are counted with tiktoken the way OpenAI's cookbook counts chat messages
+(3 tokens per message, 1 per role name, 3 to prime the reply), plus the tokens of the strict
+JSON schema (the API adds it to the prompt; its exact framing is not published, so this part
+is an estimate) and `IMAGE_TOKENS` per image (the size of a 1024×1024 `high`-detail image on
+gpt-4o; the real figure depends on the image size and the model).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+import tiktoken
+
+from schemas.documents import Document
+from schemas.job import JobSpec, template_fields
+from schemas.response_format import response_format_for
+from tasks.tokens import encoding_for_model
+
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_ROLE = 1
+REPLY_PRIMING_TOKENS = 3
+IMAGE_TOKENS = 765
+CUSTOM_ID_DIGEST_BYTES = 16
+_SENTINEL = "\x00overnight-user-content\x00"
+
+
+def document_key(document_id: str) -> str:
+    """The 32-hex-digit blake2b digest of a document id: the stem of its custom_ids."""
+    return hashlib.blake2b(
+        document_id.encode("utf-8", "surrogatepass"), digest_size=CUSTOM_ID_DIGEST_BYTES
+    ).hexdigest()
+
+
+def custom_id_for(document_id: str, chunk_index: int) -> str:
+    """`<blake2b(document_id)>-<chunk_index>`: stable across runs, at most 64 characters."""
+    return f"{document_key(document_id)}-{chunk_index}"
+
+
+def token_counter(encoding: tiktoken.Encoding) -> Callable[[str], int]:
+    """A function counting tokens like `len(encoding.encode_ordinary(text))`, faster.
+
+    tiktoken's core can encode into a buffer of u32 token ids without making a Python int per
+    token (what `Encoding.encode_to_numpy` uses); with no special tokens allowed it encodes
+    exactly as `encode_ordinary`. The private entry point is probed once and the public one
+    used if it is missing or disagrees; a test pins the equivalence.
+    """
+
+    def public(text: str) -> int:
+        return len(encoding.encode_ordinary(text))
+
+    to_buffer = getattr(getattr(encoding, "_core_bpe", None), "encode_to_tiktoken_buffer", None)
+    if to_buffer is None:
+        return public
+    no_special: set[str] = set()
+
+    def fast(text: str) -> int:
+        try:
+            return memoryview(to_buffer(text, no_special)).nbytes // 4
+        except UnicodeEncodeError:  # lone surrogates: tiktoken's own fallback handles them
+            return public(text)
+
+    probe = "Probe: naïve café <|endoftext|> 12345 \n\n  tokens."
+    try:
+        agrees = fast(probe) == public(probe)
+    except (TypeError, ValueError, AttributeError):
+        agrees = False
+    return fast if agrees else public
+
+
+class _Metadata(dict[str, str]):
+    """Template metadata: a missing key renders as an empty string."""
+
+    def __missing__(self, key: object) -> str:
+        return ""
+
+
+class RequestRenderer:
+    """Renders request lines and counts input tokens for one job."""
+
+    def __init__(self, job: JobSpec) -> None:
+        self.job = job
+        self.endpoint = job.endpoint
+        self.encoding = encoding_for_model(job.model)
+        self.response_format = response_format_for(job.output_model(), job.endpoint)
+        self._template = job.user_template
+        self._plain_template = job.user_template == "{text}"
+        self._uses_more = not template_fields(job.user_template) <= {"text", "id"}
+        self._count = token_counter(self.encoding)
+        self._static_body = self._body(_SENTINEL)
+        head = orjson.dumps(
+            {"custom_id": "", "method": "POST", "url": job.endpoint, "body": self._static_body}
+        )
+        marker = orjson.dumps(_SENTINEL)
+        before, after = head.split(marker)
+        # before = b'{"custom_id":"","method"...'; split off the custom_id value's slot.
+        self._head = before.removeprefix(b'{"custom_id":""')
+        self._tail = after + b"\n"
+        self.static_tokens = self._static_tokens()
+
+    # -- bodies -----------------------------------------------------------------------------
+
+    def _body(self, user_content: object) -> dict[str, Any]:
+        job, p = self.job, self.job.params
+        body: dict[str, Any] = {"model": job.model}
+        if self.endpoint == "/v1/responses":
+            body["max_output_tokens"] = p.max_output_tokens
+            if p.temperature is not None:
+                body["temperature"] = p.temperature
+            if p.top_p is not None:
+                body["top_p"] = p.top_p
+            if p.reasoning_effort is not None:
+                body["reasoning"] = {"effort": p.reasoning_effort}
+            body["text"] = {"format": self.response_format}
+            body["instructions"] = job.system_prompt
+            body["input"] = [{"role": "user", "content": user_content}]
+        else:
+            body["max_completion_tokens"] = p.max_output_tokens
+            if p.temperature is not None:
+                body["temperature"] = p.temperature
+            if p.top_p is not None:
+                body["top_p"] = p.top_p
+            if p.seed is not None:
+                body["seed"] = p.seed
+            if p.reasoning_effort is not None:
+                body["reasoning_effort"] = p.reasoning_effort
+            body["response_format"] = self.response_format
+            body["messages"] = [
+                {"role": "system", "content": job.system_prompt},
+                {"role": "user", "content": user_content},
+            ]
+        return body
+
+    def body(self, user_text: str, images: Sequence[str] = ()) -> dict[str, Any]:
+        """The request body for one user message (for tests and tools; lines use `line`)."""
+        return self._body(self._content(user_text, images))
+
+    def _content(self, user_text: str, images: Sequence[str]) -> object:
+        if not images:
+            return user_text
+        if self.endpoint == "/v1/responses":
+            parts: list[dict[str, Any]] = [{"type": "input_text", "text": user_text}]
+            parts += [{"type": "input_image", "image_url": url, "detail": "auto"} for url in images]
+        else:
+            parts = [{"type": "text", "text": user_text}]
+            parts += [{"type": "image_url", "image_url": {"url": url}} for url in images]
+        return parts
+
+    def line(self, custom_id: str, user_text: str, images: Sequence[str] = ()) -> bytes:
+        """One JSONL line (newline included) of the batch input file."""
+        content = orjson.dumps(self._content(user_text, images))
+        return b"".join(
+            (b'{"custom_id":"', custom_id.encode("ascii"), b'"', self._head, content, self._tail)
+        )
+
+    # -- the user message -------------------------------------------------------------------
+
+    def user_text(
+        self, doc: Document, text: str, chunk_index: int = 0, chunk_count: int = 1
+    ) -> str:
+        """Render the user template for a document (or one chunk of it).
+
+        Raises ValueError or TypeError when the template cannot be rendered for this document.
+        """
+        if self._plain_template:
+            return text
+        fields: dict[str, object] = {"text": text, "id": doc.document_id}
+        if self._uses_more:
+            fields.update(
+                metadata=_Metadata(doc.metadata),
+                source_uri=doc.source_uri,
+                chunk_index=chunk_index,
+                chunk_number=chunk_index + 1,
+                chunk_count=chunk_count,
+            )
+        return self._template.format_map(fields)
+
+    # -- tokens -----------------------------------------------------------------------------
+
+    def count(self, text: str) -> int:
+        """Tokens of plain text (special-token text counted as text)."""
+        return self._count(text)
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text (tiktoken releases the GIL; callers may run this in threads)."""
+        count = self._count
+        return [count(text) for text in texts]
+
+    def _static_tokens(self) -> int:
+        schema = self.response_format.get("json_schema", self.response_format).get("schema", {})
+        system = TOKENS_PER_MESSAGE + TOKENS_PER_ROLE + self.count(self.job.system_prompt)
+        user = TOKENS_PER_MESSAGE + TOKENS_PER_ROLE
+        return REPLY_PRIMING_TOKENS + system + user + self.count(orjson.dumps(schema).decode())
+
+    def request_tokens(self, user_tokens: int, images: int = 0) -> int:
+        """Estimated input tokens of a request whose user text has `user_tokens` tokens."""
+        return self.static_tokens + user_tokens + images * IMAGE_TOKENS
