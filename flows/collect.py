@@ -1,43 +1,35 @@
 """Collect: move every open run under an output location forward; safe to run at any time.
 
-Scheduled every few minutes. Each call polls batches, downloads finished ones, validates their
-lines, resubmits retryable lines, and writes the parquet tables of runs that are complete.
+Scheduled every few minutes. Each call polls the batches that are due, downloads finished
+ones, validates their lines, resubmits retryable lines, and writes the parquet tables of runs
+that are complete. One run that fails is recorded and reported; the others go on.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 
-from tasks import reporting, runs, steps
-from tasks.gateway import EMBEDDED
+from tasks.lifecycle import collect_output
+from tasks.steps import PrefectRuntime
+
+
+class CollectFailed(RuntimeError):
+    """At least one run could not be moved forward; the others were."""
 
 
 @flow(name="collect", log_prints=True)
 def collect(output: str, embedded_wait_seconds: float = 300.0) -> list[dict[str, Any]]:
-    """Advance every open run under `output`; return each run's id and status.
+    """Advance every open run under `output`; return each run's id, status and any problem.
 
-    Batches on the embedded local API only make progress while an overnight process hosts
-    it, so for those runs this keeps collecting (up to `embedded_wait_seconds`) while their
-    batches are in flight, instead of returning after one look.
+    The flow run fails (after every run had its turn) when one of the runs failed, so the
+    Prefect UI shows it.
     """
-    logger = get_run_logger()
-    outcomes = []
-    run_dirs = runs.list_open_runs(output)
-    if not run_dirs:
-        logger.info("no open runs under %s", output)
-    for run_dir in run_dirs:
-        outcome = steps.advance_run(run_dir)
-        manifest = runs.load_manifest(run_dir)
-        deadline = time.monotonic() + embedded_wait_seconds
-        while manifest.backend == EMBEDDED and manifest.is_open and time.monotonic() < deadline:
-            time.sleep(0.5)
-            outcome = steps.advance_run(run_dir)
-            manifest = runs.load_manifest(run_dir)
-        logger.info(reporting.progress_line(manifest))
-        if not manifest.is_open:
-            reporting.publish_artifacts(manifest)
-        outcomes.append(outcome)
-    return outcomes
+    outcomes = collect_output(
+        output, runtime=PrefectRuntime(), embedded_wait_seconds=embedded_wait_seconds
+    )
+    failed = [o for o in outcomes if o.problem]
+    if failed:
+        raise CollectFailed("; ".join(f"run {o.run_id}: {o.problem}" for o in failed))
+    return [o.as_dict() for o in outcomes]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from schemas.job import JobSpec
@@ -29,8 +31,13 @@ Output = Annotated[
 ]
 
 
+def debugging() -> bool:
+    """--debug (or OVERNIGHT_DEBUG=1): show tracebacks instead of one-line errors."""
+    return os.environ.get("OVERNIGHT_DEBUG", "").lower() in ("1", "true", "yes")
+
+
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -40,28 +47,34 @@ def _clear_errors() -> Iterator[None]:
     import openai
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from overnight.orchestration import PrefectUnreachable
+    from schemas.job import JobSpecError
     from tasks.build import BuildError
     from tasks.gateway import GatewayError
+    from tasks.lifecycle import describe_failure
+    from tasks.pricing import PricingError
     from tasks.runs import RunError
     from tasks.sources import SourceError
     from tasks.storage import StorageError
 
     try:
         yield
-    except openai.AuthenticationError as exc:
-        raise _fail(
-            f"the Batch API refused the key ({exc.status_code}): check OPENAI_API_KEY"
-        ) from None
-    except openai.APIConnectionError as exc:
-        raise _fail(
-            f"cannot reach the Batch API: {exc}; check OPENAI_BASE_URL and the network"
-        ) from None
-    except openai.APIStatusError as exc:
-        raise _fail(f"the Batch API answered {exc.status_code}: {exc.message}") from None
-    except (RunError, GatewayError, BuildError, SourceError, StorageError) as exc:
-        raise _fail(str(exc)) from None
-    except (BotoCoreError, ClientError) as exc:
-        raise _fail(f"storage: {exc}") from None
+    except (
+        openai.APIError,
+        RunError,
+        GatewayError,
+        BuildError,
+        SourceError,
+        StorageError,
+        JobSpecError,
+        PricingError,
+        PrefectUnreachable,
+        BotoCoreError,
+        ClientError,
+    ) as exc:
+        if debugging():
+            raise
+        raise _fail(describe_failure(exc)) from None
 
 
 def _load(job_file: Path) -> JobSpec:
@@ -70,6 +83,8 @@ def _load(job_file: Path) -> JobSpec:
     try:
         return load_job(job_file)
     except (JobSpecError, OSError) as exc:
+        if debugging():
+            raise
         raise _fail(str(exc)) from None
 
 
@@ -90,21 +105,42 @@ RetryFailed = Annotated[
 ]
 
 
+def _with_prefect() -> bool:
+    """True when a Prefect API is configured (and answers): run the commands as flows."""
+    from overnight.orchestration import check_prefect_api, prefect_api_url
+
+    url = prefect_api_url()
+    if url is None:
+        return False
+    check_prefect_api(url)
+    return True
+
+
+def _quiet_prefect() -> None:
+    if not debugging():
+        from overnight.orchestration import quiet_prefect_failures
+
+        quiet_prefect_failures()
+
+
 def run(job_file: JobFile, full: Full = False, retry_failed: RetryFailed = False) -> None:
     """Submit a job, wait for its batches with live progress, and write the parquet tables."""
-    from flows.run import run as run_flow
-    from tasks.gateway import EMBEDDED, default_backend
     from tasks.runs import load_manifest
 
     job = _load(job_file)
-    if default_backend() == EMBEDDED:
-        console.print(
-            "[yellow]No OPENAI_API_KEY set:[/yellow] running on the embedded local Batch API "
-            "(simulated outputs, no cost). Set OPENAI_API_KEY to use OpenAI."
-        )
     try:
         with _clear_errors():
-            summary = run_flow(job, full=full, retry_failed=retry_failed)
+            if _with_prefect():
+                from flows.run import run as run_flow
+
+                _quiet_prefect()
+                summary = run_flow(job, full=full, retry_failed=retry_failed)
+            else:
+                from tasks.lifecycle import DirectRuntime, run_job
+
+                summary = run_job(
+                    job, full=full, retry_failed=retry_failed, runtime=DirectRuntime()
+                )
     except KeyboardInterrupt:
         console.print(
             "\n[yellow]Stopped waiting.[/yellow] The run's batches go on; "
@@ -155,11 +191,17 @@ def _print_error_reasons(manifest: RunManifest, *, warn: bool) -> None:
 
 def submit(job_file: JobFile, full: Full = False, retry_failed: RetryFailed = False) -> None:
     """Build and submit a job's batches, and return at once; `collect` finishes the run."""
-    from flows.submit import submit as submit_flow
-
     job = _load(job_file)
     with _clear_errors():
-        run_dir = submit_flow(job, full=full, retry_failed=retry_failed)
+        if _with_prefect():
+            from flows.submit import submit as submit_flow
+
+            _quiet_prefect()
+            run_dir = submit_flow(job, full=full, retry_failed=retry_failed)
+        else:
+            from tasks.lifecycle import DirectRuntime, submit_job
+
+            run_dir = submit_job(job, full=full, retry_failed=retry_failed, runtime=DirectRuntime())
     out.print(f"submitted: {run_dir}", highlight=False)
 
 
@@ -169,14 +211,39 @@ def collect(
     ] = None,
     output: Output = None,
 ) -> None:
-    """Move every open run forward: poll, download, validate, retry, write tables."""
-    from flows.collect import collect as collect_flow
+    """Move every open run forward: poll, download, validate, retry, write tables.
 
+    Each run goes on its own: one that fails is reported (exit code 2) and recorded in its
+    manifest, where `overnight status` shows it; the others are still collected.
+    """
     location = _output_of(job_file, output)
     with _clear_errors():
-        outcomes = collect_flow(location)
-    for outcome in outcomes:
-        out.print(f"{outcome['run_id']}: {outcome['status']}")
+        if _with_prefect():
+            from flows.collect import CollectFailed
+            from flows.collect import collect as collect_flow
+
+            _quiet_prefect()
+            try:
+                outcomes = collect_flow(location)
+            except CollectFailed as exc:
+                raise _fail(str(exc)) from None
+            for done in outcomes:
+                out.print(f"{done['run_id']}: {done['status']}", highlight=False)
+            return
+        from tasks.lifecycle import DirectRuntime, collect_output
+
+        found = collect_output(location, runtime=DirectRuntime())
+    for outcome in found:
+        if outcome.problem:
+            console.print(
+                f"[red]error:[/red] run {escape(outcome.run_id)}: {escape(outcome.problem)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        else:
+            out.print(f"{outcome.run_id}: {outcome.status}", highlight=False)
+    if any(o.problem for o in found):
+        raise typer.Exit(2)
 
 
 def status(
@@ -198,8 +265,14 @@ def status(
     table = Table(title=f"runs under {location}", title_justify="left")
     for column in ("run", "status", "progress", "requests", "results", "errors", "estimate $"):
         table.add_column(column)
-    for run_dir in runs.list_runs(location):
+    problems = []
+    found = runs.list_runs(location)
+    if not found:
+        raise _fail(f"no overnight runs under {location}: check the job file or --output")
+    for run_dir in found:
         m = runs.load_manifest(run_dir)
+        if m.is_open and m.problem:
+            problems.append(m)
         table.add_row(
             m.run_id,
             m.status,
@@ -210,6 +283,15 @@ def status(
             f"{m.estimate_usd or 0:.4f}",
         )
     out.print(table)
+    for m in problems:
+        when = m.problem_at.strftime("%Y-%m-%d %H:%M UTC") if m.problem_at else "last time"
+        out.print(
+            f"[red]{escape(m.run_id)}[/red] could not move forward ({when}): "
+            f"{escape(m.problem or '')}\n  fix that, then `overnight collect` carries it on; "
+            f"or give it up with `overnight cancel {escape(m.run_id)}`",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def cancel(
@@ -243,13 +325,17 @@ def query(
     """Query the outputs with DuckDB SQL; print a table or write CSV, parquet or JSON."""
     import duckdb
 
+    from tasks.analytics import NoOutputError
     from tasks.analytics import query as run_query
 
     location = _output_of(job_file, output)
     try:
-        answer = run_query(location, sql)
+        with _clear_errors():
+            answer = run_query(location, sql)
     except duckdb.Error as exc:
         raise _fail(f"query failed: {exc}") from None
+    except NoOutputError as exc:
+        raise _fail(str(exc)) from None
     if fmt == "table" and to is None:
         from rich.table import Table
 
@@ -293,13 +379,19 @@ def report(
     ] = None,
 ) -> None:
     """Outcomes and cost per day, job and model: what a team lead and finance ask for."""
+    from tasks.analytics import NoOutputError, report_html, report_markdown
     from tasks.analytics import report as build_report
-    from tasks.analytics import report_html, report_markdown
 
     location = _output_of(job_file, output)
-    parts = build_report(
-        location, since=since.date() if since else None, until=until.date() if until else None
-    )
+    try:
+        with _clear_errors():
+            parts = build_report(
+                location,
+                since=since.date() if since else None,
+                until=until.date() if until else None,
+            )
+    except NoOutputError as exc:
+        raise _fail(str(exc)) from None
     title = f"overnight report: {location}"
     if to is None:
         from rich.markdown import Markdown

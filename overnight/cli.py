@@ -26,6 +26,25 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
+
+@app.callback()
+def _options(
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        envvar="OVERNIGHT_DEBUG",
+        help="Show tracebacks and debug log lines instead of one-line errors.",
+    ),
+) -> None:
+    """Run document jobs through the OpenAI Batch API: files in, typed parquet and costs out."""
+    from overnight._commands import console
+    from overnight.orchestration import log_to_terminal
+
+    if debug:
+        os.environ["OVERNIGHT_DEBUG"] = "1"
+    log_to_terminal(console, debug=debug)
+
+
 # -- commands are registered below, one block per command, each importing lazily ------------
 
 from localbatch.cli import serve as _serve  # noqa: E402

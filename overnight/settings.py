@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,7 +25,9 @@ class Settings(BaseSettings):
     """Where the embedded local Batch API keeps its state, and other per-user data."""
     pricing_file: Path | None = None
     """`OVERNIGHT_PRICING_FILE`: a pricing table of the user's own instead of the shipped one."""
-    poll_interval_seconds: float = 5.0
+    poll_policy: Literal["auto", "local", "remote"] = "auto"
+    """`OVERNIGHT_POLL_POLICY`: how often batches are polled (see `tasks.polling`); `auto`
+    polls loopback backends every second and others by the batch's age."""
     max_api_concurrency: int = 4
 
     @property

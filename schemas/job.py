@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import re
 import string
+import sys
 import tomllib
 from functools import lru_cache
 from pathlib import Path
@@ -121,6 +122,9 @@ class JobSpec(_Spec):
     the static part of every request is a shared prefix (prompt caching)."""
     output_schema: str
     """Import path of the Pydantic output model, e.g. `schemas.summary:DocumentSummary`."""
+    schema_dir: str | None = None
+    """A folder searched, after the installed packages, for `output_schema`'s module;
+    `load_job` sets it to the job file's folder, so `myschemas:Invoice` next to it imports."""
     params: GenerationParams
     chunking: ChunkingSpec = ChunkingSpec()
     limits: LimitsSpec = LimitsSpec()
@@ -148,7 +152,6 @@ class JobSpec(_Spec):
     def _schema_importable(cls, value: str) -> str:
         if not _SCHEMA_PATH.match(value):
             raise ValueError("must be an import path like 'schemas.summary:DocumentSummary'")
-        import_output_model(value)
         return value
 
     @model_validator(mode="after")
@@ -157,12 +160,12 @@ class JobSpec(_Spec):
 
         if self.endpoint == "/v1/responses" and self.params.seed is not None:
             raise ValueError("params.seed is not a parameter of /v1/responses; remove it")
-        check_strict(import_output_model(self.output_schema), self.endpoint)
+        check_strict(self.output_model(), self.endpoint)
         return self
 
     def output_model(self) -> type[BaseModel]:
         """Import and return the output schema class."""
-        return import_output_model(self.output_schema)
+        return import_output_model(self.output_schema, self.schema_dir)
 
     def request_definition(self) -> dict[str, Any]:
         """Everything that shapes a request body, as plain JSON values."""
@@ -214,16 +217,19 @@ def check_template(template: str) -> None:
 
 
 @lru_cache(maxsize=64)
-def import_output_model(path: str) -> type[BaseModel]:
-    """Import `module:Class` and check it is a Pydantic model."""
+def import_output_model(path: str, search_dir: str | None = None) -> type[BaseModel]:
+    """Import `module:Class` (also from `search_dir`) and check it is a Pydantic model."""
     module_name, _, attr = path.partition(":")
+    if search_dir and search_dir not in sys.path:
+        sys.path.append(search_dir)  # after the installed packages: it never shadows them
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(f"cannot import module {module_name!r}: {exc}") from None
+        where = f" (looked in the installed packages and {search_dir})" if search_dir else ""
+        raise ValueError(f"cannot import module {module_name!r}{where}: {exc}") from None
     cls = getattr(module, attr, None)
     if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
-        raise ValueError(f"{path!r} is not a Pydantic model class")
+        raise ValueError(f"{path!r} is not a Pydantic model class (module {module.__file__})")
     return cls
 
 
@@ -271,6 +277,7 @@ def load_job(path: str | Path) -> JobSpec:
     if not isinstance(data, dict):
         raise JobSpecError(f"{file}: a job file must be a mapping of fields")
     base = file.resolve().parent
+    data.setdefault("schema_dir", str(base))
     if "output" in data:
         data["output"] = _resolve(data["output"], base)
     source = data.get("source")

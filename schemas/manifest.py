@@ -67,6 +67,13 @@ class ShardRecord(ShardInfo):
     retryable: int = 0
     parts: int = 0
     """How many parquet parts (of at most PART_ROWS judged lines each) parsing wrote."""
+    submitted_at: datetime | None = None
+    """When the batch was created (this machine's clock): its age decides the polling."""
+    running_since: datetime | None = None
+    """When a poll first saw the batch `in_progress`."""
+    next_poll_at: datetime | None = None
+    """When the batch is next due for a poll (see `tasks.polling`)."""
+    polls: int = 0
     updated_at: datetime = Field(default_factory=utcnow)
 
     @property
@@ -116,6 +123,9 @@ class RunManifest(BaseModel):
     tables: dict[str, str] = Field(default_factory=dict)
     """Final parquet files written for the run: table name → URI."""
     notes: list[str] = Field(default_factory=list)
+    problem: str | None = None
+    """Why the last attempt to move the run forward failed; cleared by the next success."""
+    problem_at: datetime | None = None
 
     def shard(self, key: str) -> ShardRecord:
         for record in self.shards:

@@ -23,6 +23,10 @@ from tasks import storage, tables
 VIEWS = ("results", "errors", "costs", "latest")
 
 
+class NoOutputError(Exception):
+    """The location holds no overnight tables and no runs: most likely a mistyped -o."""
+
+
 def _cache_root() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "overnight" / "query"
@@ -75,6 +79,13 @@ class _NoFields(BaseModel):
 def connect(output: str) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the views over an output location (local or S3)."""
     root = mirror(output)
+    if not any(_files(root, table) for table in tables.TABLES) and not storage.list_dirs(
+        storage.join(output, "runs")
+    ):
+        raise NoOutputError(
+            f"no overnight output under {output}: it has no results, errors or costs tables "
+            "and no runs; check --output (-o) or --job"
+        )
     con = duckdb.connect()
     scratch = Path(tempfile.mkdtemp(prefix="overnight-query-"))
     for table in tables.TABLES:

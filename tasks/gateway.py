@@ -36,6 +36,11 @@ EMBEDDED = "embedded"
 
 Endpoint = Literal["/v1/chat/completions", "/v1/responses"]
 
+CLIENT_RETRIES = 3
+"""The openai client's own retries (0.5, 1, 2 s apart) of 408/409/429/5xx and lost connections."""
+CLIENT_TIMEOUT = openai.Timeout(120.0, connect=5.0)
+"""An address that never answers fails after 4 × 5 s: an unreachable API is known in < 30 s."""
+
 
 class GatewayError(Exception):
     """The Batch API could not be reached or configured."""
@@ -132,12 +137,12 @@ def _embedded_client(settings: Settings) -> openai.OpenAI:
         atexit.register(server.stop)
         _embedded = server
         log.warning(
-            "No OPENAI_API_KEY set: using the embedded local Batch API at %s "
-            "(simulated outputs, state in %s)",
+            "No OPENAI_API_KEY set: using the embedded local Batch API at %s (simulated "
+            "outputs, no cost; state in %s). Set OPENAI_API_KEY to use OpenAI.",
             server.base_url,
             settings.local_batch_dir,
         )
-    return _embedded.client(max_retries=3)
+    return _embedded.client(max_retries=CLIENT_RETRIES)
 
 
 def default_backend(settings: Settings | None = None) -> str:
@@ -165,7 +170,8 @@ def get_gateway(backend: str | None = None, *, settings: Settings | None = None)
             client = openai.OpenAI(
                 api_key=settings.openai_api_key.get_secret_value(),
                 base_url=backend,
-                max_retries=5,
+                max_retries=CLIENT_RETRIES,
+                timeout=CLIENT_TIMEOUT,
             )
         gateway = Gateway(client, backend)
         _gateways[backend] = gateway

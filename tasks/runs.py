@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import openai
@@ -44,6 +44,7 @@ from tasks.gateway import Gateway, default_backend, get_gateway
 from tasks.ledger import Ledger, record_run
 from tasks.locks import LockBusy, lease
 from tasks.outputs import INVALID_OUTPUT_CODES, Classified, Outcome, Usage, classify_line
+from tasks.polling import LOCAL, PollPolicy, due_at, policy_for, retry_after_seconds
 from tasks.pricing import ModelPrice, PricingTable, UnknownModelError, cost_usd, load_pricing
 from tasks.sharding import ShardWriter
 
@@ -322,30 +323,65 @@ def submit_ready(
 
 
 def _record_created(manifest: RunManifest, shard: ShardRecord, batch_id: str | None) -> None:
-    shard.updated_at = utcnow()
+    now = utcnow()
+    shard.updated_at = now
     if batch_id is None:
         shard.state = "terminal"
     else:
         shard.batch_id = batch_id
         shard.state = "created"
+        shard.submitted_at = now
+        shard.next_poll_at = now + timedelta(seconds=policy_for(manifest.backend).first)
     save_manifest(manifest)
+
+
+def submit_run(run_dir: str) -> int:
+    """Upload a run's waiting shards and create their batches; return how many were created."""
+    manifest = load_manifest(run_dir)
+    job = JobSpec.model_validate(manifest.job)
+    gateway = get_gateway(manifest.backend)
+    return submit_ready(manifest, gateway, max_in_flight_tokens=job.limits.max_in_flight_tokens)
 
 
 # -- polling and downloading ------------------------------------------------------------------
 
 
-def poll_batches(manifest: RunManifest, gateway: Gateway) -> int:
-    """Refresh every in-flight batch; return how many reached a terminal status."""
+def poll_batches(manifest: RunManifest, gateway: Gateway, *, every: bool = False) -> int:
+    """Refresh the in-flight batches that are due (all of them with `every`).
+
+    Returns how many reached a terminal status. When each batch is next due is decided by
+    `tasks.polling`: soon after creation, then less often as it ages. A poll the API answers
+    with 429 or 5xx (after the client's own retries) waits for its `retry-after` instead of
+    failing the run.
+    """
     finished = 0
     changed = False
+    policy = policy_for(manifest.backend)
     for shard in manifest.shards:
         if shard.state != "created" or shard.batch_id is None:
             continue
-        batch = gateway.retrieve(shard.batch_id)
+        now = utcnow()
+        if not every and shard.next_poll_at is not None and shard.next_poll_at > now:
+            continue
+        changed = True
+        try:
+            batch = gateway.retrieve(shard.batch_id)
+        except (openai.RateLimitError, openai.InternalServerError) as exc:
+            wait = retry_after_seconds(exc)
+            log.warning(
+                "polling batch %s answered %s; next look in %.0fs",
+                shard.batch_id,
+                exc.status_code,
+                wait or policy.floor,
+            )
+            shard.next_poll_at = _due(policy, shard, now, retry_after=wait or policy.floor)
+            continue
+        shard.polls += 1
         shard.batch_status = batch.status
         counts = batch.request_counts
         shard.request_counts = counts.model_dump() if counts else {}
-        changed = True
+        if batch.status == "in_progress" and shard.running_since is None:
+            shard.running_since = now
         if batch.status in TERMINAL_BATCH_STATUSES:
             shard.output_file_id = batch.output_file_id
             shard.error_file_id = batch.error_file_id
@@ -355,11 +391,41 @@ def poll_batches(manifest: RunManifest, gateway: Gateway) -> int:
                 else []
             )
             shard.state = "terminal"
-            shard.updated_at = utcnow()
+            shard.next_poll_at = None
+            shard.updated_at = now
             finished += 1
+        else:
+            shard.next_poll_at = _due(policy, shard, now)
     if changed:
         save_manifest(manifest)
     return finished
+
+
+def _due(
+    policy: PollPolicy, shard: ShardRecord, now: datetime, *, retry_after: float | None = None
+) -> datetime:
+    counts = shard.request_counts
+    total = int(counts.get("total") or 0)
+    done = int(counts.get("completed") or 0) + int(counts.get("failed") or 0)
+    return due_at(
+        policy,
+        now=now,
+        created_at=shard.submitted_at or shard.updated_at,
+        status=shard.batch_status,
+        progress=done / total if total else None,
+        in_progress_since=shard.running_since,
+        retry_after=retry_after,
+    )
+
+
+def seconds_until_due(manifest: RunManifest) -> float:
+    """How long a waiting caller should sleep before the run has something to do again."""
+    policy = policy_for(manifest.backend)
+    due = [s.next_poll_at for s in manifest.shards if s.state == "created" and s.next_poll_at]
+    if not due:
+        return policy.floor
+    seconds = (min(due) - utcnow()).total_seconds()
+    return min(max(seconds, 0.05), policy.cap if policy is LOCAL else 60.0)
 
 
 def download_outputs(manifest: RunManifest, gateway: Gateway) -> int:
@@ -822,6 +888,18 @@ def cost_rows(
 # -- the whole step ----------------------------------------------------------------------
 
 
+def record_problem(run_dir: str, problem: str) -> None:
+    """Note on an open run why the last attempt to move it forward failed (`status` shows it)."""
+    try:
+        with lease(storage.join(run_dir, "lock"), wait_seconds=0):
+            manifest = load_manifest(run_dir)
+            manifest.problem = problem
+            manifest.problem_at = utcnow()
+            save_manifest(manifest)
+    except (LockBusy, RunError, OSError) as exc:
+        log.warning("could not record the problem on %s: %s", run_dir, exc)
+
+
 def advance_run(run_dir: str, *, gateway: Gateway | None = None) -> RunManifest:
     """Do every step that can be done now for one run; safe to call any number of times.
 
@@ -856,6 +934,9 @@ def _advance_run(run_dir: str, *, gateway: Gateway | None) -> RunManifest:
     # Finished batches freed enqueued-token room, and retries may be waiting: use both now.
     submit_ready(manifest, gateway, max_in_flight_tokens=job.limits.max_in_flight_tokens)
     finalize_run(manifest, job)
+    if manifest.problem is not None:
+        manifest.problem = manifest.problem_at = None
+        save_manifest(manifest)
     return manifest
 
 

@@ -19,7 +19,7 @@ from tests.flows.conftest import assert_every_input_has_one_row, read_table, wri
 
 
 def _run(job: JobSpec) -> runs.RunManifest:
-    summary = run(job, poll_seconds=0.05)
+    summary = run(job)
     return runs.load_manifest(summary["run_dir"])
 
 

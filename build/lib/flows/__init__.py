@@ -1,1 +1,0 @@
-"""Prefect flows: submit, collect, run, and the named nightly and bulk jobs."""

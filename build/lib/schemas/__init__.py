@@ -1,1 +1,0 @@
-"""Pydantic models: job specs, output schemas, wire formats, rows and the run manifest."""
