@@ -110,6 +110,31 @@ def estimate(
         raise typer.Exit(1) from None
 
 
+@app.command()
+def init(
+    folder: Path = typer.Argument(
+        Path("overnight-examples"), help="Where to put the example jobs and their documents."
+    ),
+) -> None:
+    """Copy the example jobs and their sample documents into a folder of your own, to edit.
+
+    Works the same from a checkout and from an installed wheel; the jobs write their results
+    to FOLDER/out.
+    """
+    import shutil
+
+    from overnight.resources import data_file
+
+    target = folder / "data"
+    if target.exists():
+        typer.echo(f"error: {target} exists already; choose another folder", err=True)
+        raise typer.Exit(2)
+    for part in ("jobs", "samples"):
+        shutil.copytree(data_file(part), target / part)
+    typer.echo(f"wrote the example jobs to {target / 'jobs'}; try:")
+    typer.echo(f"  overnight run {target / 'jobs' / 'nightly_summary.toml'}")
+
+
 from overnight._commands import register as _register_pipeline_commands  # noqa: E402
 
 _register_pipeline_commands(app)

@@ -6,7 +6,7 @@ is the package `overnight.data`. Both are reached the same way, through `data_fi
 
 from __future__ import annotations
 
-from importlib import resources
+from importlib.util import find_spec
 from pathlib import Path
 
 _CHECKOUT_DATA = Path(__file__).resolve().parents[1] / "data"
@@ -14,11 +14,11 @@ _CHECKOUT_DATA = Path(__file__).resolve().parents[1] / "data"
 
 def data_dir() -> Path:
     """The folder of overnight's shipped data files."""
-    try:
-        found = Path(str(resources.files("overnight.data")))
-    except ModuleNotFoundError:
-        return _CHECKOUT_DATA
-    return found if found.is_dir() else _CHECKOUT_DATA
+    spec = find_spec("overnight.data")  # a folder without __init__.py: a namespace package
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if Path(location, "pricing.toml").is_file():
+            return Path(location)
+    return _CHECKOUT_DATA
 
 
 def data_file(*parts: str) -> Path:

@@ -20,7 +20,15 @@ from typing import Any, Literal
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 Endpoint = Literal["/v1/chat/completions", "/v1/responses"]
 ReasoningEffort = Literal["minimal", "low", "medium", "high"]
@@ -120,11 +128,11 @@ class JobSpec(_Spec):
     user_template: str = "{text}"
     """`str.format` template of the user message; see `TEMPLATE_FIELDS`. Keep `{text}` last so
     the static part of every request is a shared prefix (prompt caching)."""
-    output_schema: str
-    """Import path of the Pydantic output model, e.g. `schemas.summary:DocumentSummary`."""
     schema_dir: str | None = None
     """A folder searched, after the installed packages, for `output_schema`'s module;
     `load_job` sets it to the job file's folder, so `myschemas:Invoice` next to it imports."""
+    output_schema: str
+    """Import path of the Pydantic output model, e.g. `schemas.summary:DocumentSummary`."""
     params: GenerationParams
     chunking: ChunkingSpec = ChunkingSpec()
     limits: LimitsSpec = LimitsSpec()
@@ -149,9 +157,10 @@ class JobSpec(_Spec):
 
     @field_validator("output_schema")
     @classmethod
-    def _schema_importable(cls, value: str) -> str:
+    def _schema_importable(cls, value: str, info: ValidationInfo) -> str:
         if not _SCHEMA_PATH.match(value):
             raise ValueError("must be an import path like 'schemas.summary:DocumentSummary'")
+        import_output_model(value, info.data.get("schema_dir"))
         return value
 
     @model_validator(mode="after")
@@ -241,12 +250,12 @@ def _resolve(value: object, base: Path) -> object:
 
 
 def _format_errors(path: Path, exc: ValidationError) -> str:
-    lines = [f"{path}: invalid job file"]
+    problems = []
     for err in exc.errors():
         loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"  {loc}: {msg}")
-    return "\n".join(lines)
+        msg = " ".join(err["msg"].removeprefix("Value error, ").split())
+        problems.append(f"{loc}: {msg}")
+    return f"{path}: invalid job file: " + "; ".join(problems)
 
 
 def parse_job(data: dict[str, Any], *, path: str | Path = "<job>") -> JobSpec:

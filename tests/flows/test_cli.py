@@ -112,3 +112,38 @@ def test_submit_then_collect_then_cancel_a_finished_run(
     assert "done" in col.stdout
     cancel = runner.invoke(app, ["cancel", run_id, str(job_file)])
     assert cancel.exit_code == 2 and "nothing to cancel" in cancel.output
+
+
+def test_with_a_prefect_api_the_commands_run_as_flows_and_fail_in_one_line(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    write_corpus(tmp_path / "docs", 3)
+    job_file = _job_file(tmp_path, make_job())
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    ran = subprocess.run(
+        [sys.executable, "-m", "overnight.cli", "run", str(job_file)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "Beginning flow run" in ran.stderr and "3 results" in ran.stdout
+    with get_client(sync_client=True) as client:
+        flows = {client.read_flow(r.flow_id).name for r in client.read_flow_runs()}
+    assert "run" in flows
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "overnight.cli", "submit", "--full", str(job_file)],
+        env={**env, "OPENAI_API_KEY": "not-the-key"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert refused.returncode == 2
+    assert "Traceback" not in refused.stderr
+    errors = [line for line in refused.stderr.splitlines() if "error" in line.lower()]
+    assert errors == ["error: the Batch API refused the key (401): check OPENAI_API_KEY"]

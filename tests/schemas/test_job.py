@@ -64,9 +64,9 @@ def test_bad_job_file_names_the_file_and_every_bad_field(tmp_path: Path) -> None
     with pytest.raises(JobSpecError) as err:
         load_job(path)
     message = str(err.value)
-    assert str(path) in message
+    assert message.startswith(f"{path}: invalid job file: ") and "\n" not in message
     for field in ("name", "source.colour", "output_schema", "params.max_output_tokens"):
-        assert f"  {field}:" in message
+        assert f" {field}: " in message
 
 
 def test_unreadable_and_malformed_job_files(tmp_path: Path) -> None:

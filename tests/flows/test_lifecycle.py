@@ -1,0 +1,118 @@
+"""The lifecycle as the CLI drives it without Prefect: polling by the rule, runs kept apart."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localbatch import LocalBatchServer, ServerConfig
+from overnight.settings import get_settings
+from schemas.job import JobSpec
+from tasks import runs
+from tasks.gateway import reset_gateways
+from tasks.lifecycle import DirectRuntime, collect_output, run_job
+from tests.flows.conftest import write_corpus
+
+
+@pytest.fixture
+def slow_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalBatchServer]:
+    """A local Batch API whose batches stay in progress for 4 s, pointed to like OpenAI."""
+    config = ServerConfig(
+        data_dir=tmp_path / "slow-api", api_key="slow-key", min_in_progress_seconds=4.0
+    )
+    with LocalBatchServer(config) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", server.api_key)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        get_settings.cache_clear()
+        reset_gateways()
+        yield server
+    get_settings.cache_clear()
+    reset_gateways()
+
+
+def _finished(server: LocalBatchServer, manifest: runs.RunManifest) -> tuple[float, int]:
+    """Seconds from the batch's completion (server clock) to the run's end, and polls made."""
+    (shard,) = manifest.shards
+    assert shard.batch_id is not None and manifest.finished_at is not None
+    batch = server.client().batches.retrieve(shard.batch_id)
+    assert batch.completed_at is not None
+    return manifest.finished_at.timestamp() - batch.completed_at, shard.polls
+
+
+def test_a_batch_on_a_local_api_is_picked_up_within_two_seconds(
+    slow_backend: LocalBatchServer, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    write_corpus(tmp_path / "docs", 5)
+    summary = run_job(make_job(), full=False, retry_failed=False, runtime=DirectRuntime())
+    manifest = runs.load_manifest(summary["run_dir"])
+    assert manifest.status == "done"
+    late, polls = _finished(slow_backend, manifest)
+    assert late < 2.0
+    assert polls >= 4  # at least once a second while the batch worked
+
+
+def test_a_remote_backend_is_polled_sparsely(
+    slow_backend: LocalBatchServer,
+    make_job: Callable[..., JobSpec],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OVERNIGHT_POLL_POLICY", "remote")
+    get_settings.cache_clear()
+    write_corpus(tmp_path / "docs", 5)
+    summary = run_job(make_job(), full=False, retry_failed=False, runtime=DirectRuntime())
+    manifest = runs.load_manifest(summary["run_dir"])
+    late, polls = _finished(slow_backend, manifest)
+    # first look 3 s after creating, then every 2 s (the floor) while the batch is young
+    assert 2 <= polls <= 4
+    assert late < 3.0
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_one_broken_run_does_not_stop_the_others(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    write_corpus(tmp_path / "docs", 3)
+    write_corpus(tmp_path / "other", 2)
+    healthy = runs.prepare_run(make_job(name="healthy"))
+    broken = runs.prepare_run(
+        make_job(str(tmp_path / "other"), name="broken"),
+        backend=f"http://127.0.0.1:{_closed_port()}/v1",
+    )
+    for _ in range(40):  # a scheduled collect, every half second
+        found = collect_output(str(tmp_path / "out"), runtime=DirectRuntime())
+        outcomes = {o.run_id: o for o in found}
+        if outcomes[healthy.run_id].status == "done":
+            break
+        time.sleep(0.5)
+    assert outcomes[healthy.run_id].status == "done"
+    assert outcomes[healthy.run_id].problem is None
+    problem = outcomes[broken.run_id].problem
+    assert problem is not None and problem.startswith("cannot reach the Batch API at")
+    stuck = runs.load_manifest(broken.run_dir)
+    assert stuck.is_open and stuck.problem == problem
+
+    status = subprocess.run(
+        [sys.executable, "-m", "overnight.cli", "status", "-o", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=120,
+    )
+    assert status.returncode == 0, status.stderr
+    assert f"{broken.run_id} could not move forward" in status.stdout
+    assert "cannot reach the Batch API" in status.stdout
+    assert f"overnight cancel {broken.run_id}" in status.stdout

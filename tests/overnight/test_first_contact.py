@@ -1,0 +1,292 @@
+"""The first commands on a new machine, as real processes: fast, alone, and one line on failure.
+
+Each test runs the installed `overnight` command with a new, empty PREFECT_HOME and
+OVERNIGHT_HOME, as a newcomer's shell would, and with no Prefect API configured unless it
+says so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "data" / "samples"
+_SCRIPT = Path(sys.executable).with_name("overnight")
+OVERNIGHT = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "overnight.cli"]
+
+
+def fresh_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A newcomer's environment: no OpenAI, Prefect or overnight settings, new empty homes."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PREFECT_", "OPENAI_", "OVERNIGHT_"))
+    }
+    (tmp_path / "prefect-home").mkdir(exist_ok=True)
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    env["OVERNIGHT_HOME"] = str(tmp_path / "overnight-home")
+    env.update(extra)
+    return env
+
+
+def job_file(tmp_path: Path, **changes: str) -> Path:
+    """The demo job over a copy of the samples, writing under tmp_path/out."""
+    text = (REPO / "data" / "jobs" / "nightly_summary.toml").read_text()
+    text = text.replace('uri = "../samples"', f'uri = "{changes.pop("source", SAMPLES)}"')
+    text = text.replace('output = "../../out"', f'output = "{tmp_path / "out"}"')
+    for old, new in changes.items():
+        text = text.replace(old, new)
+    path = tmp_path / "job.toml"
+    path.write_text(text)
+    return path
+
+
+def overnight(
+    *args: str, env: dict[str, str], timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*OVERNIGHT, *args],
+        cwd=Path(env["PREFECT_HOME"]).parent,  # the test's own folder, not the repository
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def busy_cpu() -> Iterator[None]:
+    """Both cores kept busy by other processes, as on a loaded machine."""
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(os.cpu_count() or 2)
+    ]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Pids of live processes whose environment holds `marker` (our unique home folder)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker.encode() in environ and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def test_the_first_run_on_a_new_loaded_machine_needs_no_prefect_server(
+    tmp_path: Path, busy_cpu: None
+) -> None:
+    env = fresh_env(tmp_path)
+    started = time.monotonic()
+    ran = overnight("run", str(job_file(tmp_path)), env=env)
+    elapsed = time.monotonic() - started
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "done" in ran.stdout and "16 results" in ran.stdout
+    assert "No OPENAI_API_KEY set" in ran.stderr
+    assert "Traceback" not in ran.stderr and "temporary server" not in ran.stderr
+    assert list((tmp_path / "prefect-home").iterdir()) == []  # Prefect never started
+    assert elapsed < 60
+    # overnight's own INFO lines reach the terminal
+    assert "INFO" in ran.stderr and "16 requests" in ran.stderr
+
+
+def test_a_killed_command_leaves_no_process_behind(tmp_path: Path) -> None:
+    env = fresh_env(tmp_path)
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    for i in range(400):
+        (corpus / f"doc-{i:03d}.txt").write_text(f"Note {i}. " + "The river rose again. " * 40)
+    proc = subprocess.Popen(
+        [*OVERNIGHT, "run", str(job_file(tmp_path, source=str(corpus)))],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # kill while the embedded Batch API works on the batch
+            if "requests" in line:
+                break
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert children == []
+    deadline = time.monotonic() + 5
+    while _processes_with(env["OVERNIGHT_HOME"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_with(env["OVERNIGHT_HOME"]) == []
+    # and the next command finishes the run it left
+    collected = overnight("collect", "-o", str(tmp_path / "out"), env=env)
+    assert collected.returncode == 0, collected.stderr[-3000:]
+    assert ": done" in collected.stdout
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _only_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 1, result.stderr
+    assert result.returncode == 2
+    return lines[0]
+
+
+def test_a_budget_refusal_is_one_line(tmp_path: Path, batch_server: object) -> None:
+    env = fresh_env(
+        tmp_path,
+        OPENAI_API_KEY=batch_server.api_key,  # type: ignore[attr-defined]
+        OPENAI_BASE_URL=batch_server.base_url,  # type: ignore[attr-defined]
+    )
+    job = job_file(tmp_path, **{"budget_usd = 5.0": "budget_usd = 0.001"})
+    line = _only_line(overnight("submit", str(job), env=env))
+    assert line == (
+        "error: job 'nightly-summary': the estimated maximum Batch cost $0.0122 (16 requests, "
+        "9613 input tokens, up to 800 output tokens each, gpt-4.1-mini prices of 2025-09-01) "
+        "exceeds budget_usd $0.0010; raise budget_usd, lower params.max_output_tokens, or "
+        "narrow the source"
+    )
+
+
+def test_a_wrong_key_is_one_line(tmp_path: Path, batch_server: object) -> None:
+    env = fresh_env(
+        tmp_path,
+        OPENAI_API_KEY="not-the-key",
+        OPENAI_BASE_URL=batch_server.base_url,  # type: ignore[attr-defined]
+    )
+    line = _only_line(overnight("submit", str(job_file(tmp_path)), env=env))
+    assert line == "error: the Batch API refused the key (401): check OPENAI_API_KEY"
+
+
+def test_an_unreachable_batch_api_is_one_line_within_30_seconds(tmp_path: Path) -> None:
+    port = _closed_port()
+    env = fresh_env(
+        tmp_path, OPENAI_API_KEY="any-key", OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1"
+    )
+    started = time.monotonic()
+    line = _only_line(overnight("submit", str(job_file(tmp_path)), env=env))
+    assert time.monotonic() - started < 30
+    assert line == (
+        f"error: cannot reach the Batch API at http://127.0.0.1:{port} ([Errno 111] "
+        "Connection refused); tried 4 times: check OPENAI_BASE_URL and the network"
+    )
+
+
+def test_an_unreachable_prefect_api_is_one_line(tmp_path: Path) -> None:
+    port = _closed_port()
+    env = fresh_env(tmp_path, PREFECT_API_URL=f"http://127.0.0.1:{port}/api")
+    line = _only_line(overnight("run", str(job_file(tmp_path)), env=env))
+    assert line == (
+        f"error: cannot reach the Prefect API at http://127.0.0.1:{port}/api ([Errno 111] "
+        "Connection refused): start it (`prefect server start`), or unset PREFECT_API_URL "
+        "to run without Prefect"
+    )
+
+
+def test_an_s3_error_is_one_line(tmp_path: Path, s3_endpoint: str) -> None:
+    env = fresh_env(tmp_path)
+    job = job_file(tmp_path, source="s3://no-such-bucket-here/incoming/")
+    line = _only_line(overnight("submit", str(job), env=env))
+    assert line.startswith("error: cannot list s3://no-such-bucket-here/incoming/: ")
+    assert "NoSuchBucket" in line
+
+
+def test_a_bad_job_file_is_one_line_and_debug_shows_the_traceback(tmp_path: Path) -> None:
+    env = fresh_env(tmp_path)
+    job = job_file(tmp_path, **{'model = "gpt-4.1-mini"': 'model = ""'})
+    line = _only_line(overnight("run", str(job), env=env))
+    assert line.startswith(f"error: {job}: invalid job file: model: ")
+    debug = overnight("--debug", "run", str(job), env=env)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_a_schema_module_next_to_the_job_file_imports(tmp_path: Path) -> None:
+    (tmp_path / "myschemas.py").write_text(
+        "from pydantic import BaseModel, Field\n\n"
+        "class Gist(BaseModel):\n"
+        '    gist: str = Field(description="The document in one sentence.")\n'
+    )
+    job = job_file(
+        tmp_path,
+        **{'output_schema = "schemas.summary:DocumentSummary"': 'output_schema = "myschemas:Gist"'},
+    )
+    env = fresh_env(tmp_path)
+    ran = overnight("run", str(job), env=env)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    answer = overnight(
+        "query", "-o", str(tmp_path / "out"), "select count(gist) from results", env=env
+    )
+    assert answer.returncode == 0 and "16" in answer.stdout
+
+
+def test_query_and_report_name_a_location_without_output(tmp_path: Path) -> None:
+    env = fresh_env(tmp_path)
+    missing = tmp_path / "typo"
+    for args in (("query", "-o", str(missing), "select 1"), ("report", "-o", str(missing))):
+        line = _only_line(overnight(*args, env=env))
+        assert line == (
+            f"error: no overnight output under {missing}: it has no results, errors or costs "
+            "tables and no runs; check --output (-o) or --job"
+        )
+
+
+def test_the_examples_work_from_a_copy_made_by_init(tmp_path: Path) -> None:
+    env = fresh_env(tmp_path)
+    made = overnight("init", str(tmp_path / "mine"), env=env)
+    assert made.returncode == 0, made.stderr
+    ran = overnight("run", str(tmp_path / "mine" / "data" / "jobs" / "contacts.toml"), env=env)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert (tmp_path / "mine" / "out" / "results").is_dir()
+
+
+@pytest.mark.slow
+def test_the_shipped_data_is_found_in_an_installed_wheel(tmp_path: Path) -> None:
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+         "-w", str(tmp_path / "wheel"), str(REPO)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-2000:]
+    wheel = next((tmp_path / "wheel").glob("overnight-*.whl"))
+    shutil.unpack_archive(wheel, tmp_path / "site", format="zip")
+    probe = (
+        "from tasks.pricing import load_pricing; from overnight.resources import data_file;"
+        "print(load_pricing().path); print(data_file('jobs', 'invoices.toml').is_file())"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == [
+        str(tmp_path / "site" / "overnight" / "data" / "pricing.toml"),
+        "True",
+    ]
