@@ -72,17 +72,13 @@ def estimate(
     from rich.console import Console
     from rich.markup import escape
 
-    from schemas.job import JobSpecError, load_job
-    from tasks.build import BuildError
+    from overnight._commands import _clear_errors, _load
     from tasks.estimate import BudgetExceededError, check_budget, estimate_job, estimate_tables
-    from tasks.pricing import PricingError
-    from tasks.sources import SourceError
-    from tasks.storage import StorageError
 
     console = Console()
     err = Console(stderr=True)
-    try:
-        job = load_job(job_file)
+    job = _load(job_file)
+    with _clear_errors():
         should_process = None
         if not full:
             from tasks.ledger import Ledger
@@ -90,12 +86,6 @@ def estimate(
             ledger = Ledger.load(job.output, job.name, job.fingerprint())
             should_process = ledger.should_process if len(ledger) else None
         result = estimate_job(job, should_process=should_process)
-    except (JobSpecError, PricingError, SourceError, StorageError, BuildError) as exc:
-        message = " ".join(line.strip() for line in str(exc).splitlines())
-        err.print(
-            f"[red]error:[/red] {escape(message)}", markup=True, highlight=False, soft_wrap=True
-        )
-        raise typer.Exit(2) from None
     for table in estimate_tables(result):
         console.print(table)
     try:

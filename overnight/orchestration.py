@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tomllib
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import TextIO
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -73,7 +75,7 @@ def log_to_terminal(console: Console, *, debug: bool) -> None:
         )
         handler.setFormatter(logging.Formatter("%(message)s"))
     else:
-        handler = logging.StreamHandler(console.file)
+        handler = _StderrHandler()
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
         )
@@ -84,6 +86,21 @@ def log_to_terminal(console: Console, *, debug: bool) -> None:
         logger.setLevel(level)
         logger.propagate = False
     logging.getLogger("localbatch").setLevel(logging.WARNING)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes to whatever `sys.stderr` is at the time of each line."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
 
 
 class _NoFailureTracebacks(logging.Filter):

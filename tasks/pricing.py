@@ -67,21 +67,18 @@ class PricingTable(BaseModel):
             if candidate in self.models:
                 return self.models[candidate]
         name = _DATED_SUFFIX.sub("", base)
-        example = (
-            f'[models."{name}"]  # USD per 1M tokens\n'
-            "input = 0.40\ncached_input = 0.10\noutput = 1.60\n"
-            "batch_input = 0.20\nbatch_cached_input = 0.20\nbatch_output = 0.80"
-        )
         if Path(self.path) == DEFAULT_PRICING_FILE.resolve():
             where = (
-                f"copy {self.path} to a file of your own (e.g. ./pricing.toml), add the model "
-                "there, and set OVERNIGHT_PRICING_FILE to that file"
+                f"copy {self.path} to a file of your own, add the model there and set "
+                "OVERNIGHT_PRICING_FILE to that file"
             )
         else:
-            where = f"add it to {self.path}"
+            where = f"add the model to {self.path}"
         raise UnknownModelError(
-            f"no price for model {model!r} in {self.path}: {where}, with the model's prices "
-            f"from https://openai.com/api/pricing, like this:\n{example}"
+            f"no price for model {model!r} in {self.path}: {where}, as a "
+            f'[models."{name}"] table with input, cached_input, output, batch_input, '
+            "batch_cached_input and batch_output (USD per 1M tokens, from "
+            "https://openai.com/api/pricing)"
         )
 
 

@@ -51,7 +51,8 @@ def test_an_unknown_model_names_the_file_to_edit() -> None:
     with pytest.raises(UnknownModelError) as err:
         load_pricing().price("gpt-9-turbo-2031-01-01")
     assert str(DEFAULT_PRICING_FILE) in str(err.value)
-    assert '[models."gpt-9-turbo"]' in str(err.value)
+    assert '[models."gpt-9-turbo"]' in str(err.value) and "\n" not in str(err.value)
+    assert "OVERNIGHT_PRICING_FILE" in str(err.value)
     with pytest.raises(UnknownModelError):
         load_pricing().price("gpt-4o-mini-search-preview")  # not a dated snapshot
 
@@ -114,7 +115,7 @@ def test_a_users_own_pricing_file_replaces_the_shipped_one(
         assert table.path == str(own) and table.price("gpt-4o-mini").batch_input == 0.5
         with pytest.raises(UnknownModelError) as err:
             table.price("gpt-9")
-        assert f"add it to {own}" in str(err.value)
+        assert f"add the model to {own}" in str(err.value)
     finally:
         monkeypatch.delenv("OVERNIGHT_PRICING_FILE")
         get_settings.cache_clear()
