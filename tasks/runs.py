@@ -346,8 +346,8 @@ def submit_run(run_dir: str) -> int:
 # -- polling and downloading ------------------------------------------------------------------
 
 
-def poll_batches(manifest: RunManifest, gateway: Gateway, *, every: bool = False) -> int:
-    """Refresh the in-flight batches that are due (all of them with `every`).
+def poll_batches(manifest: RunManifest, gateway: Gateway) -> int:
+    """Refresh the in-flight batches that are due for a poll.
 
     Returns how many reached a terminal status. When each batch is next due is decided by
     `tasks.polling`: soon after creation, then less often as it ages. A poll the API answers
@@ -361,7 +361,7 @@ def poll_batches(manifest: RunManifest, gateway: Gateway, *, every: bool = False
         if shard.state != "created" or shard.batch_id is None:
             continue
         now = utcnow()
-        if not every and shard.next_poll_at is not None and shard.next_poll_at > now:
+        if shard.next_poll_at is not None and shard.next_poll_at > now:
             continue
         changed = True
         try:

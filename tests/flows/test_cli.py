@@ -147,3 +147,18 @@ def test_with_a_prefect_api_the_commands_run_as_flows_and_fail_in_one_line(
     assert "Traceback" not in refused.stderr
     errors = [line for line in refused.stderr.splitlines() if "error" in line.lower()]
     assert errors == ["error: the Batch API refused the key (401): check OPENAI_API_KEY"]
+
+    # the refused run stays open; the next submit resumes it, and says so on the terminal
+    # and in the Prefect API's logs
+    resumed = subprocess.run(
+        [sys.executable, "-m", "overnight.cli", "submit", "--full", str(job_file)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming open run" in resumed.stderr
+    with get_client(sync_client=True) as client:
+        messages = [log.message for log in client.read_logs()]
+    assert any(m.startswith("resuming open run") for m in messages)
