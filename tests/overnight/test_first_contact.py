@@ -269,9 +269,17 @@ def test_the_examples_work_from_a_copy_made_by_init(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_shipped_data_is_found_in_an_installed_wheel(tmp_path: Path) -> None:
+    source = tmp_path / "src"  # a copy: building in place would leave build/ in the checkout
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", ".*cache", ".prefect-home", "out", "build", "*.egg-info"
+        ),
+    )
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-         "-w", str(tmp_path / "wheel"), str(REPO)],
+         "-w", str(tmp_path / "wheel"), str(source)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert built.returncode == 0, built.stderr[-2000:]
