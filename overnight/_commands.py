@@ -278,8 +278,14 @@ def status(
             m.status,
             f"{reporting.progress_fraction(m):.0%}",
             str(m.counts.requests),
-            str(m.counts.results),
-            str(m.counts.errors),
+            *(
+                (str(m.counts.results), str(m.counts.errors))
+                if not m.is_open
+                else (
+                    f"{sum(s.results for s in m.shards)} so far",
+                    f"{sum(s.errors for s in m.shards)} so far",
+                )
+            ),
             f"{m.estimate_usd or 0:.4f}",
         )
     out.print(table)

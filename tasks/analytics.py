@@ -76,8 +76,54 @@ class _NoFields(BaseModel):
     pass
 
 
+def _quote(path: str) -> str:
+    return "'" + path.replace("'", "''") + "'"
+
+
+def _local_copy(uri: str, root: Path) -> str:
+    """A local path for a part file: itself, or a cached copy of the S3 object."""
+    local = storage.local_path(uri)
+    if local is not None:
+        return str(local)
+    _, key = storage.split_s3(uri)
+    target = root / "_open" / key
+    if not target.exists():  # parts of parsed batches never change: cache by name
+        storage.write_bytes(str(target), storage.read_bytes(uri))
+    return str(target)
+
+
+def partial_parts(output: str, root: Path) -> dict[str, dict[tuple[str, str], list[str]]]:
+    """The parquet parts of every parsed batch of the open runs, by table and (job, run_date).
+
+    These rows are final for their requests (a retried request is not among them), but the
+    run's tables are not written yet; the views show them with `partial = true`.
+    """
+    from tasks import runs
+
+    found: dict[str, dict[tuple[str, str], list[str]]] = {"results": {}, "errors": {}}
+    for run_dir in runs.list_open_runs(output):
+        try:
+            manifest = runs.load_manifest(run_dir)
+        except runs.RunError:
+            continue
+        if not manifest.is_open:  # finished while we looked: its tables hold these rows
+            continue
+        group = (manifest.job_name, manifest.created_at.date().isoformat())
+        for shard in manifest.shards:
+            if shard.state != "parsed":
+                continue
+            for table, groups in found.items():
+                parts = [_local_copy(u, root) for u in runs.part_uris(manifest, table, shard)]
+                groups.setdefault(group, []).extend(parts)
+    return found
+
+
 def connect(output: str) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the views over an output location (local or S3)."""
+    """An in-memory DuckDB with the views over an output location (local or S3).
+
+    `results` and `errors` also hold the rows of the batches that open runs have parsed so
+    far, with `partial = true`; finished runs' rows have `partial = false`.
+    """
     root = mirror(output)
     if not any(_files(root, table) for table in tables.TABLES) and not storage.list_dirs(
         storage.join(output, "runs")
@@ -86,19 +132,30 @@ def connect(output: str) -> duckdb.DuckDBPyConnection:
             f"no overnight output under {output}: it has no results, errors or costs tables "
             "and no runs; check --output (-o) or --job"
         )
+    open_parts = partial_parts(output, root)
     con = duckdb.connect()
     scratch = Path(tempfile.mkdtemp(prefix="overnight-query-"))
     for table in tables.TABLES:
         files = _files(root, table)
         if files:
-            listing = ", ".join(f"'{f}'" for f in files)
+            listing = ", ".join(_quote(f) for f in files)
             source = (
                 f"read_parquet([{listing}], hive_partitioning = true, union_by_name = true, "
                 "hive_types = {'job': VARCHAR, 'run_date': DATE})"
             )
         else:
-            source = f"read_parquet('{_empty_file(table, scratch)}')"
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM {source}")
+            source = f"read_parquet({_quote(_empty_file(table, scratch))})"
+        if table not in open_parts:
+            con.execute(f"CREATE VIEW {table} AS SELECT * FROM {source}")
+            continue
+        selects = [f"SELECT *, false AS partial FROM {source}"]
+        for (job, run_date), parts in open_parts[table].items():
+            listing = ", ".join(_quote(f) for f in parts)
+            selects.append(
+                f"SELECT *, {_quote(job)} AS job, DATE {_quote(run_date)} AS run_date, "
+                f"true AS partial FROM read_parquet([{listing}], union_by_name = true)"
+            )
+        con.execute(f"CREATE VIEW {table} AS " + " UNION ALL BY NAME ".join(selects))
     con.execute(
         """
         CREATE VIEW latest AS

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from schemas.manifest import RunManifest, utcnow
+from schemas.manifest import RunManifest, ShardRecord, utcnow
 from tasks import tables
 
 
@@ -37,27 +37,58 @@ def _elapsed(since: datetime) -> str:
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def _phase(shard: ShardRecord, manifest: RunManifest) -> str:
+    """What a shard is doing, in words: done, running, waiting for room, ..."""
+    if shard.state == "parsed":
+        return "done"
+    if shard.state in ("built", "uploading", "uploaded"):
+        waiting = any(s.in_flight for s in manifest.shards)
+        return "waiting for room" if waiting and not manifest.cancel_requested else "to submit"
+    if shard.state in ("creating", "created"):
+        return "running"
+    return "collecting"  # terminal or downloaded: files are being fetched and parsed
+
+
+def time_left(shard: ShardRecord) -> float | None:
+    """Seconds a running batch needs still, from its progress so far; None if unknown."""
+    counts = shard.request_counts
+    total = int(counts.get("total") or 0)
+    done = int(counts.get("completed") or 0) + int(counts.get("failed") or 0)
+    if shard.running_since is None or not total or not done or done >= total:
+        return None
+    running = (utcnow() - shard.running_since).total_seconds()
+    return running * (total - done) / done
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
 def progress_table(manifest: RunManifest) -> Table:
-    """One row per batch: phase, request counts, outcome; with the run's elapsed time."""
+    """One row per batch: phase, request counts, rows landed, time left; with the run's totals."""
+    left = [t for s in manifest.shards if (t := time_left(s)) is not None]
+    eta = f" · about {_duration(max(left))} left" if left else ""
     table = Table(
         title=f"{manifest.run_id} · {manifest.status} · {_elapsed(manifest.created_at)} elapsed"
-        f" · {progress_fraction(manifest):.0%}",
+        f" · {progress_fraction(manifest):.0%}{eta}",
         title_justify="left",
     )
-    for column in ("shard", "phase", "batch", "done / failed / total", "results", "errors"):
-        table.add_column(
-            column, justify="right" if "/" in column or column.endswith("s") else "left"
-        )
+    for column in ("shard", "phase", "batch", "done / failed / total", "rows", "time left"):
+        table.add_column(column, justify="right" if column not in ("shard", "phase") else "left")
     for shard in manifest.shards:
         counts = shard.request_counts
+        landed = f"{shard.results} ok, {shard.errors} err" if shard.state == "parsed" else ""
         table.add_row(
             shard.key,
-            shard.state,
+            _phase(shard, manifest),
             shard.batch_status or "-",
             f"{counts.get('completed', 0)} / {counts.get('failed', 0)} / "
             f"{counts.get('total', shard.requests) or shard.requests}",
-            str(shard.results) if shard.state == "parsed" else "",
-            str(shard.errors) if shard.state == "parsed" else "",
+            landed,
+            _duration(time_left(shard)) if shard.state == "created" else "",
         )
     return table
 

@@ -491,7 +491,8 @@ PART_ROWS = 10_000
 """Judged lines per parquet part: bounds the memory of parsing, whatever the shard size."""
 
 
-def _part_uris(manifest: RunManifest, kind: str, shard: ShardRecord) -> list[str]:
+def part_uris(manifest: RunManifest, kind: str, shard: ShardRecord) -> list[str]:
+    """The parquet parts (`results`, `errors`, `superseded`) that parsing wrote for a shard."""
     stem = shard.key.replace("/", "-")
     return [
         storage.join(manifest.run_dir, "parts", kind, f"{stem}-{n:03d}.parquet")
@@ -629,7 +630,7 @@ def parse_shard(
         }
         shard.parts += 1
         for name, part in parts.items():
-            tables.write_parquet(part, _part_uris(manifest, name, shard)[-1])
+            tables.write_parquet(part, part_uris(manifest, name, shard)[-1])
         shard.results += parts["results"].height
         shard.errors += parts["errors"].height
         retry.extend(retried.get_column("custom_id").to_list())
@@ -780,8 +781,8 @@ def finalize_run(manifest: RunManifest, job: JobSpec) -> bool:
 
     output_model = job.output_model()
     rejected = _rejected_part(manifest)
-    results_parts = [uri for s in manifest.shards for uri in _part_uris(manifest, "results", s)]
-    request_errors = [uri for s in manifest.shards for uri in _part_uris(manifest, "errors", s)]
+    results_parts = [uri for s in manifest.shards for uri in part_uris(manifest, "results", s)]
+    request_errors = [uri for s in manifest.shards for uri in part_uris(manifest, "errors", s)]
     errors_parts = list(request_errors)
     if rejected:
         errors_parts.append(rejected)
@@ -805,7 +806,7 @@ def finalize_run(manifest: RunManifest, job: JobSpec) -> bool:
             f"{n_errors} errors; not marking it done"
         )
     costs_uri = table_uri("costs")
-    superseded = [uri for s in manifest.shards for uri in _part_uris(manifest, "superseded", s)]
+    superseded = [uri for s in manifest.shards for uri in part_uris(manifest, "superseded", s)]
     costs = cost_rows(manifest, results=results_parts, errors=request_errors, superseded=superseded)
     tables.write_parquet(tables.frame(costs, tables.costs_schema()), costs_uri)
     record_run(

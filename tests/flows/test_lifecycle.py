@@ -116,3 +116,47 @@ def test_one_broken_run_does_not_stop_the_others(
     assert f"{broken.run_id} could not move forward" in status.stdout
     assert "cannot reach the Batch API" in status.stdout
     assert f"overnight cancel {broken.run_id}" in status.stdout
+
+
+def _table_text(manifest: runs.RunManifest) -> str:
+    from rich.console import Console
+
+    from tasks.reporting import progress_table
+
+    console = Console(record=True, width=200)
+    console.print(progress_table(manifest))
+    return console.export_text()
+
+
+def test_an_open_run_is_queryable_as_its_batches_land(
+    slow_backend: LocalBatchServer, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    from tasks.analytics import query
+
+    write_corpus(tmp_path / "docs", 6)
+    # three requests a shard, and room for one batch at a time: the second waits for the first
+    job = make_job(limits={"max_requests_per_shard": 3, "max_in_flight_tokens": 1})
+    manifest = runs.prepare_run(job)
+    assert runs.submit_run(manifest.run_dir) == 1
+    shown = _table_text(runs.load_manifest(manifest.run_dir))
+    assert "running" in shown and "waiting for room" in shown
+
+    output = str(tmp_path / "out")
+    assert query(output, "select count(*) as n from results")["n"].to_list() == [0]
+    deadline = time.monotonic() + 60
+    while runs.load_manifest(manifest.run_dir).shards[0].state != "parsed":
+        assert time.monotonic() < deadline
+        runs.advance_run(manifest.run_dir)
+        time.sleep(0.3)
+    landed = query(output, "select count(*) as n, bool_and(partial) as p from results")
+    assert landed.rows() == [(3, True)]
+    latest = query(output, "select count(*) as n from latest where partial")
+    assert latest["n"].to_list() == [3]
+    assert "3 ok, 0 err" in _table_text(runs.load_manifest(manifest.run_dir))
+
+    while runs.load_manifest(manifest.run_dir).is_open:
+        assert time.monotonic() < deadline
+        runs.advance_run(manifest.run_dir)
+        time.sleep(0.3)
+    final = query(output, "select count(*) as n, bool_or(partial) as p from results")
+    assert final.rows() == [(6, False)]
