@@ -1006,7 +1006,8 @@ def _cancel_batch(gateway: Gateway, shard: ShardRecord) -> BatchCancel:
         return BatchCancel(
             shard=shard.key,
             batch_id=shard.batch_id,
-            outcome="already_finished",
+            # A batch already stopping counts as cancelled (a cancel sent twice).
+            outcome="cancelled" if status in ("cancelling", "cancelled") else "already_finished",
             batch_status=status,
             message=exc.message[:500],
         )

@@ -206,18 +206,19 @@ def decode_text(data: bytes) -> str | None:
     from charset_normalizer import from_bytes
     from charset_normalizer.md import mess_ratio
 
+    try:
+        western: str | None = data.decode("cp1252")
+    except UnicodeDecodeError:  # bytes cp1252 leaves undefined: not Western text
+        western = None
+    western_mess = 1.0 if western is None else mess_ratio(_accented_lines(western), 1.0)
+    if western is not None and western_mess == 0.0:
+        return western  # nothing reads cleaner: no need to ask the detector
     best = from_bytes(data).best()
     guess = None if best is None else str(best)
-    try:
-        western = data.decode("cp1252")
-    except UnicodeDecodeError:  # bytes cp1252 leaves undefined: not Western text
-        return guess
-    if best is not None and best.encoding in _WESTERN_ENCODINGS:
+    if western is None or (best is not None and best.encoding in _WESTERN_ENCODINGS):
         return guess
     limit = 0.2 if guess is None else mess_ratio(_accented_lines(guess), 1.0)
-    if mess_ratio(_accented_lines(western), 1.0) <= limit + WESTERN_SLACK:
-        return western
-    return guess
+    return western if western_mess <= limit + WESTERN_SLACK else guess
 
 
 WESTERN_SLACK = 0.02
@@ -258,20 +259,26 @@ def sniff(data: bytes) -> str:
     or PNG is named even when most of its bytes would pass for text; bytes with no signature
     are text when they decode (`decode_text`) to characters with almost no control codes.
     """
+    return _classify(data)[0]
+
+
+def _classify(data: bytes) -> tuple[str, str | None]:
+    """`sniff`, with the decoded text when the bytes are text."""
     import filetype
 
     kind = filetype.guess_mime(data[:SNIFF_BYTES])
     if kind is not None:
-        return "application/gzip" if kind in ("application/gzip", "application/x-gzip") else kind
+        gzipped = kind in ("application/gzip", "application/x-gzip")
+        return ("application/gzip" if gzipped else kind), None
     if b"\x00" in data[:SNIFF_BYTES] and not data.startswith(_UTF16_BOMS):
-        return BINARY
+        return BINARY, None
     text = decode_text(data)
     if text is None:
-        return BINARY
+        return BINARY, None
     sample = text[: SNIFF_BYTES * 8]
     if len(_CONTROL.findall(sample)) > MAX_CONTROL_FRACTION * len(sample):
-        return BINARY
-    return "text"
+        return BINARY, None
+    return "text", text
 
 
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
@@ -624,7 +631,7 @@ class _Loader:
 
         Gzip found inside (a gzip file without `.gz`, or one gzipped twice) is opened once.
         """
-        kind = sniff(data)
+        kind, text = _classify(data)
         if kind == "application/gzip":
             try:
                 data = gunzip_limited(data, self.max_bytes + 1)
@@ -636,13 +643,9 @@ class _Loader:
                 )
             if not data:
                 return self.reject(info, "empty", "empty after gunzip", sha256=sha)
-            kind = sniff(data)
-        if kind == "text":
-            text = decode_text(data)
-            if text is not None:
-                html = _looks_like_html(text)
-                return self.decoded(info, text, sha, size=len(data), html=html)
-            kind = BINARY
+            kind, text = _classify(data)
+        if text is not None:
+            return self.decoded(info, text, sha, size=len(data), html=_looks_like_html(text))
         if kind == "application/pdf":
             return self.pdf(info, data, sha)
         if kind in IMAGE_MIMES:
