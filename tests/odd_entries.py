@@ -129,6 +129,10 @@ def make_odd_folder(root: Path, *, outside: Path) -> dict[str, str | None]:
     # Files that are there but are not usable documents.
     if unreadable_file(root / "locked.txt") is None:
         expected["locked.txt"] = "unreadable"
+    if os.geteuid() != 0:  # root lists any folder: no honest way to refuse it a listing
+        _text(root / "locked-dir" / "hidden.txt", "never listed")
+        (root / "locked-dir").chmod(0)
+        expected["locked-dir"] = "unreadable"
     (root / "empty.txt").write_bytes(b"")
     expected["empty.txt"] = "empty"
     (root / "program").write_bytes(b"\x7fELF\x02\x01\x01" + bytes(300))
