@@ -456,3 +456,16 @@ def test_s3_read_ahead_keeps_listing_order_and_loses_nothing(s3_bucket: str) -> 
     assert ids == sorted(ids) and len(ids) == 151
     assert docs[100].text == "Document 99."
     assert isinstance(docs[50], RejectedDocument) and docs[50].code == "unsupported_type"
+
+
+def test_a_file_that_cannot_be_read_is_rejected_as_unreadable(tmp_path: Path) -> None:
+    from tests.odd_entries import unreadable_file
+
+    (tmp_path / "ok.txt").write_text("readable")
+    why_not = unreadable_file(tmp_path / "locked.txt")
+    if why_not is not None:
+        pytest.skip(why_not)
+    items = load(tmp_path)
+    locked = rejected(items, "locked.txt")
+    assert locked.code == "unreadable" and "Permission denied" in locked.message
+    assert doc(items, "ok.txt").text == "readable"
