@@ -313,7 +313,35 @@ def cancel(
     location = _output_of(job_file, output)
     with _clear_errors():
         manifest = runs.cancel_run(storage.join(location, "runs", run_id))
-    out.print(f"cancel requested for {manifest.run_id}; run `overnight collect` to record it")
+    said = {
+        "cancelled": "cancelled",
+        "already_finished": "already finished: its results are collected and billed",
+        "not_submitted": "not submitted: it will not be sent",
+        "failed": "failed to cancel",
+    }
+    out.print(f"cancel requested for {manifest.run_id}:", highlight=False)
+    for c in manifest.cancels:
+        status = f" ({c.batch_status})" if c.batch_status else ""
+        detail = f": {c.message}" if c.outcome == "failed" and c.message else ""
+        out.print(
+            f"  {c.shard}  {c.batch_id or '-'}  {said[c.outcome]}{status}{detail}",
+            highlight=False,
+        )
+    tally = {outcome: 0 for outcome in said}
+    for c in manifest.cancels:
+        tally[c.outcome] += 1
+    out.print(
+        f"{tally['cancelled']} cancelled, {tally['already_finished']} already finished, "
+        f"{tally['not_submitted']} not submitted, {tally['failed']} failed; "
+        "run `overnight collect` to record it",
+        highlight=False,
+    )
+    if tally["failed"]:
+        raise _fail(
+            f"{tally['failed']} batch(es) could not be cancelled; run "
+            f"`overnight cancel {manifest.run_id}` again to retry them",
+            code=1,
+        )
 
 
 Format = Literal["table", "csv", "parquet", "json"]

@@ -15,8 +15,11 @@ RejectStage = Literal["load", "build"]
 RejectCode = Literal[
     "empty",  # no bytes, or nothing but whitespace after decoding / extraction
     "undecodable",  # not text in any recognised encoding, or a corrupt gzip/image
-    "unsupported_type",  # a file extension overnight does not read
-    "unreadable",  # the storage read failed (permissions, vanished object...)
+    "unsupported_type",  # binary content overnight does not read (the message names its type)
+    "unreadable",  # the storage refused a read or a listing (permissions, vanished object...)
+    "not_a_file",  # a FIFO, socket or device, or a folder named like a file (`x.txt/`)
+    "symlink_loop",  # a symbolic link that loops, or leads back to a folder above it
+    "broken_symlink",  # a symbolic link whose target does not exist
     "unreadable_pdf",  # encrypted, corrupt, or otherwise not parseable by pypdf
     "missing_text_field",  # a record (or a whole table) without the configured text field
     "bad_record",  # a record that is not a JSON object, not JSON, or without its id field

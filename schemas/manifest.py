@@ -95,6 +95,36 @@ class RunCounts(BaseModel):
     input_tokens_estimated: int = 0
 
 
+class RunOptions(BaseModel):
+    """The options a run was started with that change what it builds: a resume keeps them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    full: bool = False
+    """Every document is processed, whatever the ledger says earlier runs did (`--full`)."""
+    retry_failed: bool = False
+    """Documents that earlier runs ended with a terminal error are tried again."""
+
+
+CancelOutcome = Literal["cancelled", "already_finished", "not_submitted", "failed"]
+
+
+class BatchCancel(BaseModel):
+    """What asking to cancel one shard's batch did."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shard: str
+    batch_id: str | None = None
+    outcome: CancelOutcome
+    """`cancelled` (the API is stopping it), `already_finished` (it ended, or is finalizing,
+    first: its results are collected and billed), `not_submitted` (it will never be sent),
+    or `failed` (the API call failed: cancel again)."""
+    batch_status: str | None = None
+    """The batch's status as the API reported it."""
+    message: str = ""
+
+
 class RunManifest(BaseModel):
     """Everything needed to resume, collect or audit a run, from any machine."""
 
@@ -120,6 +150,11 @@ class RunManifest(BaseModel):
     counts: RunCounts = Field(default_factory=RunCounts)
     shards: list[ShardRecord] = Field(default_factory=list)
     cancel_requested: bool = False
+    cancels: list[BatchCancel] = Field(default_factory=list)
+    """What the latest `cancel` did to each shard's batch."""
+    options: RunOptions = Field(default_factory=RunOptions)
+    """The build options the run was started with (manifests from before they were recorded:
+    the defaults)."""
     tables: dict[str, str] = Field(default_factory=dict)
     """Final parquet files written for the run: table name → URI."""
     notes: list[str] = Field(default_factory=list)

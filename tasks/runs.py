@@ -32,7 +32,9 @@ from schemas.manifest import (
     META_SHA,
     META_SHARD,
     TERMINAL_BATCH_STATUSES,
+    BatchCancel,
     RunManifest,
+    RunOptions,
     ShardRecord,
     utcnow,
 )
@@ -103,6 +105,15 @@ def list_runs(output: str) -> list[str]:
     return [run_dir for run_dir in found if storage.exists(manifest_uri(run_dir))]
 
 
+def _describe(options: RunOptions) -> str:
+    flags = [
+        name
+        for name, on in (("--full", options.full), ("--retry-failed", options.retry_failed))
+        if on
+    ]
+    return " ".join(flags) or "no options"
+
+
 def new_run_id(job: JobSpec, now: datetime) -> str:
     return f"{job.name}-{now.strftime('%Y%m%dT%H%M%SZ')}-{job.fingerprint()[:8]}"
 
@@ -126,12 +137,15 @@ def prepare_run(
     """Start a run (or resume this job's open run): build shards, estimate, refuse if over budget.
 
     Unless `full`, documents the ledger holds as done by this job version are skipped; terminal
-    failures are skipped too unless `retry_failed`. A lease per job keeps two processes from
-    starting the same job's run twice.
+    failures are skipped too unless `retry_failed`. The options are recorded in the manifest,
+    so a run resumed before its build finished is built the way it was asked for (a resume
+    that asks for more, e.g. `full`, gets it too). A lease per job keeps two processes from
+    starting the same job's run twice. A run with nothing to send is closed at once as done,
+    its rejected documents in its errors table.
     """
     try:
         with lease(storage.join(job.output, "runs", "_locks", job.name)):
-            return _prepare_run(
+            manifest = _prepare_run(
                 job,
                 full=full,
                 retry_failed=retry_failed,
@@ -139,8 +153,20 @@ def prepare_run(
                 now=now,
                 backend=backend,
             )
+            if manifest.is_open and not manifest.shards and not manifest.counts.requests:
+                _close_empty_run(manifest, job)
+            return manifest
     except LockBusy as exc:
         raise RunError(f"job {job.name} is being submitted by another process ({exc})") from None
+
+
+def _close_empty_run(manifest: RunManifest, job: JobSpec) -> None:
+    """Finish a run that built no request now, rather than at the next collect."""
+    try:
+        with lease(storage.join(manifest.run_dir, "lock")):
+            finalize_run(manifest, job)
+    except LockBusy:
+        log.info("%s is being collected by another process, which will close it", manifest.run_id)
 
 
 def _prepare_run(
@@ -160,10 +186,25 @@ def _prepare_run(
             storage.delete(_open_marker(job.output, existing.run_id))
             continue
         if existing.job_name == job.name and existing.job_fingerprint == fingerprint:
+            asked = RunOptions(
+                full=full or existing.options.full,
+                retry_failed=retry_failed or existing.options.retry_failed,
+            )
             if existing.shards:
+                if asked != existing.options:
+                    log.warning(
+                        "resuming open run %s as it was built (%s); it is not rebuilt with %s",
+                        existing.run_id,
+                        _describe(existing.options),
+                        _describe(asked),
+                    )
                 log.info("resuming open run %s", existing.run_id)
                 return existing
             manifest = existing
+            if asked != manifest.options:
+                manifest.notes.append(f"resumed with {_describe(asked)}")
+                manifest.options = asked
+                save_manifest(manifest)
             break
     else:
         now = now or utcnow()
@@ -179,14 +220,16 @@ def _prepare_run(
             backend=backend or default_backend(),
             created_at=now,
             max_attempts=job.limits.max_attempts,
+            options=RunOptions(full=full, retry_failed=retry_failed),
         )
         save_manifest(manifest)
         storage.write_bytes(_open_marker(job.output, run_id), b"")
     failpoint("after-run-created")
 
     should_process: Callable[[Document | RejectedDocument], bool] | None = None
-    if not full:
-        ledger = Ledger.load(job.output, job.name, fingerprint, retry_failed=retry_failed)
+    options = manifest.options
+    if not options.full:
+        ledger = Ledger.load(job.output, job.name, fingerprint, retry_failed=options.retry_failed)
         if len(ledger):
             should_process = ledger.should_process
     summary = build_shards(job, manifest.run_dir, should_process=should_process, progress=progress)
@@ -287,6 +330,8 @@ def submit_ready(
     for shard in manifest.shards:
         if shard.state == "creating":
             # Killed between "create" and "record": reconcile before anything else.
+            if manifest.cancel_requested and not _adopt_for_cancel(gateway, manifest, shard):
+                continue
             batch_id = _create_or_adopt(gateway, manifest, shard)
             _record_created(manifest, shard, batch_id)
             created += 1
@@ -819,12 +864,35 @@ def finalize_run(manifest: RunManifest, job: JobSpec) -> bool:
     )
     manifest.counts.results, manifest.counts.errors = n_results, n_errors
     manifest.tables = {"results": results_uri, "errors": errors_uri, "costs": costs_uri}
-    manifest.status = "cancelled" if manifest.cancel_requested else "done"
+    manifest.status = "done"
+    if manifest.cancel_requested:
+        never_ran = _cancelled_requests(request_errors)
+        if never_ran:
+            manifest.status = "cancelled"
+            manifest.notes.append(
+                f"cancelled: {never_ran} request(s) never ran; the {n_results} result(s) of "
+                "work finished before the cancel are kept and billed"
+            )
+        else:
+            manifest.notes.append(
+                "cancel requested, but every batch had already finished: nothing was "
+                f"cancelled, all {n_results} result(s) are kept and billed"
+            )
     manifest.finished_at = utcnow()
     save_manifest(manifest)
     failpoint("before-close")
     storage.delete(_open_marker(manifest.output, manifest.run_id))
     return True
+
+
+def _cancelled_requests(error_parts: list[str]) -> int:
+    """How many requests a cancel stopped before they ran (`batch_cancelled` error rows)."""
+    return sum(
+        tables.read_parquet(uri, columns=["code"])
+        .filter(pl.col("code") == "batch_cancelled")
+        .height
+        for uri in error_parts
+    )
 
 
 def cost_rows(
@@ -924,7 +992,12 @@ def _advance_run(run_dir: str, *, gateway: Gateway | None) -> RunManifest:
     job = JobSpec.model_validate(manifest.job)
     if manifest.status == "submitting":
         manifest = _prepare_run(
-            job, full=False, retry_failed=False, progress=None, now=None, backend=manifest.backend
+            job,
+            full=manifest.options.full,
+            retry_failed=manifest.options.retry_failed,
+            progress=None,
+            now=None,
+            backend=manifest.backend,
         )
     gateway = gateway or get_gateway(manifest.backend)
     submit_ready(manifest, gateway, max_in_flight_tokens=job.limits.max_in_flight_tokens)
@@ -951,15 +1024,84 @@ def cancel_run(run_dir: str, *, gateway: Gateway | None = None) -> RunManifest:
 
 
 def _cancel_run(run_dir: str, *, gateway: Gateway | None) -> RunManifest:
+    """Ask the API to cancel every batch that can still be cancelled; record what each did.
+
+    A batch that already finished (the API answers 409, or reports a terminal or finalizing
+    status) is no failure: its results are collected and billed like any other. A batch
+    whose cancel call fails is reported as such and the others are still cancelled; calling
+    again retries it. Shards never submitted will not be.
+    """
     manifest = load_manifest(run_dir)
     if not manifest.is_open:
         raise RunError(f"run {manifest.run_id} is {manifest.status}; nothing to cancel")
     gateway = gateway or get_gateway(manifest.backend)
     manifest.cancel_requested = True
     save_manifest(manifest)
+    report: list[BatchCancel] = []
     for shard in manifest.shards:
-        if shard.state == "created" and shard.batch_id:
-            batch = gateway.cancel(shard.batch_id)
-            shard.batch_status = batch.status
+        if shard.state == "creating":
+            _adopt_for_cancel(gateway, manifest, shard)
+        if shard.state in ("built", "uploading", "uploaded"):
+            report.append(BatchCancel(shard=shard.key, outcome="not_submitted"))
+        elif shard.state == "created" and shard.batch_id:
+            report.append(_cancel_batch(gateway, shard))
+        else:
+            report.append(
+                BatchCancel(
+                    shard=shard.key,
+                    batch_id=shard.batch_id,
+                    outcome="already_finished",
+                    batch_status=shard.batch_status,
+                )
+            )
+    manifest.cancels = report
     save_manifest(manifest)
     return manifest
+
+
+def _adopt_for_cancel(gateway: Gateway, manifest: RunManifest, shard: ShardRecord) -> bool:
+    """After a cancel, settle a shard killed while `creating` without creating its batch.
+
+    The batch is adopted if the server has it (True: it can be cancelled); otherwise the
+    shard goes back to `uploaded`, which a cancelled run never submits (False).
+    """
+    assert shard.creating_since is not None
+    wanted = {META_RUN: manifest.run_id, META_SHARD: shard.key}
+    existing = gateway.find_batch(wanted, since=shard.creating_since)
+    if existing is None:
+        shard.state = "uploaded"
+        save_manifest(manifest)
+        return False
+    _record_created(manifest, shard, existing.id)
+    return True
+
+
+def _cancel_batch(gateway: Gateway, shard: ShardRecord) -> BatchCancel:
+    assert shard.batch_id is not None
+    try:
+        batch = gateway.cancel(shard.batch_id)
+    except openai.ConflictError as exc:  # 409: the batch ended before the cancel
+        try:
+            status: str | None = gateway.retrieve(shard.batch_id).status
+        except openai.APIError:
+            status = None
+        return BatchCancel(
+            shard=shard.key,
+            batch_id=shard.batch_id,
+            # A batch already stopping counts as cancelled (a cancel sent twice).
+            outcome="cancelled" if status in ("cancelling", "cancelled") else "already_finished",
+            batch_status=status,
+            message=exc.message[:500],
+        )
+    except openai.APIError as exc:
+        log.warning("cancelling batch %s failed: %s", shard.batch_id, exc)
+        return BatchCancel(
+            shard=shard.key, batch_id=shard.batch_id, outcome="failed", message=str(exc)[:500]
+        )
+    shard.batch_status = batch.status
+    return BatchCancel(
+        shard=shard.key,
+        batch_id=shard.batch_id,
+        outcome="cancelled" if batch.status in ("cancelling", "cancelled") else "already_finished",
+        batch_status=batch.status,
+    )

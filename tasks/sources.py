@@ -7,7 +7,8 @@ code saying why): bad input never stops a run and never disappears.
 
 Formats, by extension (a trailing `.gz` is decompressed transparently):
 
-- `.txt .md .markdown .rst`: the text (UTF-8, UTF-16 with BOM, or a detected legacy encoding).
+- `.txt .md .markdown .rst`: the text (UTF-8, UTF-16 with BOM, or a legacy 8-bit encoding,
+  Windows-1252 preferred when the detector is unsure: see `decode_text`).
 - `.html .htm .xhtml`: the visible text; scripts, styles and the head are dropped. Parsed with
   selectolax (the lexbor HTML5 engine): it recovers from broken markup the way a browser does
   and runs at tens of MB/s, where the stdlib `html.parser` would need hand-written rules for
@@ -16,7 +17,18 @@ Formats, by extension (a trailing `.gz` is decompressed transparently):
   A record's text is `source.text_field`; its id `source.id_field` or `key#n`.
 - `.csv .tsv .parquet`: one record a row (polars, in batches).
 - `.pdf`: the text layer through pypdf (scanned PDFs without one are rejected as `empty`).
-- `.png .jpg .jpeg .webp`: an image document (a `data:` URL) for vision models.
+- `.png .jpg .jpeg .webp`: an image document (a `data:` URL) for vision models, decoded whole
+  by Pillow first, so a corrupt image is rejected rather than sent (`check_image`).
+- Anything else (no extension, or one overnight does not know, gzipped or not) is judged by
+  its content (`sniff`): text becomes a text document (HTML if it starts like a page), a PDF
+  or an image is read as one, and other binary data is rejected as `unsupported_type` with
+  the type the `filetype` library detected.
+
+Entries that are not files (see `storage.list_entries` for how symbolic links are followed)
+become rejects too: `symlink_loop`, `broken_symlink`, `not_a_file` (FIFOs, sockets, devices,
+and folders named like a file, e.g. `x.txt/`), `unreadable` (permissions). A name that is not
+valid UTF-8 is kept, percent-encoded, in `document_id` and `source_uri`
+(`storage.escape_name`).
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ import gzip
 import hashlib
 import io
 import os
+import re
 import shutil
 import tempfile
 import zlib
@@ -117,7 +130,7 @@ def iter_documents(source: SourceSpec) -> Iterator[Document | RejectedDocument]:
     line: from the page cache a read costs less than handing it to a thread.
     """
     loader = _Loader(source)
-    listing = storage.list_files(source.uri, include=source.include, exclude=source.exclude)
+    listing = storage.list_entries(source.uri, include=source.include, exclude=source.exclude)
 
     def listed() -> Iterator[ObjectInfo]:
         while True:
@@ -138,7 +151,7 @@ def iter_documents(source: SourceSpec) -> Iterator[Document | RejectedDocument]:
         pending_bytes = 0
         for info in listed():
             read_whole = loader.reads_whole(info)
-            window.append((info, pool.submit(_read_bytes, info.uri) if read_whole else None))
+            window.append((info, pool.submit(_read_bytes, info.location) if read_whole else None))
             pending_bytes += info.size if read_whole else 0
             while window and (len(window) >= READ_AHEAD or pending_bytes > READ_AHEAD_BYTES):
                 done, future = window.popleft()
@@ -172,7 +185,14 @@ def file_kind(key: str) -> tuple[str, bool]:
 
 
 def decode_text(data: bytes) -> str | None:
-    """Decode text bytes: UTF-8 (BOM or not), UTF-16 with a BOM, else a detected encoding."""
+    """Decode text bytes: UTF-8 (BOM or not), UTF-16 with a BOM, else a legacy 8-bit encoding.
+
+    For legacy text, Windows-1252 (the Western superset of Latin-1) is preferred whenever it
+    reads the bytes at least as cleanly as charset-normalizer's best guess: on short or mostly
+    ASCII Western text the detector cannot tell cp1252 from cp1250 or cp850 and would turn
+    "naïve" into "naďve". Text the detector reads clearly better (Cyrillic, Greek, Central
+    European with letters cp1252 lacks, CJK) keeps the detector's answer.
+    """
     try:
         if data.startswith(codecs.BOM_UTF8):
             return data[3:].decode("utf-8")
@@ -184,9 +204,135 @@ def decode_text(data: bytes) -> str | None:
     if b"\x00" in data:
         return None
     from charset_normalizer import from_bytes
+    from charset_normalizer.md import mess_ratio
 
+    try:
+        western: str | None = data.decode("cp1252")
+    except UnicodeDecodeError:  # bytes cp1252 leaves undefined: not Western text
+        western = None
+    western_mess = 1.0 if western is None else mess_ratio(_accented_lines(western), 1.0)
+    if western is not None and western_mess == 0.0:
+        return western  # nothing reads cleaner: no need to ask the detector
     best = from_bytes(data).best()
-    return None if best is None else str(best)
+    guess = None if best is None else str(best)
+    if western is None or (best is not None and best.encoding in _WESTERN_ENCODINGS):
+        return guess
+    limit = 0.2 if guess is None else mess_ratio(_accented_lines(guess), 1.0)
+    return western if western_mess <= limit + WESTERN_SLACK else guess
+
+
+WESTERN_SLACK = 0.02
+"""How much messier than the detector's guess a cp1252 reading may be and still be preferred."""
+_WESTERN_ENCODINGS = frozenset({"cp1252", "latin_1", "iso8859_15"})
+_NON_ASCII_LINE = re.compile(r"^.*[^\x00-\x7f].*$", re.MULTILINE)
+
+
+def _accented_lines(text: str, limit: int = 1 << 16) -> str:
+    """The lines of a text that hold non-ASCII characters (what tells encodings apart)."""
+    out: list[str] = []
+    size = 0
+    for match in _NON_ASCII_LINE.finditer(text):
+        out.append(match.group())
+        size += len(out[-1]) + 1
+        if size >= limit:
+            break
+    return "\n".join(out)
+
+
+SNIFF_BYTES = 8192
+"""How much of a file's start `sniff` looks at for a signature (all of it for text)."""
+BINARY = "application/octet-stream"
+IMAGE_MIMES = frozenset({"image/png", "image/jpeg", "image/webp"})
+"""The image formats the Batch API's vision models take, by MIME type."""
+_PIL_MIMES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+_CONTROL = re.compile("[\x00-\x07\x0e-\x1a\x1c-\x1f\x7f\x80-\x9f]")
+"""Control characters text does not hold (tab, newlines, form feed, backspace and escape are
+fine: licenses use form feeds, man pages backspaces, logs escapes). C1 controls come from
+Latin-1 bytes 0x80–0x9f, which real text does not use."""
+MAX_CONTROL_FRACTION = 0.01
+
+
+def sniff(data: bytes) -> str:
+    """What bytes hold, by content: `"text"`, a MIME type, or `BINARY` (unknown binary).
+
+    A file signature (magic number) is looked up first with the `filetype` library, so a PDF
+    or PNG is named even when most of its bytes would pass for text; bytes with no signature
+    are text when they decode (`decode_text`) to characters with almost no control codes.
+    """
+    return _classify(data)[0]
+
+
+def _classify(data: bytes) -> tuple[str, str | None]:
+    """`sniff`, with the decoded text when the bytes are text."""
+    import filetype
+
+    kind = filetype.guess_mime(data[:SNIFF_BYTES])
+    if kind is not None:
+        gzipped = kind in ("application/gzip", "application/x-gzip")
+        return ("application/gzip" if gzipped else kind), None
+    if b"\x00" in data[:SNIFF_BYTES] and not data.startswith(_UTF16_BOMS):
+        return BINARY, None
+    text = decode_text(data)
+    if text is None:
+        return BINARY, None
+    sample = text[: SNIFF_BYTES * 8]
+    if len(_CONTROL.findall(sample)) > MAX_CONTROL_FRACTION * len(sample):
+        return BINARY, None
+    return "text", text
+
+
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _looks_like_html(text: str) -> bool:
+    head = text.lstrip()[:512].lower()
+    return head.startswith(("<!doctype html", "<html"))
+
+
+def _extension_phrase(key: str) -> str:
+    suffix, gz = file_kind(key)
+    what = f"a '{suffix}' file" if suffix else "a file without an extension"
+    return f"{what} (gzipped)" if gz else what
+
+
+def check_image(data: bytes) -> str | tuple[RejectCode, str]:
+    """The MIME type of a valid PNG, JPEG or WebP image, or why it is not one.
+
+    Pillow reads the header, verifies the file's structure (PNG chunk checksums) and then
+    decodes every pixel, so a corrupt or truncated image is caught here rather than by the
+    API after the batch was paid for. JPEGs decode at 1/8 scale (still reading every block).
+    Images over Pillow's decompression-bomb limit are rejected as too large.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            found = image.format or "unknown"
+            image.verify()
+        if found not in _PIL_MIMES:
+            return "unsupported_type", (
+                f"a {found} image; the Batch API takes PNG, JPEG and WebP images"
+            )
+        with Image.open(io.BytesIO(data)) as image:
+            if found == "JPEG":
+                image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+            image.load()
+    except Image.DecompressionBombError as exc:
+        return "too_large", f"too many pixels to check: {exc}"
+    except Exception as exc:  # Pillow raises many exception types on malformed images
+        kind = sniff(data)
+        found = "" if kind in (BINARY, "text") else f" (its signature says {kind})"
+        return "undecodable", (
+            f"not a valid image{found}: Pillow cannot decode it: {type(exc).__name__}: {exc}"
+        )
+    return _PIL_MIMES[found]
+
+
+def _is_read_failure(exc: BaseException) -> bool:
+    """True when the storage refused a read (not when the bytes read were bad)."""
+    if isinstance(exc, StorageError | BotoCoreError | ClientError):
+        return True
+    return isinstance(exc, OSError) and exc.errno is not None
 
 
 def gunzip_limited(data: bytes, limit: int) -> bytes:
@@ -376,39 +522,54 @@ class _Loader:
         """True for a file `load` reads whole into memory (so it can be read ahead)."""
         suffix, gz = file_kind(info.key)
         return (
-            suffix in SUPPORTED_SUFFIXES
+            info.kind == "file"
             and suffix not in JSONL_SUFFIXES
             and suffix not in TABLE_SUFFIXES
             and info.size > 0
             and (gz or info.size <= self.max_bytes)
         )
 
+    def entry(self, info: ObjectInfo) -> Iterator[RejectedDocument]:
+        """The row of a listed entry that is not a file (none for an ordinary folder)."""
+        if info.kind == "directory":
+            suffix, gz = file_kind(info.key)
+            if suffix in SUPPORTED_SUFFIXES or gz:
+                yield self.reject(
+                    info,
+                    "not_a_file",
+                    "a folder named like a file; the files inside it are read on their own",
+                )
+            return
+        codes: dict[str, RejectCode] = {
+            "symlink_loop": "symlink_loop",
+            "broken_symlink": "broken_symlink",
+            "special": "not_a_file",
+            "unreadable": "unreadable",
+        }
+        yield self.reject(info, codes[info.kind], info.detail)
+
     def load(
         self, info: ObjectInfo, prefetched: Future[bytes] | None = None
     ) -> Iterator[Document | RejectedDocument]:
-        suffix, gz = file_kind(info.key)
-        if suffix not in SUPPORTED_SUFFIXES:
-            what = f"'{suffix}' files" if suffix else "files without an extension"
-            yield self.reject(info, "unsupported_type", f"overnight cannot read {what}")
+        if info.kind != "file":
+            yield from self.entry(info)
             return
+        suffix, gz = file_kind(info.key)
         if suffix in JSONL_SUFFIXES:
             yield from self.jsonl(info, gz)
             return
         if suffix in TABLE_SUFFIXES:
             yield from self.table(info, suffix, gz)
             return
+        known = suffix in SUPPORTED_SUFFIXES
         if info.size == 0:
             yield self.reject(info, "empty", "the file is empty")
             return
         if not gz and info.size > self.max_bytes:
-            yield self.reject(
-                info,
-                "too_large",
-                f"{info.size} bytes; limit {self.max_bytes} (source.max_document_bytes)",
-            )
+            yield self.too_large_or_unsupported(info, known)
             return
         try:
-            data = prefetched.result() if prefetched is not None else _read_bytes(info.uri)
+            data = prefetched.result() if prefetched is not None else _read_bytes(info.location)
         except _READ_ERRORS as exc:
             yield self.reject(info, "unreadable", f"read failed: {exc}")
             return
@@ -432,9 +593,64 @@ class _Loader:
         elif suffix == ".pdf":
             yield self.pdf(info, data, sha)
         elif suffix in IMAGE_TYPES:
-            yield self.image(info, data, sha, IMAGE_TYPES[suffix])
-        else:
+            yield self.image(info, data, sha)
+        elif known:
             yield self.text(info, data, sha, html=suffix in HTML_SUFFIXES)
+        else:
+            yield self.sniffed(info, data, sha)
+
+    def too_large_or_unsupported(self, info: ObjectInfo, known: bool) -> RejectedDocument:
+        """A file over the size limit: too large, or (unknown and not text) unsupported."""
+        if not known:
+            try:
+                with storage.open_read(info.location) as fh:
+                    head = fh.read(SNIFF_BYTES)
+            except _READ_ERRORS as exc:
+                return self.reject(info, "unreadable", f"read failed: {exc}")
+            kind = sniff(head)
+            if kind != "text":
+                return self.unsupported(info, kind, None)
+        return self.reject(
+            info,
+            "too_large",
+            f"{info.size} bytes; limit {self.max_bytes} (source.max_document_bytes)",
+        )
+
+    def unsupported(self, info: ObjectInfo, kind: str, sha: str | None) -> RejectedDocument:
+        what = "binary data of no type overnight recognises" if kind == BINARY else kind
+        return self.reject(
+            info,
+            "unsupported_type",
+            f"{_extension_phrase(info.key)} holding {what}: overnight reads text, HTML, JSON, "
+            "JSONL, CSV, TSV, Parquet, PDF and PNG/JPEG/WebP images",
+            sha256=sha,
+        )
+
+    def sniffed(self, info: ObjectInfo, data: bytes, sha: str) -> Document | RejectedDocument:
+        """A file whose extension says nothing overnight reads: judged by its content.
+
+        Gzip found inside (a gzip file without `.gz`, or one gzipped twice) is opened once.
+        """
+        kind, text = _classify(data)
+        if kind == "application/gzip":
+            try:
+                data = gunzip_limited(data, self.max_bytes + 1)
+            except _GZIP_ERRORS as exc:
+                return self.reject(info, "undecodable", f"not a valid gzip file: {exc}", sha256=sha)
+            if len(data) > self.max_bytes:
+                return self.reject(
+                    info, "too_large", f"over {self.max_bytes} bytes after gunzip", sha256=sha
+                )
+            if not data:
+                return self.reject(info, "empty", "empty after gunzip", sha256=sha)
+            kind, text = _classify(data)
+        if text is not None:
+            return self.decoded(info, text, sha, size=len(data), html=_looks_like_html(text))
+        if kind == "application/pdf":
+            return self.pdf(info, data, sha)
+        if kind in IMAGE_MIMES:
+            return self.image(info, data, sha)
+        return self.unsupported(info, kind, sha)
 
     # -- single-document formats ----------------------------------------------------------
 
@@ -443,18 +659,25 @@ class _Loader:
     ) -> Document | RejectedDocument:
         text = decode_text(data)
         if text is None:
+            kind = sniff(data)
+            found = "" if kind in ("text", BINARY) else f" (it holds {kind})"
             return self.reject(
                 info,
                 "undecodable",
-                "not text in UTF-8, UTF-16 or a recognisable encoding",
+                f"not text in UTF-8, UTF-16 or a recognisable encoding{found}",
                 sha256=sha,
             )
+        return self.decoded(info, text, sha, size=len(data), html=html)
+
+    def decoded(
+        self, info: ObjectInfo, text: str, sha: str, *, size: int, html: bool
+    ) -> Document | RejectedDocument:
         meta = {"format": "html" if html else "text"}
         if html:
             text, title = html_to_text(text)
             if title:
                 meta["title"] = title
-        return self.text_document(info, text, sha256=sha, size=len(data), metadata=meta)
+        return self.text_document(info, text, sha256=sha, size=size, metadata=meta)
 
     def pdf(self, info: ObjectInfo, data: bytes, sha: str) -> Document | RejectedDocument:
         from pypdf import PasswordType, PdfReader
@@ -484,18 +707,13 @@ class _Loader:
             )
         return self.text_document(info, text, sha256=sha, size=len(data), metadata=meta)
 
-    def image(
-        self, info: ObjectInfo, data: bytes, sha: str, mime: str
-    ) -> Document | RejectedDocument:
-        signatures = {
-            "image/png": data.startswith(b"\x89PNG\r\n\x1a\n"),
-            "image/jpeg": data.startswith(b"\xff\xd8\xff"),
-            "image/webp": data[:4] == b"RIFF" and data[8:12] == b"WEBP",
-        }
-        if not signatures[mime]:
-            kind = mime.removeprefix("image/").upper()
-            return self.reject(info, "undecodable", f"not a valid {kind} image", sha256=sha)
-        url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+    def image(self, info: ObjectInfo, data: bytes, sha: str) -> Document | RejectedDocument:
+        """An image, decoded whole by Pillow first: a corrupt or truncated one is rejected."""
+        checked = check_image(data)
+        if isinstance(checked, tuple):
+            code, message = checked
+            return self.reject(info, code, message, sha256=sha)
+        url = f"data:{checked};base64,{base64.b64encode(data).decode('ascii')}"
         return Document(
             document_id=info.key,
             source_uri=info.uri,
@@ -503,7 +721,7 @@ class _Loader:
             size_bytes=len(data),
             text=None,
             images=(url,),
-            metadata={"format": "image", "mime_type": mime},
+            metadata={"format": "image", "mime_type": checked},
         )
 
     # -- multi-record formats -------------------------------------------------------------
@@ -528,7 +746,7 @@ class _Loader:
         index = -1
         records = 0
         try:
-            with storage.open_read(info.uri) as raw:
+            with storage.open_read(info.location) as raw:
                 fh = _gunzipped(raw) if gz else raw
                 for index, line in enumerate(_iter_lines(fh)):
                     if not line.strip():
@@ -554,7 +772,7 @@ class _Loader:
                         continue
                     yield self.record(info, obj, index)
         except _GZIP_ERRORS + _READ_ERRORS as exc:
-            code: RejectCode = "undecodable" if gz else "unreadable"
+            code: RejectCode = "unreadable" if _is_read_failure(exc) else "undecodable"
             yield self.reject(
                 info,
                 code,
@@ -604,7 +822,7 @@ class _Loader:
         except (pl.exceptions.PolarsError, *_GZIP_ERRORS, *_READ_ERRORS) as exc:
             yield self.reject(
                 info,
-                "undecodable",
+                "unreadable" if _is_read_failure(exc) else "undecodable",
                 f"reading stopped after row {rows}: {type(exc).__name__}: {exc}",
                 document_id=f"{info.key}#{rows}",
             )
@@ -648,11 +866,11 @@ def _gunzipped(raw: IO[bytes]) -> IO[bytes]:
 @contextmanager
 def _local_copy(info: ObjectInfo, gz: bool) -> Iterator[str]:
     """A local path holding the file's (decompressed) bytes: the file itself when possible."""
-    if not gz and not storage.is_s3(info.uri):
+    if not gz and not storage.is_s3(info.uri) and info.path is None:
         yield info.uri
         return
     with tempfile.NamedTemporaryFile(prefix="overnight-src-") as tmp:
-        with storage.open_read(info.uri) as raw:
+        with storage.open_read(info.location) as raw:
             src = _gunzipped(raw) if gz else raw
             shutil.copyfileobj(src, tmp, 1 << 20)
         tmp.flush()

@@ -8,15 +8,18 @@ region) come from the standard AWS environment and config files, e.g. `AWS_ENDPO
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -26,16 +29,59 @@ class StorageError(Exception):
     """A storage location could not be read or written."""
 
 
+EntryKind = Literal["file", "directory", "symlink_loop", "broken_symlink", "special", "unreadable"]
+"""What a listed entry is: a file to read, a directory (listed so that one named like a file can
+be reported), or something that cannot be read as a document, with the reason in `detail`."""
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
-    """One file or object found under a location."""
+    """One file or object found under a location (or, from `list_entries`, any entry)."""
 
     uri: str
+    """Where it is, printable: a local name that is not valid UTF-8 is escaped (`escape_name`)."""
     key: str
-    """Path relative to the listed location, with `/` separators."""
+    """Path relative to the listed location, with `/` separators, escaped like `uri`."""
     size: int
     version: str
     """ETag for S3 objects, `mtime_ns` for local files: changes when the content may have."""
+    path: str | None = None
+    """The local path to open when it differs from `uri` (a name that had to be escaped)."""
+    kind: EntryKind = "file"
+    detail: str = ""
+    """Why an entry that is not a file cannot be read (for `list_entries`)."""
+
+    @property
+    def location(self) -> str:
+        """What to open: the real local path, or the URI."""
+        return self.path or self.uri
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def escape_name(name: str) -> str:
+    """A printable, valid UTF-8 form of a local path that keeps every byte of it.
+
+    Linux file names are bytes; Python hands the ones that are not valid UTF-8 over with lone
+    surrogates (`os.fsdecode`, surrogateescape), which cannot be written to JSON, parquet or a
+    request body. Such a name is percent-encoded: each undecodable byte becomes `%XX` and a
+    literal `%` becomes `%25`, so `urllib.parse.unquote_to_bytes` gives the exact bytes back.
+    A valid name is returned unchanged.
+    """
+    if not _SURROGATES.search(name):
+        return name
+    out = []
+    for char in name:
+        if char == "%":
+            out.append("%25")
+        elif "\udc80" <= char <= "\udcff":
+            out.append(f"%{ord(char) - 0xDC00:02X}")
+        elif "\ud800" <= char <= "\udfff":
+            out.extend(f"%{b:02X}" for b in char.encode("utf-8", "surrogatepass"))
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def is_s3(uri: str) -> bool:
@@ -72,13 +118,18 @@ def s3_client() -> S3Client:
     return client
 
 
+def _hit(key: str, patterns: Sequence[str]) -> bool:
+    name = key.rstrip("/").rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(key, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
 def _matches(key: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
-    name = key.rsplit("/", 1)[-1]
+    return (not include or _hit(key, include)) and not _hit(key, exclude)
 
-    def hit(patterns: Sequence[str]) -> bool:
-        return any(fnmatch.fnmatchcase(key, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
 
-    return (not include or hit(include)) and not hit(exclude)
+def _excluded(folder_key: str, exclude: Sequence[str]) -> bool:
+    """True when the exclude patterns leave out a folder (`key/`) or whatever is in it."""
+    return _hit(folder_key, exclude) or _hit(folder_key + "*", exclude)
 
 
 def list_files(
@@ -87,6 +138,34 @@ def list_files(
     """Yield the files under a folder or S3 prefix, sorted by key, streaming page by page.
 
     `include`/`exclude` are glob patterns matched against the relative key and the file name.
+    Symbolic links are followed as `list_entries` says; entries that are not readable files
+    are left out (use `list_entries` to see them).
+    """
+    for info in list_entries(uri, include=include, exclude=exclude):
+        if info.kind == "file":
+            yield info
+
+
+def list_entries(
+    uri: str, *, include: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> Iterator[ObjectInfo]:
+    """Yield every entry under a folder or S3 prefix, sorted by key: files and everything else.
+
+    Nothing found under the location stops the listing; each entry comes out with its `kind`:
+
+    - `file`: a regular file, or an S3 object.
+    - `directory`: a folder (an S3 key ending in `/`), listed before what is in it.
+    - `symlink_loop`: a link that resolves to itself (ELOOP), or a link to a folder that is
+      the listed root or one of the folders above the link (following it would never end).
+    - `broken_symlink`: a link whose target does not exist.
+    - `special`: a FIFO, socket or device: never opened (reading a FIFO would block forever).
+    - `unreadable`: an entry, or a folder, whose metadata or listing the system refused.
+
+    Following symbolic links: a link to a file is followed once, wherever the file is (inside
+    the root or outside it), and is listed under the link's own key. A link to a folder is
+    followed, and its files are listed under the link's key, unless the folder it reaches is
+    already on the path from the root to the link (a loop). A folder reached twice through two
+    different links is listed twice, under two keys. The root itself may be a link.
     """
     if is_s3(uri):
         bucket, prefix = split_s3(uri)
@@ -97,41 +176,140 @@ def list_files(
             for obj in page.get("Contents", []):
                 key = obj["Key"]
                 rel = key[len(prefix) :]
-                if not rel or key.endswith("/") or not _matches(rel, include, exclude):
+                if not rel:
+                    continue
+                is_dir = key.endswith("/")
+                if is_dir:
+                    rel = rel.rstrip("/")
+                if not _matches(rel, include, exclude):
                     continue
                 yield ObjectInfo(
                     uri=f"s3://{bucket}/{key}",
                     key=rel,
                     size=obj["Size"],
                     version=obj.get("ETag", "").strip('"'),
+                    kind="directory" if is_dir else "file",
                 )
         return
     root = Path(uri)
     if root.is_file():
         st = root.stat()
-        yield ObjectInfo(uri=str(root), key=root.name, size=st.st_size, version=str(st.st_mtime_ns))
+        yield _local_info(str(root), root.name, st)
         return
     if not root.is_dir():
         raise StorageError(f"no such folder: {uri}")
-    yield from _walk_local(str(root), len(str(root)) + 1, include, exclude)
+    st = root.stat()
+    try:
+        with os.scandir(root) as it:
+            first = sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        raise StorageError(f"cannot list {uri}: {exc}") from exc
+    yield from _walk_local(
+        first, str(root), len(str(root)) + 1, {(st.st_dev, st.st_ino): ""}, include, exclude
+    )
+
+
+def _local_info(path: str, rel: str, st: os.stat_result) -> ObjectInfo:
+    uri = escape_name(path)
+    return ObjectInfo(
+        uri=uri,
+        key=escape_name(rel),
+        size=st.st_size,
+        version=str(st.st_mtime_ns),
+        path=path if uri != path else None,
+    )
+
+
+def _problem(path: str, rel: str, kind: EntryKind, detail: str) -> ObjectInfo:
+    uri = escape_name(path)
+    return ObjectInfo(
+        uri=uri,
+        key=escape_name(rel),
+        size=0,
+        version="",
+        path=path if uri != path else None,
+        kind=kind,
+        detail=detail,
+    )
+
+
+_SPECIAL = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
 
 
 def _walk_local(
-    folder: str, strip: int, include: Sequence[str], exclude: Sequence[str]
+    entries: list[os.DirEntry[str]],
+    folder: str,
+    strip: int,
+    ancestors: dict[tuple[int, int], str],
+    include: Sequence[str],
+    exclude: Sequence[str],
 ) -> Iterator[ObjectInfo]:
-    """Depth-first, sorted by name; keys are paths relative to the root (`strip` characters)."""
-    with os.scandir(folder) as it:
-        entries = sorted(it, key=lambda e: e.name)
+    """Depth-first, sorted by name; keys are paths relative to the root (`strip` characters).
+
+    `ancestors` maps the (device, inode) of each folder from the root down to `folder` to its
+    key, so a link back up is recognised as a loop.
+    """
     for entry in entries:
-        if entry.is_dir(follow_symlinks=False):
-            yield from _walk_local(entry.path, strip, include, exclude)
-        elif entry.is_file():
-            rel = entry.path[strip:].replace(os.sep, "/")
+        path = entry.path
+        rel = path[strip:].replace(os.sep, "/")
+        try:
+            is_link = entry.is_symlink()
+            st = entry.stat()  # follows links
+        except OSError as exc:
+            if not _matches(rel, include, exclude):
+                continue
+            if exc.errno == errno.ELOOP:
+                yield _problem(path, rel, "symlink_loop", f"a symbolic link loop: {exc.strerror}")
+            elif is_link and exc.errno == errno.ENOENT:
+                target = _readlink(path)
+                yield _problem(path, rel, "broken_symlink", f"its target {target} does not exist")
+            else:
+                yield _problem(path, rel, "unreadable", f"cannot stat it: {exc}")
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            ident = (st.st_dev, st.st_ino)
+            if ident in ancestors:
+                if _matches(rel, include, exclude):
+                    above = ancestors[ident] or "the source root"
+                    yield _problem(
+                        path,
+                        rel,
+                        "symlink_loop",
+                        f"links back to {escape_name(above)}, a folder above it "
+                        f"(target {_readlink(path)})",
+                    )
+                continue
             if _matches(rel, include, exclude):
-                st = entry.stat()
-                yield ObjectInfo(
-                    uri=entry.path, key=rel, size=st.st_size, version=str(st.st_mtime_ns)
-                )
+                yield replace(_local_info(path, rel, st), kind="directory")
+            try:
+                with os.scandir(path) as it:
+                    children = sorted(it, key=lambda e: e.name)
+            except OSError as exc:
+                if not _excluded(f"{rel}/", exclude):
+                    yield _problem(path, rel, "unreadable", f"cannot list the folder: {exc}")
+                continue
+            yield from _walk_local(
+                children, path, strip, {**ancestors, ident: rel}, include, exclude
+            )
+        elif not _matches(rel, include, exclude):
+            continue
+        elif stat.S_ISREG(st.st_mode):
+            yield _local_info(path, rel, st)
+        else:
+            what = _SPECIAL.get(stat.S_IFMT(st.st_mode), "not a regular file")
+            yield _problem(path, rel, "special", f"{what}, not a regular file")
+
+
+def _readlink(path: str) -> str:
+    try:
+        return repr(escape_name(os.readlink(path)))
+    except OSError:
+        return "(unknown)"
 
 
 def list_dirs(uri: str) -> list[str]:

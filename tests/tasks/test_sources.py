@@ -75,6 +75,105 @@ def test_text_encodings_markdown_and_gzip(cases: dict[str, Any], key: str, text:
     assert doc(cases, key).text == text
 
 
+# Real samples: BSD and Apache-2.0 are Debian's /usr/share/common-licenses texts (no extension,
+# and an unknown '.0' one); ed-AUTHORS and ed.changelog.gz are GNU ed's AUTHORS and changelog.gz
+# from /usr/share/doc/ed (GPL-3, copied verbatim), written in Latin-1.
+@pytest.mark.parametrize(
+    ("key", "start"),
+    [
+        ("README", "a file without an extension"),
+        ("BSD", "Copyright (c) The Regents of the University of California."),
+        ("Apache-2.0", "Apache License\n                           Version 2.0, January 2004"),
+        ("ed.changelog.gz", "2023-01-11  Antonio Diaz Diaz  <antonio@gnu.org>"),
+    ],
+)
+def test_files_without_a_known_extension_are_read_as_text_by_content(
+    cases: dict[str, Any], key: str, start: str
+) -> None:
+    found = doc(cases, key)
+    assert (found.text or "").startswith(start)
+    assert found.metadata == {"format": "text"}
+
+
+def test_latin1_real_samples_decode_as_western_text(cases: dict[str, Any]) -> None:
+    assert "by François Pinard." in (doc(cases, "ed-AUTHORS").text or "")
+    changelog = doc(cases, "ed.changelog.gz").text or ""
+    assert "(Reported by Sören Tempel)." in changelog
+    assert "Sďren" not in changelog and "Franţois" not in changelog
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("The naïve approach", "latin-1"),
+        ("A naïve café owner said: “déjà vu” – it costs 5 €.", "cp1252"),
+        ("Être élève à l'école, ça coûte", "latin-1"),
+        ("Grüße aus Köln, schöne Straße", "latin-1"),
+        ("El pingüino comió piñas en Logroño, ¿verdad?", "latin-1"),
+        ("Съешь же ещё этих мягких французских булок", "cp1251"),
+        ("Ξεσκεπάζω την ψυχοφθόρα βδελυγμία", "cp1253"),
+    ],
+)
+def test_legacy_encodings_prefer_western_only_when_it_reads_cleanly(
+    text: str, encoding: str
+) -> None:
+    assert sources.decode_text(text.encode(encoding)) == text
+
+
+def test_text_cp1252_reads_badly_is_left_to_the_detector() -> None:
+    polish = "Zażółć gęślą jaźń, zażółć gęślą jaźń".encode("iso-8859-2")
+    assert sources.decode_text(polish) != polish.decode("cp1252")  # not "Za¿ó³æ gê¶l±"
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        (b"plain words\n", "text"),
+        (b"\x7fELF\x02\x01\x01" + bytes(100), "application/x-executable"),
+        (gzip.compress(b"x"), "application/gzip"),
+        (bytes(range(256)) * 4, sources.BINARY),
+        ("Grüße".encode("utf-16"), "text"),
+    ],
+)
+def test_sniff_names_what_bytes_hold(data: bytes, kind: str) -> None:
+    assert sources.sniff(data) == kind
+
+
+def test_images_are_validated_by_decoding_them(cases: dict[str, Any]) -> None:
+    assert doc(cases, "photo.jpg").metadata == {"format": "image", "mime_type": "image/jpeg"}
+    assert "Pillow cannot decode it" in rejected(cases, "corrupt.png").message
+    assert "GIF" in rejected(cases, "pixel.gif.png").message
+
+
+def test_binary_content_is_rejected_with_the_type_detected(
+    cases: dict[str, Any], tmp_path: Path
+) -> None:
+    assert "application/zip" in rejected(cases, "archive.zip").message
+    (tmp_path / "program").write_bytes(b"\x7fELF\x02\x01\x01" + bytes(200))
+    (tmp_path / "blob.dat").write_bytes(bytes(range(256)) * 8)
+    (tmp_path / "page").write_text("<!DOCTYPE html><html><body><p>Sniffed page</p></body></html>")
+    (tmp_path / "nested.gz").write_bytes(gzip.compress(gzip.compress(b"twice gzipped words")))
+    (tmp_path / "report").write_bytes((CASES / "doc.pdf").read_bytes())
+    (tmp_path / "picture").write_bytes((CASES / "pixel.png").read_bytes())
+    items = load(tmp_path)
+    elf = rejected(items, "program")
+    assert elf.code == "unsupported_type"
+    assert "a file without an extension holding application/x-executable" in elf.message
+    assert "binary data of no type overnight recognises" in rejected(items, "blob.dat").message
+    assert doc(items, "page").text == "Sniffed page"
+    assert doc(items, "nested.gz").text == "twice gzipped words"
+    assert doc(items, "report").metadata["format"] == "pdf"
+    assert doc(items, "picture").images[0].startswith("data:image/png;base64,")
+
+
+def test_a_large_binary_file_is_unsupported_not_too_large(tmp_path: Path) -> None:
+    (tmp_path / "video.bin").write_bytes(b"\x1aE\xdf\xa3" + bytes(400))  # Matroska/WebM
+    (tmp_path / "log").write_text("a log line\n" * 40)
+    items = load(tmp_path, max_document_bytes=100)
+    assert rejected(items, "video.bin").code == "unsupported_type"
+    assert rejected(items, "log").code == "too_large"
+
+
 def test_html_keeps_visible_text_only(cases: dict[str, Any]) -> None:
     page = doc(cases, "page.html")
     assert page.text == "Heading bold\nPara with a link.\none\ntwo\ncafé & bar"
@@ -143,8 +242,10 @@ def test_csv_tsv_and_parquet_rows(cases: dict[str, Any]) -> None:
         ("binary.txt", "undecodable"),
         ("truncated.txt.gz", "undecodable"),
         ("not-really.png", "undecodable"),
+        ("corrupt.png", "undecodable"),  # a flipped byte: the IDAT checksum fails
+        ("truncated.jpg", "undecodable"),  # the second half of photo.jpg is missing
+        ("pixel.gif.png", "unsupported_type"),  # a valid GIF under a .png name
         ("archive.zip", "unsupported_type"),
-        ("README", "unsupported_type"),
         ("encrypted.pdf", "unreadable_pdf"),
         ("corrupt.pdf", "unreadable_pdf"),
         ("scanned.pdf", "empty"),
@@ -331,9 +432,9 @@ def test_s3_object_gone_after_listing_is_rejected_as_unreadable(
     s3_bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     upload(s3_bucket, "in/", ["bom.txt", "plain.txt"])
-    listed = list(storage.list_files(f"s3://{s3_bucket}/in"))
+    listed = list(storage.list_entries(f"s3://{s3_bucket}/in"))
     storage.delete(f"s3://{s3_bucket}/in/plain.txt")
-    monkeypatch.setattr(storage, "list_files", lambda *args, **kwargs: iter(listed))
+    monkeypatch.setattr(storage, "list_entries", lambda *args, **kwargs: iter(listed))
     first, gone = iter_documents(SourceSpec(uri=f"s3://{s3_bucket}/in"))
     assert first.document_id == "bom.txt"
     assert isinstance(gone, RejectedDocument)
@@ -355,3 +456,16 @@ def test_s3_read_ahead_keeps_listing_order_and_loses_nothing(s3_bucket: str) -> 
     assert ids == sorted(ids) and len(ids) == 151
     assert docs[100].text == "Document 99."
     assert isinstance(docs[50], RejectedDocument) and docs[50].code == "unsupported_type"
+
+
+def test_a_file_that_cannot_be_read_is_rejected_as_unreadable(tmp_path: Path) -> None:
+    from tests.odd_entries import unreadable_file
+
+    (tmp_path / "ok.txt").write_text("readable")
+    why_not = unreadable_file(tmp_path / "locked.txt")
+    if why_not is not None:
+        pytest.skip(why_not)
+    items = load(tmp_path)
+    locked = rejected(items, "locked.txt")
+    assert locked.code == "unreadable" and "Permission denied" in locked.message
+    assert doc(items, "ok.txt").text == "readable"

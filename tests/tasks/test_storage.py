@@ -66,3 +66,71 @@ def test_list_dirs_names_only_the_first_level(root: str) -> None:
     assert storage.list_dirs(root) == ["skip", "sub"]
     assert storage.list_dirs(storage.join(root, "sub")) == ["deeper"]
     assert storage.list_dirs(storage.join(root, "nothing-here")) == []
+
+
+def test_list_files_leaves_out_what_is_not_a_file_and_list_entries_names_it(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "docs"
+    _populate(str(root))
+    (root / "loop").symlink_to("loop")
+    (root / "sub" / "up").symlink_to("..")
+    (root / "gone.txt").symlink_to("nowhere.txt")
+    (root / "folder.txt").mkdir()
+    assert [o.key for o in storage.list_files(str(root))] == [
+        "a.txt",
+        "b.md",
+        "skip/e.txt",
+        "sub/c.txt",
+        "sub/deeper/d.json",
+    ]
+    kinds = {o.key: o.kind for o in storage.list_entries(str(root)) if o.kind != "file"}
+    assert kinds == {
+        "folder.txt": "directory",
+        "gone.txt": "broken_symlink",
+        "loop": "symlink_loop",
+        "skip": "directory",
+        "sub": "directory",
+        "sub/deeper": "directory",
+        "sub/up": "symlink_loop",
+    }
+    only_txt = [o.key for o in storage.list_entries(str(root), include=["*.txt"])]
+    assert only_txt == ["a.txt", "folder.txt", "gone.txt", "skip/e.txt", "sub/c.txt"]
+
+
+def test_a_root_that_is_a_link_is_followed(tmp_path: Path) -> None:
+    _populate(str(tmp_path / "real"))
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    assert len(list(storage.list_files(str(tmp_path / "link")))) == 5
+
+
+def test_s3_folder_markers_are_directory_entries(s3_bucket: str) -> None:
+    root = f"s3://{s3_bucket}/in"
+    storage.write_bytes(f"{root}/a.txt", b"a")
+    storage.s3_client().put_object(Bucket=s3_bucket, Key="in/x.txt/", Body=b"")
+    assert [(o.key, o.kind) for o in storage.list_entries(root)] == [
+        ("a.txt", "file"),
+        ("x.txt", "directory"),
+    ]
+    assert [o.key for o in storage.list_files(root)] == ["a.txt"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "escaped"),
+    [
+        (b"plain.txt", "plain.txt"),
+        ("café 100%.txt".encode(), "café 100%.txt"),
+        (b"caf\xe9.txt", "caf%E9.txt"),
+        (b"100%\xff\xfe.txt", "100%25%FF%FE.txt"),
+        ("é".encode() + b"\xc3", "é%C3"),
+    ],
+)
+def test_names_that_are_not_utf8_are_escaped_losslessly(raw: bytes, escaped: str) -> None:
+    import os
+    from urllib.parse import unquote_to_bytes
+
+    name = os.fsdecode(raw)
+    assert storage.escape_name(name) == escaped
+    assert escaped.encode("utf-8"), "printable: no lone surrogates left"
+    if escaped != name:
+        assert unquote_to_bytes(escaped) == raw
