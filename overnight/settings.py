@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     """Where the embedded local Batch API keeps its state, and other per-user data."""
     pricing_file: Path | None = None
     """`OVERNIGHT_PRICING_FILE`: a pricing table of the user's own instead of the shipped one."""
+    models_file: Path | None = None
+    """`OVERNIGHT_MODELS_FILE`: a model-capabilities file of the user's own instead of the
+    shipped one (what each model accepts; see data/models.toml)."""
     poll_interval_seconds: float = 5.0
     max_api_concurrency: int = 4
 
