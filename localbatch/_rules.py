@@ -94,7 +94,9 @@ class LineRules:
         if counter is None:
             with self._lock:
                 counter = self._counters.setdefault(model, TokenCounter(model))
-        messages = chat_messages(body) if url == "/v1/chat/completions" else responses_messages(body)
+        messages = (
+            chat_messages(body) if url == "/v1/chat/completions" else responses_messages(body)
+        )
         tokens = counter.prompt(messages)[0] if messages else 0
         schema = _schema(url, body)
         if isinstance(schema, dict):

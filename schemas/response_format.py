@@ -45,8 +45,19 @@ STRING_FORMATS = (
     "uuid",
 )
 """The string formats OpenAI's Structured Outputs guide lists as supported."""
-_COMPOSITION = frozenset({"allOf", "oneOf", "not", "if", "then", "else", "dependentRequired",
-                          "dependentSchemas", "patternProperties"})
+_COMPOSITION = frozenset(
+    {
+        "allOf",
+        "oneOf",
+        "not",
+        "if",
+        "then",
+        "else",
+        "dependentRequired",
+        "dependentSchemas",
+        "patternProperties",
+    }
+)
 _KEYWORDS = frozenset(
     {
         # every schema

@@ -89,7 +89,7 @@ def job_problems(job: JobSpec) -> list[tuple[str, str]]:
         if problem.code == "invalid_json_schema":
             continue  # check_strict reported it with every path when the fields were read
         problems.append(
-            (_field(problem), f"{_advice(job, caps, problem)} (OpenAI: \"{problem.message}\")")
+            (_field(problem), f'{_advice(job, caps, problem)} (OpenAI: "{problem.message}")')
         )
     budget, cap = job.chunking.max_input_tokens, job.params.max_output_tokens
     if budget + cap > caps.context_window and cap <= caps.max_output_tokens:
