@@ -10,6 +10,13 @@ by the same rule as the pricing file.
 OpenAI's words (its messages, `param` and `code`): the job preflight (`tasks.preflight`) runs
 it on the request a job would send, and the local Batch API on every line it is given, so the
 two can never disagree.
+
+The wordings are OpenAI's where public answers of the API show them: `unsupported_parameter`
+for `max_tokens` / `top_p` / `reasoning_effort`, `unsupported_value` for `temperature`,
+`context_length_exceeded` on chat, `model_not_found`, "max_tokens is too large", the image
+content type, and `invalid_json_schema` ("In context=(...), 'minLength' is not permitted.").
+Ours, in OpenAI's style, where no answer was found: a model on an endpoint it does not serve,
+an output cap over the limit on the Responses API, and the effort values a model takes.
 """
 
 from __future__ import annotations
