@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import openai
+import pytest
 from openai import OpenAI
 
 from tests.localbatch._helpers import (
@@ -186,6 +188,10 @@ def test_an_unknown_model_is_a_404_per_line(client: OpenAI) -> None:
     )
     listed = {m.id for m in client.models.list()}
     assert {"gpt-5-mini", "o4-mini", "gpt-4.1-mini"} <= listed and "gpt-9-ultra" not in listed
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.models.retrieve("gpt-9-ultra")
+    assert caught.value.code == "model_not_found"
+    assert client.models.retrieve("gpt-4o-mini-2024-07-18").id == "gpt-4o-mini-2024-07-18"
 
 
 def test_lenient_runs_every_line_as_given(make_server: MakeServer, make_client: MakeClient) -> None:
