@@ -108,7 +108,7 @@ def test_serve_lenient_runs_lines_openai_would_refuse(tmp_path: Path) -> None:
     statuses = {}
     for lenient in (False, True):
         command = [sys.executable, "-m", "localbatch", "--port", "0", "--log-level", "warning"]
-        command += ["--data-dir", str(tmp_path / f"d{lenient}"), "--time-scale", "86400"]
+        command += ["--data-dir", str(tmp_path / f"d{lenient}")]
         command += ["--api-key", "cli-test-key"]
         command += ["--lenient"] if lenient else []
         process = subprocess.Popen(
@@ -120,7 +120,9 @@ def test_serve_lenient_runs_lines_openai_would_refuse(tmp_path: Path) -> None:
             assert ("lenient" in banner) is lenient, banner
             match = None
             while match is None:
-                match = re.search(r"export OPENAI_BASE_URL=(\S+)", process.stdout.readline())
+                printed = process.stdout.readline()
+                assert printed, "the server ended before printing its address"
+                match = re.search(r"export OPENAI_BASE_URL=(\S+)", printed)
             client = openai.OpenAI(base_url=match.group(1), api_key="cli-test-key")
             for _ in range(200):
                 try:
@@ -131,9 +133,12 @@ def test_serve_lenient_runs_lines_openai_would_refuse(tmp_path: Path) -> None:
             batch = client.batches.create(
                 input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h"
             )
-            while batch.status not in ("completed", "failed"):
+            deadline = time.monotonic() + 60
+            while batch.status not in ("completed", "failed", "expired", "cancelled"):
+                assert time.monotonic() < deadline, batch.status
                 time.sleep(0.05)
                 batch = client.batches.retrieve(batch.id)
+            assert batch.status == "completed"
             assert batch.request_counts is not None
             statuses[lenient] = (batch.request_counts.completed, batch.request_counts.failed)
         finally:
