@@ -31,7 +31,7 @@ SCHEMA = {
     "type": "object",
     "properties": {
         "title": {"type": "string"},
-        "summary": {"type": "string", "maxLength": 400},
+        "summary": {"type": "string"},
         "keywords": {"type": "array", "items": {"type": "string"}, "maxItems": 8},
         "sentiment": {"type": "string", "enum": ["positive", "neutral", "negative"]},
         "word_count": {"type": "integer"},

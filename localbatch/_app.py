@@ -97,21 +97,11 @@ def _int_param(request: Request, name: str, default: int, lo: int, hi: int) -> i
     return value
 
 
-KNOWN_MODELS = (
-    "gpt-5",
-    "gpt-5-mini",
-    "gpt-5-nano",
-    "gpt-4.1",
-    "gpt-4.1-mini",
-    "gpt-4.1-nano",
-    "gpt-4o",
-    "gpt-4o-mini",
-    "o3",
-    "o4-mini",
-    "text-embedding-3-small",
-    "text-embedding-3-large",
-)
-"""What `GET /v1/models` lists. Clients probe it; the simulator answers for any model name."""
+def known_models() -> list[str]:
+    """What `GET /v1/models` lists: the models of the capabilities file (`data/models.toml`)."""
+    from tasks.capabilities import load_capabilities
+
+    return list(load_capabilities().models)
 
 
 def _model(model_id: str) -> dict[str, Any]:
@@ -381,11 +371,19 @@ def _routes(holder: _Holder) -> list[Route]:
 
     async def list_models(request: Request) -> Response:
         holder.get()
-        return json_response({"object": "list", "data": [_model(m) for m in KNOWN_MODELS]})
+        return json_response({"object": "list", "data": [_model(m) for m in known_models()]})
 
     async def retrieve_model(request: Request) -> Response:
-        holder.get()
-        return json_response(_model(request.path_params["model"]))
+        service = holder.get()
+        model_id = request.path_params["model"]
+        if service.rules is not None and service.rules.table.get(model_id) is None:
+            raise APIError(
+                404,
+                f"The model '{model_id}' does not exist",
+                param="model",
+                code="model_not_found",
+            )
+        return json_response(_model(model_id))
 
     async def get_faults(request: Request) -> Response:
         return json_response(holder.get().faults.model_dump(mode="json"))

@@ -151,6 +151,11 @@ class ServerConfig(BaseModel):
     forward_model: str | None = None
     """Replace each line's `body.model` with this upstream model name (the batch keeps its own)."""
 
+    lenient: bool = False
+    """Run every line as given. By default each line is first checked as OpenAI checks it
+    (the models of the capabilities file, their parameters, strict schemas, context windows)
+    and refused with OpenAI's 400/404 answer; turn it off for self-hosted upstreams."""
+
     max_upload_bytes: int = Field(default=MAX_UPLOAD_BYTES, ge=1)
     """Uploads larger than this get HTTP 413."""
     max_batch_input_bytes: int = Field(default=MAX_UPLOAD_BYTES, ge=1)

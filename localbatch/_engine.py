@@ -31,6 +31,7 @@ from localbatch._clock import VirtualClock
 from localbatch._config import FaultConfig, ServerConfig
 from localbatch._execution import Executor, Outcome, WorkItem, not_run, output_line
 from localbatch._faults import draw_line_fault
+from localbatch._rules import LineRules
 from localbatch._store import BatchRecord, FileRecord, Store, new_file_id
 from localbatch._validate import validate_input
 
@@ -105,8 +106,11 @@ class Engine:
         executor: Executor,
         chunk_size: int,
         faults: Callable[[], FaultConfig],
+        rules: LineRules | None = None,
     ) -> None:
         self.store = store
+        self.rules = rules
+        """Checks each line as OpenAI would before it runs (None: `lenient`, run everything)."""
         self.config = config
         self.clock = clock
         self.executor = executor
@@ -424,7 +428,9 @@ class Engine:
         now = self.clock.timestamp()
         model = record.model or ""
         items: list[WorkItem] = []
+        raws: list[bytes] = []
         for line_no, raw, _ in lines:
+            raws.append(raw)
             request = orjson.loads(raw)
             custom_id = request["custom_id"]
             items.append(
@@ -450,7 +456,12 @@ class Engine:
                     custom_id=item.custom_id,
                     attempt=attempts.get(item.custom_id, 1),
                 )
-        return items, self.executor.execute(items)
+        if self.rules is None:
+            return items, self.executor.execute(items)
+        refused = [self.rules.check(item, raw) for item, raw in zip(items, raws, strict=True)]
+        runnable = [item for item, outcome in zip(items, refused, strict=True) if outcome is None]
+        ran = iter(self.executor.execute(runnable) if runnable else [])
+        return items, [outcome if outcome is not None else next(ran) for outcome in refused]
 
     def _skip_lines(
         self, record: BatchRecord, lines: list[tuple[int, bytes, int]], reason: str

@@ -10,6 +10,7 @@ from localbatch._engine import SIMULATE_CHUNK, Engine
 from localbatch._execution import Executor
 from localbatch._faults import APIFaultDice
 from localbatch._forward import Forwarder
+from localbatch._rules import LineRules
 from localbatch._simulate import Simulator
 from localbatch._store import Store
 
@@ -45,6 +46,7 @@ class Service:
             else:
                 executor, chunk = Simulator(seed=config.seed), SIMULATE_CHUNK
             self.executor = executor
+            self.rules = None if config.lenient else LineRules()
             self.engine = Engine(
                 store=self.store,
                 config=config,
@@ -52,6 +54,7 @@ class Service:
                 executor=executor,
                 chunk_size=chunk,
                 faults=lambda: self.faults,
+                rules=self.rules,
             )
         except BaseException:
             self.store.close()

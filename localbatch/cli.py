@@ -68,6 +68,16 @@ def serve(
     forward_model: Annotated[
         str | None, typer.Option(help="Replace each request's model with this upstream model.")
     ] = None,
+    lenient: Annotated[
+        bool,
+        typer.Option(
+            "--lenient",
+            help="Run every request line as given. By default each line is first checked as "
+            "OpenAI checks it (known model, parameters the model accepts, strict schema, "
+            "context window: see data/models.toml or OVERNIGHT_MODELS_FILE) and refused with "
+            "OpenAI's error otherwise; use --lenient when forwarding to a self-hosted model.",
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the simulator and of every fault draw.")] = 0,
     time_scale: Annotated[
         float,
@@ -130,6 +140,7 @@ def serve(
         forward_api_key=forward_api_key,
         forward_concurrency=forward_concurrency,
         forward_model=forward_model,
+        lenient=lenient,
         log_level=log_level,
     )
     config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -147,7 +158,8 @@ def serve(
         if api_key == DEFAULT_API_KEY
         else "the key you set with OVERNIGHT_LOCAL_API_KEY or --api-key"
     )
-    typer.echo(f"overnight local Batch API ({executor}) at {base_url}")
+    mode = ", lenient: lines are not checked as OpenAI checks them" if lenient else ""
+    typer.echo(f"overnight local Batch API ({executor}{mode}) at {base_url}")
     typer.echo(f"data dir: {config.data_dir}")
     typer.echo("point any OpenAI client at it:")
     typer.echo(f"  export OPENAI_BASE_URL={base_url}")

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     poll_policy: Literal["auto", "local", "remote"] = "auto"
     """`OVERNIGHT_POLL_POLICY`: how often batches are polled (see `tasks.polling`); `auto`
     polls loopback backends every second and others by the batch's age."""
+    models_file: Path | None = None
+    """`OVERNIGHT_MODELS_FILE`: a model-capabilities file of the user's own instead of the
+    shipped one (what each model accepts; see data/models.toml)."""
     max_api_concurrency: int = 4
 
     @property

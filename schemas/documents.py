@@ -27,6 +27,8 @@ RejectCode = Literal[
     "too_many_tokens",  # needs more than chunking.max_chunks requests, or exceeds a shard alone
     "duplicate_id",  # a second document with the same custom_id in one run
     "template_error",  # the user template could not be rendered for this document
+    "context_length_exceeded",  # a request that cannot fit the model's context window
+    "vision_unsupported",  # images for a model without image input
 ]
 
 

@@ -259,11 +259,19 @@ def _format_errors(path: Path, exc: ValidationError) -> str:
 
 
 def parse_job(data: dict[str, Any], *, path: str | Path = "<job>") -> JobSpec:
-    """Validate a job mapping, raising `JobSpecError` with one line per bad field."""
+    """Validate a job mapping, raising `JobSpecError` with one line per bad field.
+
+    A job whose fields are valid is then preflighted (`tasks.preflight`): what the model would
+    refuse on every request is refused here, before anything is built or sent.
+    """
     try:
-        return JobSpec.model_validate(data)
+        job = JobSpec.model_validate(data)
     except ValidationError as exc:
         raise JobSpecError(_format_errors(Path(path), exc)) from None
+    from tasks.preflight import check_job
+
+    check_job(job, path=path)
+    return job
 
 
 def load_job(path: str | Path) -> JobSpec:

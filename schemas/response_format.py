@@ -6,13 +6,17 @@ parameters from a Pydantic model in private modules; everything here goes throug
 the client that changes the generated schema shows up as a failing test, not as a silent
 change of every request (and of every job fingerprint).
 
-`check_strict` refuses, at job load, schemas that strict mode would reject at the API:
-free-form objects, more than 10 levels of nesting, more than 5,000 properties, more than
-1,000 enum values, a root that is not an object, and `allOf`/`not`/`if`-`then`-`else`.
+`check_strict` refuses, at job load, schemas that strict mode would reject at the API (see
+`schema_problems`): keywords outside the guide's supported list (`minLength`, `maxLength`...),
+a non-null `default`, free-form objects, more than 10 levels of nesting, more than 5,000
+properties, more than 1,000 enum values, too many characters of names and values, a root that
+is not an object, and `allOf`/`not`/`if`-`then`-`else`. The local Batch API applies the same
+rules to every request line.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
 
@@ -24,7 +28,58 @@ from schemas.job import Endpoint, JobSpecError
 MAX_NESTING = 10
 MAX_PROPERTIES = 5_000
 MAX_ENUM_VALUES = 1_000
-_UNSUPPORTED = ("allOf", "not", "if", "then", "else")
+MAX_TOTAL_STRING_LENGTH = 120_000
+"""Characters of all property names, definition names, enum values and const values."""
+LARGE_ENUM = 250
+MAX_LARGE_ENUM_STRING_LENGTH = 15_000
+"""Characters of the values of one enum with more than `LARGE_ENUM` values."""
+STRING_FORMATS = (
+    "date-time",
+    "time",
+    "date",
+    "duration",
+    "email",
+    "hostname",
+    "ipv4",
+    "ipv6",
+    "uuid",
+)
+"""The string formats OpenAI's Structured Outputs guide lists as supported."""
+_COMPOSITION = frozenset(
+    {
+        "allOf",
+        "oneOf",
+        "not",
+        "if",
+        "then",
+        "else",
+        "dependentRequired",
+        "dependentSchemas",
+        "patternProperties",
+    }
+)
+_KEYWORDS = frozenset(
+    {
+        # every schema
+        "type", "description", "title", "enum", "const", "anyOf", "$ref", "default",
+        # objects
+        "properties", "required", "additionalProperties",
+        # strings (the guide lists pattern and format only: not minLength / maxLength)
+        "pattern", "format",
+        # numbers
+        "multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum",
+        # arrays
+        "items", "minItems", "maxItems",
+    }
+)  # fmt: skip
+"""The keywords the "Supported schemas" section of OpenAI's Structured Outputs guide lists."""
+_ROOT_KEYWORDS = _KEYWORDS | {"$defs", "definitions"}
+_LENGTH_HINT = (
+    "; drop Field(min_length=..., max_length=...) on text fields and say the length in the "
+    "field's description instead"
+)
+_HINTS = {"minLength": _LENGTH_HINT, "maxLength": _LENGTH_HINT, "uniqueItems": "; say so in "
+          "the field's description instead"}  # fmt: skip
 
 
 @lru_cache(maxsize=64)
@@ -69,56 +124,161 @@ def check_strict(model_cls: type[BaseModel], endpoint: Endpoint = "/v1/chat/comp
 
 def strict_problems(schema: dict[str, Any]) -> list[str]:
     """List what strict mode rejects in a JSON schema (empty when it is acceptable)."""
-    problems: list[str] = []
+    return [problem.describe() for problem in schema_problems(schema)]
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaProblem:
+    """One thing strict mode rejects, where it is (the keys from the root) and what it is."""
+
+    context: tuple[str, ...]
+    """The keys leading to the offending node, e.g. `("properties", "title")`."""
+    keyword: str | None
+    """The keyword that is not permitted there, if the problem is one keyword."""
+    message: str
+
+    @property
+    def json_path(self) -> str:
+        """`$.properties.title.minLength`: the node (and keyword) in the schema document."""
+        parts = [*self.context, *([self.keyword] if self.keyword else [])]
+        return "$" + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in parts)
+
+    def describe(self) -> str:
+        return f"{self.json_path}: {self.message}"
+
+    def openai_message(self) -> str:
+        """The problem in the words OpenAI's API uses (after "Invalid schema for ...: ")."""
+        if self.keyword is not None:
+            return f"In context={self.context!r}, '{self.keyword}' is not permitted."
+        return f"In context={self.context!r}, {self.message}"
+
+
+def schema_problems(schema: dict[str, Any]) -> list[SchemaProblem]:
+    """Everything OpenAI's strict mode rejects in a JSON schema, each with its path.
+
+    Checked against the "Supported schemas" section of OpenAI's Structured Outputs guide: the
+    keywords it lists (anything else is refused, e.g. `minLength`, `maxLength`, `uniqueItems`,
+    `examples`, `discriminator`), string formats, a non-null `default`, an object root, every
+    property required, `additionalProperties: false`, and its limits (`MAX_PROPERTIES`,
+    `MAX_NESTING`, `MAX_ENUM_VALUES`, `MAX_TOTAL_STRING_LENGTH`, `MAX_LARGE_ENUM_STRING_LENGTH`).
+    """
+    problems: list[SchemaProblem] = []
     if schema.get("type") != "object":
-        problems.append("the root must be an object (type: object), not a union or a scalar")
-    counts = {"properties": 0, "enum": 0}
-    defs = schema.get("$defs", {})
+        problems.append(
+            SchemaProblem(
+                (), None, "the root must be an object (type: object), not a union or a scalar"
+            )
+        )
+    counts = {"properties": 0, "enum": 0, "chars": 0}
+    defs: dict[str, Any] = {}
+    for key in ("$defs", "definitions"):
+        found = schema.get(key)
+        if isinstance(found, dict):
+            defs.update({f"{key}/{name}": sub for name, sub in found.items()})
+            counts["chars"] += sum(len(str(name)) for name in found)
     visited_defs: set[str] = set()
 
-    def walk(node: object, path: str, depth: int) -> None:
+    def add(context: tuple[str, ...], keyword: str | None, message: str) -> None:
+        problems.append(SchemaProblem(context, keyword, message))
+
+    def walk(node: object, path: tuple[str, ...], depth: int) -> None:
         if not isinstance(node, dict):
             return
-        for key in _UNSUPPORTED:
-            if key in node:
-                problems.append(f"{path}: '{key}' is not supported")
+        for key in node:
+            allowed = _ROOT_KEYWORDS if not path else _KEYWORDS
+            if key in _COMPOSITION:
+                add(path, key, f"'{key}' is not supported")
+            elif key not in allowed:
+                add(
+                    path,
+                    key,
+                    f"'{key}' is not permitted: not among the keywords OpenAI's Structured "
+                    f"Outputs guide lists as supported{_HINTS.get(key, '')}",
+                )
+        if "default" in node and node["default"] is not None:
+            add(
+                path,
+                "default",
+                "'default' is not permitted; give the field no default (or None), strict "
+                "mode always produces every field",
+            )
+        fmt = node.get("format")
+        if fmt is not None and fmt not in STRING_FORMATS:
+            add(
+                path,
+                "format",
+                f"format {fmt!r} is not supported; supported: {', '.join(STRING_FORMATS)}",
+            )
         ref = node.get("$ref")
         if isinstance(ref, str):
-            target = ref.removeprefix("#/$defs/")
-            if ref == "#" or target in visited_defs:
+            if ref == "#":
+                return  # recursion to the root: allowed
+            target = ref.removeprefix("#/")
+            if target not in defs:
+                add(path, "$ref", f"'$ref' {ref!r} does not point into $defs")
+                return
+            if target in visited_defs:
                 return  # recursion: allowed, and counted once
             visited_defs.add(target)
-            walk(defs.get(target), f"$defs.{target}", depth)
+            walk(defs[target], tuple(target.split("/")), depth)
             return
-        if "enum" in node:
-            counts["enum"] += len(node["enum"])
+        enum = node.get("enum")
+        if isinstance(enum, list):
+            counts["enum"] += len(enum)
+            chars = sum(len(v) for v in enum if isinstance(v, str))
+            counts["chars"] += chars
+            if len(enum) > LARGE_ENUM and chars > MAX_LARGE_ENUM_STRING_LENGTH:
+                add(
+                    path,
+                    None,
+                    f"an enum of {len(enum)} values (more than {LARGE_ENUM}) whose strings total "
+                    f"{chars} characters (limit {MAX_LARGE_ENUM_STRING_LENGTH})",
+                )
+        const = node.get("const")
+        if isinstance(const, str):
+            counts["chars"] += len(const)
         if not any(k in node for k in ("type", "anyOf", "enum", "const")):
-            problems.append(f"{path}: a value without a type (Any) is not allowed")
+            add(path, None, "a value without a type (Any) is not allowed")
         types = node.get("type")
         is_object = types == "object" or (isinstance(types, list) and "object" in types)
         if is_object:
             depth += 1
             if depth > MAX_NESTING:
-                problems.append(f"{path}: nested more than {MAX_NESTING} object levels deep")
+                add(path, None, f"nested more than {MAX_NESTING} object levels deep")
             if node.get("additionalProperties") is not False:
-                problems.append(
-                    f"{path}: free-form object (a dict, or additionalProperties not false); "
-                    "strict mode needs a model with fixed fields"
+                add(
+                    path,
+                    None,
+                    "free-form object (a dict, or additionalProperties not false); "
+                    "strict mode needs a model with fixed fields",
                 )
             props = node.get("properties", {})
-            counts["properties"] += len(props)
-            required = set(node.get("required", []))
-            for key, sub in props.items():
-                if key not in required:
-                    problems.append(f"{path}.{key}: every property must be required")
-                walk(sub, f"{path}.{key}", depth)
-        walk(node.get("items"), f"{path}[]", depth)
-        for i, variant in enumerate(node.get("anyOf", [])):
-            walk(variant, f"{path}|{i}", depth)
+            if isinstance(props, dict):
+                counts["properties"] += len(props)
+                counts["chars"] += sum(len(str(key)) for key in props)
+                required = set(node.get("required", []))
+                for key, sub in props.items():
+                    if key not in required:
+                        add((*path, "properties", key), None, "every property must be required")
+                    walk(sub, (*path, "properties", str(key)), depth)
+        walk(node.get("items"), (*path, "items"), depth)
+        for i, variant in enumerate(node.get("anyOf", []) or []):
+            walk(variant, (*path, "anyOf", str(i)), depth)
 
-    walk(schema, "$", 0)
+    walk(schema, (), 0)
+    for target, sub in defs.items():  # definitions no property points to are checked too
+        if target not in visited_defs:
+            visited_defs.add(target)
+            walk(sub, tuple(target.split("/")), 0)
     if counts["properties"] > MAX_PROPERTIES:
-        problems.append(f"{counts['properties']} properties in all (limit {MAX_PROPERTIES})")
+        add((), None, f"{counts['properties']} properties in all (limit {MAX_PROPERTIES})")
     if counts["enum"] > MAX_ENUM_VALUES:
-        problems.append(f"{counts['enum']} enum values in all (limit {MAX_ENUM_VALUES})")
+        add((), None, f"{counts['enum']} enum values in all (limit {MAX_ENUM_VALUES})")
+    if counts["chars"] > MAX_TOTAL_STRING_LENGTH:
+        add(
+            (),
+            None,
+            f"property names, definition names, enum and const values total {counts['chars']} "
+            f"characters (limit {MAX_TOTAL_STRING_LENGTH})",
+        )
     return problems

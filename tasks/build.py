@@ -29,6 +29,7 @@ from schemas.build import BuildSummary, RequestIndexRow
 from schemas.documents import Document, RejectCode, RejectedDocument
 from schemas.job import JobSpec
 from tasks import storage
+from tasks.capabilities import load_capabilities
 from tasks.chunking import split_text
 from tasks.render import RequestRenderer, document_key
 from tasks.sharding import DuplicateCustomIdError, RequestTooLargeError, ShardWriter
@@ -97,6 +98,8 @@ class _Planner:
         self.progress = progress
         self.renderer = RequestRenderer(job)
         self.max_input = job.chunking.max_input_tokens
+        self.max_output = job.params.max_output_tokens
+        self.caps = load_capabilities().get(job.model)
         self.counts = BuildCounts()
         if self.renderer.static_tokens >= self.max_input:
             raise BuildError(
@@ -147,7 +150,10 @@ class _Planner:
         request_tokens = self.renderer.request_tokens
         for (doc, text), tokens in zip(prepared, future.result(), strict=True):
             total = request_tokens(tokens, len(doc.images))
-            if total <= self.max_input:
+            refused = self.refuse(doc, total)
+            if refused is not None:
+                self.reject(refused)
+            elif total <= self.max_input:
                 self.emit(doc, [(text, total)])
             else:
                 parts = self.chunk(doc, total)
@@ -157,6 +163,38 @@ class _Planner:
                     self.emit(doc, parts)
         if self.progress is not None:
             self.progress(n)
+
+    def refuse(self, doc: Document, total: int) -> RejectedDocument | None:
+        """What the model refuses in this document whatever the chunking: images without
+        vision, or one request (images are never split) too big for the context window."""
+        caps = self.caps
+        if caps is None:
+            return None
+        if doc.images and not caps.vision:
+            return _build_reject(
+                doc,
+                "vision_unsupported",
+                f"{len(doc.images)} image(s), and {self.job.model} does not accept image input "
+                "(vision = false in its capabilities); use a model with vision, e.g. "
+                "gpt-4.1-mini, or leave images out with source.exclude",
+            )
+        if (doc.images or self.job.chunking.max_chunks == 1) and total > self.max_input:
+            return self.too_long(doc, total)
+        return None
+
+    def too_long(self, doc: Document, tokens: int) -> RejectedDocument | None:
+        """A `context_length_exceeded` reject if one request cannot fit the model's window."""
+        caps = self.caps
+        if caps is None or tokens + self.max_output <= caps.context_window:
+            return None
+        return _build_reject(
+            doc,
+            "context_length_exceeded",
+            f"a request of {tokens} input tokens plus params.max_output_tokens "
+            f"{self.max_output} exceeds {self.job.model}'s context window of "
+            f"{caps.context_window} tokens; OpenAI would refuse it, so it is not sent "
+            "(allow chunking with chunking.max_chunks > 1, or use a model with a larger window)",
+        )
 
     def chunk(self, doc: Document, total: int) -> list[tuple[str, int]] | RejectedDocument:
         """Split a document over several requests, each within max_input_tokens."""
@@ -198,6 +236,11 @@ class _Planner:
     def emit(self, doc: Document, parts: list[tuple[str, int]]) -> None:
         """Write a document's requests, all of them or (with a reject) none."""
         writer, renderer = self.writer, self.renderer
+        for _, tokens in parts:  # never happens when max_input_tokens fits the window
+            too_long = self.too_long(doc, tokens)
+            if too_long is not None:
+                self.reject(too_long)
+                return
         key = document_key(doc.document_id)
         count = len(parts)
         ids = [f"{key}-{i}" for i in range(count)]

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from schemas.documents import RejectedDocument
 from schemas.job import JobSpec
 from tasks.build import BuildCounts, ShouldProcess, plan_requests
+from tasks.preflight import check_job
 from tasks.pricing import PricingTable, cost_usd, load_pricing
 from tasks.sharding import ShardWriter
 
@@ -79,6 +80,7 @@ def estimate_job(
     pricing: PricingTable | None = None,
 ) -> Estimate:
     """Count the job's documents, requests and input tokens, and price them. Writes nothing."""
+    check_job(job)  # what the model would refuse, refused before reading the corpus
     pricing = pricing or load_pricing()
     pricing.price(job.model)  # fail on an unknown model before reading the corpus
     writer = ShardWriter(

@@ -21,6 +21,18 @@ DEFAULT_PRICING_FILE = data_file("pricing.toml")
 _DATED_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")
 
 
+def model_candidates(model: str) -> tuple[str, ...]:
+    """The names a model is looked up under, most specific first: itself, its fine-tune base,
+    then that base without a dated suffix (`gpt-4o-mini-2024-07-18` → `gpt-4o-mini`)."""
+    base = model.removeprefix("ft:").split(":", 1)[0]
+    return tuple(dict.fromkeys((model, base, _DATED_SUFFIX.sub("", base))))
+
+
+def model_family(model: str) -> str:
+    """A model's base name without fine-tune parts or dated suffix."""
+    return model_candidates(model)[-1]
+
+
 class PricingError(Exception):
     """The pricing file cannot be read or is malformed."""
 
@@ -60,13 +72,10 @@ class PricingTable(BaseModel):
 
     def price(self, model: str) -> ModelPrice:
         """The price of a model; dated snapshots and fine-tunes fall back to their base model."""
-        if model in self.models:
-            return self.models[model]
-        base = model.removeprefix("ft:").split(":", 1)[0]
-        for candidate in (base, _DATED_SUFFIX.sub("", base)):
+        for candidate in model_candidates(model):
             if candidate in self.models:
                 return self.models[candidate]
-        name = _DATED_SUFFIX.sub("", base)
+        name = model_family(model)
         if Path(self.path) == DEFAULT_PRICING_FILE.resolve():
             where = (
                 f"copy {self.path} to a file of your own, add the model there and set "

@@ -77,6 +77,64 @@ def token_counter(encoding: tiktoken.Encoding) -> Callable[[str], int]:
     return fast if agrees else public
 
 
+def output_cap_field(model: str, endpoint: str) -> str:
+    """The request field `params.max_output_tokens` is sent as, from the model's capabilities.
+
+    `max_output_tokens` on the Responses API; on chat, `max_completion_tokens` (which every
+    OpenAI model accepts, and reasoning models require) unless the capabilities file says the
+    model takes `max_tokens`.
+    """
+    from tasks.capabilities import load_capabilities
+
+    caps = load_capabilities().get(model)
+    if caps is None:
+        return "max_output_tokens" if endpoint == "/v1/responses" else "max_completion_tokens"
+    return caps.output_cap_field(endpoint)
+
+
+def request_body(
+    job: JobSpec,
+    user_content: object,
+    *,
+    response_format: dict[str, Any] | None = None,
+    cap_field: str | None = None,
+) -> dict[str, Any]:
+    """The body of one request of a job, the user message's content given (no tokenizer)."""
+    if response_format is None:
+        response_format = response_format_for(job.output_model(), job.endpoint)
+    if cap_field is None:
+        cap_field = output_cap_field(job.model, job.endpoint)
+    p = job.params
+    body: dict[str, Any] = {"model": job.model}
+    if job.endpoint == "/v1/responses":
+        body["max_output_tokens"] = p.max_output_tokens
+        if p.temperature is not None:
+            body["temperature"] = p.temperature
+        if p.top_p is not None:
+            body["top_p"] = p.top_p
+        if p.reasoning_effort is not None:
+            body["reasoning"] = {"effort": p.reasoning_effort}
+        body["text"] = {"format": response_format}
+        body["instructions"] = job.system_prompt
+        body["input"] = [{"role": "user", "content": user_content}]
+    else:
+        body[cap_field] = p.max_output_tokens
+        if p.temperature is not None:
+            body["temperature"] = p.temperature
+        if p.top_p is not None:
+            body["top_p"] = p.top_p
+        if p.seed is not None:
+            body["seed"] = p.seed
+        if p.reasoning_effort is not None:
+            body["reasoning_effort"] = p.reasoning_effort
+        body["response_format"] = response_format
+        body["messages"] = [
+            {"role": "system", "content": job.system_prompt},
+            {"role": "user", "content": user_content},
+        ]
+    return body
+
+
 class _Metadata(dict[str, str]):
     """Template metadata: a missing key renders as an empty string."""
 
@@ -92,6 +150,7 @@ class RequestRenderer:
         self.endpoint = job.endpoint
         self.encoding = encoding_for_model(job.model)
         self.response_format = response_format_for(job.output_model(), job.endpoint)
+        self.output_cap_field = output_cap_field(job.model, job.endpoint)
         self._template = job.user_template
         self._plain_template = job.user_template == "{text}"
         self._uses_more = not template_fields(job.user_template) <= {"text", "id"}
@@ -110,35 +169,12 @@ class RequestRenderer:
     # -- bodies -----------------------------------------------------------------------------
 
     def _body(self, user_content: object) -> dict[str, Any]:
-        job, p = self.job, self.job.params
-        body: dict[str, Any] = {"model": job.model}
-        if self.endpoint == "/v1/responses":
-            body["max_output_tokens"] = p.max_output_tokens
-            if p.temperature is not None:
-                body["temperature"] = p.temperature
-            if p.top_p is not None:
-                body["top_p"] = p.top_p
-            if p.reasoning_effort is not None:
-                body["reasoning"] = {"effort": p.reasoning_effort}
-            body["text"] = {"format": self.response_format}
-            body["instructions"] = job.system_prompt
-            body["input"] = [{"role": "user", "content": user_content}]
-        else:
-            body["max_completion_tokens"] = p.max_output_tokens
-            if p.temperature is not None:
-                body["temperature"] = p.temperature
-            if p.top_p is not None:
-                body["top_p"] = p.top_p
-            if p.seed is not None:
-                body["seed"] = p.seed
-            if p.reasoning_effort is not None:
-                body["reasoning_effort"] = p.reasoning_effort
-            body["response_format"] = self.response_format
-            body["messages"] = [
-                {"role": "system", "content": job.system_prompt},
-                {"role": "user", "content": user_content},
-            ]
-        return body
+        return request_body(
+            self.job,
+            user_content,
+            response_format=self.response_format,
+            cap_field=self.output_cap_field,
+        )
 
     def body(self, user_text: str, images: Sequence[str] = ()) -> dict[str, Any]:
         """The request body for one user message (for tests and tools; lines use `line`)."""

@@ -12,11 +12,13 @@ from openai.types import Batch, FileObject
 
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 
+# A strict schema OpenAI accepts: only keywords its Structured Outputs guide lists (so no
+# minLength / maxLength); the local API refuses the others as OpenAI does.
 SUMMARY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "title": {"type": "string"},
-        "summary": {"type": "string", "maxLength": 300},
+        "summary": {"type": "string"},
         "keywords": {"type": "array", "items": {"type": "string"}, "minItems": 3, "maxItems": 6},
         "sentiment": {"type": "string", "enum": ["positive", "neutral", "negative"]},
         "word_count": {"type": "integer", "minimum": 0},
@@ -48,7 +50,7 @@ SUMMARY_SCHEMA: dict[str, Any] = {
                 "name": {"type": "string"},
                 "kind": {"type": "string", "enum": ["person", "organization", "place"]},
                 "mentions": {"type": "integer", "minimum": 1},
-                "note": {"anyOf": [{"type": "string", "maxLength": 80}, {"type": "null"}]},
+                "note": {"anyOf": [{"type": "string"}, {"type": "null"}]},
             },
             "required": ["name", "kind", "mentions", "note"],
             "additionalProperties": False,

@@ -36,6 +36,7 @@ def test_serve_options() -> None:
         "--faults",
         "--line-500-rate",
         "--api-429-rate",
+        "--lenient",
     ):
         assert option in result.output, option
     assert "OVERNIGHT_LOCAL_API_KEY" in result.output
@@ -96,3 +97,51 @@ def test_serve_runs_in_the_foreground_and_never_prints_the_key(tmp_path: Path) -
         output.append(rest)
     assert process.returncode in (0, 130)  # 130: ended by SIGINT after a clean shutdown
     assert "very-secret-key-123" not in "".join(output)
+
+
+def test_serve_lenient_runs_lines_openai_would_refuse(tmp_path: Path) -> None:
+    line = (
+        b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": '
+        b'{"model": "gpt-5-mini", "temperature": 0.2, '
+        b'"messages": [{"role": "user", "content": "Hello there."}]}}\n'
+    )
+    statuses = {}
+    for lenient in (False, True):
+        command = [sys.executable, "-m", "localbatch", "--port", "0", "--log-level", "warning"]
+        command += ["--data-dir", str(tmp_path / f"d{lenient}")]
+        command += ["--api-key", "cli-test-key"]
+        command += ["--lenient"] if lenient else []
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            assert process.stdout is not None
+            banner = process.stdout.readline()
+            assert ("lenient" in banner) is lenient, banner
+            match = None
+            while match is None:
+                printed = process.stdout.readline()
+                assert printed, "the server ended before printing its address"
+                match = re.search(r"export OPENAI_BASE_URL=(\S+)", printed)
+            client = openai.OpenAI(base_url=match.group(1), api_key="cli-test-key")
+            for _ in range(200):
+                try:
+                    file = client.files.create(file=("in.jsonl", line), purpose="batch")
+                    break
+                except openai.APIConnectionError:
+                    time.sleep(0.05)
+            batch = client.batches.create(
+                input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h"
+            )
+            deadline = time.monotonic() + 60
+            while batch.status not in ("completed", "failed", "expired", "cancelled"):
+                assert time.monotonic() < deadline, batch.status
+                time.sleep(0.05)
+                batch = client.batches.retrieve(batch.id)
+            assert batch.status == "completed"
+            assert batch.request_counts is not None
+            statuses[lenient] = (batch.request_counts.completed, batch.request_counts.failed)
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.communicate(timeout=30)
+    assert statuses == {False: (0, 1), True: (1, 0)}

@@ -46,6 +46,7 @@ def test_server_config_fields_and_defaults(tmp_path: Path) -> None:
     assert "test-key" not in repr(config)
     assert config.max_upload_bytes == 209_715_200
     assert config.max_lines_per_batch == 50_000
+    assert config.lenient is False  # lines are checked as OpenAI checks them unless asked
     assert set(ServerConfig.model_fields) == {
         "data_dir",
         "host",
@@ -65,6 +66,7 @@ def test_server_config_fields_and_defaults(tmp_path: Path) -> None:
         "forward_timeout_seconds",
         "forward_max_retries",
         "forward_model",
+        "lenient",
         "max_upload_bytes",
         "max_batch_input_bytes",
         "max_lines_per_batch",

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 import pytest
-from pydantic import BaseModel, RootModel, create_model
+from pydantic import BaseModel, Field, RootModel, create_model
 
 from schemas.contacts import ContactsV1
 from schemas.invoice import InvoiceV1
@@ -14,6 +14,7 @@ from schemas.job import Endpoint, JobSpecError
 from schemas.response_format import (
     check_strict,
     response_format_for,
+    schema_problems,
     strict_json_schema,
     strict_problems,
 )
@@ -149,3 +150,85 @@ def test_a_job_with_a_rejected_schema_fails_to_load() -> None:
                 "params": {"max_output_tokens": 5},
             }
         )
+
+
+# -- the keywords and limits of OpenAI's "Supported schemas" ------------------------------------
+
+
+def _object(**properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def test_supported_keywords_pass() -> None:
+    schema = _object(
+        when={"type": "string", "format": "date-time", "description": "When."},
+        code={"type": "string", "pattern": "^[A-Z]{3}$"},
+        share={"type": "number", "minimum": 0, "exclusiveMaximum": 1, "multipleOf": 0.01},
+        tags={"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 5},
+        kind={"type": "string", "enum": ["a", "b"]},
+        fixed={"const": "x"},
+        maybe={"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None},
+    )
+    assert schema_problems(schema) == []
+
+
+@pytest.mark.parametrize(
+    ("node", "path"),
+    [
+        ({"type": "string", "minLength": 1}, "$.properties.a.minLength"),
+        ({"type": "string", "maxLength": 9}, "$.properties.a.maxLength"),
+        ({"type": "string", "format": "uri"}, "$.properties.a.format"),
+        ({"type": "integer", "default": 3}, "$.properties.a.default"),
+        ({"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+         "$.properties.a.uniqueItems"),
+        ({"type": "array", "items": {"type": "string", "examples": ["x"]}},
+         "$.properties.a.items.examples"),
+        ({"anyOf": [{"type": "string", "minLength": 2}, {"type": "null"}]},
+         "$.properties.a.anyOf[0].minLength"),
+    ],
+    ids=["minLength", "maxLength", "format", "default", "uniqueItems", "examples", "anyOf"],
+)  # fmt: skip
+def test_unsupported_keywords_are_named_by_their_json_path(node: dict[str, Any], path: str) -> None:
+    [problem] = schema_problems(_object(a=node))
+    assert problem.json_path == path
+    keyword = path.rsplit(".", 1)[1]
+    assert problem.openai_message().endswith(f"'{keyword}' is not permitted.")
+
+
+def test_total_string_length_is_limited() -> None:
+    names = {f"p{i:05d}_" + "x" * 40: {"type": "string"} for i in range(2_900)}
+    [problem] = schema_problems(_object(**names))
+    assert "characters (limit 120000)" in problem.message
+
+
+def test_a_large_enum_has_a_string_length_limit() -> None:
+    fine = _object(a={"type": "string", "enum": [f"v{i:03d}" + "y" * 50 for i in range(250)]})
+    assert schema_problems(fine) == []
+    big = _object(a={"type": "string", "enum": [f"v{i:03d}" + "y" * 50 for i in range(300)]})
+    [problem] = schema_problems(big)
+    assert problem.json_path == "$.properties.a" and "(limit 15000)" in problem.message
+
+
+def test_definitions_are_checked_with_their_path() -> None:
+    schema = _object(item={"$ref": "#/$defs/Item"})
+    schema["$defs"] = {"Item": _object(name={"type": "string", "maxLength": 3})}
+    [problem] = schema_problems(schema)
+    assert problem.json_path == "$.$defs.Item.properties.name.maxLength"
+    assert problem.openai_message() == (
+        "In context=('$defs', 'Item', 'properties', 'name'), 'maxLength' is not permitted."
+    )
+
+
+def test_pydantic_length_constraints_fail_at_load_with_a_remedy() -> None:
+    class Titled(BaseModel):
+        title: str = Field(min_length=3)
+
+    with pytest.raises(JobSpecError) as err:
+        check_strict(Titled)
+    assert "$.properties.title.minLength: 'minLength' is not permitted" in str(err.value)
+    assert "Field(min_length=..., max_length=...)" in str(err.value)

@@ -106,7 +106,7 @@ def test_build_the_sample_folder(tmp_path: Path) -> None:
 
 def test_chat_request_body(tmp_path: Path) -> None:
     write_docs(tmp_path / "in", 1, "Hello there.")
-    job = make_job(tmp_path / "in", params={"reasoning_effort": "low"})
+    job = make_job(tmp_path / "in")
     summary = build_shards(job, str(tmp_path / "run"))
     [line] = read_lines(summary.shards[0].uri)
     assert list(line) == ["custom_id", "method", "url", "body"]
@@ -117,6 +117,27 @@ def test_chat_request_body(tmp_path: Path) -> None:
         "model": "gpt-4o-mini",
         "max_completion_tokens": 300,
         "temperature": 0.1,
+        "seed": 3,
+        "response_format": response_format_for(job.output_model(), job.endpoint),
+        "messages": [
+            {"role": "system", "content": "Summarize the document."},
+            {"role": "user", "content": "Document doc-000.txt:\n\nHello there."},
+        ],
+    }
+
+
+def test_chat_request_body_of_a_reasoning_model(tmp_path: Path) -> None:
+    write_docs(tmp_path / "in", 1, "Hello there.")
+    job = make_job(
+        tmp_path / "in",
+        model="gpt-5-mini",
+        params={"temperature": None, "reasoning_effort": "low"},
+    )
+    summary = build_shards(job, str(tmp_path / "run"))
+    [line] = read_lines(summary.shards[0].uri)
+    assert line["body"] == {
+        "model": "gpt-5-mini",
+        "max_completion_tokens": 300,
         "seed": 3,
         "reasoning_effort": "low",
         "response_format": response_format_for(job.output_model(), job.endpoint),
@@ -132,7 +153,7 @@ def test_responses_request_body(tmp_path: Path) -> None:
     job = make_job(
         tmp_path / "in",
         endpoint="/v1/responses",
-        params={"max_output_tokens": 50, "seed": None, "reasoning_effort": "minimal"},
+        params={"max_output_tokens": 50, "seed": None},
     )
     summary = build_shards(job, str(tmp_path / "run"))
     [line] = read_lines(summary.shards[0].uri)
@@ -141,6 +162,22 @@ def test_responses_request_body(tmp_path: Path) -> None:
         "model": "gpt-4o-mini",
         "max_output_tokens": 50,
         "temperature": 0.1,
+        "text": {"format": response_format_for(job.output_model(), "/v1/responses")},
+        "instructions": "Summarize the document.",
+        "input": [{"role": "user", "content": "Document doc-000.txt:\n\nHello there."}],
+    }
+    reasoning = make_job(
+        tmp_path / "in",
+        model="gpt-5-nano",
+        endpoint="/v1/responses",
+        params={"max_output_tokens": 50, "seed": None, "temperature": None,
+                "reasoning_effort": "minimal"},
+    )  # fmt: skip
+    summary = build_shards(reasoning, str(tmp_path / "run-reasoning"))
+    [line] = read_lines(summary.shards[0].uri)
+    assert line["body"] == {
+        "model": "gpt-5-nano",
+        "max_output_tokens": 50,
         "reasoning": {"effort": "minimal"},
         "text": {"format": response_format_for(job.output_model(), "/v1/responses")},
         "instructions": "Summarize the document.",

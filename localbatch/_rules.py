@@ -1,0 +1,104 @@
+"""What OpenAI refuses per request line, refused here too, in OpenAI's words.
+
+Every line of a batch is checked against the model-capabilities file (`data/models.toml`, or
+`OVERNIGHT_MODELS_FILE`) before it runs, with the same rules the job preflight uses
+(`tasks.capabilities.request_problems`): an unknown model is a 404 `model_not_found`, a
+parameter the model refuses a 400 `unsupported_parameter` / `unsupported_value`, a strict
+schema outside OpenAI's subset a 400 `invalid_json_schema`, a prompt plus output cap over the
+model's window a 400 `context_length_exceeded`. Each lands in the error file as an HTTP-level
+line (`response.status_code`, `response.body.error`, `error: null`), as OpenAI writes it.
+
+`ServerConfig.lenient` turns all of this off, for upstreams (self-hosted models) that accept
+more than OpenAI does.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from localbatch._execution import Outcome, WorkItem
+from localbatch._prompts import IMAGE_TOKENS, TokenCounter, chat_messages, responses_messages
+
+if TYPE_CHECKING:
+    from tasks.capabilities import CapabilitiesTable, RequestProblem
+
+_CAP_FIELDS = {
+    "/v1/chat/completions": ("max_completion_tokens", "max_tokens"),
+    "/v1/responses": ("max_output_tokens",),
+}
+
+
+def _outcome(problem: RequestProblem) -> Outcome:
+    return Outcome(status_code=problem.status_code, body=problem.error_body())
+
+
+def _schema(url: str, body: dict[str, Any]) -> Any:
+    if url == "/v1/chat/completions":
+        fmt = body.get("response_format")
+        spec = fmt.get("json_schema") if isinstance(fmt, dict) else None
+    else:
+        text = body.get("text")
+        spec = text.get("format") if isinstance(text, dict) else None
+    return spec.get("schema") if isinstance(spec, dict) else None
+
+
+class LineRules:
+    """Checks request lines against the capabilities file; safe to share between threads."""
+
+    def __init__(self, table: CapabilitiesTable | None = None) -> None:
+        from tasks.capabilities import load_capabilities
+
+        self.table = table or load_capabilities()
+        self._counters: dict[str, TokenCounter] = {}
+        self._lock = threading.Lock()
+
+    def model_ids(self) -> list[str]:
+        """The models of the capabilities file, for `GET /v1/models`."""
+        return list(self.table.models)
+
+    def check(self, item: WorkItem, raw: bytes) -> Outcome | None:
+        """The error OpenAI would answer this line with, or None if it may run."""
+        from tasks.capabilities import context_problem, request_problems, unknown_model
+
+        body = item.body
+        model = body.get("model") if isinstance(body, dict) else None
+        if not isinstance(model, str):
+            return None  # validation already failed such a batch
+        caps = self.table.get(model)
+        if caps is None:
+            return _outcome(unknown_model(model))
+        problems = request_problems(caps, item.url, body)
+        if problems:
+            return _outcome(problems[0])
+        fields = _CAP_FIELDS.get(item.url)
+        if fields is None:
+            return None
+        cap = next(
+            (v for f in fields if isinstance(v := body.get(f), int) and not isinstance(v, bool)),
+            0,
+        )
+        # Every token is at least one byte of the line: count only lines that might not fit.
+        bound = len(raw) + IMAGE_TOKENS * raw.count(b"image")
+        if bound + cap <= caps.context_window:
+            return None
+        problem = context_problem(
+            caps, item.url, input_tokens=self._input_tokens(model, item.url, body), output_cap=cap
+        )
+        return _outcome(problem) if problem is not None else None
+
+    def _input_tokens(self, model: str, url: str, body: dict[str, Any]) -> int:
+        counter = self._counters.get(model)
+        if counter is None:
+            with self._lock:
+                counter = self._counters.setdefault(model, TokenCounter(model))
+        messages = (
+            chat_messages(body) if url == "/v1/chat/completions" else responses_messages(body)
+        )
+        tokens = counter.prompt(messages)[0] if messages else 0
+        schema = _schema(url, body)
+        if isinstance(schema, dict):
+            tokens += counter.count(orjson.dumps(schema).decode())
+        return tokens

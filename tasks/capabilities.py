@@ -1,0 +1,413 @@
+"""What each model accepts, from the dated capabilities file, and the request rules it implies.
+
+The capabilities live in `data/models.toml` (context window, output cap, reasoning or not,
+vision, structured outputs, endpoints; with the date and source written in the file) so that
+users can edit them when OpenAI changes a model; `OVERNIGHT_MODELS_FILE` points overnight at a
+file of the user's own instead. Dated snapshots and fine-tunes take their base model's entry,
+by the same rule as the pricing file.
+
+`request_problems` checks one request body against a model's capabilities and answers in
+OpenAI's words (its messages, `param` and `code`): the job preflight (`tasks.preflight`) runs
+it on the request a job would send, and the local Batch API on every line it is given, so the
+two can never disagree.
+
+The wordings are OpenAI's where public answers of the API show them: `unsupported_parameter`
+for `max_tokens` / `top_p` / `reasoning_effort`, `unsupported_value` for `temperature`,
+`context_length_exceeded` on chat, `model_not_found`, "max_tokens is too large", the image
+content type, and `invalid_json_schema` ("In context=(...), 'minLength' is not permitted.").
+Ours, in OpenAI's style, where no answer was found: a model on an endpoint it does not serve,
+an output cap over the limit on the Responses API, and the effort values a model takes.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from overnight.resources import data_file
+from tasks.pricing import model_candidates, model_family
+
+DEFAULT_MODELS_FILE = data_file("models.toml")
+
+ModelEndpoint = Literal["/v1/chat/completions", "/v1/responses", "/v1/embeddings"]
+Effort = Literal["minimal", "low", "medium", "high"]
+ChatOutputCap = Literal["max_completion_tokens", "max_tokens"]
+
+SAMPLING_PARAMS = (
+    "top_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+)
+"""Chat parameters reasoning models refuse outright (temperature is refused unless 1)."""
+RESPONSES_SAMPLING_PARAMS = ("temperature", "top_p", "top_logprobs")
+"""Responses parameters reasoning models refuse."""
+_IMAGE_PARTS = frozenset({"image_url", "input_image"})
+
+
+class CapabilitiesError(Exception):
+    """The capabilities file cannot be read or is malformed."""
+
+
+class UnknownModelCapabilitiesError(CapabilitiesError, KeyError):
+    """The capabilities file has no entry for a model."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class ModelCapabilities(BaseModel):
+    """What one model accepts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str
+    context_window: int = Field(gt=0)
+    """Input plus output tokens of one request, at most."""
+    max_output_tokens: int = Field(ge=0)
+    """Output tokens of one request (reasoning tokens included), at most."""
+    reasoning: bool
+    reasoning_efforts: tuple[Effort, ...] = ()
+    vision: bool
+    structured_outputs: bool
+    endpoints: tuple[ModelEndpoint, ...] = Field(min_length=1)
+    chat_output_cap: ChatOutputCap = "max_completion_tokens"
+    unconfirmed: tuple[str, ...] = ()
+    """What could not be confirmed from OpenAI's own pages when the entry was written."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelCapabilities:
+        if self.reasoning_efforts and not self.reasoning:
+            raise ValueError("reasoning_efforts is only for reasoning models (reasoning = true)")
+        if self.reasoning and self.chat_output_cap != "max_completion_tokens":
+            raise ValueError("reasoning models take max_completion_tokens, never max_tokens")
+        return self
+
+    def output_cap_field(self, endpoint: str) -> str:
+        """The request field that caps the output on an endpoint."""
+        return "max_output_tokens" if endpoint == "/v1/responses" else self.chat_output_cap
+
+
+class CapabilitiesTable(BaseModel):
+    """The models of one capabilities file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    as_of: date
+    source: str
+    notes: str = ""
+    path: str
+    models: dict[str, ModelCapabilities]
+
+    def get(self, model: str) -> ModelCapabilities | None:
+        """A model's entry (dated snapshots and fine-tunes fall back to their base), or None."""
+        for candidate in model_candidates(model):
+            if candidate in self.models:
+                return self.models[candidate]
+        return None
+
+    def lookup(self, model: str) -> ModelCapabilities:
+        """A model's entry, or `UnknownModelCapabilitiesError` saying how to add it."""
+        found = self.get(model)
+        if found is not None:
+            return found
+        name = model_family(model)
+        if Path(self.path) == DEFAULT_MODELS_FILE.resolve():
+            where = (
+                f"copy {self.path} to a file of your own (e.g. ./models.toml), add the model "
+                "there, and set OVERNIGHT_MODELS_FILE to that file"
+            )
+        else:
+            where = f"add it to {self.path}"
+        raise UnknownModelCapabilitiesError(
+            f"model {model!r} is not in the capabilities file {self.path}: {where}, with the "
+            f"facts from https://platform.openai.com/docs/models/{name}, like this: "
+            f'[models."{name}"] context_window = 128000, max_output_tokens = 16384, '
+            "reasoning = false, vision = true, structured_outputs = true, "
+            'endpoints = ["/v1/chat/completions", "/v1/responses"] '
+            "(a new model also needs its prices in pricing.toml, see OVERNIGHT_PRICING_FILE)"
+        )
+
+
+def load_capabilities(path: str | Path | None = None) -> CapabilitiesTable:
+    """Read a capabilities file (by default `OVERNIGHT_MODELS_FILE`, else the shipped one)."""
+    if path is None:
+        from overnight.settings import get_settings
+
+        path = get_settings().models_file or DEFAULT_MODELS_FILE
+    file = Path(path).expanduser()
+    try:
+        mtime = file.stat().st_mtime_ns
+    except OSError as exc:
+        raise CapabilitiesError(
+            f"{file}: cannot read model capabilities file: {exc.strerror or exc}"
+        ) from None
+    return _load(str(file.resolve()), mtime)
+
+
+@lru_cache(maxsize=8)
+def _load(path: str, _mtime_ns: int) -> CapabilitiesTable:
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CapabilitiesError(f"{path}: cannot read model capabilities file: {exc}") from None
+    models = data.get("models", {})
+    try:
+        return CapabilitiesTable.model_validate(
+            {
+                **data,
+                "path": path,
+                "models": {
+                    name: {"model": name, **fields} if isinstance(fields, dict) else fields
+                    for name, fields in models.items()
+                },
+            }
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise CapabilitiesError(f"{path}: invalid model capabilities file: {problems}") from None
+
+
+# -- the rules of one request ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestProblem:
+    """Why OpenAI refuses a request: an HTTP 400 with `body.error` {message, param, code}."""
+
+    param: str | None
+    code: str | None
+    message: str
+    status_code: int = 400
+    type: str = "invalid_request_error"
+
+    def error_body(self) -> dict[str, Any]:
+        """The JSON body OpenAI answers with."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+def unknown_model(model: str) -> RequestProblem:
+    """OpenAI's answer to a model it does not have."""
+    return RequestProblem(
+        param=None,
+        code="model_not_found",
+        message=f"The model `{model}` does not exist or you do not have access to it.",
+        status_code=404,
+    )
+
+
+def _unsupported_parameter(param: str, instead: str | None = None) -> RequestProblem:
+    use = f" Use '{instead}' instead." if instead else ""
+    return RequestProblem(
+        param=param,
+        code="unsupported_parameter",
+        message=f"Unsupported parameter: '{param}' is not supported with this model.{use}",
+    )
+
+
+def _quote_list(values: tuple[str, ...]) -> str:
+    quoted = [f"'{v}'" for v in values]
+    if len(quoted) <= 2:
+        return " and ".join(quoted)
+    return ", ".join(quoted[:-1]) + ", and " + quoted[-1]
+
+
+def _effort_problem(caps: ModelCapabilities, param: str, effort: object) -> RequestProblem | None:
+    if not caps.reasoning:
+        return _unsupported_parameter(param)
+    if effort in caps.reasoning_efforts:
+        return None
+    return RequestProblem(
+        param=param,
+        code="unsupported_value",
+        message=f"Unsupported value: '{param}' does not support {effort!r} with this model. "
+        f"Supported values are: {_quote_list(caps.reasoning_efforts)}.",
+    )
+
+
+def _cap_problem(caps: ModelCapabilities, param: str, value: object) -> RequestProblem | None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= caps.max_output_tokens:
+        return None
+    return RequestProblem(
+        param=param,
+        code="invalid_value",
+        message=f"{param} is too large: {value}. This model supports at most "
+        f"{caps.max_output_tokens} completion tokens, whereas you provided {value}.",
+    )
+
+
+def _image_problems(
+    caps: ModelCapabilities, items: object, prefix: str, part_name: str
+) -> list[RequestProblem]:
+    if caps.vision or not isinstance(items, list):
+        return []
+    for i, item in enumerate(items):
+        content = item.get("content") if isinstance(item, dict) else None
+        if not isinstance(content, list):
+            continue
+        for j, part in enumerate(content):
+            if isinstance(part, dict) and part.get("type") in _IMAGE_PARTS:
+                return [
+                    RequestProblem(
+                        param=f"{prefix}.[{i}].content.[{j}].type",
+                        code=None,
+                        message=f"Invalid content type. {part_name} is only supported by "
+                        "certain models.",
+                    )
+                ]
+    return []
+
+
+def _format_problems(
+    caps: ModelCapabilities, fmt: object, spec: object, param: str, schema_param: str
+) -> list[RequestProblem]:
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return []
+    if not caps.structured_outputs:
+        return [
+            RequestProblem(
+                param=param,
+                code=None,
+                message=f"Invalid parameter: '{param}' of type 'json_schema' is not supported "
+                "with this model.",
+            )
+        ]
+    if not isinstance(spec, dict) or spec.get("strict") is not True:
+        return []
+    schema = spec.get("schema")
+    if not isinstance(schema, dict):
+        return []
+    problems = cached_schema_problems(schema)
+    if not problems:
+        return []
+    name = spec.get("name")
+    return [
+        RequestProblem(
+            param=schema_param,
+            code="invalid_json_schema",
+            message=f"Invalid schema for response_format '{name}': {problems[0]}",
+        )
+    ]
+
+
+def cached_schema_problems(schema: dict[str, Any]) -> list[str]:
+    """`schema_problems` in OpenAI's words, remembered per schema (one check per job, not line)."""
+    import orjson
+
+    return _schema_problems(orjson.dumps(schema))
+
+
+@lru_cache(maxsize=256)
+def _schema_problems(schema_json: bytes) -> list[str]:
+    import orjson
+
+    from schemas.response_format import schema_problems
+
+    return [p.openai_message() for p in schema_problems(orjson.loads(schema_json))]
+
+
+def request_problems(
+    caps: ModelCapabilities, endpoint: str, body: dict[str, Any]
+) -> list[RequestProblem]:
+    """Every parameter of a request body the model refuses, as OpenAI words it (first = answer)."""
+    if endpoint not in caps.endpoints:
+        return [
+            RequestProblem(
+                param="model",
+                code="model_not_supported",
+                message=f"The model '{caps.model}' is not supported with the {endpoint} "
+                f"endpoint; it serves {', '.join(caps.endpoints)}.",
+            )
+        ]
+    problems: list[RequestProblem] = []
+    if endpoint == "/v1/chat/completions":
+        if caps.reasoning:
+            if body.get("max_tokens") is not None:
+                problems.append(_unsupported_parameter("max_tokens", "max_completion_tokens"))
+            temperature = body.get("temperature")
+            if temperature is not None and temperature != 1:
+                problems.append(
+                    RequestProblem(
+                        param="temperature",
+                        code="unsupported_value",
+                        message=f"Unsupported value: 'temperature' does not support "
+                        f"{temperature} with this model. Only the default (1) value is "
+                        "supported.",
+                    )
+                )
+            problems += [
+                _unsupported_parameter(p) for p in SAMPLING_PARAMS if body.get(p) is not None
+            ]
+        if body.get("reasoning_effort") is not None:
+            problem = _effort_problem(caps, "reasoning_effort", body["reasoning_effort"])
+            problems += [problem] if problem else []
+        for field in ("max_completion_tokens", "max_tokens"):
+            problem = _cap_problem(caps, field, body.get(field))
+            problems += [problem] if problem else []
+        problems += _image_problems(caps, body.get("messages"), "messages", "image_url")
+        fmt = body.get("response_format")
+        spec = fmt.get("json_schema") if isinstance(fmt, dict) else None
+        problems += _format_problems(caps, fmt, spec, "response_format", "response_format")
+    elif endpoint == "/v1/responses":
+        if caps.reasoning:
+            problems += [
+                _unsupported_parameter(p)
+                for p in RESPONSES_SAMPLING_PARAMS
+                if body.get(p) is not None
+            ]
+        reasoning = body.get("reasoning")
+        if isinstance(reasoning, dict) and reasoning.get("effort") is not None:
+            problem = _effort_problem(caps, "reasoning.effort", reasoning["effort"])
+            problems += [problem] if problem else []
+        problem = _cap_problem(caps, "max_output_tokens", body.get("max_output_tokens"))
+        problems += [problem] if problem else []
+        problems += _image_problems(caps, body.get("input"), "input", "input_image")
+        text = body.get("text")
+        fmt = text.get("format") if isinstance(text, dict) else None
+        problems += _format_problems(caps, fmt, fmt, "text.format", "text.format.schema")
+    return problems
+
+
+def context_problem(
+    caps: ModelCapabilities, endpoint: str, *, input_tokens: int, output_cap: int
+) -> RequestProblem | None:
+    """OpenAI's answer when a prompt plus its output cap do not fit the model's window."""
+    window = caps.context_window
+    if input_tokens + output_cap <= window:
+        return None
+    if endpoint == "/v1/responses":
+        return RequestProblem(
+            param="input",
+            code="context_length_exceeded",
+            message="Your input exceeds the context window of this model. Please adjust your "
+            "input and try again.",
+        )
+    if input_tokens > window:
+        message = (
+            f"This model's maximum context length is {window} tokens. However, your messages "
+            f"resulted in {input_tokens} tokens. Please reduce the length of the messages."
+        )
+    else:
+        message = (
+            f"This model's maximum context length is {window} tokens. However, you requested "
+            f"{input_tokens + output_cap} tokens ({input_tokens} in the messages, {output_cap} "
+            "in the completion). Please reduce the length of the messages or completion."
+        )
+    return RequestProblem(param="messages", code="context_length_exceeded", message=message)

@@ -1,0 +1,203 @@
+"""The local API refuses, line by line and in OpenAI's words, what OpenAI refuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+from openai import OpenAI
+
+from tests.localbatch._helpers import (
+    SUMMARY_SCHEMA,
+    chat_line,
+    document,
+    jsonl,
+    read_lines,
+    responses_line,
+    results,
+    upload,
+    wait_for,
+)
+from tests.localbatch.conftest import MakeClient, MakeServer
+
+SYSTEM = '{"role": "system", "content": "Summarize the document as JSON."}'
+
+
+def run_file(client: OpenAI, text: str, endpoint: str = "/v1/chat/completions") -> Any:
+    """Upload a hand-written input file, create a batch and wait until it ends."""
+    file = upload(client, text.encode())
+    batch = client.batches.create(
+        input_file_id=file.id,
+        endpoint=endpoint,  # type: ignore[arg-type]
+        completion_window="24h",
+    )
+    return wait_for(client, batch.id, timeout=60)
+
+
+def assert_refused(
+    line: dict[str, Any], *, status: int, code: str | None, param: str | None, message: str
+) -> None:
+    """The shape OpenAI writes for a request it refused: an HTTP-level line, error null."""
+    assert line["error"] is None
+    assert line["response"]["status_code"] == status
+    error = line["response"]["body"]["error"]
+    assert error == {
+        "message": message,
+        "type": "invalid_request_error",
+        "param": param,
+        "code": code,
+    }
+
+
+REASONING_FILE = "\n".join(
+    [
+        '{"custom_id": "warm", "method": "POST", "url": "/v1/chat/completions", "body": '
+        '{"model": "gpt-5-mini", "temperature": 0.2, "max_completion_tokens": 500, '
+        '"messages": [' + SYSTEM + ', {"role": "user", "content": "Quarterly results."}]}}',
+        '{"custom_id": "legacy-cap", "method": "POST", "url": "/v1/chat/completions", "body": '
+        '{"model": "gpt-5-mini", "max_tokens": 500, '
+        '"messages": [' + SYSTEM + ', {"role": "user", "content": "Quarterly results."}]}}',
+        '{"custom_id": "nucleus", "method": "POST", "url": "/v1/chat/completions", "body": '
+        '{"model": "gpt-5-mini", "top_p": 0.5, '
+        '"messages": [' + SYSTEM + ', {"role": "user", "content": "Quarterly results."}]}}',
+        '{"custom_id": "default-temperature", "method": "POST", "url": "/v1/chat/completions", '
+        '"body": {"model": "gpt-5-mini", "temperature": 1, "reasoning_effort": "minimal", '
+        '"messages": [' + SYSTEM + ', {"role": "user", "content": "Quarterly results."}]}}',
+    ]
+)
+
+
+def test_reasoning_model_parameters_are_refused_per_line(client: OpenAI) -> None:
+    batch = run_file(client, REASONING_FILE + "\n")
+    assert batch.status == "completed"
+    assert (batch.request_counts.completed, batch.request_counts.failed) == (1, 3)
+    out, err = results(client, batch)
+    assert set(out) == {"default-temperature"}
+    assert_refused(
+        err["warm"],
+        status=400,
+        code="unsupported_value",
+        param="temperature",
+        message="Unsupported value: 'temperature' does not support 0.2 with this model. "
+        "Only the default (1) value is supported.",
+    )
+    assert_refused(
+        err["legacy-cap"],
+        status=400,
+        code="unsupported_parameter",
+        param="max_tokens",
+        message="Unsupported parameter: 'max_tokens' is not supported with this model. "
+        "Use 'max_completion_tokens' instead.",
+    )
+    assert_refused(
+        err["nucleus"],
+        status=400,
+        code="unsupported_parameter",
+        param="top_p",
+        message="Unsupported parameter: 'top_p' is not supported with this model.",
+    )
+
+
+def test_effort_schema_and_context_problems_are_refused_per_line(client: OpenAI) -> None:
+    with_min_length = {
+        **SUMMARY_SCHEMA,
+        "properties": {**SUMMARY_SCHEMA["properties"], "title": {"type": "string", "minLength": 5}},
+    }
+    huge = "word " * 541_000
+    lines = [
+        chat_line("effort", document(1), reasoning_effort="low"),
+        chat_line("min-length", document(2), schema=with_min_length),
+        chat_line("too-long", huge, max_completion_tokens=800),
+        chat_line("cap", document(3), max_completion_tokens=50_000),
+        chat_line("fine", document(4), schema=SUMMARY_SCHEMA, temperature=0.2),
+    ]
+    batch = run_file(client, jsonl(lines).decode())
+    out, err = results(client, batch)
+    assert set(out) == {"fine"} and set(err) == {"effort", "min-length", "too-long", "cap"}
+    assert_refused(
+        err["effort"],
+        status=400,
+        code="unsupported_parameter",
+        param="reasoning_effort",
+        message="Unsupported parameter: 'reasoning_effort' is not supported with this model.",
+    )
+    assert_refused(
+        err["min-length"],
+        status=400,
+        code="invalid_json_schema",
+        param="response_format",
+        message="Invalid schema for response_format 'summary_v1': In context=('properties', "
+        "'title'), 'minLength' is not permitted.",
+    )
+    too_long = err["too-long"]["response"]["body"]["error"]
+    assert (too_long["code"], too_long["param"]) == ("context_length_exceeded", "messages")
+    assert too_long["message"].startswith(
+        "This model's maximum context length is 128000 tokens. However, your messages "
+        "resulted in 541"
+    )
+    assert too_long["message"].endswith(" tokens. Please reduce the length of the messages.")
+    assert_refused(
+        err["cap"],
+        status=400,
+        code="invalid_value",
+        param="max_completion_tokens",
+        message="max_completion_tokens is too large: 50000. This model supports at most 16384 "
+        "completion tokens, whereas you provided 50000.",
+    )
+    # Refused lines are not billed: the batch's usage is the one line that ran.
+    assert batch.usage is not None
+    assert batch.usage.input_tokens == out["fine"]["response"]["body"]["usage"]["prompt_tokens"]
+
+
+def test_responses_lines_are_checked_too(client: OpenAI) -> None:
+    lines = [
+        responses_line("effort", document(1), model="o4-mini", reasoning={"effort": "minimal"}),
+        responses_line("sampled", document(2), model="o4-mini", temperature=0.7),
+        responses_line("fine", document(3), model="o4-mini", reasoning={"effort": "low"}),
+    ]
+    batch = run_file(client, jsonl(lines).decode(), endpoint="/v1/responses")
+    out, err = results(client, batch)
+    assert set(out) == {"fine"}
+    assert_refused(
+        err["effort"],
+        status=400,
+        code="unsupported_value",
+        param="reasoning.effort",
+        message="Unsupported value: 'reasoning.effort' does not support 'minimal' with this "
+        "model. Supported values are: 'low', 'medium', and 'high'.",
+    )
+    assert_refused(
+        err["sampled"],
+        status=400,
+        code="unsupported_parameter",
+        param="temperature",
+        message="Unsupported parameter: 'temperature' is not supported with this model.",
+    )
+
+
+def test_an_unknown_model_is_a_404_per_line(client: OpenAI) -> None:
+    batch = run_file(client, jsonl([chat_line("a", document(1), model="gpt-9-ultra")]).decode())
+    [line] = read_lines(client, batch.error_file_id)
+    assert_refused(
+        line,
+        status=404,
+        code="model_not_found",
+        param=None,
+        message="The model `gpt-9-ultra` does not exist or you do not have access to it.",
+    )
+    listed = {m.id for m in client.models.list()}
+    assert {"gpt-5-mini", "o4-mini", "gpt-4.1-mini"} <= listed and "gpt-9-ultra" not in listed
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.models.retrieve("gpt-9-ultra")
+    assert caught.value.code == "model_not_found"
+    assert client.models.retrieve("gpt-4o-mini-2024-07-18").id == "gpt-4o-mini-2024-07-18"
+
+
+def test_lenient_runs_every_line_as_given(make_server: MakeServer, make_client: MakeClient) -> None:
+    client = make_client(make_server(lenient=True))
+    batch = run_file(client, REASONING_FILE + "\n")
+    out, err = results(client, batch)
+    assert len(out) == 4 and not err
+    unknown = run_file(client, jsonl([chat_line("a", document(1), model="local-llama")]).decode())
+    assert unknown.request_counts is not None and unknown.request_counts.completed == 1
