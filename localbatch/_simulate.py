@@ -31,6 +31,7 @@ from localbatch._prompts import (
     PromptCache,
     TokenCounter,
     chat_messages,
+    document_body,
     document_text,
     responses_messages,
 )
@@ -41,6 +42,7 @@ SYSTEM_FINGERPRINT = "fp_overnight_simulated"
 REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
 _REASONING_BUDGET = {"low": 64, "medium": 192, "high": 512, "xhigh": 1024}
 _EMBEDDING_DIMS = {"text-embedding-3-large": 3072}
+_MAX_BREVITY = 3
 
 
 @dataclass(slots=True)
@@ -73,6 +75,7 @@ class Simulator:
         self.cache = cache or PromptCache()
         self._counters: dict[str, TokenCounter] = {}
         self._fakers: dict[bytes, SchemaFaker] = {}
+        self._schema_cache: dict[tuple[int, bytes], list[int]] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -119,6 +122,18 @@ class Simulator:
                 faker = self._fakers.setdefault(key, SchemaFaker(schema))
         return faker
 
+    def _schema_tokens(self, counter: TokenCounter, schema: dict[str, Any]) -> list[int]:
+        key = (id(counter), orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
+        tokens = self._schema_cache.get(key)
+        if tokens is None:
+            with self._lock:
+                if len(self._schema_cache) > 256:
+                    self._schema_cache.clear()
+                tokens = self._schema_cache.setdefault(
+                    key, counter.encode(orjson.dumps(schema).decode())
+                )
+        return tokens
+
     def _answer(
         self, item: WorkItem, doc: Document, schema: dict[str, Any] | None, json_mode: bool
     ) -> str:
@@ -130,9 +145,9 @@ class Simulator:
                 instance = violate(faker.resolve(schema), instance, doc)
             text = orjson.dumps(instance).decode()
         elif json_mode:
-            text = orjson.dumps({"summary": doc.summary(3), "keywords": doc.keywords[:5]}).decode()
+            text = orjson.dumps({"summary": doc.summary(), "keywords": doc.topics(5)}).decode()
         else:
-            text = doc.summary(3)
+            text = doc.summary()
         if item.fault == "invalid_json":
             text = text[: max(1, len(text) // 2)]
             if not text.startswith("{"):
@@ -158,11 +173,11 @@ class Simulator:
         if schema is not None:
             # The API puts a structured-output schema into the prompt and bills its tokens;
             # as a shared prefix it is also cacheable.
-            schema_tokens = counter.encode(orjson.dumps(schema).decode())
+            schema_tokens = self._schema_tokens(counter, schema)
             prompt_tokens += len(schema_tokens)
             sequence = schema_tokens + sequence
         cached, written = self.cache.hit(item.model, sequence, prompt_tokens)
-        doc = Document(document_text(messages), self.seed)
+        doc = Document(document_body(document_text(messages)), self.seed)
         if item.fault == "refusal":
             return _Completion(
                 None, "stop", prompt_tokens, cached, written, counter.count(REFUSAL_TEXT), 0, True
@@ -173,6 +188,13 @@ class Simulator:
         limit = cap if isinstance(cap, int) and cap > 0 else None
         if item.fault == "length":
             limit = max(reasoning + 1, reasoning + len(tokens) // 2)
+        elif limit is not None:
+            # A model writes to fit its budget: shorter answers (fewer, shorter items) first;
+            # only a cap too small for any answer truncates.
+            while reasoning + len(tokens) > limit and doc.level < _MAX_BREVITY:
+                doc.level += 1
+                text = self._answer(item, doc, schema, json_mode)
+                tokens = counter.encode(text)
         finish = "stop"
         if limit is not None and reasoning + len(tokens) > limit:
             keep = max(0, limit - reasoning)
