@@ -40,7 +40,7 @@ from tasks import storage, tables
 from tasks.build import BuildCounts, build_shards
 from tasks.estimate import BudgetExceededError, check_budget, price_counts
 from tasks.failpoints import failpoint
-from tasks.gateway import Gateway, default_backend, get_gateway
+from tasks.gateway import EMBEDDED, Gateway, default_backend, get_gateway
 from tasks.ledger import Ledger, record_run
 from tasks.locks import LockBusy, lease
 from tasks.outputs import INVALID_OUTPUT_CODES, Classified, Outcome, Usage, classify_line
@@ -152,6 +152,8 @@ def _prepare_run(
     backend: str | None,
 ) -> RunManifest:
     fingerprint = job.fingerprint()
+    backend = backend or default_backend()
+    elsewhere: list[RunManifest] = []
     for run_dir in list_open_runs(job.output):
         existing = load_manifest(run_dir)
         if not existing.is_open:
@@ -159,6 +161,9 @@ def _prepare_run(
             storage.delete(_open_marker(job.output, existing.run_id))
             continue
         if existing.job_name == job.name and existing.job_fingerprint == fingerprint:
+            if existing.backend != backend and not _move_backend(existing, backend):
+                elsewhere.append(existing)
+                continue
             if existing.shards:
                 log.info("resuming open run %s", existing.run_id)
                 return existing
@@ -175,7 +180,7 @@ def _prepare_run(
             job=job.model_dump(mode="json"),
             run_dir=run_dir,
             output=job.output,
-            backend=backend or default_backend(),
+            backend=backend,
             created_at=now,
             max_attempts=job.limits.max_attempts,
         )
@@ -184,10 +189,25 @@ def _prepare_run(
     failpoint("after-run-created")
 
     should_process: Callable[[Document | RejectedDocument], bool] | None = None
-    if not full:
-        ledger = Ledger.load(job.output, job.name, fingerprint, retry_failed=retry_failed)
-        if len(ledger):
-            should_process = ledger.should_process
+    ledger = (
+        Ledger.load(job.output, job.name, fingerprint, retry_failed=retry_failed)
+        if not full
+        else Ledger(set())
+    )
+    for other in elsewhere:
+        # Never send twice what another open run of this job version already has: its
+        # documents stay with it, on its backend, and end in its tables.
+        skipped = _claim_documents(other, ledger)
+        note = (
+            f"run {other.run_id} of this job stays open on {other.backend} with batches "
+            f"created there; this run on {manifest.backend} leaves out its {skipped} "
+            f"document(s). Collect it against {other.backend}{_how_to_reach(other.backend)}, "
+            f"or cancel it with `overnight cancel {other.run_id}`."
+        )
+        log.warning("%s", note)
+        manifest.notes.append(note)
+    if len(ledger):
+        should_process = ledger.should_process
     summary = build_shards(job, manifest.run_dir, should_process=should_process, progress=progress)
     manifest.counts.documents_seen = summary.documents_seen
     manifest.counts.documents_skipped = summary.documents_skipped
@@ -220,6 +240,53 @@ def _prepare_run(
     save_manifest(manifest)
     failpoint("after-build")
     return manifest
+
+
+def _move_backend(manifest: RunManifest, backend: str) -> bool:
+    """Move an open run to `backend` if none of its batches was ever created; say so.
+
+    A shard that reached `creating` may have a batch on the old backend (the create call can
+    succeed unseen), so such a run stays where it is. Uploaded files are left behind: the
+    shards upload again to the new backend.
+    """
+    if any(
+        s.state not in ("built", "uploading", "uploaded") or s.batch_id for s in manifest.shards
+    ):
+        return False
+    note = (
+        f"moving run {manifest.run_id} from {manifest.backend or 'an unknown backend'} to "
+        f"{backend}: no batch had been created yet"
+    )
+    log.warning("%s", note)
+    manifest.notes.append(note)
+    manifest.backend = backend
+    for shard in manifest.shards:
+        shard.state = "built"
+        shard.file_id = None
+        shard.updated_at = utcnow()
+    save_manifest(manifest)
+    return True
+
+
+def _claim_documents(other: RunManifest, ledger: Ledger) -> int:
+    """Add another open run's documents (requested or rejected) to the skip set; count them."""
+    before = len(ledger)
+    for shard in other.shards:
+        if shard.attempt != 1:
+            continue  # retries re-send requests of attempt 1: same documents
+        index = tables.read_parquet(shard.index_uri, columns=["document_id", "content_sha256"])
+        for document_id, content_sha256 in index.iter_rows():
+            ledger.skip(document_id, content_sha256)
+    for line in _iter_lines(other.rejected_uri):
+        record = orjson.loads(line)
+        ledger.skip(str(record["document_id"]), record.get("content_sha256"))
+    return len(ledger) - before
+
+
+def _how_to_reach(backend: str) -> str:
+    if backend == EMBEDDED:
+        return " (the embedded local Batch API: it is used for runs that started there)"
+    return f" (set OPENAI_API_KEY, and OPENAI_BASE_URL={backend} unless it is OpenAI's)"
 
 
 # -- submitting -------------------------------------------------------------------------------
@@ -474,6 +541,7 @@ _OUTCOME_SCHEMA: dict[str, pl.DataType] = {
     "code": pl.String(),
     "message": pl.String(),
     "retryable": pl.Boolean(),
+    "simulated": pl.Boolean(),
 }
 """One row per request line as judged; `kind` is result, error or retry."""
 
@@ -496,6 +564,9 @@ def parse_shard(
     requested = index.get_column("custom_id").to_list()
     known = set(requested)
     last_attempt = shard.attempt >= manifest.max_attempts or manifest.cancel_requested
+    # The embedded backend only simulates; elsewhere the line's own body says (an error line
+    # from a local API at OPENAI_BASE_URL has no such mark and counts as not simulated).
+    simulator_backend = manifest.backend == EMBEDDED
     cols: dict[str, list[Any]] = {name: [] for name in _OUTCOME_SCHEMA}
     seen: set[str] = set()
 
@@ -528,6 +599,7 @@ def parse_shard(
             ("code", c.code or None),
             ("message", c.message[:4000] or None),
             ("retryable", c.outcome == "retryable"),
+            ("simulated", c.simulated or simulator_backend),
         ):
             cols[name].append(value)
 
@@ -678,6 +750,7 @@ def _rejected_part(manifest: RunManifest) -> str | None:
                 "code": r["code"],
                 "message": r["message"],
                 "retryable": False,
+                "simulated": False,  # refused before any backend saw it
             }
         )
     uri = storage.join(manifest.run_dir, "parts", "errors", "rejected.parquet")
@@ -770,7 +843,14 @@ def cost_rows(
     """
     succeeded = set(results)
     final = results + errors
-    columns = ["model", "input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens"]
+    columns = [
+        "model",
+        "simulated",
+        "input_tokens",
+        "cached_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+    ]
     frames = []
     # Every part named here was written when its shard was parsed (empty ones included).
     for uri, is_final in [(u, True) for u in final] + [(u, False) for u in superseded]:
@@ -784,7 +864,7 @@ def cost_rows(
         return []
     grouped = (
         pl.concat(frames)
-        .group_by("model")
+        .group_by("model", "simulated")
         .agg(
             requests=pl.col("final").sum(),
             succeeded=(pl.col("succeeded") & pl.col("final")).sum(),
@@ -795,7 +875,7 @@ def cost_rows(
             reasoning_tokens=pl.col("reasoning_tokens").sum(),
             batch_cost_usd=pl.col("cost_usd").sum(),
         )
-        .sort("model")
+        .sort("model", "simulated")
     )
     rows = []
     for g in grouped.iter_rows(named=True):
