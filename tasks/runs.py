@@ -173,6 +173,12 @@ def _prepare_run(
         now = now or utcnow()
         run_id = new_run_id(job, now)
         run_dir = storage.join(job.output, "runs", run_id)
+        taken = 1
+        while elsewhere and storage.exists(manifest_uri(run_dir)):
+            # Another run of this job version started this same second (on another backend).
+            taken += 1
+            run_id = f"{new_run_id(job, now)}-{taken}"
+            run_dir = storage.join(job.output, "runs", run_id)
         manifest = RunManifest(
             run_id=run_id,
             job_name=job.name,
