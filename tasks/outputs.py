@@ -51,8 +51,9 @@ class Classified:
     usage: Usage | None = None
     raw_output: str | None = None
     """The model's answer as returned; for results, valid JSON for the job's schema."""
-    simulated: bool = False
-    """The body says overnight's simulator wrote it (see `is_simulated`)."""
+    simulated: bool | None = None
+    """Whether a 200 body says overnight's simulator wrote it (see `is_simulated`); None for
+    lines that carry no answer (HTTP errors, expired or missing lines): they cannot tell."""
 
 
 SIMULATED_FINGERPRINT = "fp_overnight_simulated"

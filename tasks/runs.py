@@ -552,6 +552,19 @@ _OUTCOME_SCHEMA: dict[str, pl.DataType] = {
 """One row per request line as judged; `kind` is result, error or retry."""
 
 
+def _run_was_simulated(manifest: RunManifest) -> bool:
+    """Whether the run's answers so far came from the simulator (all of a run's batches live
+    on one backend, so the first parsed results part answers for the run)."""
+    for shard in manifest.shards:
+        if shard.state != "parsed" or not shard.results:
+            continue
+        for uri in _part_uris(manifest, "results", shard):
+            column = tables.read_parquet(uri, columns=["simulated"]).get_column("simulated")
+            if column.len():
+                return bool(column.any())
+    return False
+
+
 def parse_shard(
     manifest: RunManifest,
     shard: ShardRecord,
@@ -570,9 +583,11 @@ def parse_shard(
     requested = index.get_column("custom_id").to_list()
     known = set(requested)
     last_attempt = shard.attempt >= manifest.max_attempts or manifest.cancel_requested
-    # The embedded backend only simulates; elsewhere the line's own body says (an error line
-    # from a local API at OPENAI_BASE_URL has no such mark and counts as not simulated).
+    # The embedded backend only simulates. Elsewhere each answer says whether the simulator
+    # wrote it; a line without an answer (an HTTP error, an expired line) takes its batch's
+    # run's word: simulated if any answer of the run so far said so.
     simulator_backend = manifest.backend == EMBEDDED
+    simulated_seen: list[bool | None] = [True if simulator_backend else None]
     cols: dict[str, list[Any]] = {name: [] for name in _OUTCOME_SCHEMA}
     seen: set[str] = set()
 
@@ -605,7 +620,7 @@ def parse_shard(
             ("code", c.code or None),
             ("message", c.message[:4000] or None),
             ("retryable", c.outcome == "retryable"),
-            ("simulated", c.simulated or simulator_backend),
+            ("simulated", True if simulator_backend else c.simulated),
         ):
             cols[name].append(value)
 
@@ -614,8 +629,13 @@ def parse_shard(
 
     def flush() -> None:
         """Write the lines judged so far as one part of each kind, and start afresh."""
+        if None in cols["simulated"] and simulated_seen[0] is None:
+            simulated_seen[0] = any(v is True for v in cols["simulated"]) or _run_was_simulated(
+                manifest
+            )
         judged = (
             pl.DataFrame(cols, schema=_OUTCOME_SCHEMA)
+            .with_columns(pl.col("simulated").fill_null(bool(simulated_seen[0])))
             .join(index, on="custom_id", how="left")
             .with_columns(
                 run_id=pl.lit(manifest.run_id),

@@ -1,7 +1,7 @@
 """The simulator on real documents: answers read like a model's, not like the prompt.
 
 Documents nobody on the team wrote: copies of Debian's /usr/share/common-licenses/{BSD,LGPL-3,
-CC0-1.0} and /usr/share/doc/{zlib1g,gzip,tar}/copyright in tests/cases/real/, plus, for the
+CC0-1.0} and /usr/share/doc/{zlib1g,gzip,tar}/copyright as tests/cases/real-*.txt, plus, for the
 rates, every license and copyright file on this machine when /usr/share has them. Every
 request goes through the official openai client to the local Batch API, with the shipped
 DocumentSummary schema and the shipped nightly job's prompt and 800-token output cap.
@@ -23,7 +23,7 @@ from schemas.response_format import response_format_for
 from schemas.summary import DocumentSummary
 from tests.localbatch._helpers import read_lines, run_batch
 
-REAL = Path(__file__).resolve().parents[1] / "cases" / "real"
+CASES = Path(__file__).resolve().parents[1] / "cases"
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 PROMPT = "Summarize the following document (part 1 of 1).\nSource file: {id}\n\n<document>\n{text}\n</document>\n"
 SYSTEM = "You summarize business documents for a daily digest read by busy colleagues."
@@ -68,7 +68,7 @@ def _words(text: str) -> str:
 
 
 def _real_documents() -> dict[str, str]:
-    return {p.name: p.read_text(encoding="utf-8") for p in sorted(REAL.glob("*.txt"))}
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(CASES.glob("real-*.txt"))}
 
 
 def _machine_documents(limit: int = 400) -> dict[str, str]:
@@ -124,7 +124,7 @@ def test_enums_and_action_items_fit_the_text(client: OpenAI) -> None:
         "contract": None,
     }
     texts = {kind: (SAMPLES / f).read_text(encoding="utf-8") for kind, f in files.items() if f}
-    texts["contract"] = (REAL / "BSD-license.txt").read_text(encoding="utf-8")
+    texts["contract"] = (CASES / "real-BSD-license.txt").read_text(encoding="utf-8")
     answers = _answers(client, [_line(k, PROMPT.format(id=k, text=t)) for k, t in texts.items()])
     for kind in texts:
         assert answers[kind]["document_type"] == kind, (kind, answers[kind])
@@ -197,7 +197,7 @@ def test_at_most_two_percent_truncated_without_a_fault(client: OpenAI) -> None:
 
 
 def test_a_small_cap_gets_a_shorter_answer_not_a_cut_one(client: OpenAI) -> None:
-    text = (REAL / "LGPL-3-license.txt").read_text(encoding="utf-8")
+    text = (CASES / "real-LGPL-3-license.txt").read_text(encoding="utf-8")
     answers = _answers(
         client,
         [
