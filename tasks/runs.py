@@ -40,7 +40,7 @@ from tasks import storage, tables
 from tasks.build import BuildCounts, build_shards
 from tasks.estimate import BudgetExceededError, check_budget, price_counts
 from tasks.failpoints import failpoint
-from tasks.gateway import EMBEDDED, Gateway, default_backend, get_gateway
+from tasks.gateway import EMBEDDED, OPENAI, Gateway, default_backend, get_gateway
 from tasks.ledger import Ledger, record_run
 from tasks.locks import LockBusy, lease
 from tasks.outputs import INVALID_OUTPUT_CODES, Classified, Outcome, Usage, classify_line
@@ -207,8 +207,8 @@ def _prepare_run(
         note = (
             f"run {other.run_id} of this job stays open on {other.backend} with batches "
             f"created there; this run on {manifest.backend} leaves out its {skipped} "
-            f"document(s). Collect it against {other.backend}{_how_to_reach(other.backend)}, "
-            f"or cancel it with `overnight cancel {other.run_id}`."
+            f"document(s). {_how_to_reach(other.backend)}, or cancel it with "
+            f"`overnight cancel {other.run_id}` (a later run then picks its documents up)."
         )
         log.warning("%s", note)
         manifest.notes.append(note)
@@ -276,23 +276,28 @@ def _move_backend(manifest: RunManifest, backend: str) -> bool:
 
 def _claim_documents(other: RunManifest, ledger: Ledger) -> int:
     """Add another open run's documents (requested or rejected) to the skip set; count them."""
-    before = len(ledger)
+    claimed: set[tuple[str, str | None]] = set()
     for shard in other.shards:
         if shard.attempt != 1:
             continue  # retries re-send requests of attempt 1: same documents
         index = tables.read_parquet(shard.index_uri, columns=["document_id", "content_sha256"])
-        for document_id, content_sha256 in index.iter_rows():
-            ledger.skip(document_id, content_sha256)
+        claimed.update(index.iter_rows())
     for line in _iter_lines(other.rejected_uri):
         record = orjson.loads(line)
-        ledger.skip(str(record["document_id"]), record.get("content_sha256"))
-    return len(ledger) - before
+        claimed.add((str(record["document_id"]), record.get("content_sha256")))
+    for document_id, content_sha256 in claimed:
+        ledger.skip(document_id, content_sha256)
+    return len(claimed)
 
 
 def _how_to_reach(backend: str) -> str:
     if backend == EMBEDDED:
-        return " (the embedded local Batch API: it is used for runs that started there)"
-    return f" (set OPENAI_API_KEY, and OPENAI_BASE_URL={backend} unless it is OpenAI's)"
+        return (
+            "`overnight collect` finishes it on the embedded local Batch API (simulated "
+            "answers), whatever OPENAI_API_KEY says"
+        )
+    url = "" if backend == OPENAI else f" and OPENAI_BASE_URL={backend}"
+    return f"To collect it, set OPENAI_API_KEY{url} again and run `overnight collect`"
 
 
 # -- submitting -------------------------------------------------------------------------------

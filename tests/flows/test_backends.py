@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import openai
 import polars as pl
 import pytest
 
@@ -91,6 +92,7 @@ def test_a_submit_never_adopts_a_run_with_batches_on_another_backend(
     [note] = new.notes
     assert f"run {old.run_id} of this job stays open on {batch_server.base_url}" in note
     assert "leaves out its 4 document(s)" in note and f"overnight cancel {old.run_id}" in note
+    assert f"set OPENAI_API_KEY and OPENAI_BASE_URL={batch_server.base_url} again" in note
     assert note in caplog.text
     assert runs.load_manifest(old.run_dir).backend == batch_server.base_url
 
@@ -133,3 +135,30 @@ def test_real_rows_are_not_marked_and_the_report_says_nothing() -> None:
     parts = {"daily": daily, "failures": pl.DataFrame()}
     assert "SIMULATED" not in analytics.report_markdown(parts, title="t")
     assert "SIMULATED" not in analytics.report_html(parts, title="t")
+
+
+def test_fixing_a_wrong_base_url_moves_the_stuck_run(
+    batch_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    make_job: Callable[..., JobSpec],
+    tmp_path: Path,
+) -> None:
+    write_corpus(tmp_path / "docs", 2)
+    job = make_job()
+    monkeypatch.setenv("OPENAI_API_KEY", batch_server.api_key)
+    wrong = batch_server.base_url.removesuffix("/v1") + "/not-the-api/v1"
+    monkeypatch.setenv("OPENAI_BASE_URL", wrong)
+    get_settings.cache_clear()
+    reset_gateways()
+    stuck = runs.prepare_run(job)
+    with pytest.raises(openai.NotFoundError):
+        runs.submit_ready(stuck, get_gateway(), max_in_flight_tokens=None)
+    assert runs.load_manifest(stuck.run_dir).shards[0].state == "uploading"
+
+    _use(monkeypatch, batch_server)  # the address is fixed
+    moved = runs.prepare_run(job)
+    assert (moved.run_id, moved.backend) == (stuck.run_id, batch_server.base_url)
+    assert f"from {wrong} to {batch_server.base_url}" in moved.notes[-1]
+    results, _ = assert_every_input_has_one_row(_finish(moved.run_dir))
+    assert results.height == 2
+    reset_gateways()
