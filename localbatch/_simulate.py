@@ -74,8 +74,7 @@ class Simulator:
         self.seed = seed
         self.cache = cache or PromptCache()
         self._counters: dict[str, TokenCounter] = {}
-        self._fakers: dict[bytes, SchemaFaker] = {}
-        self._schema_cache: dict[tuple[int, bytes], list[int]] = {}
+        self._fakers: dict[tuple[str, bytes], tuple[SchemaFaker, list[int]]] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -112,34 +111,30 @@ class Simulator:
                 counter = self._counters.setdefault(model, TokenCounter(model))
         return counter
 
-    def _faker(self, schema: dict[str, Any]) -> SchemaFaker:
-        key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
-        faker = self._fakers.get(key)
-        if faker is None:
+    def _faker(
+        self, schema: dict[str, Any], counter: TokenCounter
+    ) -> tuple[SchemaFaker, list[int]]:
+        """The faker of a schema, and the schema's prompt tokens for this model (both cached)."""
+        key = (counter.encoding.name, orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
+        found = self._fakers.get(key)
+        if found is None:
             with self._lock:
                 if len(self._fakers) > 256:
                     self._fakers.clear()
-                faker = self._fakers.setdefault(key, SchemaFaker(schema))
-        return faker
-
-    def _schema_tokens(self, counter: TokenCounter, schema: dict[str, Any]) -> list[int]:
-        key = (id(counter), orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
-        tokens = self._schema_cache.get(key)
-        if tokens is None:
-            with self._lock:
-                if len(self._schema_cache) > 256:
-                    self._schema_cache.clear()
-                tokens = self._schema_cache.setdefault(
-                    key, counter.encode(orjson.dumps(schema).decode())
-                )
-        return tokens
+                made = (SchemaFaker(schema), counter.encode(orjson.dumps(schema).decode()))
+                found = self._fakers.setdefault(key, made)
+        return found
 
     def _answer(
-        self, item: WorkItem, doc: Document, schema: dict[str, Any] | None, json_mode: bool
+        self,
+        item: WorkItem,
+        doc: Document,
+        schema: dict[str, Any] | None,
+        faker: SchemaFaker | None,
+        json_mode: bool,
     ) -> str:
-        """The answer text: JSON for a schema (or JSON mode), else the first sentences."""
-        if schema is not None:
-            faker = self._faker(schema)
+        """The answer text: JSON for a schema (or JSON mode), else an extractive summary."""
+        if schema is not None and faker is not None:
             instance = faker.generate(doc)
             if item.fault == "schema_violation":
                 instance = violate(faker.resolve(schema), instance, doc)
@@ -170,10 +165,11 @@ class Simulator:
     ) -> _Completion:
         counter = self._counter(item.model)
         prompt_tokens, sequence = counter.prompt(messages)
+        faker: SchemaFaker | None = None
         if schema is not None:
             # The API puts a structured-output schema into the prompt and bills its tokens;
             # as a shared prefix it is also cacheable.
-            schema_tokens = self._schema_tokens(counter, schema)
+            faker, schema_tokens = self._faker(schema, counter)
             prompt_tokens += len(schema_tokens)
             sequence = schema_tokens + sequence
         cached, written = self.cache.hit(item.model, sequence, prompt_tokens)
@@ -182,7 +178,7 @@ class Simulator:
             return _Completion(
                 None, "stop", prompt_tokens, cached, written, counter.count(REFUSAL_TEXT), 0, True
             )
-        text = self._answer(item, doc, schema, json_mode)
+        text = self._answer(item, doc, schema, faker, json_mode)
         reasoning = self._reasoning(item, effort, doc)
         tokens = counter.encode(text)
         limit = cap if isinstance(cap, int) and cap > 0 else None
@@ -193,7 +189,7 @@ class Simulator:
             # only a cap too small for any answer truncates.
             while reasoning + len(tokens) > limit and doc.level < _MAX_BREVITY:
                 doc.level += 1
-                text = self._answer(item, doc, schema, json_mode)
+                text = self._answer(item, doc, schema, faker, json_mode)
                 tokens = counter.encode(text)
         finish = "stop"
         if limit is not None and reasoning + len(tokens) > limit:

@@ -21,8 +21,9 @@ import hashlib
 import math
 import re
 from collections import Counter
-from functools import cached_property
-from itertools import pairwise
+from collections.abc import Iterator
+from functools import cached_property, lru_cache
+from itertools import islice, pairwise
 from typing import Any
 
 STOPWORDS = frozenset(
@@ -291,11 +292,11 @@ _BULLET_CHARS = frozenset("-*•·–0123456789")
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*$")
 _BOLD = re.compile(r"\*\*|__|`")
 _PROPER = re.compile(r"\b([A-Z][a-z]+(?:[ -](?:[A-Z][a-z]+|[A-Z]\.)){1,2})\b")
-_ORG = re.compile(
-    r"\b((?:[A-Z][\w&'.-]*\s+){0,4}?(?:[A-Z][\w&'.-]*)\s+"
-    r"(?i:Inc|Ltd|LLC|GmbH|AG|SA|BV|Corp|Corporation|Company|Co|Foundation|Association|"
-    r"University|Institute|Group|Limited|Project)\b\.?)"
+_ORG_SUFFIX = re.compile(
+    r"(?<=[\w.] )(?i:Inc|Ltd|LLC|GmbH|AG|SA|BV|Corp|Corporation|Company|Co|Foundation|"
+    r"Association|University|Institute|Group|Limited|Project)\b\.?"
 )
+"""The last word of an organization's name; the capitalized words before it are the rest."""
 _YEAR = re.compile(r"\b(19[5-9]\d|20[0-4]\d)\b")
 _MONTHS = {
     name: i + 1
@@ -365,14 +366,23 @@ _ACTION_PHRASES = (
 _OBLIGATION = re.compile(r"(?:we|you|they|team|[A-Z][a-z]+) (?:must|should|will) ", re.I)
 
 
-def asks_something(sentence: str) -> bool:
-    """True when a sentence asks someone to do something (a request, a task, an obligation)."""
+def asks_something(
+    sentence: str,
+    *,
+    phrases: tuple[str, ...] = _ACTION_PHRASES,
+    words: frozenset[str] | set[str] = _ACTION_WORDS,
+    modal: bool = True,
+) -> bool:
+    """True when a sentence asks someone to do something (a request, a task, an obligation).
+
+    `phrases`, `words` and `modal` narrow the cues tested to those the whole document has.
+    """
     lower = sentence.lower()
-    if _ACTION_WORDS.intersection(lower.split()):
+    if words and not words.isdisjoint(lower.split()):
         return True
-    if any(phrase in lower for phrase in _ACTION_PHRASES):
+    if phrases and any(phrase in lower for phrase in phrases):
         return True
-    if " must " in lower or " should " in lower or " will " in lower:
+    if modal and (" must " in lower or " should " in lower or " will " in lower):
         return _OBLIGATION.search(sentence) is not None
     return False
 
@@ -906,6 +916,7 @@ def short_sentence(text: str, words: int) -> str:
     return head.rstrip(" ,;:-–(") + "…"
 
 
+@lru_cache(maxsize=1024)
 def count_range(description: str) -> tuple[int, int] | None:
     """The item counts a field description asks for ('three to seven', 'at most 5'...)."""
 
@@ -926,7 +937,11 @@ def count_range(description: str) -> tuple[int, int] | None:
     return None
 
 
-_PUNCTUATION = ".,;:!?()[]\"'’‘“”…-–—*"
+_BREAKS: dict[str, str] = dict.fromkeys([*STOPWORDS, *"\n.,;:!?()"], "")
+"""Tokens that break a phrase: `_BREAKS.get(w, w)` is "" for them and the word otherwise."""
+_ODD_CHARS = re.compile(r"[\d/@=_\\|<>{}\[\]#*~^]")
+"""Digits and markup: many of them make a line a listing, a path or code, not a sentence."""
+_DIGIT_CHARS = frozenset("0123456789")
 _FILLER = re.compile(r"^(this|here|it|that)\s+(is|are)\s+(a|an|the)?\s*", re.IGNORECASE)
 
 
@@ -1060,7 +1075,10 @@ class Document:
     def _units(self) -> list[tuple[str, str]]:
         """(kind, text) of each sentence or list item, in order; headers or headings if none."""
         units, headings, _ = self._layout
-        out = [(kind, _BOLD.sub("", text).strip()) for kind, text in units]
+        out = [
+            (kind, _BOLD.sub("", text).strip() if _has_markup(text) else text)
+            for kind, text in units
+        ]
         out = [(kind, text) for kind, text in out if len(text) > 1]
         if not out:
             out = [("sentence", line) for line in self._header_lines]
@@ -1107,16 +1125,20 @@ class Document:
         return text.lower()
 
     @cached_property
+    def _tokens(self) -> list[str]:
+        """The opening's content words in order, "" where a stopword or punctuation breaks."""
+        found = _WORD_OR_BREAK.findall(self._plain)
+        return list(map(_BREAKS.get, found, found))
+
+    @cached_property
     def _counts(self) -> Counter[str]:
-        counts = Counter(_CONTENT_WORD.findall(self._plain))
-        for stop in STOPWORDS.intersection(counts):
-            del counts[stop]
+        counts = Counter(self._tokens)
+        del counts[""]
         return counts
 
     @cached_property
     def keywords(self) -> list[str]:
-        ranked = sorted(self._counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        return [w for w, _ in ranked[:50]] or ["document"]
+        return [w for w, _ in self._counts.most_common(50)] or ["document"]
 
     @cached_property
     def _unit_words(self) -> list[frozenset[str]]:
@@ -1129,6 +1151,7 @@ class Document:
         counts = self._counts
         top = max(counts.values(), default=1)
         get = counts.get
+        shape = self._shape
         scores = []
         for i, (sentence, words) in enumerate(zip(self.sentences, self._unit_words, strict=True)):
             if not words:
@@ -1136,13 +1159,12 @@ class Document:
                 continue
             weight = sum([get(w, 0) for w in words]) / top
             score = weight / math.sqrt(len(words))
-            n = len(sentence.split())
+            n, prose = shape[i]
             if n < 5:
                 score *= 0.4
             elif n > 45:
                 score *= 0.6
-            alpha = sum(1 for w in sentence.split() if w[:1].isalpha())
-            if alpha < 0.6 * n or "://" in sentence:
+            if not prose:
                 score *= 0.3
             if i == 0:
                 score *= 1.6
@@ -1157,35 +1179,46 @@ class Document:
         scores = self._scores
         return sorted(candidates, key=lambda i: (-scores[i], i))
 
+    def _iter_distinct(
+        self, order: list[int], *, avoid: frozenset[int] = frozenset()
+    ) -> Iterator[int]:
+        """Sentence indexes in `order`, lazily, none a near-duplicate of an earlier one."""
+        unit_words = self._unit_words
+        chosen: list[frozenset[str]] = []
+        for i in order:
+            words = unit_words[i]
+            if i in avoid or not words:
+                continue
+            if any(_jaccard(words, other) > 0.6 for other in chosen):
+                continue  # an identical sentence has a Jaccard similarity of 1
+            chosen.append(words)
+            yield i
+
     def _distinct(
         self, order: list[int], n: int, *, avoid: frozenset[int] = frozenset()
     ) -> list[int]:
         """Up to n sentence indexes in `order`, none a near-duplicate of another or of `avoid`."""
-        chosen: list[int] = []
-        seen_text: set[str] = set()
-        for i in order:
-            if i in avoid:
-                continue
-            words = self._unit_words[i]
-            norm = " ".join(self.sentences[i].lower().split())
-            if norm in seen_text or not words:
-                continue
-            if any(_jaccard(words, self._unit_words[j]) > 0.6 for j in chosen):
-                continue
-            seen_text.add(norm)
-            chosen.append(i)
-            if len(chosen) >= n:
-                break
-        return chosen
+        return list(islice(self._iter_distinct(order, avoid=avoid), n))
+
+    @cached_property
+    def _shape(self) -> list[tuple[int, bool]]:
+        """(words, reads as prose) of each sentence: prose has few digits, paths or markup."""
+        out = []
+        for sentence in self.sentences:
+            odd = _ODD_CHARS.findall(sentence)
+            prose = not odd or (
+                len(odd) + 2 * sum(c not in _DIGIT_CHARS for c in odd) <= 0.15 * len(sentence)
+                and "://" not in sentence
+            )
+            out.append((len(sentence.split()), prose))
+        return out
 
     @cached_property
     def _prose(self) -> list[int]:
         """Indexes of real sentences: four words or more, mostly words, no links."""
         out = []
-        for i, sentence in enumerate(self.sentences):
-            words = sentence.split()
-            alpha = sum(1 for w in words if w.strip(_PUNCTUATION).isalpha())
-            if len(words) >= 4 and alpha >= 0.6 * len(words) and "://" not in sentence:
+        for i, (n, prose) in enumerate(self._shape):
+            if n >= 4 and prose:
                 out.append(i)
         return out or list(range(len(self.sentences)))
 
@@ -1196,8 +1229,9 @@ class Document:
         ranked = self._ranked(self._prose)
         picked: list[int] = []
         words = 0
-        for i in self._distinct(ranked, n):
-            length = len(self.sentences[i].split())
+        shape = self._shape
+        for i in self._iter_distinct(ranked):
+            length = shape[i][0]
             if picked and len(picked) >= 2 and words + length > 90:
                 continue
             if picked and words + length > 150:
@@ -1218,10 +1252,22 @@ class Document:
     @cached_property
     def _action_indexes(self) -> list[int]:
         out: list[int] = []
+        # Which cues occur at all, found once on the whole text (C-speed substring tests);
+        # a sentence is then tested for those only.
+        whole = self._plain
+        phrases = tuple(p for p in _ACTION_PHRASES if p in whole)
+        cue_words = _ACTION_WORDS.intersection(whole.split())
+        modal = any(m in whole for m in (" must ", " should ", " will "))
+        cued = bool(phrases or cue_words or modal)
         for i, (kind, text) in enumerate(self._units):
-            first = text.split(maxsplit=1)[0].lower().strip(",.:") if text.split() else ""
-            imperative = first in _IMPERATIVE or text.lower().startswith("make sure")
-            if (imperative and (kind == "bullet" or text[:1].isupper())) or asks_something(text):
+            head = text[: text.find(" ")] if " " in text else text
+            first = head.lower().strip(",.:")
+            imperative = first in _IMPERATIVE or (
+                first == "make" and text.lower().startswith("make sure")
+            )
+            if (imperative and (kind == "bullet" or text[:1].isupper())) or (
+                cued and asks_something(text, phrases=phrases, words=cue_words, modal=modal)
+            ):
                 out.append(i)
         return out
 
@@ -1238,7 +1284,7 @@ class Document:
             target = max(1, lo - (self.level - 1))
         avoid = frozenset(self._action_indexes)
         scores = self._scores
-        lengths = [len(s.split()) for s in self.sentences]
+        lengths = [n for n, _ in self._shape]
         # Key points are short: a long sentence ranks as if it had half its weight.
         order = sorted(
             self._prose, key=lambda i: (-scores[i] * (0.5 if lengths[i] > 25 else 1.0), i)
@@ -1249,33 +1295,24 @@ class Document:
     @cached_property
     def _phrases(self) -> list[str]:
         """Topic labels: frequent two-word phrases, then frequent words, lower case."""
-        counts = self._counts
-        tokens = [
-            w if len(w) > 1 and w not in STOPWORDS else ""
-            for w in _WORD_OR_BREAK.findall(self._plain[:6000])
-        ]
-        pairs = Counter(pairwise(tokens))
+        pairs = Counter(pairwise(self._tokens[:1500]))
         out: list[str] = []
-        used: set[str] = set()
-        frequent = [
-            (pair, n)
-            for pair, n in pairs.items()
-            if n >= 2 and pair[0] and pair[1] and pair[0] != pair[1]
-        ]
-        names = {w.lower() for name in self.proper_names for w in name.split()}
-        skip = names | _CALENDAR_WORDS
-        ranked_pairs = sorted(frequent, key=lambda kv: (-kv[1], kv[0]))
-        for (a, b), _ in ranked_pairs:
-            if len(out) >= 4:
+        used: set[str] = {w for key, _ in self._layout[2] for w in key.split()}
+        head = self._head
+        for (a, b), n in pairs.most_common(12):
+            if len(out) >= 4 or n < 2:
                 break
-            if a in skip and b in skip:
+            if not a or not b or a == b or a in _CALENDAR_WORDS or b in _CALENDAR_WORDS:
+                continue
+            if f"{a.capitalize()} {b.capitalize()}" in head and f"{a} {b}" not in head:
+                used.update((a, b))  # only ever capitalized: a name ("Hannah Okafor")
                 continue
             out.append(f"{a} {b}")
             used.update((a, b))
-        for word, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        for word, _ in self._counts.most_common(24):
             if len(out) >= 12:
                 break
-            if word not in used and len(word) > 3 and word not in skip:
+            if word not in used and len(word) > 3 and word not in _CALENDAR_WORDS:
                 out.append(word)
                 used.add(word)
         return out or ["general"]
@@ -1439,7 +1476,17 @@ class Document:
 
     @cached_property
     def organizations(self) -> list[str]:
-        found = [_title_case(m.strip()) for m in _ORG.findall(self._head)]
+        found = []
+        head = self._head
+        for match in _ORG_SUFFIX.finditer(head):
+            before = head[max(0, match.start() - 80) : match.start()].split()
+            words: list[str] = []
+            for word in reversed(before[-4:]):
+                if not word[:1].isupper() or word[-1] in ",;:)":
+                    break
+                words.insert(0, word)
+            if words:
+                found.append(_title_case(" ".join([*words, match.group(0)])))
         seen: dict[str, str] = {}
         for name in found:
             if name.split()[0].lower() not in STOPWORDS:
@@ -1452,8 +1499,10 @@ class Document:
 
     @cached_property
     def language(self) -> str:
-        words = Counter(self._plain[:4000].split())
-        scores = {code: sum(words[w] for w in vocab) for code, vocab in _LANGUAGE_WORDS.items()}
+        words = self._plain[:2000].split()
+        scores = {
+            code: sum(map(vocab.__contains__, words)) for code, vocab in _LANGUAGE_WORDS.items()
+        }
         best = max(scores, key=lambda c: (scores[c], c == "en"))
         if best != "en" and (scores[best] < 3 or scores[best] < 1.5 * scores["en"]):
             return "en"
@@ -1462,8 +1511,8 @@ class Document:
     @cached_property
     def sentiment(self) -> str:
         counts = self._counts
-        pos = sum(counts.get(w, 0) for w in _POSITIVE)
-        neg = sum(counts.get(w, 0) for w in _NEGATIVE)
+        pos = sum([counts[w] for w in _POSITIVE.intersection(counts)])
+        neg = sum([counts[w] for w in _NEGATIVE.intersection(counts)])
         total = pos + neg
         if total < 2:
             return "neutral"
@@ -1471,15 +1520,19 @@ class Document:
             return "mixed"
         return "positive" if pos > neg else "negative"
 
+    @cached_property
+    def _lead_words(self) -> tuple[frozenset[str], frozenset[str]]:
+        """The words of the title and first heading, and the header names."""
+        lead = " ".join([self.title, *self._lead_headings[:1]]).lower()
+        return frozenset(_CONTENT_WORD.findall(lead)), frozenset(k for k, _ in self._layout[2])
+
     def _kind_score(self, kind: str) -> float:
         """How strongly the text reads as this kind of document (cue words, phrases, headers)."""
         words, phrases = _TYPE_CUES[kind]
         counts = self._counts
-        score = sum(min(counts.get(w, 0), 5) for w in words) / math.sqrt(len(words))
-        lead = " ".join([self.title, *self._lead_headings[:1]]).lower()
-        title = set(_CONTENT_WORD.findall(lead))
-        score += 3 * len(words & title)
-        headers = {key for key, _ in self._layout[2]}
+        score = sum([min(counts[w], 5) for w in words.intersection(counts)]) / math.sqrt(len(words))
+        lead, headers = self._lead_words
+        score += 3 * len(words & lead)
         opening = self._plain[:6000]
         for phrase in phrases:
             if phrase in headers or (" " in phrase and phrase in opening):
@@ -1564,6 +1617,10 @@ def _is_heading_line(line: str, nxt: str) -> bool:
     if len(words) > 8 or len(line) > 60 or "," in line[:-1]:
         return False
     return not (nxt[:1].islower() and not _URL.match(nxt))
+
+
+def _has_markup(text: str) -> bool:
+    return "*" in text or "__" in text or "`" in text
 
 
 def _split_sentences(flat: str) -> list[str]:
