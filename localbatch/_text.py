@@ -363,7 +363,8 @@ _ACTION_PHRASES = (
     "asked to",
     "assigned to",
 )
-_OBLIGATION = re.compile(r"(?:we|you|they|team|[A-Z][a-z]+) (?:must|should|will) ", re.I)
+_OBLIGATION = re.compile(r"\b([Ww]e|[Yy]ou|[Tt]hey|[Tt]eam|[A-Z][a-z]+) (?:must|should|will) ")
+"""Someone (a name, we, you, the team) must, should or will do something."""
 
 
 def asks_something(
@@ -383,7 +384,12 @@ def asks_something(
     if phrases and any(phrase in lower for phrase in phrases):
         return True
     if modal and (" must " in lower or " should " in lower or " will " in lower):
-        return _OBLIGATION.search(sentence) is not None
+        for match in _OBLIGATION.finditer(sentence):
+            subject = match.group(1).lower()
+            if subject in ("we", "you", "they", "team") or (
+                subject not in STOPWORDS and subject not in _CALENDAR_WORDS
+            ):
+                return True
     return False
 
 
@@ -615,7 +621,20 @@ _TYPE_CUES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
         ("upstream-name",),
     ),
     "article": (
-        frozenset({"announced", "announces", "press", "release", "news", "according"}),
+        frozenset(
+            {
+                "announced",
+                "announces",
+                "press",
+                "release",
+                "news",
+                "according",
+                "introducing",
+                "launch",
+                "launches",
+                "launched",
+            }
+        ),
         ("press release",),
     ),
 }
@@ -1100,6 +1119,8 @@ class Document:
         if self._markdown_title:
             return _clean_title(self._markdown_title)
         for heading in self._lead_headings:
+            if " | " in heading or " › " in heading:
+                continue  # a site's navigation or breadcrumb, not the page's title
             if not _BOILERPLATE.issuperset(_CONTENT_WORD.findall(heading.lower())):
                 return _clean_title(heading)
         for key, value in headers:
@@ -1312,7 +1333,12 @@ class Document:
         for word, _ in self._counts.most_common(24):
             if len(out) >= 12:
                 break
-            if word not in used and len(word) > 3 and word not in _CALENDAR_WORDS:
+            if (
+                word not in used
+                and len(word) > 3
+                and word not in _CALENDAR_WORDS
+                and not _only_capitalized(word, head)
+            ):
                 out.append(word)
                 used.add(word)
         return out or ["general"]
@@ -1617,6 +1643,11 @@ def _is_heading_line(line: str, nxt: str) -> bool:
     if len(words) > 8 or len(line) > 60 or "," in line[:-1]:
         return False
     return not (nxt[:1].islower() and not _URL.match(nxt))
+
+
+def _only_capitalized(word: str, text: str) -> bool:
+    """True for a word the text never writes in lower case: a name, not a topic."""
+    return all(f"{word}{end}" not in text for end in (" ", ".", ",", ";", ":", "\n"))
 
 
 def _has_markup(text: str) -> bool:

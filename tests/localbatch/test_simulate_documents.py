@@ -9,6 +9,7 @@ DocumentSummary schema and the shipped nightly job's prompt and 800-token output
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from pathlib import Path
@@ -21,6 +22,7 @@ from schemas.contacts import ContactsV1
 from schemas.invoice import InvoiceV1
 from schemas.response_format import response_format_for
 from schemas.summary import DocumentSummary
+from tasks.sources import html_to_text
 from tests.localbatch._helpers import read_lines, run_batch
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
@@ -137,6 +139,25 @@ def test_enums_and_action_items_fit_the_text(client: OpenAI) -> None:
     assert len(incident["action_items"]) >= 3
     assert all("owner:" in item for item in incident["action_items"])
     assert answers["memo"]["title"] == "Consolidating into the new Leeds office in January"
+
+
+def test_meeting_notes_and_a_web_page(client: OpenAI) -> None:
+    notes = gzip.decompress((SAMPLES / "meeting-notes-team-sync.txt.gz").read_bytes()).decode()
+    page, _ = html_to_text((SAMPLES / "product-launch-solar-lantern.html").read_text("utf-8"))
+    answers = _answers(
+        client,
+        [
+            _line("notes", PROMPT.format(id="n", text=notes)),
+            _line("page", PROMPT.format(id="p", text=page)),
+        ],
+    )
+    meeting = answers["notes"]
+    assert meeting["document_type"] == "meeting_notes"
+    assert any("Omar will chase legal by Wednesday" in item for item in meeting["action_items"])
+    assert not {"omar", "grace", "lina"} & set(meeting["topics"]), "names are not topics"
+    launch = answers["page"]
+    assert launch["title"] == "Introducing the Lumen Trail solar lantern", "not the site's menu"
+    assert launch["action_items"] == [], "a month that 'will' do something asks nothing of anyone"
 
 
 def test_extraction_fields_copy_what_the_document_prints(client: OpenAI) -> None:
