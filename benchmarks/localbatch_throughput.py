@@ -1,7 +1,8 @@
 """Throughput and memory of the local Batch API (simulate executor, faults off).
 
 Starts `python -m localbatch` in a subprocess on a throw-away data dir, builds a batch of
-~2 KB chat requests with a strict json_schema response format, then times upload → create →
+~2 KB chat requests shaped like the shipped nightly job's (DocumentSummary strict schema,
+document in <document> tags, 800 output tokens), then times upload → create →
 poll → download of the output file, and reads the server's peak RSS (VmHWM) from /proc.
 It runs a second, smaller batch on a fresh server to show the peak does not grow with the
 file size.
@@ -26,20 +27,14 @@ from pathlib import Path
 
 import openai
 
+from schemas.response_format import response_format_for
+from schemas.summary import DocumentSummary
+
 API_KEY = "bench-key"
-SCHEMA = {
-    "type": "object",
-    "properties": {
-        "title": {"type": "string"},
-        "summary": {"type": "string"},
-        "keywords": {"type": "array", "items": {"type": "string"}, "maxItems": 8},
-        "sentiment": {"type": "string", "enum": ["positive", "neutral", "negative"]},
-        "word_count": {"type": "integer"},
-        "language": {"anyOf": [{"type": "string"}, {"type": "null"}]},
-    },
-    "required": ["title", "summary", "keywords", "sentiment", "word_count", "language"],
-    "additionalProperties": False,
-}
+# The shipped nightly job's request: DocumentSummary's strict schema, its prompt shape (the
+# document between <document> tags) and its 800-token output cap.
+SCHEMA = response_format_for(DocumentSummary, "/v1/chat/completions")["json_schema"]["schema"]
+PROMPT = "Summarize the following document (part 1 of 1).\nSource file: doc-{i:06d}.txt\n\n<document>\n{text}\n</document>\n"
 WORDS = [
     "revenue",
     "customer",
@@ -92,7 +87,7 @@ class Run:
 
 
 def build_input(path: Path, lines: int, line_bytes: int, seed: int = 0) -> int:
-    """Write `lines` chat requests of about `line_bytes` bytes each; return the file size."""
+    """Write `lines` chat requests, each about a `line_bytes` document; return the file size."""
     rnd = random.Random(seed)
     empty = {
         "custom_id": "doc-000000",
@@ -104,24 +99,25 @@ def build_input(path: Path, lines: int, line_bytes: int, seed: int = 0) -> int:
                 {"role": "system", "content": "Summarize the document as JSON."},
                 {"role": "user", "content": ""},
             ],
+            "max_completion_tokens": 800,
             "response_format": {
                 "type": "json_schema",
                 "json_schema": {"name": "summary_v1", "schema": SCHEMA, "strict": True},
             },
         },
     }
-    overhead = len(json.dumps(empty))
     with path.open("w", encoding="utf-8") as fh:
         for i in range(lines):
             parts = [f"Document {i}"]
-            size = overhead + len(parts[0])
+            size = len(parts[0])  # the document is ~line_bytes; the schema comes on top
             while size < line_bytes:
                 sentence = " ".join(rnd.choice(WORDS) for _ in range(rnd.randint(8, 16)))
                 sentence = sentence.capitalize() + "."
                 parts.append(sentence)
                 size += len(sentence) + 1
             empty["custom_id"] = f"doc-{i:06d}"
-            empty["body"]["messages"][1]["content"] = "\n".join(parts)  # type: ignore[index]
+            text = PROMPT.format(i=i, text="\n".join(parts))
+            empty["body"]["messages"][1]["content"] = text  # type: ignore[index]
             fh.write(json.dumps(empty) + "\n")
     return path.stat().st_size
 
@@ -208,7 +204,9 @@ def run_once(lines: int, line_bytes: int, workdir: Path) -> Run:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=50_000, help="request lines in the batch")
-    parser.add_argument("--line-bytes", type=int, default=2048, help="approximate bytes a line")
+    parser.add_argument(
+        "--line-bytes", type=int, default=2048, help="approximate bytes of each line's document"
+    )
     parser.add_argument(
         "--compare-lines",
         type=int,
@@ -225,7 +223,7 @@ def main() -> None:
             runs.append(run_once(compare, args.line_bytes, Path(tmp)))
 
     main_run = runs[0]
-    print(f"lines                     {main_run.lines:,} (~{args.line_bytes} B each)")
+    print(f"lines                     {main_run.lines:,} (documents of ~{args.line_bytes} B)")
     print(f"input file                {main_run.input_bytes / 1e6:.1f} MB")
     print(f"upload → output downloaded {main_run.total_s:.2f} s  (target ≤ 20 s at 50,000 lines)")
     print(

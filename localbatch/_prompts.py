@@ -18,7 +18,19 @@ from typing import Any
 
 import tiktoken
 
+from localbatch._text import document_body
 from tasks.tokens import encoding_for_model
+
+__all__ = [
+    "Message",
+    "PromptCache",
+    "TokenCounter",
+    "chat_messages",
+    "content_text",
+    "document_body",
+    "document_text",
+    "responses_messages",
+]
 
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
@@ -108,7 +120,11 @@ def responses_messages(body: dict[str, Any]) -> list[Message] | None:
 
 
 def document_text(messages: list[Message]) -> str:
-    """The text the simulator answers about: the last user message (else the last message)."""
+    """The user message the simulator answers about: the last one (else the last message).
+
+    The document itself is inside it; `document_body` finds it (between `<document>` tags, or
+    after the instruction paragraph).
+    """
     for message in reversed(messages):
         if message.role == "user" and message.text:
             return message.text

@@ -31,6 +31,7 @@ from localbatch._prompts import (
     PromptCache,
     TokenCounter,
     chat_messages,
+    document_body,
     document_text,
     responses_messages,
 )
@@ -41,6 +42,7 @@ SYSTEM_FINGERPRINT = "fp_overnight_simulated"
 REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
 _REASONING_BUDGET = {"low": 64, "medium": 192, "high": 512, "xhigh": 1024}
 _EMBEDDING_DIMS = {"text-embedding-3-large": 3072}
+_MAX_BREVITY = 3
 
 
 @dataclass(slots=True)
@@ -72,7 +74,7 @@ class Simulator:
         self.seed = seed
         self.cache = cache or PromptCache()
         self._counters: dict[str, TokenCounter] = {}
-        self._fakers: dict[bytes, SchemaFaker] = {}
+        self._fakers: dict[tuple[str, bytes], tuple[SchemaFaker, list[int]]] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -109,30 +111,38 @@ class Simulator:
                 counter = self._counters.setdefault(model, TokenCounter(model))
         return counter
 
-    def _faker(self, schema: dict[str, Any]) -> SchemaFaker:
-        key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
-        faker = self._fakers.get(key)
-        if faker is None:
+    def _faker(
+        self, schema: dict[str, Any], counter: TokenCounter
+    ) -> tuple[SchemaFaker, list[int]]:
+        """The faker of a schema, and the schema's prompt tokens for this model (both cached)."""
+        key = (counter.encoding.name, orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
+        found = self._fakers.get(key)
+        if found is None:
             with self._lock:
                 if len(self._fakers) > 256:
                     self._fakers.clear()
-                faker = self._fakers.setdefault(key, SchemaFaker(schema))
-        return faker
+                made = (SchemaFaker(schema), counter.encode(orjson.dumps(schema).decode()))
+                found = self._fakers.setdefault(key, made)
+        return found
 
     def _answer(
-        self, item: WorkItem, doc: Document, schema: dict[str, Any] | None, json_mode: bool
+        self,
+        item: WorkItem,
+        doc: Document,
+        schema: dict[str, Any] | None,
+        faker: SchemaFaker | None,
+        json_mode: bool,
     ) -> str:
-        """The answer text: JSON for a schema (or JSON mode), else the first sentences."""
-        if schema is not None:
-            faker = self._faker(schema)
+        """The answer text: JSON for a schema (or JSON mode), else an extractive summary."""
+        if schema is not None and faker is not None:
             instance = faker.generate(doc)
             if item.fault == "schema_violation":
                 instance = violate(faker.resolve(schema), instance, doc)
             text = orjson.dumps(instance).decode()
         elif json_mode:
-            text = orjson.dumps({"summary": doc.summary(3), "keywords": doc.keywords[:5]}).decode()
+            text = orjson.dumps({"summary": doc.summary(), "keywords": doc.topics(5)}).decode()
         else:
-            text = doc.summary(3)
+            text = doc.summary()
         if item.fault == "invalid_json":
             text = text[: max(1, len(text) // 2)]
             if not text.startswith("{"):
@@ -155,24 +165,32 @@ class Simulator:
     ) -> _Completion:
         counter = self._counter(item.model)
         prompt_tokens, sequence = counter.prompt(messages)
+        faker: SchemaFaker | None = None
         if schema is not None:
             # The API puts a structured-output schema into the prompt and bills its tokens;
             # as a shared prefix it is also cacheable.
-            schema_tokens = counter.encode(orjson.dumps(schema).decode())
+            faker, schema_tokens = self._faker(schema, counter)
             prompt_tokens += len(schema_tokens)
             sequence = schema_tokens + sequence
         cached, written = self.cache.hit(item.model, sequence, prompt_tokens)
-        doc = Document(document_text(messages), self.seed)
+        doc = Document(document_body(document_text(messages)), self.seed)
         if item.fault == "refusal":
             return _Completion(
                 None, "stop", prompt_tokens, cached, written, counter.count(REFUSAL_TEXT), 0, True
             )
-        text = self._answer(item, doc, schema, json_mode)
+        text = self._answer(item, doc, schema, faker, json_mode)
         reasoning = self._reasoning(item, effort, doc)
         tokens = counter.encode(text)
         limit = cap if isinstance(cap, int) and cap > 0 else None
         if item.fault == "length":
             limit = max(reasoning + 1, reasoning + len(tokens) // 2)
+        elif limit is not None:
+            # A model writes to fit its budget: shorter answers (fewer, shorter items) first;
+            # only a cap too small for any answer truncates.
+            while reasoning + len(tokens) > limit and doc.level < _MAX_BREVITY:
+                doc.level += 1
+                text = self._answer(item, doc, schema, faker, json_mode)
+                tokens = counter.encode(text)
         finish = "stop"
         if limit is not None and reasoning + len(tokens) > limit:
             keep = max(0, limit - reasoning)

@@ -37,6 +37,9 @@ class IdentityColumns(BaseModel):
     reasoning_tokens: int
     cost_usd: float
     """Batch price of this request from the usage the API returned."""
+    simulated: bool
+    """True when overnight's simulator answered (the embedded local Batch API, or a local one
+    whose answer says so): not a model's output, and its cost is only what OpenAI would charge."""
     written_at: datetime
 
 
@@ -64,6 +67,8 @@ class CostRow(BaseModel):
     job_fingerprint: str
     run_date: date
     model: str
+    simulated: bool
+    """True for the requests overnight's simulator answered (see results.simulated)."""
     requests: int
     succeeded: int
     failed: int

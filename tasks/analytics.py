@@ -200,7 +200,7 @@ def report(
             GROUP BY ALL
         ),
         spend AS (
-            SELECT run_date, job, model,
+            SELECT run_date, job, model, coalesce(simulated, false) AS simulated,
                    sum(requests) AS requests, sum(succeeded) AS succeeded, sum(failed) AS failed,
                    sum(input_tokens) AS input_tokens, sum(cached_tokens) AS cached_tokens,
                    sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens,
@@ -208,12 +208,13 @@ def report(
                    sum(savings_usd) AS savings_usd, sum(estimated_cost_usd) AS estimated_cost_usd
             FROM costs {cond} GROUP BY ALL
         )
-        SELECT spend.run_date, spend.job, spend.model, coalesce(docs.documents, 0) AS documents,
+        SELECT spend.run_date, spend.job, spend.model, spend.simulated,
+               coalesce(docs.documents, 0) AS documents,
                requests, succeeded, failed, input_tokens, cached_tokens, output_tokens,
                reasoning_tokens, batch_cost_usd, standard_cost_usd, savings_usd,
                estimated_cost_usd
         FROM spend LEFT JOIN docs USING (run_date, job, model)
-        ORDER BY spend.run_date, spend.job, spend.model
+        ORDER BY spend.run_date, spend.job, spend.model, spend.simulated
         """,
     )
     reasons = _frame(
@@ -227,6 +228,8 @@ def report(
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:,.6f}"
     if value is None:
@@ -257,6 +260,9 @@ def report_markdown(parts: dict[str, pl.DataFrame], *, title: str) -> str:
         else None
     )
     lines = [f"# {title}", ""]
+    warning = _simulated_warning(daily)
+    if warning:
+        lines += [f"> **SIMULATED** — {warning}", ""]
     if totals:
         lines += [
             f"- batch cost: **${totals['batch_cost_usd']:,.4f}** "
@@ -268,6 +274,21 @@ def report_markdown(parts: dict[str, pl.DataFrame], *, title: str) -> str:
     lines += ["## Per day, job and model", "", *_markdown_table(daily), ""]
     lines += ["## Failures by reason", "", *_markdown_table(parts["failures"]), ""]
     return "\n".join(lines)
+
+
+def _simulated_warning(daily: pl.DataFrame) -> str:
+    """What share of the report the simulator answered, in words; empty when none."""
+    if daily.is_empty() or "simulated" not in daily.columns:
+        return ""
+    simulated = daily.filter(pl.col("simulated").fill_null(False))
+    if simulated.is_empty():
+        return ""
+    n, total = int(simulated["requests"].sum()), int(daily["requests"].sum())
+    return (
+        f"{n:,} of {total:,} requests were answered by overnight's simulator (the embedded "
+        "local Batch API), not by a model: those rows have simulated = true, are not real "
+        "results, and their costs are only what OpenAI would have charged."
+    )
 
 
 def report_html(parts: dict[str, pl.DataFrame], *, title: str) -> str:
@@ -315,7 +336,13 @@ def report_html(parts: dict[str, pl.DataFrame], *, title: str) -> str:
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}</style>"
         f"<h1>{html.escape(title)}</h1>"
-        "<h2>Daily cost (grey: standard API, blue: batch)</h2>"
+        + (
+            "<p style='background:#fff3cd;border:2px solid #d39e00;padding:8px'>"
+            f"<strong>SIMULATED</strong> — {html.escape(warning)}</p>"
+            if (warning := _simulated_warning(daily))
+            else ""
+        )
+        + "<h2>Daily cost (grey: standard API, blue: batch)</h2>"
         f"{svg}<h2>Per day, job and model</h2>{table(daily)}"
         f"<h2>Failures by reason</h2>{table(parts['failures'])}"
     )

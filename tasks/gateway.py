@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 EMBEDDED = "embedded"
 """The backend name of the embedded local Batch API."""
+OPENAI = "https://api.openai.com/v1"
+"""The backend name of OpenAI's own Batch API (its base URL)."""
 
 Endpoint = Literal["/v1/chat/completions", "/v1/responses"]
 
@@ -136,13 +138,34 @@ def _embedded_client(settings: Settings) -> openai.OpenAI:
             ) from exc
         atexit.register(server.stop)
         _embedded = server
-        log.warning(
-            "No OPENAI_API_KEY set: using the embedded local Batch API at %s (simulated "
-            "outputs, no cost; state in %s). Set OPENAI_API_KEY to use OpenAI.",
-            server.base_url,
-            settings.local_batch_dir,
-        )
+        if settings.openai_api_key is None:
+            log.warning(
+                "No OPENAI_API_KEY set: using the embedded local Batch API at %s (simulated "
+                "outputs, no cost; state in %s). Set OPENAI_API_KEY to use OpenAI.",
+                server.base_url,
+                settings.local_batch_dir,
+            )
+        else:
+            log.warning(
+                "Using the embedded local Batch API at %s for a run that started there "
+                "(simulated outputs, state in %s); new runs go to %s",
+                server.base_url,
+                settings.local_batch_dir,
+                default_backend(settings),
+            )
     return _embedded.client(max_retries=CLIENT_RETRIES)
+
+
+def backend_unavailable(backend: str) -> str:
+    """Why a run's backend cannot be reached now, and what to do about it."""
+    where = "OpenAI" if backend == OPENAI else backend
+    set_url = "" if backend == OPENAI else f" and OPENAI_BASE_URL={backend}"
+    return (
+        f"this run's batches live on {where}, but OPENAI_API_KEY is not set, so they cannot "
+        f"be collected or cancelled now: set OPENAI_API_KEY{set_url} (the key the run was "
+        "submitted with) and run collect again. A new submit without a key starts a new run "
+        "on the embedded local Batch API and leaves this run's documents to it."
+    )
 
 
 def default_backend(settings: Settings | None = None) -> str:
@@ -150,7 +173,7 @@ def default_backend(settings: Settings | None = None) -> str:
     settings = settings or get_settings()
     if settings.openai_api_key is None:
         return EMBEDDED
-    return settings.openai_base_url or "https://api.openai.com/v1"
+    return settings.openai_base_url or OPENAI
 
 
 def get_gateway(backend: str | None = None, *, settings: Settings | None = None) -> Gateway:
@@ -164,9 +187,7 @@ def get_gateway(backend: str | None = None, *, settings: Settings | None = None)
             client = _embedded_client(settings)
         else:
             if settings.openai_api_key is None:
-                raise GatewayError(
-                    f"this run's batches live on {backend}: set OPENAI_API_KEY to collect it"
-                )
+                raise GatewayError(backend_unavailable(backend))
             client = openai.OpenAI(
                 api_key=settings.openai_api_key.get_secret_value(),
                 base_url=backend,

@@ -134,6 +134,10 @@ class Ledger:
     def __len__(self) -> int:
         return len(self._done)
 
+    def skip(self, document_id: str, content_sha256: str | None) -> None:
+        """Skip this document version too (another open run has it)."""
+        self._done.add(_key(document_id, content_sha256))
+
     def should_process(self, document: Document | RejectedDocument) -> bool:
         """False when this version of the job already finished this exact content."""
         return _key(document.document_id, document.content_sha256) not in self._done

@@ -51,6 +51,25 @@ class Classified:
     usage: Usage | None = None
     raw_output: str | None = None
     """The model's answer as returned; for results, valid JSON for the job's schema."""
+    simulated: bool | None = None
+    """Whether a 200 body says overnight's simulator wrote it (see `is_simulated`); None for
+    lines that carry no answer (HTTP errors, expired or missing lines): they cannot tell."""
+
+
+SIMULATED_FINGERPRINT = "fp_overnight_simulated"
+"""The `system_fingerprint` of the local Batch API's simulated chat completions."""
+
+
+def is_simulated(body: dict[str, Any]) -> bool:
+    """True when a response body says overnight's simulator wrote it, not a model.
+
+    Chat completions carry `system_fingerprint = "fp_overnight_simulated"`; Responses objects
+    carry `metadata.overnight_executor = "simulate"`.
+    """
+    if body.get("system_fingerprint") == SIMULATED_FINGERPRINT:
+        return True
+    metadata = body.get("metadata")
+    return isinstance(metadata, dict) and metadata.get("overnight_executor") == "simulate"
 
 
 def usage_of(body: dict[str, Any]) -> Usage | None:
@@ -134,6 +153,12 @@ def validate_body(
     custom_id: str, body: dict[str, Any], output_model: type[BaseModel]
 ) -> Classified:
     """Judge a 200 response body: a result, or a validation error with its reason."""
+    judged = _judge_body(custom_id, body, output_model)
+    judged.simulated = is_simulated(body)
+    return judged
+
+
+def _judge_body(custom_id: str, body: dict[str, Any], output_model: type[BaseModel]) -> Classified:
     usage = usage_of(body)
     model = body.get("model")
     if body.get("object") == "response" or "output" in body:

@@ -42,7 +42,7 @@ from tasks import storage, tables
 from tasks.build import BuildCounts, build_shards
 from tasks.estimate import BudgetExceededError, check_budget, price_counts
 from tasks.failpoints import failpoint
-from tasks.gateway import Gateway, default_backend, get_gateway
+from tasks.gateway import EMBEDDED, OPENAI, Gateway, default_backend, get_gateway
 from tasks.ledger import Ledger, record_run
 from tasks.locks import LockBusy, lease
 from tasks.outputs import INVALID_OUTPUT_CODES, Classified, Outcome, Usage, classify_line
@@ -179,6 +179,8 @@ def _prepare_run(
     backend: str | None,
 ) -> RunManifest:
     fingerprint = job.fingerprint()
+    backend = backend or default_backend()
+    elsewhere: list[RunManifest] = []
     for run_dir in list_open_runs(job.output):
         existing = load_manifest(run_dir)
         if not existing.is_open:
@@ -186,6 +188,9 @@ def _prepare_run(
             storage.delete(_open_marker(job.output, existing.run_id))
             continue
         if existing.job_name == job.name and existing.job_fingerprint == fingerprint:
+            if existing.backend != backend and not _move_backend(existing, backend):
+                elsewhere.append(existing)
+                continue
             asked = RunOptions(
                 full=full or existing.options.full,
                 retry_failed=retry_failed or existing.options.retry_failed,
@@ -210,6 +215,12 @@ def _prepare_run(
         now = now or utcnow()
         run_id = new_run_id(job, now)
         run_dir = storage.join(job.output, "runs", run_id)
+        taken = 1
+        while elsewhere and storage.exists(manifest_uri(run_dir)):
+            # Another run of this job version started this same second (on another backend).
+            taken += 1
+            run_id = f"{new_run_id(job, now)}-{taken}"
+            run_dir = storage.join(job.output, "runs", run_id)
         manifest = RunManifest(
             run_id=run_id,
             job_name=job.name,
@@ -217,7 +228,7 @@ def _prepare_run(
             job=job.model_dump(mode="json"),
             run_dir=run_dir,
             output=job.output,
-            backend=backend or default_backend(),
+            backend=backend,
             created_at=now,
             max_attempts=job.limits.max_attempts,
             options=RunOptions(full=full, retry_failed=retry_failed),
@@ -228,10 +239,25 @@ def _prepare_run(
 
     should_process: Callable[[Document | RejectedDocument], bool] | None = None
     options = manifest.options
-    if not options.full:
-        ledger = Ledger.load(job.output, job.name, fingerprint, retry_failed=options.retry_failed)
-        if len(ledger):
-            should_process = ledger.should_process
+    ledger = (
+        Ledger.load(job.output, job.name, fingerprint, retry_failed=options.retry_failed)
+        if not options.full
+        else Ledger(set())
+    )
+    for other in elsewhere:
+        # Never send twice what another open run of this job version already has: its
+        # documents stay with it, on its backend, and end in its tables.
+        skipped = _claim_documents(other, ledger)
+        note = (
+            f"run {other.run_id} of this job stays open on {other.backend} with batches "
+            f"created there; this run on {manifest.backend} leaves out its {skipped} "
+            f"document(s). {_how_to_reach(other.backend)}, or cancel it with "
+            f"`overnight cancel {other.run_id}` (a later run then picks its documents up)."
+        )
+        log.warning("%s", note)
+        manifest.notes.append(note)
+    if len(ledger):
+        should_process = ledger.should_process
     summary = build_shards(job, manifest.run_dir, should_process=should_process, progress=progress)
     manifest.counts.documents_seen = summary.documents_seen
     manifest.counts.documents_skipped = summary.documents_skipped
@@ -264,6 +290,58 @@ def _prepare_run(
     save_manifest(manifest)
     failpoint("after-build")
     return manifest
+
+
+def _move_backend(manifest: RunManifest, backend: str) -> bool:
+    """Move an open run to `backend` if none of its batches was ever created; say so.
+
+    A shard that reached `creating` may have a batch on the old backend (the create call can
+    succeed unseen), so such a run stays where it is. Uploaded files are left behind: the
+    shards upload again to the new backend.
+    """
+    if any(
+        s.state not in ("built", "uploading", "uploaded") or s.batch_id for s in manifest.shards
+    ):
+        return False
+    note = (
+        f"moving run {manifest.run_id} from {manifest.backend or 'an unknown backend'} to "
+        f"{backend}: no batch had been created yet"
+    )
+    log.warning("%s", note)
+    manifest.notes.append(note)
+    manifest.backend = backend
+    for shard in manifest.shards:
+        shard.state = "built"
+        shard.file_id = None
+        shard.updated_at = utcnow()
+    save_manifest(manifest)
+    return True
+
+
+def _claim_documents(other: RunManifest, ledger: Ledger) -> int:
+    """Add another open run's documents (requested or rejected) to the skip set; count them."""
+    claimed: set[tuple[str, str | None]] = set()
+    for shard in other.shards:
+        if shard.attempt != 1:
+            continue  # retries re-send requests of attempt 1: same documents
+        index = tables.read_parquet(shard.index_uri, columns=["document_id", "content_sha256"])
+        claimed.update(index.iter_rows())
+    for line in _iter_lines(other.rejected_uri):
+        record = orjson.loads(line)
+        claimed.add((str(record["document_id"]), record.get("content_sha256")))
+    for document_id, content_sha256 in claimed:
+        ledger.skip(document_id, content_sha256)
+    return len(claimed)
+
+
+def _how_to_reach(backend: str) -> str:
+    if backend == EMBEDDED:
+        return (
+            "`overnight collect` finishes it on the embedded local Batch API (simulated "
+            "answers), whatever OPENAI_API_KEY says"
+        )
+    url = "" if backend == OPENAI else f" and OPENAI_BASE_URL={backend}"
+    return f"To collect it, set OPENAI_API_KEY{url} again and run `overnight collect`"
 
 
 # -- submitting -------------------------------------------------------------------------------
@@ -586,8 +664,22 @@ _OUTCOME_SCHEMA: dict[str, pl.DataType] = {
     "code": pl.String(),
     "message": pl.String(),
     "retryable": pl.Boolean(),
+    "simulated": pl.Boolean(),
 }
 """One row per request line as judged; `kind` is result, error or retry."""
+
+
+def _run_was_simulated(manifest: RunManifest) -> bool:
+    """Whether the run's answers so far came from the simulator (all of a run's batches live
+    on one backend, so the first parsed results part answers for the run)."""
+    for shard in manifest.shards:
+        if shard.state != "parsed" or not shard.results:
+            continue
+        for uri in _part_uris(manifest, "results", shard):
+            column = tables.read_parquet(uri, columns=["simulated"]).get_column("simulated")
+            if column.len():
+                return bool(column.any())
+    return False
 
 
 def parse_shard(
@@ -608,6 +700,11 @@ def parse_shard(
     requested = index.get_column("custom_id").to_list()
     known = set(requested)
     last_attempt = shard.attempt >= manifest.max_attempts or manifest.cancel_requested
+    # The embedded backend only simulates. Elsewhere each answer says whether the simulator
+    # wrote it; a line without an answer (an HTTP error, an expired line) takes its batch's
+    # run's word: simulated if any answer of the run so far said so.
+    simulator_backend = manifest.backend == EMBEDDED
+    simulated_seen: list[bool | None] = [True if simulator_backend else None]
     cols: dict[str, list[Any]] = {name: [] for name in _OUTCOME_SCHEMA}
     seen: set[str] = set()
 
@@ -640,6 +737,7 @@ def parse_shard(
             ("code", c.code or None),
             ("message", c.message[:4000] or None),
             ("retryable", c.outcome == "retryable"),
+            ("simulated", True if simulator_backend else c.simulated),
         ):
             cols[name].append(value)
 
@@ -648,8 +746,13 @@ def parse_shard(
 
     def flush() -> None:
         """Write the lines judged so far as one part of each kind, and start afresh."""
+        if None in cols["simulated"] and simulated_seen[0] is None:
+            simulated_seen[0] = any(v is True for v in cols["simulated"]) or _run_was_simulated(
+                manifest
+            )
         judged = (
             pl.DataFrame(cols, schema=_OUTCOME_SCHEMA)
+            .with_columns(pl.col("simulated").fill_null(bool(simulated_seen[0])))
             .join(index, on="custom_id", how="left")
             .with_columns(
                 run_id=pl.lit(manifest.run_id),
@@ -790,6 +893,7 @@ def _rejected_part(manifest: RunManifest) -> str | None:
                 "code": r["code"],
                 "message": r["message"],
                 "retryable": False,
+                "simulated": False,  # refused before any backend saw it
             }
         )
     uri = storage.join(manifest.run_dir, "parts", "errors", "rejected.parquet")
@@ -905,7 +1009,14 @@ def cost_rows(
     """
     succeeded = set(results)
     final = results + errors
-    columns = ["model", "input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens"]
+    columns = [
+        "model",
+        "simulated",
+        "input_tokens",
+        "cached_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+    ]
     frames = []
     # Every part named here was written when its shard was parsed (empty ones included).
     for uri, is_final in [(u, True) for u in final] + [(u, False) for u in superseded]:
@@ -919,7 +1030,7 @@ def cost_rows(
         return []
     grouped = (
         pl.concat(frames)
-        .group_by("model")
+        .group_by("model", "simulated")
         .agg(
             requests=pl.col("final").sum(),
             succeeded=(pl.col("succeeded") & pl.col("final")).sum(),
@@ -930,7 +1041,7 @@ def cost_rows(
             reasoning_tokens=pl.col("reasoning_tokens").sum(),
             batch_cost_usd=pl.col("cost_usd").sum(),
         )
-        .sort("model")
+        .sort("model", "simulated")
     )
     rows = []
     for g in grouped.iter_rows(named=True):

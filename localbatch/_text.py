@@ -1,0 +1,1668 @@
+"""Read a document the way a summarizing model would: its title, sentences, key facts and cues.
+
+Everything here is plain string work (regular expressions and counters, no NLP library), lazy
+and computed once per document, so the simulator stays cheap per line:
+
+- `document_body` finds the document inside a prompt: the text between `<document>` tags (or
+  `<text>`, `<content>`...), else what follows an instruction paragraph ("Summarize the
+  following document...").
+- `Document.title` is the document's own title (a `Title:`/`Subject:` header, a markdown
+  heading, a first short line), else a short phrase from its first sentence.
+- `Document.summary` is an extractive summary: sentences scored by the weight of their content
+  words (term frequency, as in Luhn's and SumBasic's methods) with a bonus for the lead, picked
+  greedily without near-duplicates and given back in document order.
+- `Document.key_sentences`, `action_sentences`, `topics`, `dates`, `labelled`, `language`,
+  `sentiment` and `choose` serve the other kinds of fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import Counter
+from collections.abc import Iterator
+from functools import cached_property, lru_cache
+from itertools import islice, pairwise
+from typing import Any
+
+STOPWORDS = frozenset(
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "aren't",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "cannot",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "don't",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "however",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "isn't",
+        "it",
+        "it's",
+        "its",
+        "itself",
+        "just",
+        "let",
+        "me",
+        "more",
+        "most",
+        "much",
+        "must",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "one",
+        "only",
+        "or",
+        "other",
+        "ought",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "that's",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "upon",
+        "us",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+        "may",
+        "might",
+        "shall",
+        "within",
+        "without",
+        "across",
+        "along",
+        "among",
+        "around",
+        "via",
+        "per",
+        "new",
+        "use",
+        "used",
+        "using",
+        "many",
+        "like",
+        "well",
+        "even",
+        "still",
+        "yet",
+        "since",
+        "though",
+        "whether",
+        "either",
+        "neither",
+        "every",
+        "another",
+        "two",
+        "three",
+        "first",
+        "second",
+        "last",
+        "next",
+        "said",
+        "says",
+        "say",
+        "get",
+        "got",
+        "make",
+        "made",
+        "way",
+        "ways",
+        "thing",
+        "things",
+    ]
+)
+
+_HEAD_CHARS = 12_000
+"""How much of a document is read for sentences (a model's summary leans on the opening too)."""
+
+_TAGGED = re.compile(
+    r"<(document|doc|text|content|article|input|email|source)\b[^>]*>\n?(.*?)\n?</\1\s*>",
+    re.DOTALL | re.IGNORECASE,
+)
+_OPEN_TAG = re.compile(
+    r"<(document|doc|text|content|article|input|email|source)\b[^>]*>\n?", re.IGNORECASE
+)
+_INSTRUCTION = re.compile(
+    r"^\s*(please\s+)?(summari[sz]e|extract|list|classify|categori[sz]e|read|analy[sz]e|"
+    r"translate|find|identify|tag|describe|review|give|return|write|produce|answer|label|"
+    r"here is|below is|the following)\b",
+    re.IGNORECASE,
+)
+_META_LINE = re.compile(r"^\s*(source( file)?|file|document( id)?|id|part|chunk)\s*:", re.I)
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_ABBREVIATIONS = frozenset(
+    [
+        "e.g",
+        "i.e",
+        "etc",
+        "vs",
+        "inc",
+        "ltd",
+        "co",
+        "corp",
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "st",
+        "no",
+        "nr",
+        "fig",
+        "approx",
+        "dept",
+        "est",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "u.s",
+        "a.m",
+        "p.m",
+    ]
+)
+_WORD = re.compile(r"[^\W\d_][\w'’-]*[^\W_]|[^\W\d_]{2,}")
+_CONTENT_WORD = re.compile(r"[a-z][a-z'-]{2,}")
+_WORD_OR_BREAK = re.compile(r"[a-z][a-z'-]{2,}|[\n.,;:!?()]")
+"""Content words and what breaks a phrase (a line end, punctuation): phrases do not cross them."""
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_URL = re.compile(r"https?://[^\s)\"'<>]+|www\.[^\s)\"'<>]+")
+_PHONE = re.compile(
+    r"(?<![\w+])(?:\+\d|\(\d|0\d|\d{3}[-. ]\d{3}[-. ]\d{4})[\d ()./-]{5,}\d(?![\w.])"
+)
+_NUMBER = re.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\w.])-?\d+(?:\.\d+)?")
+_HEADER = re.compile(r"^([A-Z][\w .-]{0,30}?):[ \t]+(\S.*)$")
+_BULLET = re.compile(r"^(?:[-*•·–]|\d{1,2}[.)]|[a-z][.)])\s+")
+_RULE = re.compile(r"^[\s=*_~#+-]{3,}$")
+_RULE_CHARS = frozenset("=*_~#+-")
+_BULLET_CHARS = frozenset("-*•·–0123456789")
+_MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*$")
+_BOLD = re.compile(r"\*\*|__|`")
+_PROPER = re.compile(r"\b([A-Z][a-z]+(?:[ -](?:[A-Z][a-z]+|[A-Z]\.)){1,2})\b")
+_ORG_SUFFIX = re.compile(
+    r"(?<=[\w.] )(?i:Inc|Ltd|LLC|GmbH|AG|SA|BV|Corp|Corporation|Company|Co|Foundation|"
+    r"Association|University|Institute|Group|Limited|Project)\b\.?"
+)
+"""The last word of an organization's name; the capitalized words before it are the rest."""
+_YEAR = re.compile(r"\b(19[5-9]\d|20[0-4]\d)\b")
+_MONTHS = {
+    name: i + 1
+    for i, names in enumerate(
+        [
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sep", "sept"),
+            ("october", "oct"),
+            ("november", "nov"),
+            ("december", "dec"),
+        ]
+    )
+    for name in names
+}
+_MONTH = (
+    r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+_DATES = re.compile(
+    r"\b(?P<iso>(?P<y1>\d{4})-(?P<m1>\d{2})-(?P<d1>\d{2}))\b"
+    rf"|\b(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\.?\s+{_MONTH.replace('(', '(?P<m2>', 1)}\.?,?\s+(?P<y2>\d{{4}})\b"
+    rf"|\b{_MONTH.replace('(', '(?P<m3>', 1)}\.?\s+(?P<d3>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y3>\d{{4}})\b",
+    re.IGNORECASE,
+)
+
+_ACTION_WORDS = frozenset(
+    [
+        "please",
+        "kindly",
+        "todo",
+        "to-do",
+        "deadline",
+        "asks",
+        "ask",
+        "request",
+        "requests",
+        "requested",
+        "owner:",
+        "action:",
+    ]
+)
+_ACTION_PHRASES = (
+    "could you",
+    "can you",
+    "would you",
+    "let me know",
+    "let us know",
+    "need to",
+    "needs to",
+    "has to",
+    "have to",
+    "action item",
+    "follow up",
+    "follow-up",
+    "due by",
+    "no later than",
+    "asked to",
+    "assigned to",
+)
+_OBLIGATION = re.compile(r"\b([Ww]e|[Yy]ou|[Tt]hey|[Tt]eam|[A-Z][a-z]+) (?:must|should|will) ")
+"""Someone (a name, we, you, the team) must, should or will do something."""
+
+
+def asks_something(
+    sentence: str,
+    *,
+    phrases: tuple[str, ...] = _ACTION_PHRASES,
+    words: frozenset[str] | set[str] = _ACTION_WORDS,
+    modal: bool = True,
+) -> bool:
+    """True when a sentence asks someone to do something (a request, a task, an obligation).
+
+    `phrases`, `words` and `modal` narrow the cues tested to those the whole document has.
+    """
+    lower = sentence.lower()
+    if words and not words.isdisjoint(lower.split()):
+        return True
+    if phrases and any(phrase in lower for phrase in phrases):
+        return True
+    if modal and (" must " in lower or " should " in lower or " will " in lower):
+        for match in _OBLIGATION.finditer(sentence):
+            subject = match.group(1).lower()
+            if subject in ("we", "you", "they", "team") or (
+                subject not in STOPWORDS and subject not in _CALENDAR_WORDS
+            ):
+                return True
+    return False
+
+
+_IMPERATIVE = frozenset(
+    [
+        "add",
+        "agree",
+        "approve",
+        "arrange",
+        "ask",
+        "book",
+        "call",
+        "cancel",
+        "check",
+        "choose",
+        "collect",
+        "complete",
+        "confirm",
+        "contact",
+        "create",
+        "decide",
+        "deliver",
+        "deploy",
+        "draft",
+        "email",
+        "ensure",
+        "escalate",
+        "file",
+        "finalise",
+        "finalize",
+        "fix",
+        "follow",
+        "forward",
+        "implement",
+        "inform",
+        "investigate",
+        "migrate",
+        "move",
+        "notify",
+        "order",
+        "pay",
+        "plan",
+        "prepare",
+        "provide",
+        "publish",
+        "reply",
+        "replace",
+        "report",
+        "request",
+        "reschedule",
+        "review",
+        "revert",
+        "run",
+        "schedule",
+        "send",
+        "set",
+        "share",
+        "sign",
+        "submit",
+        "test",
+        "update",
+        "upgrade",
+        "verify",
+        "write",
+    ]
+)
+
+_POSITIVE = frozenset(
+    [
+        "good",
+        "great",
+        "excellent",
+        "pleased",
+        "happy",
+        "glad",
+        "success",
+        "successful",
+        "successfully",
+        "improved",
+        "improvement",
+        "growth",
+        "grew",
+        "gain",
+        "gains",
+        "strong",
+        "record",
+        "win",
+        "won",
+        "benefit",
+        "benefits",
+        "thank",
+        "thanks",
+        "welcome",
+        "delighted",
+        "resolved",
+        "recovered",
+        "exceeded",
+        "ahead",
+        "best",
+        "positive",
+        "love",
+        "efficient",
+        "celebrate",
+        "congratulations",
+        "opportunity",
+        "progress",
+        "free",
+    ]
+)
+_NEGATIVE = frozenset(
+    [
+        "bad",
+        "poor",
+        "problem",
+        "problems",
+        "issue",
+        "issues",
+        "fail",
+        "failed",
+        "failure",
+        "fault",
+        "broken",
+        "delay",
+        "delayed",
+        "loss",
+        "losses",
+        "lost",
+        "decline",
+        "declined",
+        "risk",
+        "risks",
+        "concern",
+        "concerns",
+        "complaint",
+        "refund",
+        "disappointed",
+        "unfortunately",
+        "incident",
+        "outage",
+        "error",
+        "errors",
+        "penalty",
+        "late",
+        "overdue",
+        "angry",
+        "worse",
+        "worst",
+        "negative",
+        "stopped",
+        "unable",
+        "dispute",
+    ]
+)
+_TYPE_CUES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
+    # kind: (content words, phrases or header names) that make a document that kind
+    "email": (frozenset({"dear", "regards", "hello", "thanks"}), ("from", "to", "subject", "cc")),
+    "invoice": (
+        frozenset({"invoice", "subtotal", "vat", "bill", "payable", "remittance"}),
+        ("amount due", "total due", "bill to", "payment terms", "invoice no"),
+    ),
+    "meeting_notes": (
+        frozenset({"meeting", "minutes", "attendees", "agenda", "standup", "sync", "notes"}),
+        ("action items", "next meeting"),
+    ),
+    "memo": (frozenset({"memo", "memorandum"}), ("re",)),
+    "support_ticket": (
+        frozenset({"ticket", "support", "customer", "reported", "priority", "bug"}),
+        ("steps to reproduce",),
+    ),
+    "contract": (
+        frozenset(
+            {
+                "agreement",
+                "contract",
+                "license",
+                "licence",
+                "licensed",
+                "licensor",
+                "licensee",
+                "hereby",
+                "warranty",
+                "warranties",
+                "liability",
+                "liable",
+                "terms",
+                "conditions",
+                "permission",
+                "rights",
+                "parties",
+                "party",
+            }
+        ),
+        ("terms and conditions",),
+    ),
+    "report": (
+        frozenset(
+            {
+                "report",
+                "quarter",
+                "quarterly",
+                "results",
+                "review",
+                "analysis",
+                "findings",
+                "incident",
+                "revenue",
+                "timeline",
+            }
+        ),
+        (),
+    ),
+    "documentation": (
+        frozenset(
+            {
+                "install",
+                "installation",
+                "usage",
+                "configuration",
+                "documentation",
+                "readme",
+                "api",
+                "package",
+                "upstream",
+                "debian",
+                "source",
+                "files",
+            }
+        ),
+        ("upstream-name",),
+    ),
+    "article": (
+        frozenset(
+            {
+                "announced",
+                "announces",
+                "press",
+                "release",
+                "news",
+                "according",
+                "introducing",
+                "launch",
+                "launches",
+                "launched",
+            }
+        ),
+        ("press release",),
+    ),
+}
+_LANGUAGE_WORDS: dict[str, frozenset[str]] = {
+    "en": frozenset(
+        [
+            "the",
+            "and",
+            "of",
+            "to",
+            "is",
+            "in",
+            "that",
+            "for",
+            "with",
+            "this",
+            "are",
+            "be",
+            "on",
+            "not",
+        ]
+    ),
+    "de": frozenset(
+        [
+            "der",
+            "die",
+            "das",
+            "und",
+            "ist",
+            "nicht",
+            "mit",
+            "für",
+            "sich",
+            "auf",
+            "dem",
+            "den",
+            "ein",
+            "eine",
+            "zu",
+        ]
+    ),
+    "fr": frozenset(
+        [
+            "le",
+            "la",
+            "les",
+            "et",
+            "est",
+            "des",
+            "une",
+            "pour",
+            "dans",
+            "pas",
+            "que",
+            "qui",
+            "sur",
+            "avec",
+            "du",
+        ]
+    ),
+    "es": frozenset(
+        [
+            "el",
+            "la",
+            "los",
+            "las",
+            "y",
+            "es",
+            "que",
+            "una",
+            "para",
+            "por",
+            "con",
+            "del",
+            "se",
+            "no",
+            "en",
+        ]
+    ),
+    "it": frozenset(
+        [
+            "il",
+            "lo",
+            "la",
+            "gli",
+            "le",
+            "e",
+            "è",
+            "che",
+            "per",
+            "una",
+            "con",
+            "non",
+            "sono",
+            "del",
+            "della",
+        ]
+    ),
+    "nl": frozenset(
+        ["de", "het", "een", "en", "is", "van", "dat", "niet", "op", "met", "voor", "zijn"]
+    ),
+    "pt": frozenset(
+        ["o", "a", "os", "as", "e", "é", "que", "um", "uma", "para", "com", "não", "do", "da", "em"]
+    ),
+}
+_CALENDAR_WORDS = frozenset(
+    [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+        "today",
+        "yesterday",
+        "tomorrow",
+    ]
+)
+_PLACE_WORDS = frozenset(
+    [
+        "estate",
+        "lane",
+        "street",
+        "road",
+        "avenue",
+        "kingdom",
+        "states",
+        "place",
+        "park",
+        "way",
+        "square",
+        "court",
+        "close",
+        "drive",
+        "office",
+        "offices",
+        "centre",
+        "center",
+        "building",
+        "house",
+        "hall",
+        "floor",
+        "station",
+        "bridge",
+        "river",
+        "city",
+        "county",
+        "district",
+        "region",
+        "republic",
+    ]
+)
+_LABEL = re.compile(r"([A-Za-z][\w.#/-]*(?: [\w.#/-]+){0,3})\s*[:#]\s+(\S[^\n]{0,119})")
+_TAX_LABEL = re.compile(
+    r"\b((?:VAT|Tax|GST|TIN|EIN|USt)[\w .-]{0,16}?(?:No|Number|ID|Nr)\b\.?)\s*:?\s*"
+    r"([A-Z]{0,3} ?\d[\d -]{4,}\d)",
+    re.IGNORECASE,
+)
+_AMOUNT = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?![\w])")
+_TABLE_ROW = re.compile(
+    r"^(\S.*?\S)\s{2,}((?:[£$€]?\d[\d,]*(?:\.\d+)?%?\s+){1,4}[£$€]?\d[\d,]*(?:\.\d+)?)$"
+)
+_SYNONYMS = {
+    "customer": ("bill", "billed", "client", "sold"),
+    "vendor": ("seller", "supplier"),
+    "tax": ("vat", "gst"),
+    "number": ("no", "nr", "num"),
+    "id": ("no", "reg", "number"),
+    "terms": ("payment",),
+}
+
+
+def _with_synonyms(words: frozenset[str]) -> frozenset[str]:
+    extra = [syn for word in words for syn in _SYNONYMS.get(word, ())]
+    return words.union(extra) if extra else words
+
+
+_BOILERPLATE = (
+    frozenset(
+        [
+            "for",
+            "immediate",
+            "release",
+            "press",
+            "memo",
+            "memorandum",
+            "confidential",
+            "draft",
+            "internal",
+            "urgent",
+            "private",
+            "strictly",
+            "notice",
+        ]
+    )
+    | _CALENDAR_WORDS
+)
+_NUMBER_WORDS = {
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "a": 1,
+    "an": 1,
+}
+_COUNT_RANGE = re.compile(
+    r"\b(\d+|zero|one|two|three|four|five|six|seven|eight|nine|ten)\s*(?:to|-|–|or)\s*"
+    r"(\d+|one|two|three|four|five|six|seven|eight|nine|ten)\b",
+    re.IGNORECASE,
+)
+_COUNT_MAX = re.compile(
+    r"\b(?:at most|up to|no more than|maximum of)\s+(\d+|one|two|three|four|five|six|seven|"
+    r"eight|nine|ten)\b",
+    re.IGNORECASE,
+)
+_COUNT_EXACT = re.compile(
+    r"\b(?:exactly|the)\s+(\d+|two|three|four|five|six|seven|eight|nine|ten)\s+(?:most\s+)?\w+",
+    re.IGNORECASE,
+)
+
+
+def stable_hash(*parts: str) -> int:
+    """A 64-bit hash that is the same in every process (unlike `hash`)."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def document_body(prompt: str) -> str:
+    """The document inside a user message: tagged, else after an instruction paragraph."""
+    tagged = _TAGGED.findall(prompt)
+    if tagged:
+        return str(max((body for _, body in tagged), key=len)).strip()
+    opened = _OPEN_TAG.search(prompt)
+    if opened:  # a tag whose closing part was cut off (a truncated or chunked prompt)
+        return prompt[opened.end() :].strip()
+    text = prompt.strip()
+    for _ in range(2):
+        head, sep, rest = text.partition("\n\n")
+        if not sep or not rest.strip():
+            break
+        lines = [line for line in head.splitlines() if line.strip()]
+        if len(lines) > 4 or len(head.split()) > 60:
+            break
+        if not (_INSTRUCTION.match(lines[0]) or all(_META_LINE.match(x) for x in lines)):
+            break
+        text = rest.strip()
+    return text
+
+
+def find_emails(text: str) -> list[str]:
+    """The email addresses in a text (only words with an '@' go through the regex)."""
+    if "@" not in text:
+        return []
+    found = (_EMAIL.search(word) for word in text.split() if "@" in word)
+    return [match.group(0) for match in found if match is not None]
+
+
+def cut_words(text: str, limit: int) -> str:
+    """Cut text to at most `limit` characters, at a word boundary when possible."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:-–(")
+
+
+def short_sentence(text: str, words: int) -> str:
+    """A sentence of at most `words` words: whole if it fits, else cut at a clause, with '…'."""
+    parts = text.split()
+    if len(parts) <= words:
+        return text
+    head = " ".join(parts[:words])
+    clause = max(head.rfind(", "), head.rfind("; "), head.rfind(" – "), head.rfind(": "))
+    if clause > len(head) // 2:
+        head = head[:clause]
+    return head.rstrip(" ,;:-–(") + "…"
+
+
+@lru_cache(maxsize=1024)
+def count_range(description: str) -> tuple[int, int] | None:
+    """The item counts a field description asks for ('three to seven', 'at most 5'...)."""
+
+    def number(word: str) -> int:
+        return int(word) if word.isdigit() else _NUMBER_WORDS[word.lower()]
+
+    found = _COUNT_RANGE.search(description)
+    if found:
+        lo, hi = number(found.group(1)), number(found.group(2))
+        return (min(lo, hi), max(lo, hi))
+    found = _COUNT_MAX.search(description)
+    if found:
+        return (1, number(found.group(1)))
+    found = _COUNT_EXACT.search(description)
+    if found and found.group(1).lower() != "the":
+        n = number(found.group(1))
+        return (n, n)
+    return None
+
+
+_BREAKS: dict[str, str] = dict.fromkeys([*STOPWORDS, *"\n.,;:!?()"], "")
+"""Tokens that break a phrase: `_BREAKS.get(w, w)` is "" for them and the word otherwise."""
+_ODD_CHARS = re.compile(r"[\d/@=_\\|<>{}\[\]#*~^]")
+"""Digits and markup: many of them make a line a listing, a path or code, not a sentence."""
+_DIGIT_CHARS = frozenset("0123456789")
+_FILLER = re.compile(r"^(this|here|it|that)\s+(is|are)\s+(a|an|the)?\s*", re.IGNORECASE)
+
+
+def _phrase(sentence: str) -> str:
+    """A title-sized phrase from a sentence: its first clause, at most 10 words."""
+    text = _FILLER.sub("", sentence).strip()
+    clause = re.split(r"[,;:(]|\s[–—-]\s", text, maxsplit=1)[0].strip()
+    words = (clause if len(clause.split()) >= 3 else text).split()[:10]
+    while len(words) > 3 and words[-1].lower() in STOPWORDS:
+        words.pop()
+    phrase = " ".join(words).rstrip(".!?…")
+    return phrase[:1].upper() + phrase[1:]
+
+
+def _title_case(line: str) -> str:
+    """An all-capitals heading as a model would write it; short acronyms stay."""
+    if not line.isupper():
+        return line
+    return " ".join(w if len(w) <= 3 else w.capitalize() for w in line.split())
+
+
+def _clean_title(line: str) -> str:
+    line = _BOLD.sub("", line).strip().strip("#*=_-: \t").strip()
+    words = line.split()
+    if len(words) > 12:
+        line = " ".join(words[:12])
+    return _title_case(cut_words(line, 120))
+
+
+def _iso(match: re.Match[str]) -> str | None:
+    try:
+        if match.group("iso"):
+            y, m, d = int(match.group("y1")), int(match.group("m1")), int(match.group("d1"))
+        elif match.group("d2"):
+            y, d = int(match.group("y2")), int(match.group("d2"))
+            m = _MONTHS[match.group("m2").lower().rstrip(".")]
+        else:
+            y, d = int(match.group("y3")), int(match.group("d3"))
+            m = _MONTHS[match.group("m3").lower().rstrip(".")]
+    except (KeyError, ValueError, TypeError):
+        return None
+    if not (1 <= m <= 12 and 1 <= d <= 31 and 1900 <= y <= 2100):
+        return None
+    return f"{y:04d}-{m:02d}-{d:02d}"
+
+
+class Document:
+    """Facts about one document's text, computed lazily and once."""
+
+    def __init__(self, text: str, seed: int = 0) -> None:
+        self.text = text
+        self.seed = seed
+        self.level = 0
+        """Brevity: 0 normally; 1 and 2 ask for fewer and shorter items (to fit a token cap)."""
+        self._head = text[:_HEAD_CHARS]
+        self._header_lines: list[str] = []
+        self._lead_headings: list[str] = []
+        self._markdown_title = ""
+
+    @cached_property
+    def key(self) -> str:
+        return f"{self.seed}:{stable_hash(self.text)}"
+
+    def pick(self, path: str, n: int) -> int:
+        """A choice in range(n) hashed from the text and the field path."""
+        return stable_hash(self.key, path) % n if n > 0 else 0
+
+    # -- structure ------------------------------------------------------------------------
+
+    @cached_property
+    def _layout(self) -> tuple[list[tuple[str, str]], list[str], list[tuple[str, str]]]:
+        """(units, headings, headers): units are (kind, text) with kind sentence or bullet."""
+        units: list[tuple[str, str]] = []
+        headings: list[str] = []
+        headers: list[tuple[str, str]] = []
+        paragraph: list[str] = []
+        bullet: list[str] | None = None
+
+        def flush() -> None:
+            nonlocal bullet
+            if bullet:
+                units.append(("bullet", " ".join(bullet)))
+            bullet = None
+            if paragraph:
+                flat = " ".join(paragraph)
+                paragraph.clear()
+                units.extend(("sentence", s) for s in _split_sentences(flat))
+
+        lines = self._head.splitlines()
+        for number, raw in enumerate(lines):
+            line = raw.strip()
+            if not line or line == "." or (line[0] in _RULE_CHARS and _RULE.match(line)):
+                flush()
+                continue
+            heading = _MD_HEADING.match(line) if line[0] == "#" else None
+            if heading:
+                flush()
+                headings.append(heading.group(2))
+                if not self._markdown_title:
+                    self._markdown_title = heading.group(2)
+                continue
+            if line[-1] == ":" and len(line.split()) <= 4:
+                flush()  # a field label ("Comment:", "Action items:"): what follows is its value
+                headings.append(line)
+                continue
+            header = _HEADER.match(line) if ":" in line[:33] and not paragraph else None
+            if header and len(header.group(1).split()) <= 3:
+                flush()
+                headers.append((header.group(1).lower(), header.group(2).strip()))
+                self._header_lines.append(line)
+                continue
+            nxt = lines[number + 1].strip() if number + 1 < len(lines) else ""
+            if not paragraph and bullet is None and _is_heading_line(line, nxt):
+                flush()
+                headings.append(line)
+                if not units:
+                    self._lead_headings.append(line)
+                continue
+            if (line[0] in _BULLET_CHARS or line[1:2] in (".", ")")) and _BULLET.match(line):
+                flush()
+                bullet = [_BULLET.sub("", line, count=1)]
+                continue
+            if bullet is not None:
+                bullet.append(line)
+            else:
+                paragraph.append(line)
+        flush()
+        return units, headings, headers
+
+    @cached_property
+    def _units(self) -> list[tuple[str, str]]:
+        """(kind, text) of each sentence or list item, in order; headers or headings if none."""
+        units, headings, _ = self._layout
+        out = [
+            (kind, _BOLD.sub("", text).strip() if _has_markup(text) else text)
+            for kind, text in units
+        ]
+        out = [(kind, text) for kind, text in out if len(text) > 1]
+        if not out:
+            out = [("sentence", line) for line in self._header_lines]
+            out = out or [("sentence", h) for h in headings]
+        return out or [("sentence", "(empty document)")]
+
+    @cached_property
+    def sentences(self) -> list[str]:
+        """The document's sentences and list items, in order, headings and headers left out."""
+        return [text for _, text in self._units]
+
+    @cached_property
+    def title(self) -> str:
+        """The document's own title or first heading, else a short phrase from its opening."""
+        headers = self._layout[2]
+        for key, value in headers:
+            if key in ("title", "subject", "re", "headline"):
+                return _clean_title(value)
+        if self._markdown_title:
+            return _clean_title(self._markdown_title)
+        for heading in self._lead_headings:
+            if " | " in heading or " › " in heading:
+                continue  # a site's navigation or breadcrumb, not the page's title
+            if not _BOILERPLATE.issuperset(_CONTENT_WORD.findall(heading.lower())):
+                return _clean_title(heading)
+        for key, value in headers:
+            if key.endswith("name") and not _URL.match(value):
+                return _clean_title(value)
+        opening = next((s for s in self.sentences if len(s.split()) >= 3), self.sentences[0])
+        return _clean_title(_phrase(opening))
+
+    @cached_property
+    def first_line(self) -> str:
+        return self.title
+
+    # -- words and weights ----------------------------------------------------------------
+
+    @cached_property
+    def _plain(self) -> str:
+        """The opening, lower case, without addresses and links (their parts are not topics)."""
+        text = self.text[:40_000]
+        for email in set(find_emails(text)):
+            text = text.replace(email, " ")
+        if "http" in text or "www." in text:
+            text = _URL.sub(" ", text)
+        return text.lower()
+
+    @cached_property
+    def _tokens(self) -> list[str]:
+        """The opening's content words in order, "" where a stopword or punctuation breaks."""
+        found = _WORD_OR_BREAK.findall(self._plain)
+        return list(map(_BREAKS.get, found, found))
+
+    @cached_property
+    def _counts(self) -> Counter[str]:
+        counts = Counter(self._tokens)
+        del counts[""]
+        return counts
+
+    @cached_property
+    def keywords(self) -> list[str]:
+        return [w for w, _ in self._counts.most_common(50)] or ["document"]
+
+    @cached_property
+    def _unit_words(self) -> list[frozenset[str]]:
+        find = _CONTENT_WORD.findall
+        return [frozenset(find(s.lower())).difference(STOPWORDS) for s in self.sentences]
+
+    @cached_property
+    def _scores(self) -> list[float]:
+        """Each sentence's weight: mean content-word frequency, a lead bonus, a length shape."""
+        counts = self._counts
+        top = max(counts.values(), default=1)
+        get = counts.get
+        shape = self._shape
+        scores = []
+        for i, (sentence, words) in enumerate(zip(self.sentences, self._unit_words, strict=True)):
+            if not words:
+                scores.append(0.0)
+                continue
+            weight = sum([get(w, 0) for w in words]) / top
+            score = weight / math.sqrt(len(words))
+            n, prose = shape[i]
+            if n < 5:
+                score *= 0.4
+            elif n > 45:
+                score *= 0.6
+            if not prose:
+                score *= 0.3
+            if i == 0:
+                score *= 1.6
+            elif i < 3:
+                score *= 1.15
+            if sentence[-1:] not in ".!?…" and n > 3:
+                score *= 0.85
+            scores.append(score)
+        return scores
+
+    def _ranked(self, candidates: list[int]) -> list[int]:
+        scores = self._scores
+        return sorted(candidates, key=lambda i: (-scores[i], i))
+
+    def _iter_distinct(
+        self, order: list[int], *, avoid: frozenset[int] = frozenset()
+    ) -> Iterator[int]:
+        """Sentence indexes in `order`, lazily, none a near-duplicate of an earlier one."""
+        unit_words = self._unit_words
+        chosen: list[frozenset[str]] = []
+        for i in order:
+            words = unit_words[i]
+            if i in avoid or not words:
+                continue
+            if any(_jaccard(words, other) > 0.6 for other in chosen):
+                continue  # an identical sentence has a Jaccard similarity of 1
+            chosen.append(words)
+            yield i
+
+    def _distinct(
+        self, order: list[int], n: int, *, avoid: frozenset[int] = frozenset()
+    ) -> list[int]:
+        """Up to n sentence indexes in `order`, none a near-duplicate of another or of `avoid`."""
+        return list(islice(self._iter_distinct(order, avoid=avoid), n))
+
+    @cached_property
+    def _shape(self) -> list[tuple[int, bool]]:
+        """(words, reads as prose) of each sentence: prose has few digits, paths or markup."""
+        out = []
+        for sentence in self.sentences:
+            odd = _ODD_CHARS.findall(sentence)
+            prose = not odd or (
+                len(odd) + 2 * sum(c not in _DIGIT_CHARS for c in odd) <= 0.15 * len(sentence)
+                and "://" not in sentence
+            )
+            out.append((len(sentence.split()), prose))
+        return out
+
+    @cached_property
+    def _prose(self) -> list[int]:
+        """Indexes of real sentences: four words or more, mostly words, no links."""
+        out = []
+        for i, (n, prose) in enumerate(self._shape):
+            if n >= 4 and prose:
+                out.append(i)
+        return out or list(range(len(self.sentences)))
+
+    @cached_property
+    def _summary_indexes(self) -> list[int]:
+        n = len(self.sentences)
+        want = max(2, min(5, round(n / 6) + 1))
+        ranked = self._ranked(self._prose)
+        picked: list[int] = []
+        words = 0
+        shape = self._shape
+        for i in self._iter_distinct(ranked):
+            length = shape[i][0]
+            if picked and len(picked) >= 2 and words + length > 90:
+                continue
+            if picked and words + length > 150:
+                continue
+            picked.append(i)
+            words += length
+            if len(picked) >= want:
+                break
+        return sorted(picked)
+
+    def summary(self, sentences: int = 5) -> str:
+        """An extractive summary of 2–5 distinct sentences (fewer if the document is shorter)."""
+        limit = max(1, sentences - self.level)
+        words = 40 if self.level == 0 else 28 - 6 * self.level
+        picked = self._summary_indexes[:limit]
+        return " ".join(short_sentence(self.sentences[i], words) for i in picked)
+
+    @cached_property
+    def _action_indexes(self) -> list[int]:
+        out: list[int] = []
+        # Which cues occur at all, found once on the whole text (C-speed substring tests);
+        # a sentence is then tested for those only.
+        whole = self._plain
+        phrases = tuple(p for p in _ACTION_PHRASES if p in whole)
+        cue_words = _ACTION_WORDS.intersection(whole.split())
+        modal = any(m in whole for m in (" must ", " should ", " will "))
+        cued = bool(phrases or cue_words or modal)
+        for i, (kind, text) in enumerate(self._units):
+            head = text[: text.find(" ")] if " " in text else text
+            first = head.lower().strip(",.:")
+            imperative = first in _IMPERATIVE or (
+                first == "make" and text.lower().startswith("make sure")
+            )
+            if (imperative and (kind == "bullet" or text[:1].isupper())) or (
+                cued and asks_something(text, phrases=phrases, words=cue_words, modal=modal)
+            ):
+                out.append(i)
+        return out
+
+    def action_sentences(self, hi: int = 5) -> list[str]:
+        """Sentences asking someone to do something, in order; none if the text asks nothing."""
+        chosen = self._distinct(self._action_indexes, max(1, hi - self.level))
+        return [short_sentence(self.sentences[i], 30 - 8 * self.level) for i in chosen]
+
+    def key_sentences(self, lo: int, hi: int) -> list[str]:
+        """The most important sentences (never an action item), short, in document order."""
+        n = len(self.sentences)
+        target = min(hi, max(lo, round(n / 5)))
+        if self.level:
+            target = max(1, lo - (self.level - 1))
+        avoid = frozenset(self._action_indexes)
+        scores = self._scores
+        lengths = [n for n, _ in self._shape]
+        # Key points are short: a long sentence ranks as if it had half its weight.
+        order = sorted(
+            self._prose, key=lambda i: (-scores[i] * (0.5 if lengths[i] > 25 else 1.0), i)
+        )
+        chosen = self._distinct(order, target, avoid=avoid)
+        return [short_sentence(self.sentences[i], 22 - 5 * self.level) for i in sorted(chosen)]
+
+    @cached_property
+    def _phrases(self) -> list[str]:
+        """Topic labels: frequent two-word phrases, then frequent words, lower case."""
+        pairs = Counter(pairwise(self._tokens[:1500]))
+        out: list[str] = []
+        used: set[str] = {w for key, _ in self._layout[2] for w in key.split()}
+        head = self._head
+        for (a, b), n in pairs.most_common(12):
+            if len(out) >= 4 or n < 2:
+                break
+            if not a or not b or a == b or a in _CALENDAR_WORDS or b in _CALENDAR_WORDS:
+                continue
+            if f"{a.capitalize()} {b.capitalize()}" in head and f"{a} {b}" not in head:
+                used.update((a, b))  # only ever capitalized: a name ("Hannah Okafor")
+                continue
+            out.append(f"{a} {b}")
+            used.update((a, b))
+        for word, _ in self._counts.most_common(24):
+            if len(out) >= 12:
+                break
+            if (
+                word not in used
+                and len(word) > 3
+                and word not in _CALENDAR_WORDS
+                and not _only_capitalized(word, head)
+            ):
+                out.append(word)
+                used.add(word)
+        return out or ["general"]
+
+    def topics(self, hi: int) -> list[str]:
+        return self._phrases[: max(1, hi - self.level)]
+
+    # -- facts --------------------------------------------------------------------------
+
+    @cached_property
+    def numbers(self) -> list[float]:
+        out: list[float] = []
+        for match in _NUMBER.findall(self._head):
+            try:
+                out.append(float(match.replace(",", "")))
+            except ValueError:
+                continue
+        return out
+
+    @cached_property
+    def dates(self) -> list[tuple[int, str]]:
+        """(position, YYYY-MM-DD) of every date written in the opening."""
+        out = []
+        for match in _DATES.finditer(self._head):
+            iso = _iso(match)
+            if iso:
+                out.append((match.start(), iso))
+        return out
+
+    def date_near(self, labels: frozenset[str]) -> str | None:
+        """The date written after one of `labels` (on its line), else the first date."""
+        if not self.dates:
+            return None
+        lower = self._head.lower()
+        for pos, iso in self.dates:
+            line_start = lower.rfind("\n", 0, pos) + 1
+            before = lower[max(line_start, pos - 40) : pos]
+            if labels and any(label in before for label in labels):
+                return iso
+        return self.dates[0][1]
+
+    @cached_property
+    def emails(self) -> list[str]:
+        return list(dict.fromkeys(e.lower().rstrip(".") for e in find_emails(self._head)))
+
+    @cached_property
+    def urls(self) -> list[str]:
+        return list(dict.fromkeys(u.rstrip(".,;") for u in _URL.findall(self._head)))
+
+    @cached_property
+    def phones(self) -> list[str]:
+        found = []
+        for match in _PHONE.findall(_DATES.sub(" ", self._head)):
+            digits = sum(c.isdigit() for c in match)
+            if 8 <= digits <= 15 and not _YEAR.fullmatch(match.strip()):
+                found.append(" ".join(match.split()))
+        return list(dict.fromkeys(found))
+
+    @cached_property
+    def labelled(self) -> list[tuple[str, str]]:
+        """`Label: value` pairs in the text (headers, inline labels, a label line then its value)."""
+        out = list(self._layout[2])
+        lines = self._head.splitlines()
+        for number, line in enumerate(lines):
+            if ":" not in line and "#" not in line and " no" not in line.lower():
+                continue
+            stripped = line.strip()
+            if stripped.endswith(":") and len(stripped.split()) <= 4:
+                following = next(
+                    (x.strip() for x in lines[number + 1 : number + 3] if x.strip()), ""
+                )
+                if following:
+                    out.append((stripped[:-1].lower(), following))
+                continue
+            for match in _TAX_LABEL.finditer(line):
+                out.append((match.group(1).strip().lower(), match.group(2).strip()))
+            for match in _LABEL.finditer(line):
+                value = re.split(r"\s{3,}", match.group(2).strip())[0]
+                value = _SENTENCE_END.split(value, maxsplit=1)[0].rstrip(" ,;")
+                out.append((match.group(1).strip().lower(), value))
+        return out
+
+    def label_value(self, words: frozenset[str]) -> str | None:
+        """The value written after a label made of these words ('Invoice no.: INV-1042')."""
+        wanted = _with_synonyms(words)
+        base = {w for w in words if "_" not in w} - {"name", "value"}
+        need = min(len(base) or 1, 2)
+        best: tuple[int, str] | None = None
+        for label, value in self.labelled:
+            label_words = set(re.findall(r"[a-z]+", label))
+            hits = len(wanted & label_words)
+            if hits >= need and (best is None or hits > best[0]):
+                best = (hits, value)
+        if best is None:
+            return None
+        value = _SENTENCE_END.split(best[1], maxsplit=1)[0].rstrip(" ,;")
+        last = value.rsplit(None, 1)[-1].lower().rstrip(".") if value else ""
+        return value if last in _ABBREVIATIONS else value.rstrip(".")
+
+    def labelled_number(self, words: frozenset[str]) -> float | None:
+        """The amount written after one of these words, preferring a `Label: amount` line."""
+        lower = self._head.lower()
+        found: list[tuple[int, int, float]] = []
+        for word in _with_synonyms(words):
+            for match in re.finditer(rf"\b{re.escape(word)}\b([^\n]{{0,60}})", lower):
+                rest = match.group(1)
+                colon = rest.find(":")
+                numbers = _AMOUNT.findall(rest[colon + 1 :] if colon >= 0 else rest)
+                if not numbers:
+                    continue
+                try:
+                    value = float(numbers[-1 if colon >= 0 else 0].replace(",", ""))
+                except ValueError:
+                    continue
+                found.append((0 if colon >= 0 else 1, match.start(), value))
+        return min(found)[2] if found else None
+
+    @cached_property
+    def table_rows(self) -> list[tuple[str, list[float]]]:
+        """Rows of a printed table: a description, then two or more amounts."""
+        rows = []
+        for line in self._head.splitlines():
+            match = _TABLE_ROW.match(line.strip())
+            if not match:
+                continue
+            amounts = [float(n.replace(",", "")) for n in _AMOUNT.findall(match.group(2))]
+            if len(amounts) >= 2 and any(c.isalpha() for c in match.group(1)):
+                rows.append((match.group(1).strip(), amounts))
+        return rows
+
+    @cached_property
+    def addresses(self) -> list[str]:
+        """Postal addresses: short lines with a number and a comma, no label."""
+        out = []
+        for line in self._head.splitlines():
+            text = " ".join(line.split())
+            if (
+                "," in text
+                and any(c.isdigit() for c in text)
+                and ":" not in text
+                and "@" not in text
+                and 3 <= len(text.split()) <= 14
+                and not text.endswith(".")
+            ):
+                out.append(text)
+        return out
+
+    @cached_property
+    def proper_names(self) -> list[str]:
+        seen: dict[str, None] = {}
+        orgs = set(self.organizations)
+        for match in _PROPER.findall(self._head):
+            if match.split()[0].lower() in STOPWORDS or match in orgs:
+                continue
+            if match.rsplit(None, 1)[-1].lower() in _PLACE_WORDS:
+                continue
+            if any(match in org for org in orgs):
+                continue
+            seen.setdefault(match, None)
+        return list(seen)
+
+    @cached_property
+    def organizations(self) -> list[str]:
+        found = []
+        head = self._head
+        for match in _ORG_SUFFIX.finditer(head):
+            before = head[max(0, match.start() - 80) : match.start()].split()
+            words: list[str] = []
+            for word in reversed(before[-4:]):
+                if not word[:1].isupper() or word[-1] in ",;:)":
+                    break
+                words.insert(0, word)
+            if words:
+                found.append(_title_case(" ".join([*words, match.group(0)])))
+        seen: dict[str, str] = {}
+        for name in found:
+            if name.split()[0].lower() not in STOPWORDS:
+                seen.setdefault(name.lower().rstrip("."), name)
+        return list(seen.values())
+
+    @cached_property
+    def word_count(self) -> int:
+        return len(self.text.split())
+
+    @cached_property
+    def language(self) -> str:
+        words = self._plain[:2000].split()
+        scores = {
+            code: sum(map(vocab.__contains__, words)) for code, vocab in _LANGUAGE_WORDS.items()
+        }
+        best = max(scores, key=lambda c: (scores[c], c == "en"))
+        if best != "en" and (scores[best] < 3 or scores[best] < 1.5 * scores["en"]):
+            return "en"
+        return best if scores[best] else "en"
+
+    @cached_property
+    def sentiment(self) -> str:
+        counts = self._counts
+        pos = sum([counts[w] for w in _POSITIVE.intersection(counts)])
+        neg = sum([counts[w] for w in _NEGATIVE.intersection(counts)])
+        total = pos + neg
+        if total < 2:
+            return "neutral"
+        if pos >= 2 and neg >= 2 and min(pos, neg) / total >= 0.35:
+            return "mixed"
+        return "positive" if pos > neg else "negative"
+
+    @cached_property
+    def _lead_words(self) -> tuple[frozenset[str], frozenset[str]]:
+        """The words of the title and first heading, and the header names."""
+        lead = " ".join([self.title, *self._lead_headings[:1]]).lower()
+        return frozenset(_CONTENT_WORD.findall(lead)), frozenset(k for k, _ in self._layout[2])
+
+    def _kind_score(self, kind: str) -> float:
+        """How strongly the text reads as this kind of document (cue words, phrases, headers)."""
+        words, phrases = _TYPE_CUES[kind]
+        counts = self._counts
+        score = sum([min(counts[w], 5) for w in words.intersection(counts)]) / math.sqrt(len(words))
+        lead, headers = self._lead_words
+        score += 3 * len(words & lead)
+        opening = self._plain[:6000]
+        for phrase in phrases:
+            if phrase in headers or (" " in phrase and phrase in opening):
+                score += 2
+        return score
+
+    def choose(self, options: list[Any], path: str, context: str = "") -> Any:
+        """The enum option the text supports best (keyword match), else 'other', else hashed."""
+        strings = [o for o in options if isinstance(o, str)]
+        lowered = {o.lower(): o for o in strings}
+        if {"positive", "negative"} <= set(lowered):
+            mood = self.sentiment
+            if mood in lowered:
+                return lowered[mood]
+            if mood == "mixed" and "neutral" in lowered:
+                return lowered["neutral"]
+        if context:
+            hit = _context_choice(lowered, context)
+            if hit is not None:
+                return hit
+        cued = [o for o in strings if o.lower() in _TYPE_CUES]
+        if len(cued) >= 3:
+            scores = {o: self._kind_score(o.lower()) for o in cued}
+            best = max(cued, key=lambda o: (scores[o], -cued.index(o)))
+            if scores[best]:
+                return best
+        counts = self._counts
+        best_score, best_option = 0, None
+        for option in strings:
+            parts = [p for p in re.split(r"[\W_]+", option.lower()) if len(p) > 2]
+            score = sum(counts.get(p, 0) + counts.get(p + "s", 0) for p in parts)
+            if score > best_score:
+                best_score, best_option = score, option
+        if best_option is not None:
+            return best_option
+        for fallback in ("other", "unknown", "none", "neutral", "general", "misc"):
+            if fallback in lowered:
+                return lowered[fallback]
+        return options[self.pick(path, len(options))]
+
+
+_PERSONAL_MAIL = re.compile(
+    r"@(gmail|googlemail|yahoo|hotmail|outlook|live|icloud|me|gmx|web|aol|proton(mail)?)\.", re.I
+)
+
+
+def _context_choice(lowered: dict[str, str], context: str) -> str | None:
+    """An option named by the sibling values (an email's domain, 'fax' beside a number...)."""
+    low = context.lower()
+    for option in ("fax", "mobile", "home"):
+        if option in lowered and option in low:
+            return lowered[option]
+    if "@" in low:
+        if "personal" in lowered and _PERSONAL_MAIL.search(low):
+            return lowered["personal"]
+        if "work" in lowered:
+            return lowered["work"]
+    return None
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    if not a or not b:
+        return 0.0
+    return len(a & b) / len(a | b)
+
+
+def _is_heading_line(line: str, nxt: str) -> bool:
+    """A short line standing alone, without end punctuation: a title or section heading."""
+    words = line.split()
+    if not words or len(words) > 12 or _BULLET.match(line):
+        return False
+    if line[-1] in ".,;!?" and not line.isupper():
+        return False
+    if _URL.match(line) or _EMAIL.fullmatch(line):
+        return False
+    if not any(c.isalpha() for c in line):
+        return False
+    # A short line followed by a line that continues its sentence is a wrapped paragraph.
+    if not nxt or line.isupper() or line[-1] == ":":
+        return True
+    # Followed by more text: only a short line that the next one does not continue.
+    if len(words) > 8 or len(line) > 60 or "," in line[:-1]:
+        return False
+    return not (nxt[:1].islower() and not _URL.match(nxt))
+
+
+def _only_capitalized(word: str, text: str) -> bool:
+    """True for a word the text never writes in lower case: a name, not a topic."""
+    return all(f"{word}{end}" not in text for end in (" ", ".", ",", ";", ":", "\n"))
+
+
+def _has_markup(text: str) -> bool:
+    return "*" in text or "__" in text or "`" in text
+
+
+def _split_sentences(flat: str) -> list[str]:
+    parts = [s.strip() for s in _SENTENCE_END.split(flat) if s.strip()]
+    out: list[str] = []
+    for part in parts:
+        if out:
+            last = out[-1].rsplit(None, 1)[-1].lower().rstrip(".")
+            initial = len(last) == 1 and out[-1][-2:-1].isupper()
+            if last in _ABBREVIATIONS or initial:
+                out[-1] = f"{out[-1]} {part}"
+                continue
+        out.append(part)
+    return out

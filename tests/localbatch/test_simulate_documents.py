@@ -1,0 +1,251 @@
+"""The simulator on real documents: answers read like a model's, not like the prompt.
+
+Documents nobody on the team wrote: copies of Debian's /usr/share/common-licenses/{BSD,LGPL-3,
+CC0-1.0} and /usr/share/doc/{zlib1g,gzip,tar}/copyright as tests/cases/real-*.txt, plus, for the
+rates, every license and copyright file on this machine when /usr/share has them. Every
+request goes through the official openai client to the local Batch API, with the shipped
+DocumentSummary schema and the shipped nightly job's prompt and 800-token output cap.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openai import OpenAI
+
+from schemas.contacts import ContactsV1
+from schemas.invoice import InvoiceV1
+from schemas.response_format import response_format_for
+from schemas.summary import DocumentSummary
+from tasks.sources import html_to_text
+from tests.localbatch._helpers import read_lines, run_batch
+
+CASES = Path(__file__).resolve().parents[1] / "cases"
+SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
+PROMPT = "Summarize the following document (part 1 of 1).\nSource file: {id}\n\n<document>\n{text}\n</document>\n"
+SYSTEM = "You summarize business documents for a daily digest read by busy colleagues."
+
+
+def _line(
+    custom_id: str, user: str, model: type[Any] = DocumentSummary, **body: Any
+) -> dict[str, Any]:
+    fmt = response_format_for(model, "/v1/chat/completions")
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {
+            "model": "gpt-4.1-mini",
+            "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}],
+            "response_format": fmt,
+            "max_completion_tokens": 800,
+            "temperature": 0.2,
+            **body,
+        },
+    }
+
+
+def _answers(client: OpenAI, lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """custom_id → the parsed answer (or the finish reason when the answer was cut)."""
+    batch = run_batch(client, lines)
+    assert batch.status == "completed"
+    out: dict[str, dict[str, Any]] = {}
+    for line in read_lines(client, batch.output_file_id):
+        choice = line["response"]["body"]["choices"][0]
+        if choice["finish_reason"] == "length":
+            out[line["custom_id"]] = {"_finish": "length"}
+        else:
+            out[line["custom_id"]] = json.loads(choice["message"]["content"])
+    assert len(out) == len(lines)
+    return out
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def _real_documents() -> dict[str, str]:
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(CASES.glob("real-*.txt"))}
+
+
+def _machine_documents(limit: int = 400) -> dict[str, str]:
+    """License and copyright files of this machine (none on a machine without /usr/share/doc)."""
+    paths = sorted(Path("/usr/share/common-licenses").glob("*"))
+    paths += sorted(Path("/usr/share/doc").glob("*/copyright"))
+    found: dict[str, str] = {}
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if text and len(found) < limit:
+            found[str(path)] = text[:20_000]
+    return found
+
+
+def test_titles_summaries_and_lists_come_from_the_document(client: OpenAI) -> None:
+    docs = _real_documents()
+    assert len(docs) >= 6
+    names = list(docs)
+    answers = _answers(
+        client,
+        [_line(f"d{i}", PROMPT.format(id=name, text=docs[name])) for i, name in enumerate(names)],
+    )
+    for i, name in enumerate(names):
+        answer, text = answers[f"d{i}"], docs[name]
+        DocumentSummary.model_validate(answer)
+        assert not answer["title"].startswith("Summarize"), name
+        assert _words(answer["title"]) in _words(text), (name, answer["title"])
+        assert len(answer["title"].split()) <= 12
+        sentences = [s for s in re.split(r"(?<=[.!?…])\s+", answer["summary"]) if s]
+        assert 2 <= len(sentences) <= 5, (name, answer["summary"])
+        assert len(set(sentences)) == len(sentences), "no sentence twice"
+        for sentence in sentences:  # extractive: every sentence is the document's own
+            assert _words(sentence.rstrip("…"))[:60] in _words(text), (name, sentence)
+        points, actions = answer["key_points"], answer["action_items"]
+        assert 3 <= len(points) <= 7, (name, points)
+        assert len(set(points)) == len(points) and len(set(actions)) == len(actions)
+        assert not set(points) & set(actions), "key points never copy action items"
+        assert 1 <= len(answer["topics"]) <= 5
+        assert all(t == t.lower() and 1 <= len(t.split()) <= 3 for t in answer["topics"])
+        assert len(set(answer["topics"])) == len(answer["topics"])
+        assert answer["language"] == "en"
+
+
+def test_enums_and_action_items_fit_the_text(client: OpenAI) -> None:
+    files = {
+        "email": "customer-email-refund-request.txt",
+        "memo": "board-memo-office-move.txt",
+        "invoice": "invoice-acme-1042.txt",
+        "report": "incident-2025-09-14-queue-backlog.md",
+        "contract": None,
+    }
+    texts = {kind: (SAMPLES / f).read_text(encoding="utf-8") for kind, f in files.items() if f}
+    texts["contract"] = (CASES / "real-BSD-license.txt").read_text(encoding="utf-8")
+    answers = _answers(client, [_line(k, PROMPT.format(id=k, text=t)) for k, t in texts.items()])
+    for kind in texts:
+        assert answers[kind]["document_type"] == kind, (kind, answers[kind])
+    email = answers["email"]
+    assert email["title"] == "Refund for a kettle that stopped working after three weeks"
+    assert email["sentiment"] == "negative"
+    assert any("how to send it back" in item for item in email["action_items"])
+    incident = answers["report"]
+    assert incident["title"].startswith("Incident review: order queue backlog")
+    assert len(incident["action_items"]) >= 3
+    assert all("owner:" in item for item in incident["action_items"])
+    assert answers["memo"]["title"] == "Consolidating into the new Leeds office in January"
+
+
+def test_meeting_notes_and_a_web_page(client: OpenAI) -> None:
+    notes = gzip.decompress((SAMPLES / "meeting-notes-team-sync.txt.gz").read_bytes()).decode()
+    page, _ = html_to_text((SAMPLES / "product-launch-solar-lantern.html").read_text("utf-8"))
+    answers = _answers(
+        client,
+        [
+            _line("notes", PROMPT.format(id="n", text=notes)),
+            _line("page", PROMPT.format(id="p", text=page)),
+        ],
+    )
+    meeting = answers["notes"]
+    assert meeting["document_type"] == "meeting_notes"
+    assert any("Omar will chase legal by Wednesday" in item for item in meeting["action_items"])
+    assert not {"omar", "grace", "lina"} & set(meeting["topics"]), "names are not topics"
+    launch = answers["page"]
+    assert launch["title"] == "Introducing the Lumen Trail solar lantern", "not the site's menu"
+    assert launch["action_items"] == [], "a month that 'will' do something asks nothing of anyone"
+
+
+def test_extraction_fields_copy_what_the_document_prints(client: OpenAI) -> None:
+    invoice_text = (SAMPLES / "invoice-acme-1042.txt").read_text(encoding="utf-8")
+    email_text = (SAMPLES / "customer-email-refund-request.txt").read_text(encoding="utf-8")
+    answers = _answers(
+        client,
+        [
+            _line(
+                "inv",
+                f"Extract the invoice fields from this document (x).\n\n{invoice_text}",
+                InvoiceV1,
+            ),
+            _line(
+                "contacts",
+                f"List the people and organizations named in this document.\n\n{email_text}",
+                ContactsV1,
+            ),
+        ],
+    )
+    invoice = InvoiceV1.model_validate(answers["inv"])
+    assert invoice.is_invoice
+    assert (invoice.invoice_number, invoice.currency) == ("INV-1042", "GBP")
+    assert (str(invoice.invoice_date), str(invoice.due_date)) == ("2025-09-03", "2025-10-03")
+    assert (invoice.subtotal, invoice.tax_amount, invoice.total) == (388.90, 77.78, 466.68)
+    assert [item.description for item in invoice.line_items][:1] == [
+        "Stainless steel mixing bowl 20 L"
+    ]
+    assert [item.amount for item in invoice.line_items] == [250.0, 84.0, 39.9, 15.0]
+    assert invoice.payment_terms == "Net 30"
+    contacts = ContactsV1.model_validate(answers["contacts"])
+    hannah = next(p for p in contacts.people if p.full_name == "Hannah Okafor")
+    assert [e.address for e in hannah.emails] == ["hannah.okafor@example.net"]
+    assert hannah.job_title is None, "nothing in the text to fill it: null, not a guess"
+
+
+def test_at_most_two_percent_truncated_without_a_fault(client: OpenAI) -> None:
+    docs = {**_real_documents(), **_machine_documents()}
+    lines = []
+    for i, (name, text) in enumerate(docs.items()):
+        lines.append(_line(f"w{i}", PROMPT.format(id=name, text=text)))
+        # and the ~2 KB opening, as in the issue's measurement
+        opening = text[: text.rfind("\n", 0, 2000) if len(text) > 2000 else len(text)]
+        lines.append(_line(f"o{i}", PROMPT.format(id=name, text=opening)))
+    answers = _answers(client, lines)
+    cut = [cid for cid, answer in answers.items() if answer.get("_finish") == "length"]
+    assert len(cut) <= 0.02 * len(lines), f"{len(cut)} of {len(lines)} truncated"
+    prompt_titles = [
+        cid for cid, a in answers.items() if a.get("title", "").startswith("Summarize")
+    ]
+    assert prompt_titles == []
+    for answer in answers.values():
+        if "_finish" in answer:
+            continue
+        points, actions = answer["key_points"], answer["action_items"]
+        assert len(set(points)) == len(points) and len(set(actions)) == len(actions)
+        assert not set(points) & set(actions)
+
+
+def test_a_small_cap_gets_a_shorter_answer_not_a_cut_one(client: OpenAI) -> None:
+    text = (CASES / "real-LGPL-3-license.txt").read_text(encoding="utf-8")
+    answers = _answers(
+        client,
+        [
+            _line("roomy", PROMPT.format(id="a", text=text)),
+            _line("tight", PROMPT.format(id="a", text=text), max_completion_tokens=250),
+        ],
+    )
+    roomy, tight = answers["roomy"], answers["tight"]
+    assert "_finish" not in tight, "the answer is written to fit the cap"
+    assert len(json.dumps(tight)) < len(json.dumps(roomy))
+    assert tight["title"] == roomy["title"]
+
+
+@pytest.mark.parametrize(
+    ("user", "title"),
+    [
+        (
+            "List the people and organizations named in this document.\n\nApache License\n\nSome text here. More text follows.",
+            "Apache License",
+        ),
+        ("Some Title\n\nThe first sentence is here. A second one follows.", "Some Title"),
+        (
+            "<text>\n# Markdown heading\n\nBody sentence one. Body sentence two.\n</text>",
+            "Markdown heading",
+        ),
+    ],
+)
+def test_the_document_is_found_inside_any_prompt(client: OpenAI, user: str, title: str) -> None:
+    answers = _answers(client, [_line("x", user)])
+    assert answers["x"]["title"] == title
