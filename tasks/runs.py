@@ -675,7 +675,7 @@ def _run_was_simulated(manifest: RunManifest) -> bool:
     for shard in manifest.shards:
         if shard.state != "parsed" or not shard.results:
             continue
-        for uri in _part_uris(manifest, "results", shard):
+        for uri in part_uris(manifest, "results", shard):
             column = tables.read_parquet(uri, columns=["simulated"]).get_column("simulated")
             if column.len():
                 return bool(column.any())
