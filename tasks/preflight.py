@@ -106,10 +106,9 @@ def job_problems(job: JobSpec) -> list[tuple[str, str]]:
 
 
 def check_job(job: JobSpec, *, path: str | Path = "<job>") -> None:
-    """Raise `JobSpecError` listing every preflight problem of a job (one line per field)."""
+    """Raise `JobSpecError` naming every preflight problem of a job, in one line."""
     problems = job_problems(job)
     if not problems:
         return
-    lines = [f"{path}: refused before anything is built or sent"]
-    lines += [f"  {field}: {message}" for field, message in problems]
-    raise JobSpecError("\n".join(lines))
+    listed = "; ".join(f"{field}: {' '.join(message.split())}" for field, message in problems)
+    raise JobSpecError(f"{path}: refused before anything is built or sent: {listed}")

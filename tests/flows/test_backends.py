@@ -3,6 +3,8 @@ batch exists, collected only from its own backend; simulated rows are marked as 
 
 from __future__ import annotations
 
+import time
+
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -32,10 +34,13 @@ def _use(monkeypatch: pytest.MonkeyPatch, server: Any | None) -> None:
 
 
 def _finish(run_dir: str) -> runs.RunManifest:
-    for _ in range(200):
+    """Advance a run as a collect would, polling its batches when they are due."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         manifest = runs.advance_run(run_dir)
         if not manifest.is_open:
             return manifest
+        time.sleep(runs.seconds_until_due(manifest))
     raise AssertionError(f"{run_dir} still open")
 
 

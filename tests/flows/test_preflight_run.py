@@ -18,7 +18,7 @@ def test_a_request_over_the_context_window_is_an_error_row_and_never_sent(
     write_corpus(tmp_path / "docs", 2)
     (tmp_path / "docs" / "huge.txt").write_text("harbour budget report " * 45_000)  # ~135k tokens
     job = make_job(chunking={"max_input_tokens": 100_000, "max_chunks": 1, "overlap_tokens": 0})
-    manifest = runs.load_manifest(run(job, poll_seconds=0.05)["run_dir"])
+    manifest = runs.load_manifest(run(job)["run_dir"])
     results, errors = assert_every_input_has_one_row(manifest)
     assert results.height == 2
     row = errors.row(0, named=True)

@@ -53,12 +53,12 @@ def test_temperature_on_a_reasoning_model_is_refused_with_field_model_and_remedy
         job_data(tmp_path, model="gpt-5-mini", params={"temperature": 0.2, "top_p": 0.9})
     )
     assert message == (
-        "job.toml: refused before anything is built or sent\n"
-        "  params.temperature: gpt-5-mini is a reasoning model and accepts only the default "
+        "job.toml: refused before anything is built or sent: "
+        "params.temperature: gpt-5-mini is a reasoning model and accepts only the default "
         "temperature (1); remove params.temperature, or use a non-reasoning model (gpt-4.1, "
         "gpt-4.1-mini, gpt-4o-mini...) (OpenAI: \"Unsupported value: 'temperature' does not "
-        'support 0.2 with this model. Only the default (1) value is supported.")\n'
-        "  params.top_p: gpt-5-mini is a reasoning model and refuses top_p on "
+        'support 0.2 with this model. Only the default (1) value is supported."); '
+        "params.top_p: gpt-5-mini is a reasoning model and refuses top_p on "
         "/v1/chat/completions; remove params.top_p, or use a non-reasoning model (gpt-4.1, "
         "gpt-4.1-mini, gpt-4o-mini...) (OpenAI: \"Unsupported parameter: 'top_p' is not "
         'supported with this model.")'
@@ -71,10 +71,10 @@ def test_the_default_temperature_is_fine_on_a_reasoning_model(tmp_path: Path) ->
 
 def test_reasoning_effort_needs_a_reasoning_model_and_a_value_it_takes(tmp_path: Path) -> None:
     message = refusal(job_data(tmp_path, params={"reasoning_effort": "low"}))
-    assert "  params.reasoning_effort: gpt-4o-mini is not a reasoning model" in message
+    assert ": params.reasoning_effort: gpt-4o-mini is not a reasoning model" in message
     assert "Unsupported parameter: 'reasoning_effort' is not supported" in message
     message = refusal(job_data(tmp_path, model="o3", params={"reasoning_effort": "minimal"}))
-    assert "  params.reasoning_effort: o3 accepts reasoning_effort low, medium, high" in message
+    assert ": params.reasoning_effort: o3 accepts reasoning_effort low, medium, high" in message
     message = refusal(
         job_data(
             tmp_path, model="gpt-4.1", endpoint="/v1/responses", params={"reasoning_effort": "low"}
@@ -95,7 +95,7 @@ def test_temperature_is_refused_on_responses_for_reasoning_models(tmp_path: Path
 def test_an_output_cap_above_the_model_limit_is_refused(tmp_path: Path) -> None:
     message = refusal(job_data(tmp_path, params={"max_output_tokens": 20_000}))
     assert (
-        "  params.max_output_tokens: gpt-4o-mini writes at most 16384 output tokens; set "
+        ": params.max_output_tokens: gpt-4o-mini writes at most 16384 output tokens; set "
         "params.max_output_tokens to 16384 or less" in message
     )
 
@@ -109,7 +109,7 @@ def test_a_chunk_budget_plus_output_over_the_window_is_refused(tmp_path: Path) -
         )
     )
     assert message.endswith(
-        "  chunking.max_input_tokens: 120000 input tokens per request plus "
+        ": chunking.max_input_tokens: 120000 input tokens per request plus "
         "params.max_output_tokens 16000 exceed gpt-4o-mini's context window of 128000 tokens, "
         "so requests could not fit; set chunking.max_input_tokens to 112000 or less"
     )
@@ -117,12 +117,12 @@ def test_a_chunk_budget_plus_output_over_the_window_is_refused(tmp_path: Path) -
 
 def test_a_model_that_does_not_serve_the_endpoint_is_refused(tmp_path: Path) -> None:
     message = refusal(job_data(tmp_path, model="text-embedding-3-small"))
-    assert "  endpoint: text-embedding-3-small does not serve /v1/chat/completions" in message
+    assert ": endpoint: text-embedding-3-small does not serve /v1/chat/completions" in message
 
 
 def test_an_unknown_model_names_both_files_to_edit(tmp_path: Path) -> None:
     message = refusal(job_data(tmp_path, model="gpt-9-ultra"))
-    assert "  model: model 'gpt-9-ultra' is not in the capabilities file" in message
+    assert ": model: model 'gpt-9-ultra' is not in the capabilities file" in message
     assert "models.toml" in message and "pricing.toml" in message
 
 
