@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Future
 
 from schemas.documents import Document, RejectCode, RejectedDocument
 from tasks import storage
+from tasks.sources._email import EMAIL_SUFFIXES, read_eml, read_msg
 from tasks.sources._images import IMAGE_MIMES, IMAGE_TYPES, read_image
+from tasks.sources._office import OFFICE_MIMES, OFFICE_TYPES, read_office
 from tasks.sources._outcomes import Outcomes
 from tasks.sources._pdf import read_pdf
 from tasks.sources._reading import (
@@ -30,9 +34,12 @@ from tasks.sources._sniffing import BINARY, SNIFF_BYTES, classify, looks_like_ht
 from tasks.sources._text import HTML_SUFFIXES, TEXT_SUFFIXES, read_decoded, read_text
 from tasks.storage import ObjectInfo
 
-SUPPORTED_SUFFIXES = frozenset(
-    TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES | TABLE_SUFFIXES | {".json", ".pdf"}
-) | frozenset(IMAGE_TYPES)
+SUPPORTED_SUFFIXES = (
+    frozenset(TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES | TABLE_SUFFIXES | {".json", ".pdf"})
+    | frozenset(IMAGE_TYPES)
+    | frozenset(OFFICE_TYPES)
+    | EMAIL_SUFFIXES
+)
 
 
 class Loader(Outcomes):
@@ -93,6 +100,11 @@ class Loader(Outcomes):
         except READ_ERRORS as exc:
             yield self.reject(info, "unreadable", f"read failed: {exc}")
             return
+        yield from self.contents(info, data)
+
+    def contents(self, info: ObjectInfo, data: bytes) -> Iterator[Document | RejectedDocument]:
+        """The rows of a file read whole (gunzipped first when its name ends in `.gz`)."""
+        suffix, gz = file_kind(info.key)
         sha = hashlib.sha256(data).hexdigest()
         if gz:
             try:
@@ -114,10 +126,36 @@ class Loader(Outcomes):
             yield read_pdf(self, info, data, sha)
         elif suffix in IMAGE_TYPES:
             yield read_image(self, info, data, sha)
-        elif known:
+        elif suffix in OFFICE_TYPES:
+            yield read_office(self, info, data, sha, suffix=suffix)
+        elif suffix == ".eml":
+            yield from read_eml(self, info, data, sha, self.attachment)
+        elif suffix == ".msg":
+            yield from read_msg(self, info, data, sha)
+        elif suffix in SUPPORTED_SUFFIXES:
             yield read_text(self, info, data, sha, html=suffix in HTML_SUFFIXES)
         else:
             yield self.sniffed(info, data, sha)
+
+    def attachment(self, info: ObjectInfo, data: bytes) -> Iterator[Document | RejectedDocument]:
+        """The rows of an e-mail attachment, read by its name like a file of the source."""
+        suffix, _ = file_kind(info.key)
+        if not data:
+            yield self.reject(info, "empty", "the attachment is empty")
+        elif len(data) > self.max_bytes:
+            yield self.reject(
+                info,
+                "too_large",
+                f"{len(data)} bytes; limit {self.max_bytes} (source.max_document_bytes)",
+                sha256=hashlib.sha256(data).hexdigest(),
+            )
+        elif suffix in JSONL_SUFFIXES or suffix in TABLE_SUFFIXES:
+            with tempfile.NamedTemporaryFile(prefix="overnight-att-") as tmp:
+                tmp.write(data)
+                tmp.flush()
+                yield from self.load(dataclasses.replace(info, path=tmp.name))
+        else:
+            yield from self.contents(info, data)
 
     def too_large_or_unsupported(self, info: ObjectInfo, known: bool) -> RejectedDocument:
         """A file over the size limit: too large, or (unknown and not text) unsupported."""
@@ -142,7 +180,8 @@ class Loader(Outcomes):
             info,
             "unsupported_type",
             f"{extension_phrase(info.key)} holding {what}: overnight reads text, HTML, JSON, "
-            "JSONL, CSV, TSV, Parquet, PDF and PNG/JPEG/WebP images",
+            "JSONL, CSV, TSV, Parquet, PDF, PNG/JPEG/WebP images, Word, PowerPoint, Excel, "
+            "OpenDocument text, RTF, EPUB and e-mail (.eml, .msg)",
             sha256=sha,
         )
 
@@ -170,4 +209,6 @@ class Loader(Outcomes):
             return read_pdf(self, info, data, sha)
         if kind in IMAGE_MIMES:
             return read_image(self, info, data, sha)
+        if kind in OFFICE_MIMES:
+            return read_office(self, info, data, sha, suffix=OFFICE_MIMES[kind])
         return self.unsupported(info, kind, sha)
