@@ -7,6 +7,7 @@ on first use, so `overnight --help` does not pay for it.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ OFFICE_TYPES = {
 """The office formats overnight reads, by extension, with the MIME type kreuzberg is told."""
 OFFICE_MIMES = {mime: suffix for suffix, mime in OFFICE_TYPES.items()}
 """The same formats by the MIME type `sniff` finds (for files without a known extension)."""
+_RTF_ESCAPES = re.compile(rb"\\[\\{}]")
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
@@ -58,6 +60,13 @@ def read_office(
         return out.reject(
             info, "undecodable", f"not {what}: it does not start with {{\\rtf", sha256=sha
         )
+    if suffix == ".rtf" and _unclosed_groups(data) > 0:
+        return out.reject(
+            info,
+            "undecodable",
+            f"{what} that ends early: {_unclosed_groups(data)} group(s) never closed",
+            sha256=sha,
+        )
     try:
         result = kreuzberg.extract_bytes_sync(data, OFFICE_TYPES[suffix], extraction_config())
     except Exception as exc:  # kreuzberg raises its own errors, and others on malformed files
@@ -72,3 +81,9 @@ def read_office(
     if isinstance(title, str) and title.strip():
         meta["title"] = title.strip()
     return out.text_document(info, result.content, sha256=sha, size=len(data), metadata=meta)
+
+
+def _unclosed_groups(rtf: bytes) -> int:
+    """How many `{` groups of an RTF file are never closed (more than 0: it was cut short)."""
+    plain = _RTF_ESCAPES.sub(b"", rtf)
+    return plain.count(b"{") - plain.count(b"}")
