@@ -19,10 +19,15 @@ Formats, by extension (a trailing `.gz` is decompressed transparently):
 - `.pdf`: the text layer through pypdf (scanned PDFs without one are rejected as `empty`).
 - `.png .jpg .jpeg .webp`: an image document (a `data:` URL) for vision models, decoded whole
   by Pillow first, so a corrupt image is rejected rather than sent (`check_image`).
+- `.docx .pptx .xlsx .odt .rtf .epub`: the text, through kreuzberg (`_office`); a file it
+  cannot read, or an encrypted one, is rejected as `undecodable`.
+- `.eml .msg`: an e-mail's subject, sender, date and body (the plain part, else the HTML part
+  as visible text); each attachment becomes a document `<message id>#<name>` with `parent_id`
+  naming the message (`_email`). `.eml` attachments are read by name like files of the source.
 - Anything else (no extension, or one overnight does not know, gzipped or not) is judged by
-  its content (`sniff`): text becomes a text document (HTML if it starts like a page), a PDF
-  or an image is read as one, and other binary data is rejected as `unsupported_type` with
-  the type the `filetype` library detected.
+  its content (`sniff`): text becomes a text document (HTML if it starts like a page), a PDF,
+  an image or an office file is read as one, and other binary data is rejected as
+  `unsupported_type` with the type the `filetype` library detected.
 
 Entries that are not files (see `storage.list_entries` for how symbolic links are followed)
 become rejects too: `symlink_loop`, `broken_symlink`, `not_a_file` (FIFOs, sockets, devices,
@@ -33,7 +38,8 @@ valid UTF-8 is kept, percent-encoded, in `document_id` and `source_uri`
 The package, by stage: `_listing` (list the source, read files ahead on S3), `_loader`
 (dispatch by extension or content), `_sniffing` (encodings and file signatures), and one
 module per format family: `_text` (text, HTML), `_records` (JSON, JSONL, CSV, TSV, Parquet),
-`_pdf`, `_images`. `docs/sources.md` is the user's guide.
+`_pdf`, `_images`, `_office` (Word, PowerPoint, Excel, OpenDocument, RTF, EPUB), `_email`.
+`docs/sources.md` is the user's guide.
 """
 
 from __future__ import annotations
