@@ -201,3 +201,39 @@ def test_an_office_file_without_its_extension_is_recognised_by_content(tmp_path:
     found = doc(load(tmp_path), "REVIEW")
     assert found.metadata["format"] == "docx"
     assert (found.text or "").startswith("Quarterly supplier review")
+
+
+def test_a_table_attached_to_an_email_is_one_document_a_row(tmp_path: Path) -> None:
+    message = EmailMessage()
+    message["Subject"] = "Contacts"
+    message["From"] = "crm@example.com"
+    message.set_content("Attached: this week's contacts.")
+    message.add_attachment("text,name\nCall Ann,Ann\nCall Bo,Bo\n", subtype="csv", filename="c.csv")
+    (tmp_path / "contacts.eml").write_bytes(bytes(message))
+    items = load(tmp_path)
+    assert sorted(items) == ["contacts.eml", "contacts.eml#c.csv#0", "contacts.eml#c.csv#1"]
+    assert doc(items, "contacts.eml#c.csv#1").text == "Call Bo"
+    assert doc(items, "contacts.eml#c.csv#1").parent_id == "contacts.eml"
+
+
+def test_office_files_and_email_from_s3(s3_bucket: str) -> None:
+    from tasks import storage
+
+    client = storage.s3_client()
+    for name in ("review.docx", "invoice.eml", "fake-email-attachment.msg"):
+        data = (CASES / name).read_bytes()
+        client.put_object(Bucket=s3_bucket, Key=f"in/{name}.gz", Body=gzip.compress(data))
+    items = {
+        item.document_id: item for item in iter_documents(SourceSpec(uri=f"s3://{s3_bucket}/in/"))
+    }
+    assert sorted(items) == [
+        "fake-email-attachment.msg.gz",
+        "fake-email-attachment.msg.gz#fake-attachment.txt",
+        "invoice.eml.gz",
+        "invoice.eml.gz#invoice-0917.txt",
+        "review.docx.gz",
+    ]
+    attachment = doc(items, "invoice.eml.gz#invoice-0917.txt")
+    assert attachment.source_uri == f"s3://{s3_bucket}/in/invoice.eml.gz"
+    assert attachment.parent_id == "invoice.eml.gz"
+    assert (doc(items, "review.docx.gz").text or "").startswith("Quarterly supplier review")
