@@ -18,7 +18,7 @@ from email.parser import BytesParser
 from typing import TYPE_CHECKING
 
 from schemas.documents import Document, RejectedDocument
-from tasks.sources._office import extraction_config
+from tasks.sources._office import extraction_config, is_extraction_failure
 from tasks.sources._sniffing import decode_text
 from tasks.sources._text import html_to_text
 from tasks.storage import ObjectInfo
@@ -84,7 +84,9 @@ def read_msg(
 
     try:
         result = kreuzberg.extract_bytes_sync(data, MSG_MIME, extraction_config())
-    except Exception as exc:  # kreuzberg raises its own errors, and others on malformed files
+    except BaseException as exc:  # its own errors, OSError, or a Rust panic (a BaseException)
+        if not is_extraction_failure(exc):
+            raise
         yield out.reject(
             info,
             "undecodable",

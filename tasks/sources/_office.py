@@ -41,6 +41,15 @@ def extraction_config() -> Any:
     return kreuzberg.ExtractionConfig(**settings)
 
 
+def is_extraction_failure(exc: BaseException) -> bool:
+    """True for an error of kreuzberg on a bad file: any Exception, or its core panicking.
+
+    A panic in the Rust core reaches Python as pyo3's `PanicException`, a `BaseException`
+    (like `KeyboardInterrupt`), so `except Exception` alone would let one odd file stop a run.
+    """
+    return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"
+
+
 def read_office(
     out: Outcomes, info: ObjectInfo, data: bytes, sha: str, *, suffix: str
 ) -> Document | RejectedDocument:
@@ -69,7 +78,9 @@ def read_office(
         )
     try:
         result = kreuzberg.extract_bytes_sync(data, OFFICE_TYPES[suffix], extraction_config())
-    except Exception as exc:  # kreuzberg raises its own errors, and others on malformed files
+    except BaseException as exc:  # its own errors, OSError, or a Rust panic (a BaseException)
+        if not is_extraction_failure(exc):
+            raise
         return out.reject(
             info,
             "undecodable",
