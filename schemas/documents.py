@@ -21,6 +21,7 @@ RejectCode = Literal[
     "symlink_loop",  # a symbolic link that loops, or leads back to a folder above it
     "broken_symlink",  # a symbolic link whose target does not exist
     "unreadable_pdf",  # encrypted, corrupt, or otherwise not parseable by pypdf
+    # (a corrupt or encrypted office file or e-mail is `undecodable`, with the reason)
     "missing_text_field",  # a record (or a whole table) without the configured text field
     "bad_record",  # a record that is not a JSON object, not JSON, or without its id field
     "too_large",  # larger than source.max_document_bytes
@@ -39,7 +40,7 @@ class Document(BaseModel):
 
     document_id: str
     """Stable id: the key relative to the source root, `key#n` for record n of a multi-record
-    file, or the record's `id_field` value."""
+    file, the record's `id_field` value, or `key#name` for attachment `name` of an e-mail."""
     source_uri: str
     content_sha256: str
     """sha256 of the stored file bytes; for records, of the record text (UTF-8)."""
@@ -49,6 +50,9 @@ class Document(BaseModel):
     """Images as `data:` URLs, for vision jobs."""
     metadata: dict[str, str] = Field(default_factory=dict)
     record_index: int | None = None
+    parent_id: str | None = None
+    """For an e-mail attachment, the `document_id` of the message it came in (which is also
+    the start of its own id, `<message id>#<attachment name>`); None for everything else."""
 
 
 class RejectedDocument(BaseModel):

@@ -1,0 +1,206 @@
+"""E-mail: `.eml` (MIME, the stdlib `email` parser) and `.msg` (Outlook, through kreuzberg).
+
+A message's text is its subject, sender and date, then its body: the plain-text part when
+there is one, else the HTML part reduced to its visible text like an `.html` file. Each
+attachment becomes a document of its own, `<message id>#<attachment name>`, read by its name
+like a file of the source (a PDF with pypdf, an image for vision models, a nested `.eml` as
+an e-mail...), with `parent_id` (and `metadata["parent_id"]`) naming the message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from collections.abc import Callable, Iterator
+from email import policy
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+from typing import TYPE_CHECKING
+
+from schemas.documents import Document, RejectedDocument
+from tasks.sources._office import extraction_config, is_extraction_failure
+from tasks.sources._sniffing import decode_text
+from tasks.sources._text import html_to_text
+from tasks.storage import ObjectInfo
+
+if TYPE_CHECKING:
+    from tasks.sources._outcomes import Outcomes
+
+EMAIL_SUFFIXES = frozenset({".eml", ".msg"})
+MSG_MIME = "application/vnd.ms-outlook"
+_HEADERS = ("Subject", "From", "Date")
+_IDENTIFYING = ("subject", "from", "date", "to", "message-id", "received", "mime-version")
+
+Attachment = tuple[str, bytes]
+"""An attachment's name (unique within its message) and its bytes."""
+ReadAttachment = Callable[[ObjectInfo, bytes], Iterator[Document | RejectedDocument]]
+"""Reads an attachment's bytes, given as a file of the source (the loader's dispatch)."""
+
+
+def attachment_id(parent_id: str, name: str) -> str:
+    """The document id of a message's attachment: `<message id>#<name>`."""
+    return f"{parent_id}#{name}"
+
+
+def read_eml(
+    out: Outcomes, info: ObjectInfo, data: bytes, sha: str, read_attachment: ReadAttachment
+) -> Iterator[Document | RejectedDocument]:
+    """A MIME message → its document, then one document (or reject) per attachment."""
+    message = BytesParser(policy=policy.default).parsebytes(data)
+    if not any(name in message for name in _IDENTIFYING):
+        yield out.reject(
+            info,
+            "undecodable",
+            "not an e-mail message: no Subject, From, Date or other message header",
+            sha256=sha,
+        )
+        return
+    assert isinstance(message, EmailMessage)  # the parser builds these under policy.default
+    attachments = _attachments(message)
+    lines = [f"{name}: {message[name]}" for name in _HEADERS if message[name]]
+    if attachments:
+        lines.append("Attachments: " + ", ".join(name for name, _ in attachments))
+    body = _body(message)
+    meta = {"format": "email", "attachments": str(len(attachments))}
+    for name in _HEADERS:
+        if message[name]:
+            meta[name.lower()] = str(message[name])
+    if message["Subject"]:
+        meta["title"] = str(message["Subject"])
+    text = "\n".join(lines) + "\n\n" + body
+    if not body.strip() and not attachments:
+        yield out.reject(info, "empty", "an e-mail without a body or attachments", sha256=sha)
+        return
+    yield out.text_document(info, text, sha256=sha, size=len(data), metadata=meta)
+    for name, content in attachments:
+        yield from _child_rows(info, name, content, read_attachment)
+
+
+def read_msg(
+    out: Outcomes, info: ObjectInfo, data: bytes, sha: str
+) -> Iterator[Document | RejectedDocument]:
+    """An Outlook message → its document, then one document per attachment (its text)."""
+    import kreuzberg
+
+    try:
+        result = kreuzberg.extract_bytes_sync(data, MSG_MIME, extraction_config())
+    except BaseException as exc:  # its own errors, OSError, or a Rust panic (a BaseException)
+        if not is_extraction_failure(exc):
+            raise
+        yield out.reject(
+            info,
+            "undecodable",
+            f"kreuzberg cannot read it as an Outlook message: {type(exc).__name__}: {exc}",
+            sha256=sha,
+        )
+        return
+    found = result.metadata or {}
+    children = list(result.children or [])
+    names = _unique_names([str(child.get("path") or "") for child in children])
+    meta = {"format": "email", "attachments": str(len(children))}
+    for key, field in (("subject", "subject"), ("from_email", "from"), ("created_at", "date")):
+        value = found.get(key)
+        if isinstance(value, str) and value:
+            meta[field] = value
+    if "subject" in meta:
+        meta["title"] = meta["subject"]
+    text = result.content
+    if names:
+        text += "\n\nAttachments: " + ", ".join(names)
+    yield out.text_document(info, text, sha256=sha, size=len(data), metadata=meta)
+    for name, child in zip(names, children, strict=True):
+        doc_id = attachment_id(info.key, name)
+        content = getattr(child.get("result"), "content", "") or ""
+        raw = content.encode("utf-8", "surrogatepass")
+        row = out.text_document(
+            info,
+            content,
+            sha256=hashlib.sha256(raw).hexdigest(),
+            size=len(raw),
+            metadata={"format": "attachment", "mime_type": str(child.get("mime_type") or "")},
+            document_id=doc_id,
+        )
+        yield with_parent(row, info.key)
+
+
+def with_parent(row: Document | RejectedDocument, parent_id: str) -> Document | RejectedDocument:
+    """An attachment's row, its document marked with the message it came in."""
+    if isinstance(row, RejectedDocument):
+        return row
+    return row.model_copy(
+        update={"parent_id": parent_id, "metadata": {**row.metadata, "parent_id": parent_id}}
+    )
+
+
+def _child_rows(
+    info: ObjectInfo, name: str, content: bytes, read_attachment: ReadAttachment
+) -> Iterator[Document | RejectedDocument]:
+    child = ObjectInfo(
+        uri=info.uri,
+        key=attachment_id(info.key, name),
+        size=len(content),
+        version=info.version,
+        path=info.path,
+    )
+    for row in read_attachment(child, content):
+        yield with_parent(row, info.key)
+
+
+def _body(message: EmailMessage) -> str:
+    """The plain-text body, else the HTML body as visible text, else nothing."""
+    part = message.get_body(preferencelist=("plain", "html"))
+    if part is None:
+        return ""
+    text = _part_text(part)
+    if part.get_content_subtype() == "html":
+        text, _ = html_to_text(text)
+    return text
+
+
+def _part_text(part: Message) -> str:
+    """A text part decoded by its charset, or by `decode_text` when that charset fails."""
+    try:
+        content = part.get_content()  # type: ignore[attr-defined]
+    except (LookupError, UnicodeError, ValueError):  # unknown or wrong charset
+        content = None
+    if isinstance(content, str):
+        return content
+    raw = part.get_payload(decode=True)
+    if not isinstance(raw, bytes):
+        return ""
+    return decode_text(raw) or raw.decode("utf-8", "replace")
+
+
+def _attachments(message: EmailMessage) -> list[Attachment]:
+    """Every attachment of a message (inline parts that are not the body included)."""
+    found: list[tuple[str, bytes]] = []
+    for n, part in enumerate(message.iter_attachments(), start=1):
+        if part.get_content_type() == "message/rfc822":
+            inner = part.get_payload(0)
+            content = inner.as_bytes() if isinstance(inner, Message) else b""
+            default = f"message-{n}.eml"
+        else:
+            payload = part.get_payload(decode=True)
+            content = payload if isinstance(payload, bytes) else b""
+            ext = mimetypes.guess_extension(part.get_content_type()) or ""
+            default = f"attachment-{n}{ext}"
+        name = (part.get_filename() or default).replace("/", "_").replace("\\", "_")
+        found.append((name, content))
+    names = _unique_names([name for name, _ in found])
+    return [(name, content) for name, (_, content) in zip(names, found, strict=True)]
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Names made unique within one message: a repeated `a.pdf` becomes `a (2).pdf`."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for n, name in enumerate(names, start=1):
+        name = name or f"attachment-{n}"
+        candidate, count = name, 1
+        while candidate in seen:
+            count += 1
+            stem, dot, ext = name.rpartition(".")
+            candidate = f"{stem} ({count}).{ext}" if dot and stem else f"{name} ({count})"
+        seen.add(candidate)
+        out.append(candidate)
+    return out

@@ -1,0 +1,214 @@
+"""Dispatch: one listed entry → its documents and rejects, by extension, else by content."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import Future
+
+from schemas.documents import Document, RejectCode, RejectedDocument
+from tasks import storage
+from tasks.sources._email import EMAIL_SUFFIXES, read_eml, read_msg
+from tasks.sources._images import IMAGE_MIMES, IMAGE_TYPES, read_image
+from tasks.sources._office import OFFICE_MIMES, OFFICE_TYPES, read_office
+from tasks.sources._outcomes import Outcomes
+from tasks.sources._pdf import read_pdf
+from tasks.sources._reading import (
+    GZIP_ERRORS,
+    READ_ERRORS,
+    extension_phrase,
+    file_kind,
+    gunzip_limited,
+    read_bytes,
+)
+from tasks.sources._records import (
+    JSONL_SUFFIXES,
+    TABLE_SUFFIXES,
+    read_json,
+    read_jsonl,
+    read_table,
+)
+from tasks.sources._sniffing import BINARY, SNIFF_BYTES, classify, looks_like_html, sniff
+from tasks.sources._text import HTML_SUFFIXES, TEXT_SUFFIXES, read_decoded, read_text
+from tasks.storage import ObjectInfo
+
+SUPPORTED_SUFFIXES = (
+    frozenset(TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES | TABLE_SUFFIXES | {".json", ".pdf"})
+    | frozenset(IMAGE_TYPES)
+    | frozenset(OFFICE_TYPES)
+    | EMAIL_SUFFIXES
+)
+
+
+class Loader(Outcomes):
+    """Turns one listed file into documents and rejects, by format."""
+
+    def reads_whole(self, info: ObjectInfo) -> bool:
+        """True for a file `load` reads whole into memory (so it can be read ahead)."""
+        suffix, gz = file_kind(info.key)
+        return (
+            info.kind == "file"
+            and suffix not in JSONL_SUFFIXES
+            and suffix not in TABLE_SUFFIXES
+            and info.size > 0
+            and (gz or info.size <= self.max_bytes)
+        )
+
+    def entry(self, info: ObjectInfo) -> Iterator[RejectedDocument]:
+        """The row of a listed entry that is not a file (none for an ordinary folder)."""
+        if info.kind == "directory":
+            suffix, gz = file_kind(info.key)
+            if suffix in SUPPORTED_SUFFIXES or gz:
+                yield self.reject(
+                    info,
+                    "not_a_file",
+                    "a folder named like a file; the files inside it are read on their own",
+                )
+            return
+        codes: dict[str, RejectCode] = {
+            "symlink_loop": "symlink_loop",
+            "broken_symlink": "broken_symlink",
+            "special": "not_a_file",
+            "unreadable": "unreadable",
+        }
+        yield self.reject(info, codes[info.kind], info.detail)
+
+    def load(
+        self, info: ObjectInfo, prefetched: Future[bytes] | None = None
+    ) -> Iterator[Document | RejectedDocument]:
+        if info.kind != "file":
+            yield from self.entry(info)
+            return
+        suffix, gz = file_kind(info.key)
+        if suffix in JSONL_SUFFIXES:
+            yield from read_jsonl(self, info, gz)
+            return
+        if suffix in TABLE_SUFFIXES:
+            yield from read_table(self, info, suffix, gz)
+            return
+        known = suffix in SUPPORTED_SUFFIXES
+        if info.size == 0:
+            yield self.reject(info, "empty", "the file is empty")
+            return
+        if not gz and info.size > self.max_bytes:
+            yield self.too_large_or_unsupported(info, known)
+            return
+        try:
+            data = prefetched.result() if prefetched is not None else read_bytes(info.location)
+        except READ_ERRORS as exc:
+            yield self.reject(info, "unreadable", f"read failed: {exc}")
+            return
+        yield from self.contents(info, data)
+
+    def contents(self, info: ObjectInfo, data: bytes) -> Iterator[Document | RejectedDocument]:
+        """The rows of a file read whole (gunzipped first when its name ends in `.gz`)."""
+        suffix, gz = file_kind(info.key)
+        sha = hashlib.sha256(data).hexdigest()
+        if gz:
+            try:
+                data = gunzip_limited(data, self.max_bytes + 1)
+            except GZIP_ERRORS as exc:
+                yield self.reject(info, "undecodable", f"not a valid gzip file: {exc}", sha256=sha)
+                return
+            if len(data) > self.max_bytes:
+                yield self.reject(
+                    info, "too_large", f"over {self.max_bytes} bytes after gunzip", sha256=sha
+                )
+                return
+            if not data:
+                yield self.reject(info, "empty", "empty after gunzip", sha256=sha)
+                return
+        if suffix == ".json":
+            yield from read_json(self, info, data, sha)
+        elif suffix == ".pdf":
+            yield read_pdf(self, info, data, sha)
+        elif suffix in IMAGE_TYPES:
+            yield read_image(self, info, data, sha)
+        elif suffix in OFFICE_TYPES:
+            yield read_office(self, info, data, sha, suffix=suffix)
+        elif suffix == ".eml":
+            yield from read_eml(self, info, data, sha, self.attachment)
+        elif suffix == ".msg":
+            yield from read_msg(self, info, data, sha)
+        elif suffix in SUPPORTED_SUFFIXES:
+            yield read_text(self, info, data, sha, html=suffix in HTML_SUFFIXES)
+        else:
+            yield self.sniffed(info, data, sha)
+
+    def attachment(self, info: ObjectInfo, data: bytes) -> Iterator[Document | RejectedDocument]:
+        """The rows of an e-mail attachment, read by its name like a file of the source."""
+        suffix, _ = file_kind(info.key)
+        if not data:
+            yield self.reject(info, "empty", "the attachment is empty")
+        elif len(data) > self.max_bytes:
+            yield self.reject(
+                info,
+                "too_large",
+                f"{len(data)} bytes; limit {self.max_bytes} (source.max_document_bytes)",
+                sha256=hashlib.sha256(data).hexdigest(),
+            )
+        elif suffix in JSONL_SUFFIXES or suffix in TABLE_SUFFIXES:
+            with tempfile.NamedTemporaryFile(prefix="overnight-att-") as tmp:
+                tmp.write(data)
+                tmp.flush()
+                yield from self.load(dataclasses.replace(info, path=tmp.name))
+        else:
+            yield from self.contents(info, data)
+
+    def too_large_or_unsupported(self, info: ObjectInfo, known: bool) -> RejectedDocument:
+        """A file over the size limit: too large, or (unknown and not text) unsupported."""
+        if not known:
+            try:
+                with storage.open_read(info.location) as fh:
+                    head = fh.read(SNIFF_BYTES)
+            except READ_ERRORS as exc:
+                return self.reject(info, "unreadable", f"read failed: {exc}")
+            kind = sniff(head)
+            if kind != "text":
+                return self.unsupported(info, kind, None)
+        return self.reject(
+            info,
+            "too_large",
+            f"{info.size} bytes; limit {self.max_bytes} (source.max_document_bytes)",
+        )
+
+    def unsupported(self, info: ObjectInfo, kind: str, sha: str | None) -> RejectedDocument:
+        what = "binary data of no type overnight recognises" if kind == BINARY else kind
+        return self.reject(
+            info,
+            "unsupported_type",
+            f"{extension_phrase(info.key)} holding {what}: overnight reads text, HTML, JSON, "
+            "JSONL, CSV, TSV, Parquet, PDF, PNG/JPEG/WebP images, Word, PowerPoint, Excel, "
+            "OpenDocument text, RTF, EPUB and e-mail (.eml, .msg)",
+            sha256=sha,
+        )
+
+    def sniffed(self, info: ObjectInfo, data: bytes, sha: str) -> Document | RejectedDocument:
+        """A file whose extension says nothing overnight reads: judged by its content.
+
+        Gzip found inside (a gzip file without `.gz`, or one gzipped twice) is opened once.
+        """
+        kind, text = classify(data)
+        if kind == "application/gzip":
+            try:
+                data = gunzip_limited(data, self.max_bytes + 1)
+            except GZIP_ERRORS as exc:
+                return self.reject(info, "undecodable", f"not a valid gzip file: {exc}", sha256=sha)
+            if len(data) > self.max_bytes:
+                return self.reject(
+                    info, "too_large", f"over {self.max_bytes} bytes after gunzip", sha256=sha
+                )
+            if not data:
+                return self.reject(info, "empty", "empty after gunzip", sha256=sha)
+            kind, text = classify(data)
+        if text is not None:
+            return read_decoded(self, info, text, sha, size=len(data), html=looks_like_html(text))
+        if kind == "application/pdf":
+            return read_pdf(self, info, data, sha)
+        if kind in IMAGE_MIMES:
+            return read_image(self, info, data, sha)
+        if kind in OFFICE_MIMES:
+            return read_office(self, info, data, sha, suffix=OFFICE_MIMES[kind])
+        return self.unsupported(info, kind, sha)

@@ -1,0 +1,108 @@
+"""What bytes hold, judged by content: a text encoding, a file signature, or neither."""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+SNIFF_BYTES = 8192
+"""How much of a file's start `sniff` looks at for a signature (all of it for text)."""
+BINARY = "application/octet-stream"
+_CONTROL = re.compile("[\x00-\x07\x0e-\x1a\x1c-\x1f\x7f\x80-\x9f]")
+"""Control characters text does not hold (tab, newlines, form feed, backspace and escape are
+fine: licenses use form feeds, man pages backspaces, logs escapes). C1 controls come from
+Latin-1 bytes 0x80–0x9f, which real text does not use."""
+MAX_CONTROL_FRACTION = 0.01
+
+
+def decode_text(data: bytes) -> str | None:
+    """Decode text bytes: UTF-8 (BOM or not), UTF-16 with a BOM, else a legacy 8-bit encoding.
+
+    For legacy text, Windows-1252 (the Western superset of Latin-1) is preferred whenever it
+    reads the bytes at least as cleanly as charset-normalizer's best guess: on short or mostly
+    ASCII Western text the detector cannot tell cp1252 from cp1250 or cp850 and would turn
+    "naïve" into "naďve". Text the detector reads clearly better (Cyrillic, Greek, Central
+    European with letters cp1252 lacks, CJK) keeps the detector's answer.
+    """
+    try:
+        if data.startswith(codecs.BOM_UTF8):
+            return data[3:].decode("utf-8")
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return data.decode("utf-16")
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    if b"\x00" in data:
+        return None
+    from charset_normalizer import from_bytes
+    from charset_normalizer.md import mess_ratio
+
+    try:
+        western: str | None = data.decode("cp1252")
+    except UnicodeDecodeError:  # bytes cp1252 leaves undefined: not Western text
+        western = None
+    western_mess = 1.0 if western is None else mess_ratio(_accented_lines(western), 1.0)
+    if western is not None and western_mess == 0.0:
+        return western  # nothing reads cleaner: no need to ask the detector
+    best = from_bytes(data).best()
+    guess = None if best is None else str(best)
+    if western is None or (best is not None and best.encoding in _WESTERN_ENCODINGS):
+        return guess
+    limit = 0.2 if guess is None else mess_ratio(_accented_lines(guess), 1.0)
+    return western if western_mess <= limit + WESTERN_SLACK else guess
+
+
+WESTERN_SLACK = 0.02
+"""How much messier than the detector's guess a cp1252 reading may be and still be preferred."""
+_WESTERN_ENCODINGS = frozenset({"cp1252", "latin_1", "iso8859_15"})
+_NON_ASCII_LINE = re.compile(r"^.*[^\x00-\x7f].*$", re.MULTILINE)
+
+
+def _accented_lines(text: str, limit: int = 1 << 16) -> str:
+    """The lines of a text that hold non-ASCII characters (what tells encodings apart)."""
+    out: list[str] = []
+    size = 0
+    for match in _NON_ASCII_LINE.finditer(text):
+        out.append(match.group())
+        size += len(out[-1]) + 1
+        if size >= limit:
+            break
+    return "\n".join(out)
+
+
+def sniff(data: bytes) -> str:
+    """What bytes hold, by content: `"text"`, a MIME type, or `BINARY` (unknown binary).
+
+    A file signature (magic number) is looked up first with the `filetype` library, so a PDF
+    or PNG is named even when most of its bytes would pass for text; bytes with no signature
+    are text when they decode (`decode_text`) to characters with almost no control codes.
+    """
+    return classify(data)[0]
+
+
+def classify(data: bytes) -> tuple[str, str | None]:
+    """`sniff`, with the decoded text when the bytes are text."""
+    import filetype
+
+    kind = filetype.guess_mime(data[:SNIFF_BYTES])
+    if kind is not None:
+        gzipped = kind in ("application/gzip", "application/x-gzip")
+        return ("application/gzip" if gzipped else kind), None
+    if b"\x00" in data[:SNIFF_BYTES] and not data.startswith(_UTF16_BOMS):
+        return BINARY, None
+    text = decode_text(data)
+    if text is None:
+        return BINARY, None
+    sample = text[: SNIFF_BYTES * 8]
+    if len(_CONTROL.findall(sample)) > MAX_CONTROL_FRACTION * len(sample):
+        return BINARY, None
+    return "text", text
+
+
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def looks_like_html(text: str) -> bool:
+    """True for a text that starts like an HTML page."""
+    head = text.lstrip()[:512].lower()
+    return head.startswith(("<!doctype html", "<html"))

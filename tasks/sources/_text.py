@@ -1,0 +1,97 @@
+"""Text and markup: plain text in any recognised encoding, and the visible text of HTML."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from schemas.documents import Document, RejectedDocument
+from tasks.sources._sniffing import BINARY, decode_text, sniff
+from tasks.storage import ObjectInfo
+
+if TYPE_CHECKING:
+    from tasks.sources._outcomes import Outcomes
+
+TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".rst"})
+HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
+HTML_DROP = ["head", "script", "style", "noscript", "template", "svg", "iframe", "object"]
+HTML_INLINE = [
+    "a",
+    "abbr",
+    "b",
+    "bdi",
+    "bdo",
+    "cite",
+    "code",
+    "data",
+    "del",
+    "dfn",
+    "em",
+    "font",
+    "i",
+    "ins",
+    "kbd",
+    "mark",
+    "q",
+    "s",
+    "samp",
+    "small",
+    "span",
+    "strong",
+    "sub",
+    "sup",
+    "time",
+    "u",
+    "var",
+    "wbr",
+]
+
+
+def normalize_text(text: str) -> str:
+    """Unify line endings and strip surrounding whitespace."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.strip()
+
+
+def html_to_text(html: str) -> tuple[str, str | None]:
+    """The visible text of an HTML page (block elements on their own lines) and its title."""
+    from selectolax.lexbor import LexborHTMLParser
+
+    tree = LexborHTMLParser(html)
+    title_node = tree.css_first("title")
+    title = title_node.text(strip=True) if title_node is not None else None
+    tree.strip_tags(HTML_DROP)
+    tree.unwrap_tags(HTML_INLINE)
+    tree.merge_text_nodes()
+    root = tree.body if tree.body is not None else tree.root
+    text = root.text(separator="\n", strip=True) if root is not None else ""
+    return text, title or None
+
+
+def read_text(
+    out: Outcomes, info: ObjectInfo, data: bytes, sha: str, *, html: bool
+) -> Document | RejectedDocument:
+    """A text or HTML file's bytes → a document, or `undecodable` when no encoding fits."""
+    text = decode_text(data)
+    if text is None:
+        kind = sniff(data)
+        found = "" if kind in ("text", BINARY) else f" (it holds {kind})"
+        return out.reject(
+            info,
+            "undecodable",
+            f"not text in UTF-8, UTF-16 or a recognisable encoding{found}",
+            sha256=sha,
+        )
+    return read_decoded(out, info, text, sha, size=len(data), html=html)
+
+
+def read_decoded(
+    out: Outcomes, info: ObjectInfo, text: str, sha: str, *, size: int, html: bool
+) -> Document | RejectedDocument:
+    """Decoded text (or HTML, reduced to its visible text) → a document."""
+    meta = {"format": "html" if html else "text"}
+    if html:
+        text, title = html_to_text(text)
+        if title:
+            meta["title"] = title
+    return out.text_document(info, text, sha256=sha, size=size, metadata=meta)

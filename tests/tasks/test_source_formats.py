@@ -1,0 +1,239 @@
+"""Office files, e-books and e-mail: their text, their attachments, and the files they reject.
+
+The case files are real exports: `review.*` and `invoices.xlsx` were saved by LibreOffice 7
+(Writer, Impress, Calc), `invoice.eml` by Python's `email` package, and
+`fake-email-attachment.msg` is an Outlook message from kreuzberg's test documents (MIT).
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schemas.documents import Document, RejectedDocument
+from schemas.job import SourceSpec
+from tasks.sources import iter_documents
+
+CASES = Path(__file__).resolve().parents[1] / "cases"
+OFFICE_CASES = {
+    "review.docx": ("docx", "Quarterly supplier review"),
+    "review.odt": ("odt", "Quarterly supplier review"),
+    "review.rtf": ("rtf", "Quarterly supplier review"),
+    "review.epub": ("epub", "Quarterly supplier review"),
+    "review.pptx": ("pptx", None),
+    "invoices.xlsx": ("xlsx", None),
+}
+
+
+def load(root: Path, **options: Any) -> dict[str, Document | RejectedDocument]:
+    items = list(iter_documents(SourceSpec(uri=str(root), **options)))
+    by_id = {item.document_id: item for item in items}
+    assert len(by_id) == len(items), "document ids must be unique"
+    return by_id
+
+
+def doc(items: dict[str, Document | RejectedDocument], key: str) -> Document:
+    item = items[key]
+    assert isinstance(item, Document), item
+    return item
+
+
+def rejected(items: dict[str, Document | RejectedDocument], key: str) -> RejectedDocument:
+    item = items[key]
+    assert isinstance(item, RejectedDocument), item
+    assert item.stage == "load"
+    return item
+
+
+def copy_cases(dest: Path, names: list[str]) -> Path:
+    dest.mkdir()
+    for name in names:
+        shutil.copy(CASES / name, dest / name)
+    return dest
+
+
+@pytest.mark.parametrize("name", sorted(OFFICE_CASES))
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzipped"])
+def test_office_files_give_their_text_plain_or_gzipped(name: str, gz: bool, tmp_path: Path) -> None:
+    data = (CASES / name).read_bytes()
+    key = f"{name}.gz" if gz else name
+    (tmp_path / key).write_bytes(gzip.compress(data) if gz else data)
+    found = doc(load(tmp_path), key)
+    fmt, title = OFFICE_CASES[name]
+    assert found.metadata.get("format") == fmt
+    assert found.metadata.get("title") == title
+    text = found.text or ""
+    if name == "invoices.xlsx":  # every sheet, cell by cell
+        assert "INV-2026-0918 Borealis Freight 2310.5" in text
+        assert "Notes" in text and "Two shipments arrived late." in text
+    else:
+        assert text.startswith("Quarterly supplier review")
+        assert "Invoice INV-2026-0917 totals EUR 18,450.00" in text
+    if name == "review.pptx":  # both slides and the speaker notes
+        assert "Renegotiate delivery terms" in text and "mention the discount" in text
+    if name in ("review.docx", "review.odt", "review.rtf"):  # table cells kept
+        assert "Fittings 18,450.00" in text
+    assert found.parent_id is None
+
+
+@pytest.mark.parametrize(
+    "name", [*sorted(OFFICE_CASES), "invoice.eml", "fake-email-attachment.msg"]
+)
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_corrupt_file_of_each_kind_is_rejected_as_undecodable(
+    name: str, damage: str, tmp_path: Path
+) -> None:
+    data = (CASES / name).read_bytes()
+    noise = bytes(range(1, 256)) * 8  # binary noise, no NUL, under the right name
+    bad = data[: len(data) // 3] if damage == "truncated" else noise
+    if name == "invoice.eml" and damage == "truncated":
+        # Any prefix of a message is a message (shorter); a corrupt one has no headers at all.
+        bad = b"\x89\x01\x02" + bytes(range(14, 256)) * 4
+    (tmp_path / name).write_bytes(bad)
+    (tmp_path / "ok.txt").write_text("still read")
+    items = load(tmp_path)
+    reject = rejected(items, name)
+    assert reject.code == "undecodable", reject.message
+    assert reject.message and reject.content_sha256 is not None
+    assert doc(items, "ok.txt").text == "still read"
+    assert len(items) == 2, "no attachment rows from a message that could not be read"
+
+
+def test_an_encrypted_office_file_is_rejected_and_says_why(tmp_path: Path) -> None:
+    # Word saves a password-protected .docx as an OLE container (EncryptedPackage stream).
+    ole = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504
+    (tmp_path / "secret.docx").write_bytes(ole)
+    reject = rejected(load(tmp_path), "secret.docx")
+    assert reject.code == "undecodable" and "encrypted with a password" in reject.message
+
+
+def test_an_email_is_its_headers_and_plain_body_and_each_attachment_a_document(
+    tmp_path: Path,
+) -> None:
+    items = load(copy_cases(tmp_path / "mail", ["invoice.eml"]))
+    assert sorted(items) == ["invoice.eml", "invoice.eml#invoice-0917.txt"]
+    mail = doc(items, "invoice.eml")
+    text = mail.text or ""
+    assert text.startswith(
+        "Subject: Invoice INV-2026-0917 from Acme\n"
+        "From: Maria Keller <billing@acme-industrial.example>\n"
+        "Date: Thu, 17 Sep 2026 09:30:00 +0000\n"
+        "Attachments: invoice-0917.txt\n\n"
+        "Hello,"
+    )
+    assert "<b>" not in text and "due on 15 October 2026" in text  # the plain part, not HTML
+    assert mail.metadata["subject"] == "Invoice INV-2026-0917 from Acme"
+    assert mail.parent_id is None
+    attachment = doc(items, "invoice.eml#invoice-0917.txt")
+    assert attachment.parent_id == "invoice.eml"
+    assert attachment.metadata == {"format": "text", "parent_id": "invoice.eml"}
+    assert attachment.source_uri == mail.source_uri
+    assert (attachment.text or "").startswith("Invoice INV-2026-0917\nAcme Industrial Supplies")
+
+
+def test_an_outlook_message_and_its_attachment(tmp_path: Path) -> None:
+    items = load(copy_cases(tmp_path / "mail", ["fake-email-attachment.msg"]))
+    mail = doc(items, "fake-email-attachment.msg")
+    assert (mail.text or "").startswith("Subject: Fake email with attachment\n")
+    assert "Here's the attachments!" in (mail.text or "")
+    assert mail.metadata["from"] == '"Mallori Harrell" <mallori@unstructured.io>'
+    attachment = doc(items, "fake-email-attachment.msg#fake-attachment.txt")
+    assert attachment.text == "Hey this is a fake attachment!"
+    assert attachment.parent_id == "fake-email-attachment.msg"
+
+
+def test_html_only_mail_and_attachments_of_every_kind(tmp_path: Path) -> None:
+    message = EmailMessage()
+    message["Subject"] = "Scans and notes"
+    message["From"] = "ops@example.com"
+    message["Date"] = "Mon, 02 Nov 2026 08:00:00 +0000"
+    message.set_content(
+        "<html><head><style>p{}</style></head><body><p>See the <b>two</b> files &amp; the"
+        " forwarded note.</p></body></html>",
+        subtype="html",
+    )
+    message.add_attachment(
+        (CASES / "doc.pdf").read_bytes(), maintype="application", subtype="pdf", filename="a.pdf"
+    )
+    message.add_attachment(
+        (CASES / "pixel.png").read_bytes(), maintype="image", subtype="png", filename="a.pdf"
+    )
+    message.add_attachment(
+        (CASES / "review.docx").read_bytes(),
+        maintype="application",
+        subtype="octet-stream",
+        filename="review.docx",
+    )
+    message.add_attachment(b"", maintype="application", subtype="octet-stream", filename="x.bin")
+    forwarded = EmailMessage()
+    forwarded["Subject"] = "Fwd: the note"
+    forwarded["From"] = "lee@example.com"
+    forwarded.set_content("The forwarded note.")
+    message.add_attachment(forwarded)
+    (tmp_path / "scans.eml").write_bytes(bytes(message))
+
+    items = load(tmp_path)
+    mail = doc(items, "scans.eml")
+    assert (mail.text or "").endswith("See the two files & the forwarded note.")
+    assert "Attachments: a.pdf, a (2).pdf, review.docx, x.bin, message-5.eml" in (mail.text or "")
+    assert doc(items, "scans.eml#a.pdf").metadata["format"] == "pdf"
+    # named .pdf but a PNG: read as a PDF, and rejected like any such file
+    assert rejected(items, "scans.eml#a (2).pdf").code == "unreadable_pdf"
+    assert doc(items, "scans.eml#review.docx").metadata["format"] == "docx"
+    assert rejected(items, "scans.eml#x.bin").code == "empty"
+    nested = doc(items, "scans.eml#message-5.eml")
+    assert nested.parent_id == "scans.eml"
+    assert (nested.text or "").startswith("Subject: Fwd: the note\nFrom: lee@example.com")
+    assert {doc.parent_id for doc in items.values() if isinstance(doc, Document)} == {
+        None,
+        "scans.eml",
+    }
+    assert len(items) == 6
+
+
+def test_an_office_file_without_its_extension_is_recognised_by_content(tmp_path: Path) -> None:
+    shutil.copy(CASES / "review.docx", tmp_path / "REVIEW")
+    found = doc(load(tmp_path), "REVIEW")
+    assert found.metadata["format"] == "docx"
+    assert (found.text or "").startswith("Quarterly supplier review")
+
+
+def test_a_table_attached_to_an_email_is_one_document_a_row(tmp_path: Path) -> None:
+    message = EmailMessage()
+    message["Subject"] = "Contacts"
+    message["From"] = "crm@example.com"
+    message.set_content("Attached: this week's contacts.")
+    message.add_attachment("text,name\nCall Ann,Ann\nCall Bo,Bo\n", subtype="csv", filename="c.csv")
+    (tmp_path / "contacts.eml").write_bytes(bytes(message))
+    items = load(tmp_path)
+    assert sorted(items) == ["contacts.eml", "contacts.eml#c.csv#0", "contacts.eml#c.csv#1"]
+    assert doc(items, "contacts.eml#c.csv#1").text == "Call Bo"
+    assert doc(items, "contacts.eml#c.csv#1").parent_id == "contacts.eml"
+
+
+def test_office_files_and_email_from_s3(s3_bucket: str) -> None:
+    from tasks import storage
+
+    client = storage.s3_client()
+    for name in ("review.docx", "invoice.eml", "fake-email-attachment.msg"):
+        data = (CASES / name).read_bytes()
+        client.put_object(Bucket=s3_bucket, Key=f"in/{name}.gz", Body=gzip.compress(data))
+    items = {
+        item.document_id: item for item in iter_documents(SourceSpec(uri=f"s3://{s3_bucket}/in/"))
+    }
+    assert sorted(items) == [
+        "fake-email-attachment.msg.gz",
+        "fake-email-attachment.msg.gz#fake-attachment.txt",
+        "invoice.eml.gz",
+        "invoice.eml.gz#invoice-0917.txt",
+        "review.docx.gz",
+    ]
+    attachment = doc(items, "invoice.eml.gz#invoice-0917.txt")
+    assert attachment.source_uri == f"s3://{s3_bucket}/in/invoice.eml.gz"
+    assert attachment.parent_id == "invoice.eml.gz"
+    assert (doc(items, "review.docx.gz").text or "").startswith("Quarterly supplier review")
