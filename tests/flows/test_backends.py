@@ -3,9 +3,8 @@ batch exists, collected only from its own backend; simulated rows are marked as 
 
 from __future__ import annotations
 
-import time
-
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
