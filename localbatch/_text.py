@@ -276,6 +276,7 @@ _ABBREVIATIONS = frozenset(
 )
 _WORD = re.compile(r"[^\W\d_][\w'’-]*[^\W_]|[^\W\d_]{2,}")
 _CONTENT_WORD = re.compile(r"[a-z][a-z'-]{2,}")
+_LOWER_WORD = re.compile(r"\b[a-z][a-z'-]{2,}")
 _WORD_OR_BREAK = re.compile(r"[a-z][a-z'-]{2,}|[\n.,;:!?()]")
 """Content words and what breaks a phrase (a line end, punctuation): phrases do not cross them."""
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -1337,11 +1338,16 @@ class Document:
                 word not in used
                 and len(word) > 3
                 and word not in _CALENDAR_WORDS
-                and not _only_capitalized(word, head)
+                and word in self._lower_words
             ):
                 out.append(word)
                 used.add(word)
         return out or ["general"]
+
+    @cached_property
+    def _lower_words(self) -> frozenset[str]:
+        """Words the opening writes in lower case (a word never so written is a name)."""
+        return frozenset(_LOWER_WORD.findall(self._head))
 
     def topics(self, hi: int) -> list[str]:
         return self._phrases[: max(1, hi - self.level)]
@@ -1643,11 +1649,6 @@ def _is_heading_line(line: str, nxt: str) -> bool:
     if len(words) > 8 or len(line) > 60 or "," in line[:-1]:
         return False
     return not (nxt[:1].islower() and not _URL.match(nxt))
-
-
-def _only_capitalized(word: str, text: str) -> bool:
-    """True for a word the text never writes in lower case: a name, not a topic."""
-    return all(f"{word}{end}" not in text for end in (" ", ".", ",", ";", ":", "\n"))
 
 
 def _has_markup(text: str) -> bool:
