@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Iterator
 from functools import cached_property, lru_cache
 from itertools import islice, pairwise
+from operator import itemgetter
 from typing import Any
 
 STOPWORDS = frozenset(
@@ -1227,7 +1228,7 @@ class Document:
         """(words, reads as prose) of each sentence: prose has few digits, paths or markup."""
         out = []
         for sentence in self.sentences:
-            odd = _ODD_CHARS.findall(sentence)
+            odd = _ODD_CHARS.findall(sentence) if _ODD_CHARS.search(sentence) else None
             prose = not odd or (
                 len(odd) + 2 * sum(c not in _DIGIT_CHARS for c in odd) <= 0.15 * len(sentence)
                 and "://" not in sentence
@@ -1321,8 +1322,11 @@ class Document:
         out: list[str] = []
         used: set[str] = {w for key, _ in self._layout[2] for w in key.split()}
         head = self._head
-        for (a, b), n in pairs.most_common(12):
-            if len(out) >= 4 or n < 2:
+        frequent = sorted(
+            [(pair, n) for pair, n in pairs.items() if n >= 2], key=itemgetter(1), reverse=True
+        )
+        for (a, b), _ in frequent:
+            if len(out) >= 4:
                 break
             if not a or not b or a == b or a in _CALENDAR_WORDS or b in _CALENDAR_WORDS:
                 continue
@@ -1331,7 +1335,7 @@ class Document:
                 continue
             out.append(f"{a} {b}")
             used.update((a, b))
-        for word, _ in self._counts.most_common(24):
+        for word, _ in sorted(self._counts.items(), key=itemgetter(1), reverse=True)[:24]:
             if len(out) >= 12:
                 break
             if (
