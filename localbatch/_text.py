@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Iterator
 from functools import cached_property, lru_cache
 from itertools import islice, pairwise
+from operator import itemgetter
 from typing import Any
 
 STOPWORDS = frozenset(
@@ -276,6 +277,7 @@ _ABBREVIATIONS = frozenset(
 )
 _WORD = re.compile(r"[^\W\d_][\w'’-]*[^\W_]|[^\W\d_]{2,}")
 _CONTENT_WORD = re.compile(r"[a-z][a-z'-]{2,}")
+_LOWER_WORD = re.compile(r"\b[a-z][a-z'-]{2,}")
 _WORD_OR_BREAK = re.compile(r"[a-z][a-z'-]{2,}|[\n.,;:!?()]")
 """Content words and what breaks a phrase (a line end, punctuation): phrases do not cross them."""
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -1226,7 +1228,7 @@ class Document:
         """(words, reads as prose) of each sentence: prose has few digits, paths or markup."""
         out = []
         for sentence in self.sentences:
-            odd = _ODD_CHARS.findall(sentence)
+            odd = _ODD_CHARS.findall(sentence) if _ODD_CHARS.search(sentence) else None
             prose = not odd or (
                 len(odd) + 2 * sum(c not in _DIGIT_CHARS for c in odd) <= 0.15 * len(sentence)
                 and "://" not in sentence
@@ -1320,8 +1322,11 @@ class Document:
         out: list[str] = []
         used: set[str] = {w for key, _ in self._layout[2] for w in key.split()}
         head = self._head
-        for (a, b), n in pairs.most_common(12):
-            if len(out) >= 4 or n < 2:
+        frequent = sorted(
+            [(pair, n) for pair, n in pairs.items() if n >= 2], key=itemgetter(1), reverse=True
+        )
+        for (a, b), _ in frequent:
+            if len(out) >= 4:
                 break
             if not a or not b or a == b or a in _CALENDAR_WORDS or b in _CALENDAR_WORDS:
                 continue
@@ -1330,18 +1335,23 @@ class Document:
                 continue
             out.append(f"{a} {b}")
             used.update((a, b))
-        for word, _ in self._counts.most_common(24):
+        for word, _ in sorted(self._counts.items(), key=itemgetter(1), reverse=True)[:24]:
             if len(out) >= 12:
                 break
             if (
                 word not in used
                 and len(word) > 3
                 and word not in _CALENDAR_WORDS
-                and not _only_capitalized(word, head)
+                and word in self._lower_words
             ):
                 out.append(word)
                 used.add(word)
         return out or ["general"]
+
+    @cached_property
+    def _lower_words(self) -> frozenset[str]:
+        """Words the opening writes in lower case (a word never so written is a name)."""
+        return frozenset(_LOWER_WORD.findall(self._head))
 
     def topics(self, hi: int) -> list[str]:
         return self._phrases[: max(1, hi - self.level)]
@@ -1643,11 +1653,6 @@ def _is_heading_line(line: str, nxt: str) -> bool:
     if len(words) > 8 or len(line) > 60 or "," in line[:-1]:
         return False
     return not (nxt[:1].islower() and not _URL.match(nxt))
-
-
-def _only_capitalized(word: str, text: str) -> bool:
-    """True for a word the text never writes in lower case: a name, not a topic."""
-    return all(f"{word}{end}" not in text for end in (" ", ".", ",", ";", ":", "\n"))
 
 
 def _has_markup(text: str) -> bool:
