@@ -205,7 +205,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=50_000, help="request lines in the batch")
     parser.add_argument(
-        "--line-bytes", type=int, default=2048, help="approximate bytes of each line's document"
+        "--line-bytes",
+        type=int,
+        default=1700,
+        help="approximate bytes of each line's document (1,700: 50,000 lines stay under 200 MB)",
     )
     parser.add_argument(
         "--compare-lines",
