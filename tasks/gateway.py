@@ -169,9 +169,19 @@ def backend_unavailable(backend: str) -> str:
 
 
 def default_backend(settings: Settings | None = None) -> str:
-    """The backend a new run uses: OpenAI (or OPENAI_BASE_URL) with a key, else embedded."""
+    """The backend a new run uses: OpenAI (or OPENAI_BASE_URL) with a key, else embedded.
+
+    OPENAI_BASE_URL without a key is refused rather than quietly simulated: whoever set it
+    meant that server, not the embedded simulator.
+    """
     settings = settings or get_settings()
     if settings.openai_api_key is None:
+        if settings.openai_base_url:
+            raise GatewayError(
+                f"OPENAI_BASE_URL is set ({settings.openai_base_url}) but OPENAI_API_KEY is "
+                "not: set the key that server expects (any value if it checks none), or unset "
+                "OPENAI_BASE_URL to run on the embedded local Batch API"
+            )
         return EMBEDDED
     return settings.openai_base_url or OPENAI
 

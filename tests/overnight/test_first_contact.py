@@ -298,3 +298,16 @@ def test_the_shipped_data_is_found_in_an_installed_wheel(tmp_path: Path) -> None
         str(tmp_path / "site" / "overnight" / "data" / "pricing.toml"),
         "True",
     ]
+
+
+def test_a_base_url_without_a_key_is_refused_not_simulated(tmp_path: Path) -> None:
+    env = fresh_env(tmp_path, OPENAI_BASE_URL="http://127.0.0.1:8000/v1")
+    line = _only_line(overnight("submit", str(job_file(tmp_path)), env=env))
+    assert line == (
+        "error: OPENAI_BASE_URL is set (http://127.0.0.1:8000/v1) but OPENAI_API_KEY is not: "
+        "set the key that server expects (any value if it checks none), or unset "
+        "OPENAI_BASE_URL to run on the embedded local Batch API"
+    )
+    assert not (tmp_path / "out" / "runs").exists() or not any(
+        p.name != "_locks" and p.name != "_open" for p in (tmp_path / "out" / "runs").iterdir()
+    )
