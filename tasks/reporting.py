@@ -141,7 +141,13 @@ def read_costs(manifest: RunManifest) -> pl.DataFrame | None:
 
 
 def cost_table(costs: pl.DataFrame) -> Table:
-    table = Table(title="cost", title_justify="left")
+    simulated = "simulated" in costs.columns and bool(costs["simulated"].any())
+    title = (
+        "cost · SIMULATED by the local Batch API: no model ran, nothing was billed"
+        if simulated
+        else "cost"
+    )
+    table = Table(title=title, title_justify="left")
     columns = [
         ("model", "model"),
         ("requests", "requests"),
