@@ -21,16 +21,15 @@ an output cap over the limit on the Responses API, and the effort values a model
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from overnight.resources import data_file
+from overnight.resources import data_file, read_model_file
 from tasks.pricing import model_candidates, model_family
 
 DEFAULT_MODELS_FILE = data_file("models.toml")
@@ -143,39 +142,9 @@ def load_capabilities(path: str | Path | None = None) -> CapabilitiesTable:
         from overnight.settings import get_settings
 
         path = get_settings().models_file or DEFAULT_MODELS_FILE
-    file = Path(path).expanduser()
-    try:
-        mtime = file.stat().st_mtime_ns
-    except OSError as exc:
-        raise CapabilitiesError(
-            f"{file}: cannot read model capabilities file: {exc.strerror or exc}"
-        ) from None
-    return _load(str(file.resolve()), mtime)
-
-
-@lru_cache(maxsize=8)
-def _load(path: str, _mtime_ns: int) -> CapabilitiesTable:
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise CapabilitiesError(f"{path}: cannot read model capabilities file: {exc}") from None
-    models = data.get("models", {})
-    try:
-        return CapabilitiesTable.model_validate(
-            {
-                **data,
-                "path": path,
-                "models": {
-                    name: {"model": name, **fields} if isinstance(fields, dict) else fields
-                    for name, fields in models.items()
-                },
-            }
-        )
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise CapabilitiesError(f"{path}: invalid model capabilities file: {problems}") from None
+    return read_model_file(
+        Path(path), CapabilitiesTable, error=CapabilitiesError, what="model capabilities file"
+    )
 
 
 # -- the rules of one request ------------------------------------------------------------------

@@ -8,14 +8,12 @@ and source written in the file) so that users can edit them when OpenAI changes 
 from __future__ import annotations
 
 import re
-import tomllib
 from datetime import date
-from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from overnight.resources import data_file
+from overnight.resources import data_file, read_model_file
 
 DEFAULT_PRICING_FILE = data_file("pricing.toml")
 _DATED_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")
@@ -97,37 +95,7 @@ def load_pricing(path: str | Path | None = None) -> PricingTable:
         from overnight.settings import get_settings
 
         path = get_settings().pricing_file or DEFAULT_PRICING_FILE
-    file = Path(path).expanduser()
-    try:
-        mtime = file.stat().st_mtime_ns
-    except OSError as exc:
-        raise PricingError(f"{file}: cannot read pricing file: {exc.strerror or exc}") from None
-    return _load(str(file.resolve()), mtime)
-
-
-@lru_cache(maxsize=8)
-def _load(path: str, _mtime_ns: int) -> PricingTable:
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise PricingError(f"{path}: cannot read pricing file: {exc}") from None
-    models = data.get("models", {})
-    try:
-        return PricingTable.model_validate(
-            {
-                **data,
-                "path": path,
-                "models": {
-                    name: {"model": name, **fields} if isinstance(fields, dict) else fields
-                    for name, fields in models.items()
-                },
-            }
-        )
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise PricingError(f"{path}: invalid pricing file: {problems}") from None
+    return read_model_file(Path(path), PricingTable, error=PricingError, what="pricing file")
 
 
 def cost_usd(
