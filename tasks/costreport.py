@@ -240,7 +240,7 @@ def _per_day_table(days: pl.DataFrame) -> Table:
             "Estimate at submit",
         ],
         align=["left", *_left(1 if mixed else 0), *_right(6)],
-        nowrap={0},
+        nowrap={0, 1} if mixed else {0},
     )
     for row in days.iter_rows(named=True):
         kind: Kind = "simulated" if row["simulated"] else "real"
@@ -631,6 +631,7 @@ def chart(days: pl.DataFrame, *, simulated: bool) -> str:
     group = plot_w / n
     bar = min(44.0, group * 0.8 / len(SERIES))
     rotate = group < 110
+    every = math.ceil(n / 16)  # a date label on every bar group up to 16 days
     height = plot_top + plot_h + (86 if rotate else 56)
     base = plot_top + plot_h
     out = [
@@ -692,6 +693,8 @@ def chart(days: pl.DataFrame, *, simulated: bool) -> str:
                     f'font-size="10">{money(value)}</text>'
                 )
         label_x = left + k * group + group / 2
+        if k % every:
+            continue
         if rotate:
             out.append(
                 f'<text transform="translate({label_x:.1f} {base + 14}) rotate(-40)" '
