@@ -516,6 +516,8 @@ figure{margin:6px 0}
 figcaption{font-size:13px;color:#57606a}
 svg{display:block;width:100%;height:auto;max-width:1000px}
 .job{break-inside:avoid}
+@media screen and (max-width:800px){.cards{grid-template-columns:repeat(2,minmax(0,1fr))}
+ main{padding:12px}}
 @page{margin:12mm}
 @media print{
  body{font-size:10pt}
