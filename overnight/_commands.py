@@ -430,7 +430,8 @@ def report(
     if to is None:
         from rich.markdown import Markdown
 
-        out.print(Markdown(report_markdown(parts, title=title)))
+        # A report reads best at most 100 columns wide; its tables are made to fit that.
+        out.print(Markdown(report_markdown(parts, title=title)), width=min(out.width, 100))
         return
     text = (
         report_html(parts, title=title)

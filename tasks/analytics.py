@@ -12,13 +12,12 @@ import os
 import tempfile
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import polars as pl
 from pydantic import BaseModel
 
-from tasks import storage, tables
+from tasks import costreport, storage, tables
 
 VIEWS = ("results", "errors", "costs", "latest")
 
@@ -182,7 +181,12 @@ def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
 def report(
     output: str, *, since: date | None = None, until: date | None = None
 ) -> dict[str, pl.DataFrame]:
-    """Outcomes and cost per day, job and model, and failures by reason, within a date range."""
+    """Outcomes and cost per day, job and model, and failures by reason, within a date range.
+
+    `daily` counts the documents that were sent (a long document is several requests);
+    `failures` counts rejected documents (stage load or build, no request was made) under
+    `documents` and failed requests (stage api or validation) under `requests`.
+    """
     con = connect(output)
     where = []
     if since:
@@ -190,13 +194,17 @@ def report(
     if until:
         where.append(f"run_date <= DATE '{until.isoformat()}'")
     cond = ("WHERE " + " AND ".join(where)) if where else ""
+    sent = " AND ".join([*where, "custom_id IS NOT NULL"])
     daily = _frame(
         con,
         f"""
         WITH docs AS (
-            SELECT run_date, job, model, count(DISTINCT document_id) AS documents
-            FROM (SELECT run_date, job, model, document_id FROM results
-                  UNION ALL SELECT run_date, job, model, document_id FROM errors) {cond}
+            SELECT run_date, job, model, coalesce(simulated, false) AS simulated,
+                   count(DISTINCT document_id) AS documents
+            FROM (SELECT run_date, job, model, simulated, document_id, custom_id FROM results
+                  UNION ALL
+                  SELECT run_date, job, model, simulated, document_id, custom_id FROM errors)
+            WHERE {sent}
             GROUP BY ALL
         ),
         spend AS (
@@ -205,144 +213,37 @@ def report(
                    sum(input_tokens) AS input_tokens, sum(cached_tokens) AS cached_tokens,
                    sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens,
                    sum(batch_cost_usd) AS batch_cost_usd, sum(standard_cost_usd) AS standard_cost_usd,
-                   sum(savings_usd) AS savings_usd, sum(estimated_cost_usd) AS estimated_cost_usd
+                   sum(savings_usd) AS savings_usd, sum(estimated_cost_usd) AS estimated_cost_usd,
+                   string_agg(DISTINCT pricing_as_of, ', ' ORDER BY pricing_as_of) AS pricing_as_of
             FROM costs {cond} GROUP BY ALL
         )
         SELECT spend.run_date, spend.job, spend.model, spend.simulated,
                coalesce(docs.documents, 0) AS documents,
                requests, succeeded, failed, input_tokens, cached_tokens, output_tokens,
                reasoning_tokens, batch_cost_usd, standard_cost_usd, savings_usd,
-               estimated_cost_usd
-        FROM spend LEFT JOIN docs USING (run_date, job, model)
+               estimated_cost_usd, pricing_as_of
+        FROM spend LEFT JOIN docs USING (run_date, job, model, simulated)
         ORDER BY spend.run_date, spend.job, spend.model, spend.simulated
         """,
     )
     reasons = _frame(
         con,
         f"""
-        SELECT run_date, job, stage, code, count(*) AS requests
-        FROM errors {cond} GROUP BY ALL ORDER BY run_date, job, requests DESC, code
+        SELECT run_date, job, stage, code, coalesce(retryable, false) AS retryable,
+               count(DISTINCT document_id) AS documents,
+               count(custom_id) AS requests
+        FROM errors {cond} GROUP BY run_date, job, stage, code, retryable
+        ORDER BY run_date, job, stage IN ('api', 'validation'), documents + requests DESC, code
         """,
     )
     return {"daily": daily, "failures": reasons}
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:,.6f}"
-    if value is None:
-        return "-"
-    return f"{value:,}" if isinstance(value, int) else str(value)
-
-
-def _markdown_table(df: pl.DataFrame) -> list[str]:
-    if df.is_empty():
-        return ["(none)"]
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * df.width]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in df.iter_rows()]
-    return lines
-
-
 def report_markdown(parts: dict[str, pl.DataFrame], *, title: str) -> str:
-    daily = parts["daily"]
-    totals = (
-        daily.select(
-            pl.sum("batch_cost_usd"),
-            pl.sum("standard_cost_usd"),
-            pl.sum("savings_usd"),
-            pl.sum("estimated_cost_usd"),
-            pl.sum("requests"),
-            pl.sum("failed"),
-        ).row(0, named=True)
-        if not daily.is_empty()
-        else None
-    )
-    lines = [f"# {title}", ""]
-    warning = _simulated_warning(daily)
-    if warning:
-        lines += [f"> **SIMULATED** — {warning}", ""]
-    if totals:
-        lines += [
-            f"- batch cost: **${totals['batch_cost_usd']:,.4f}** "
-            f"(standard API: ${totals['standard_cost_usd']:,.4f}, saved ${totals['savings_usd']:,.4f})",
-            f"- estimated at submit: ${totals['estimated_cost_usd'] or 0:,.4f}",
-            f"- requests: {totals['requests']:,}, failed: {totals['failed']:,}",
-            "",
-        ]
-    lines += ["## Per day, job and model", "", *_markdown_table(daily), ""]
-    lines += ["## Failures by reason", "", *_markdown_table(parts["failures"]), ""]
-    return "\n".join(lines)
-
-
-def _simulated_warning(daily: pl.DataFrame) -> str:
-    """What share of the report the simulator answered, in words; empty when none."""
-    if daily.is_empty() or "simulated" not in daily.columns:
-        return ""
-    simulated = daily.filter(pl.col("simulated").fill_null(False))
-    if simulated.is_empty():
-        return ""
-    n, total = int(simulated["requests"].sum()), int(daily["requests"].sum())
-    return (
-        f"{n:,} of {total:,} requests were answered by overnight's simulator (the embedded "
-        "local Batch API), not by a model: those rows have simulated = true, are not real "
-        "results, and their costs are only what OpenAI would have charged."
-    )
+    """The report as Markdown (also what the terminal shows): totals first, then the detail."""
+    return costreport.markdown(costreport.build(parts, title=title))
 
 
 def report_html(parts: dict[str, pl.DataFrame], *, title: str) -> str:
-    """A self-contained HTML page: the tables and an inline SVG bar chart of daily cost."""
-    import html
-
-    daily = parts["daily"]
-    per_day = (
-        daily.group_by("run_date")
-        .agg(pl.sum("batch_cost_usd"), pl.sum("standard_cost_usd"))
-        .sort("run_date")
-        if not daily.is_empty()
-        else pl.DataFrame({"run_date": [], "batch_cost_usd": [], "standard_cost_usd": []})
-    )
-    peak = max([*per_day["standard_cost_usd"].to_list(), 1e-12])
-    bar_w, gap, height = 28, 12, 160
-    bars = []
-    for i, (day, batch, standard) in enumerate(per_day.iter_rows()):
-        x = 40 + i * (2 * bar_w + gap)
-        for j, (value, color) in enumerate(((standard, "#c8c8d0"), (batch, "#2f6fdf"))):
-            h = max(1.0, height * value / peak)
-            bars.append(
-                f'<rect x="{x + j * bar_w}" y="{20 + height - h:.1f}" width="{bar_w - 2}" '
-                f'height="{h:.1f}" fill="{color}"><title>{day}: ${value:.4f}</title></rect>'
-            )
-        bars.append(f'<text x="{x}" y="{height + 36}" font-size="10">{day}</text>')
-    width = 60 + len(per_day) * (2 * bar_w + gap)
-    svg = (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{max(width, 300)}" height="{height + 50}">'
-        + "".join(bars)
-        + "</svg>"
-    )
-
-    def table(df: pl.DataFrame) -> str:
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in df.columns)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
-            for row in df.iter_rows()
-        )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-    return (
-        "<!doctype html><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title>"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}</style>"
-        f"<h1>{html.escape(title)}</h1>"
-        + (
-            "<p style='background:#fff3cd;border:2px solid #d39e00;padding:8px'>"
-            f"<strong>SIMULATED</strong> — {html.escape(warning)}</p>"
-            if (warning := _simulated_warning(daily))
-            else ""
-        )
-        + "<h2>Daily cost (grey: standard API, blue: batch)</h2>"
-        f"{svg}<h2>Per day, job and model</h2>{table(daily)}"
-        f"<h2>Failures by reason</h2>{table(parts['failures'])}"
-    )
+    """A self-contained HTML page to read and print: totals, a labelled chart, the tables."""
+    return costreport.page(costreport.build(parts, title=title))

@@ -121,4 +121,4 @@ def test_report_figures_match_the_costs_table(
     md = analytics.report_markdown(parts, title="t")
     assert "Per day, job and model" in md and "2026-04-02" in md
     html = analytics.report_html(parts, title="t")
-    assert html.count("<rect") == 4, "two bars (batch, standard) per day"
+    assert html.count("</title></rect>") == 6, "three bars (estimate, standard, batch) per day"
