@@ -64,6 +64,7 @@ def _empty_file(table: str, folder: Path) -> str:
         "results": tables.results_schema(_NoFields),
         "errors": tables.errors_schema(),
         "costs": tables.costs_schema(),
+        "chunks": tables.results_schema(_NoFields),
     }[table]
     path = folder / f"{table}.parquet"
     pl.DataFrame(schema=schema).with_columns(

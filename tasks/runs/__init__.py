@@ -8,8 +8,10 @@ One module per step, in the order `advance_run` (in `advance`) runs them:
     poll        poll_batches: refresh the batches that are due
     download    download_outputs: fetch output and error files of finished batches
     parse       parse_outputs: judge every line into result, error and superseded parts
+    reduce      plan_reduce: one request per split document over its chunks' outputs
     retry       plan_retries: put retryable lines into the next attempt's shards
     finalize    finalize_run: write the tables, check inputs = results + errors, close
+    stages      map and reduce shards, each stage with its own attempts
     costs       cost_rows: batch and standard cost per model
     cancel      cancel_run: cancel in-flight batches and record what each did
 
@@ -27,6 +29,7 @@ from tasks.runs.finalize import finalize_run
 from tasks.runs.parse import PART_ROWS, parse_outputs, parse_shard, part_uris
 from tasks.runs.poll import poll_batches, seconds_until_due
 from tasks.runs.prepare import new_run_id, prepare_run
+from tasks.runs.reduce import plan_reduce
 from tasks.runs.retry import plan_retries
 from tasks.runs.store import (
     InvariantError,
@@ -57,6 +60,7 @@ __all__ = [
     "parse_outputs",
     "parse_shard",
     "part_uris",
+    "plan_reduce",
     "plan_retries",
     "poll_batches",
     "prepare_run",

@@ -5,7 +5,11 @@ change before the next one, so a process killed at any moment leaves a run that 
 `collect` finishes. Steps in order:
 
     prepare_run → submit_ready → poll_batches → download_outputs → parse_outputs
-                → plan_retries → finalize_run
+                → plan_reduce → plan_retries → finalize_run
+
+`plan_reduce` does something only for jobs whose chunk outputs are reduced into one output per
+document (`chunking.output = "document"`): its shards are then submitted by the same
+`submit_ready`, in the same call, and go through the same steps.
 
 `advance_run` runs the ones after `prepare_run` once; `collect` calls it every few minutes.
 """
@@ -24,6 +28,7 @@ from tasks.runs.finalize import finalize_run
 from tasks.runs.parse import parse_outputs
 from tasks.runs.poll import poll_batches
 from tasks.runs.prepare import _prepare_run
+from tasks.runs.reduce import plan_reduce
 from tasks.runs.retry import plan_retries
 from tasks.runs.store import RunError, _open_marker, load_manifest, save_manifest
 from tasks.runs.submit import submit_ready
@@ -78,8 +83,10 @@ def _advance_run(run_dir: str, *, gateway: Gateway | None) -> RunManifest:
     poll_batches(manifest, gateway)
     download_outputs(manifest, gateway)
     parse_outputs(manifest, job)
+    plan_reduce(manifest, job)
     plan_retries(manifest, job)
-    # Finished batches freed enqueued-token room, and retries may be waiting: use both now.
+    # Finished batches freed enqueued-token room, and retries or reduce requests may be
+    # waiting: send them now.
     submit_ready(manifest, gateway, max_in_flight_tokens=job.limits.max_in_flight_tokens)
     finalize_run(manifest, job)
     if manifest.problem is not None:

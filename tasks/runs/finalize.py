@@ -12,6 +12,8 @@ from tasks.failpoints import failpoint
 from tasks.ledger import record_run
 from tasks.runs.costs import cost_rows
 from tasks.runs.parse import parse_outputs, part_uris
+from tasks.runs.reduce import reduces, write_document_tables
+from tasks.runs.stages import STAGES, awaits_retry
 from tasks.runs.store import InvariantError, _iter_lines, _open_marker, save_manifest
 
 
@@ -60,7 +62,13 @@ def _cancel_unsubmitted(manifest: RunManifest) -> None:
 
 
 def finalize_run(manifest: RunManifest, job: JobSpec) -> bool:
-    """When every request has its final row, write the tables and mark the run done."""
+    """When every request has its final row, write the tables and mark the run done.
+
+    The invariant checked before: inputs = results + errors, where inputs are the requests
+    and rejected documents, or, when chunk outputs are reduced (`chunking.output =
+    "document"`), the documents built or rejected (a split document's chunk rows are in the
+    `chunks` table).
+    """
     if manifest.cancel_requested:
         _cancel_unsubmitted(manifest)
         parse_outputs(manifest, job)
@@ -68,12 +76,7 @@ def finalize_run(manifest: RunManifest, job: JobSpec) -> bool:
         return False
     if any(s.state != "parsed" for s in manifest.shards):
         return False
-    last = manifest.current_attempt
-    if (
-        any(s.retryable for s in manifest.shards if s.attempt == last)
-        and last < manifest.max_attempts
-        and not manifest.cancel_requested
-    ):
+    if any(awaits_retry(manifest, stage) for stage in STAGES):
         return False
 
     output_model = job.output_model()
@@ -92,14 +95,25 @@ def finalize_run(manifest: RunManifest, job: JobSpec) -> bool:
 
     results_uri = table_uri("results")
     errors_uri = table_uri("errors")
-    n_results = tables.concat_parquet(
-        results_parts, results_uri, tables.results_schema(output_model)
-    )
-    n_errors = tables.concat_parquet(errors_parts, errors_uri, tables.errors_schema())
-    expected = manifest.counts.requests + manifest.counts.documents_rejected
+    written = {"results": results_uri, "errors": errors_uri}
+    if reduces(job):
+        # One row per document: inputs are the documents built or rejected, not requests.
+        written["chunks"] = table_uri("chunks")
+        n_results, n_chunks, n_errors = write_document_tables(
+            manifest, output_model, rejected=rejected, uris=written
+        )
+        expected = manifest.counts.documents_seen - manifest.counts.documents_skipped
+        inputs = "documents"
+    else:
+        n_results = tables.concat_parquet(
+            results_parts, results_uri, tables.results_schema(output_model)
+        )
+        n_errors = tables.concat_parquet(errors_parts, errors_uri, tables.errors_schema())
+        expected = manifest.counts.requests + manifest.counts.documents_rejected
+        inputs, n_chunks = "inputs", 0
     if n_results + n_errors != expected:
         raise InvariantError(
-            f"run {manifest.run_id}: {expected} inputs but {n_results} results + "
+            f"run {manifest.run_id}: {expected} {inputs} but {n_results} results + "
             f"{n_errors} errors; not marking it done"
         )
     costs_uri = table_uri("costs")
@@ -115,7 +129,9 @@ def finalize_run(manifest: RunManifest, job: JobSpec) -> bool:
         errors_uri=errors_uri,
     )
     manifest.counts.results, manifest.counts.errors = n_results, n_errors
-    manifest.tables = {"results": results_uri, "errors": errors_uri, "costs": costs_uri}
+    if reduces(job):
+        manifest.counts.chunks = n_chunks
+    manifest.tables = {**written, "costs": costs_uri}
     manifest.status = "done"
     if manifest.cancel_requested:
         never_ran = _cancelled_requests(request_errors)

@@ -8,10 +8,9 @@ from datetime import datetime
 
 import orjson
 
-from schemas.build import ShardInfo
 from schemas.documents import Document, RejectedDocument
 from schemas.job import JobSpec
-from schemas.manifest import RunManifest, RunOptions, ShardRecord, utcnow
+from schemas.manifest import RunManifest, RunOptions, utcnow
 from tasks import storage, tables
 from tasks.build import BuildCounts, build_shards
 from tasks.estimate import BudgetExceededError, check_budget, price_counts
@@ -21,6 +20,7 @@ from tasks.ledger import Ledger
 from tasks.locks import LockBusy, lease
 from tasks.pricing import load_pricing
 from tasks.runs.finalize import finalize_run
+from tasks.runs.stages import shard_record
 from tasks.runs.store import (
     RunError,
     _iter_lines,
@@ -45,10 +45,6 @@ def _describe(options: RunOptions) -> str:
 
 def new_run_id(job: JobSpec, now: datetime) -> str:
     return f"{job.name}-{now.strftime('%Y%m%dT%H%M%SZ')}-{job.fingerprint()[:8]}"
-
-
-def _shard_record(info: ShardInfo, attempt: int) -> ShardRecord:
-    return ShardRecord(**info.model_dump(), key=f"a{attempt}/{info.shard_id}", attempt=attempt)
 
 
 def prepare_run(
@@ -198,6 +194,8 @@ def _prepare_run(
         documents_rejected=summary.documents_rejected,
         requests=summary.requests,
         input_tokens=summary.input_tokens,
+        documents_chunked=summary.documents_chunked,
+        chunked_requests=summary.chunked_requests,
     )
     estimate = price_counts(job, counted, shards=len(summary.shards), pricing=load_pricing())
     manifest.estimate_usd = estimate.batch_cost_max_usd
@@ -211,7 +209,7 @@ def _prepare_run(
         save_manifest(manifest)
         storage.delete(_open_marker(job.output, manifest.run_id))
         raise RunError(str(exc)) from None
-    manifest.shards = [_shard_record(info, attempt=1) for info in summary.shards]
+    manifest.shards = [shard_record(info, attempt=1) for info in summary.shards]
     manifest.status = "in_progress"
     save_manifest(manifest)
     failpoint("after-build")
