@@ -211,3 +211,39 @@ def test_a_long_document_whose_chunks_fail_gets_one_error_row_and_no_reduce(
     assert read_table(manifest, "chunks").height == 0
     assert not [s for s in manifest.shards if s.key.startswith("r")], "nothing to reduce"
     assert read_table(manifest, "costs").get_column("requests").sum() == n + 1
+
+
+@pytest.mark.skipif(not GPL.exists(), reason="needs Debian's /usr/share/common-licenses/GPL-3")
+def test_a_failing_reduce_request_is_retried_in_its_own_stage_then_ends_as_one_error_row(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    from localbatch import FaultConfig
+
+    _long_document(tmp_path / "docs")
+    write_corpus(tmp_path / "docs", 1)
+    job = _reducing_job(make_job, limits={"max_attempts": 2})
+    job_file = tmp_path / "job.json"
+    job_file.write_text(job.model_dump_json())
+    # The map stage runs clean; the process stops once the reduce shard is recorded, unsent.
+    killed = _drive(job_file, backend, "run", "after-reduce-planned")
+    assert killed.returncode == EXIT_CODE, killed.stderr[-3000:]
+    [run_dir] = runs.list_runs(job.output)
+    backend.set_faults(FaultConfig(line_500_rate=1.0))  # every reduce line fails, retryably
+    try:
+        manifest = _finish(run_dir)
+    finally:
+        backend.set_faults(FaultConfig())
+
+    assert sorted(s.key.split("/")[0] for s in manifest.shards) == ["a1", "r1", "r2"]
+    results = _assert_one_row_per_document(manifest, 2)
+    assert results.get_column("chunk_count").to_list() == [1]
+    [row] = read_table(manifest, "errors").to_dicts()
+    assert row["document_id"] == "gpl-12.txt" and row["custom_id"].endswith("-r")
+    assert row["attempt"] == 2 and row["chunk_index"] is None
+    assert "gave up after 2 attempt(s)" in row["message"]
+    n = read_table(manifest, "chunks").height
+    assert n > 2
+    costs = read_table(manifest, "costs")
+    assert costs.get_column("requests").sum() == n + 1 + 1, "a retried request counts once"
+    keys = [b.metadata[META_SHARD] for b in _batches_of(backend, manifest.run_id)]
+    assert sorted(keys) == sorted(s.key for s in manifest.shards)
