@@ -19,7 +19,8 @@ class RequestIndexRow(NamedTuple):
     document_id: str
     source_uri: str
     content_sha256: str
-    chunk_index: int
+    chunk_index: int | None
+    """None for a reduce request, which reads every chunk's output."""
     chunk_count: int
     input_tokens: int
 
@@ -58,3 +59,7 @@ class BuildSummary(BaseModel):
     shards: list[ShardInfo]
     rejected_uri: str
     rejected_count: int
+    documents_chunked: int = 0
+    """Documents split into more than one request."""
+    chunked_requests: int = 0
+    """Requests of those documents."""

@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 Endpoint = Literal["/v1/chat/completions", "/v1/responses"]
+ChunkOutput = Literal["chunk", "document"]
 ReasoningEffort = Literal["minimal", "low", "medium", "high"]
 
 RENDER_VERSION = 1
@@ -92,6 +93,11 @@ class ChunkingSpec(_Spec):
     """Text repeated from the end of one chunk at the start of the next."""
     max_chunks: int = Field(default=64, ge=1)
     """A document needing more chunks is rejected as `too_many_tokens`; 1 disables chunking."""
+    output: ChunkOutput = "chunk"
+    """`chunk`: one result row per chunk of a long document (as before this option existed).
+    `document`: one result row per document: the chunks' outputs are combined by a second
+    Batch request per split document (the reduce stage) into one output of the same schema,
+    and the chunk rows go to the `chunks` table."""
 
     @model_validator(mode="after")
     def _overlap_below_max(self) -> ChunkingSpec:
@@ -188,11 +194,17 @@ class JobSpec(_Spec):
             "user_template": self.user_template,
             "response_format": response_format_for(self.output_model(), self.endpoint),
             "params": self.params.model_dump(mode="json"),
-            "chunking": self.chunking.model_dump(mode="json"),
+            "chunking": self.chunking.model_dump(
+                mode="json", exclude={"output"} if self.chunking.output == "chunk" else None
+            ),
         }
 
     def fingerprint(self) -> str:
-        """sha256 hex over what changes a request (not source, output, limits or budget)."""
+        """sha256 hex over what changes a request (not source, output, limits or budget).
+
+        `chunking.output` counts only when it is `document` (it adds the reduce requests and
+        changes what a document's row is), so jobs written before the option keep theirs.
+        """
         canonical = orjson.dumps(self.request_definition(), option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(canonical).hexdigest()
 

@@ -49,7 +49,8 @@ class ShardRecord(ShardInfo):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
     key: str
-    """Unique within the run: `a<attempt>/<shard_id>`; also sent as batch metadata."""
+    """Unique within the run: `a<attempt>/<shard_id>` (map stage) or `r<attempt>/<shard_id>`
+    (reduce stage); also sent as batch metadata."""
     attempt: int
     state: ShardState = "built"
     file_id: str | None = None
@@ -90,8 +91,13 @@ class RunCounts(BaseModel):
     documents_skipped: int = 0
     documents_rejected: int = 0
     requests: int = 0
+    """Requests built from the documents (the map stage, when chunk outputs are reduced)."""
+    reduce_requests: int = 0
+    """Reduce requests planned so far: one per document split in several requests."""
     results: int = 0
     errors: int = 0
+    chunks: int = 0
+    """Rows of the `chunks` table (jobs whose chunk outputs are reduced)."""
     input_tokens_estimated: int = 0
 
 

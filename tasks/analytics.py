@@ -63,6 +63,7 @@ def _empty_file(table: str, folder: Path) -> str:
         "results": tables.results_schema(_NoFields),
         "errors": tables.errors_schema(),
         "costs": tables.costs_schema(),
+        "chunks": tables.results_schema(_NoFields),
     }[table]
     path = folder / f"{table}.parquet"
     pl.DataFrame(schema=schema).with_columns(
@@ -91,15 +92,22 @@ def _local_copy(uri: str, root: Path) -> str:
     return str(target)
 
 
-def partial_parts(output: str, root: Path) -> dict[str, dict[tuple[str, str], list[str]]]:
-    """The parquet parts of every parsed batch of the open runs, by table and (job, run_date).
+PartGroups = dict[tuple[str, str, str], list[str]]
+"""(job, run_date, row filter) → part files; the filter is SQL, or "" for every row."""
+
+
+def partial_parts(output: str, root: Path) -> dict[str, PartGroups]:
+    """The parquet parts of every parsed batch of the open runs, by table and group.
 
     These rows are final for their requests (a retried request is not among them), but the
-    run's tables are not written yet; the views show them with `partial = true`.
+    run's tables are not written yet; the views show them with `partial = true`. For a job
+    with one row per document, a split document's chunk answers are not results: only the
+    map rows of one-request documents and the reduce rows are (as `finalize` writes them).
     """
     from tasks import runs
+    from tasks.runs.stages import stage_of
 
-    found: dict[str, dict[tuple[str, str], list[str]]] = {"results": {}, "errors": {}}
+    found: dict[str, PartGroups] = {"results": {}, "errors": {}}
     for run_dir in runs.list_open_runs(output):
         try:
             manifest = runs.load_manifest(run_dir)
@@ -107,13 +115,15 @@ def partial_parts(output: str, root: Path) -> dict[str, dict[tuple[str, str], li
             continue
         if not manifest.is_open:  # finished while we looked: its tables hold these rows
             continue
-        group = (manifest.job_name, manifest.created_at.date().isoformat())
+        per_document = manifest.job.get("chunking", {}).get("output") == "document"
+        day = manifest.created_at.date().isoformat()
         for shard in manifest.shards:
             if shard.state != "parsed":
                 continue
+            only = "chunk_count <= 1" if per_document and stage_of(shard) == "map" else ""
             for table, groups in found.items():
                 parts = [_local_copy(u, root) for u in runs.part_uris(manifest, table, shard)]
-                groups.setdefault(group, []).extend(parts)
+                groups.setdefault((manifest.job_name, day, only), []).extend(parts)
     return found
 
 
@@ -148,11 +158,12 @@ def connect(output: str) -> duckdb.DuckDBPyConnection:
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM {source}")
             continue
         selects = [f"SELECT *, false AS partial FROM {source}"]
-        for (job, run_date), parts in open_parts[table].items():
+        for (job, run_date, only), parts in open_parts[table].items():
             listing = ", ".join(_quote(f) for f in parts)
             selects.append(
                 f"SELECT *, {_quote(job)} AS job, DATE {_quote(run_date)} AS run_date, "
                 f"true AS partial FROM read_parquet([{listing}], union_by_name = true)"
+                + (f" WHERE {only}" if only else "")
             )
         con.execute(f"CREATE VIEW {table} AS " + " UNION ALL BY NAME ".join(selects))
     con.execute(

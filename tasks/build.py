@@ -63,6 +63,10 @@ class BuildCounts:
     requests: int = 0
     input_tokens: int = 0
     rejected_by_code: dict[str, int] = field(default_factory=dict)
+    documents_chunked: int = 0
+    """Documents split into more than one request."""
+    chunked_requests: int = 0
+    """The requests of those documents."""
 
 
 def _batched(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
@@ -270,6 +274,9 @@ class _Planner:
             return
         self.counts.requests += count
         self.counts.documents_built += 1
+        if count > 1:
+            self.counts.documents_chunked += 1
+            self.counts.chunked_requests += count
 
 
 def plan_requests(
@@ -327,4 +334,6 @@ def build_shards(
         shards=writer.shards,
         rejected_uri=rejected_uri,
         rejected_count=counts.documents_rejected,
+        documents_chunked=counts.documents_chunked,
+        chunked_requests=counts.chunked_requests,
     )

@@ -8,7 +8,11 @@ token counts) with a shard writer that writes nothing, then prices the result:
 - output tokens are stated two ways: the **maximum** (`params.max_output_tokens` × requests,
   which a run cannot exceed) and an **expected** figure (`expected_output_tokens` × requests,
   or, when the job does not say, `DEFAULT_EXPECTED_OUTPUT_FRACTION` of the maximum);
-- each at the Batch price and at the standard-API price it replaces.
+- each at the Batch price and at the standard-API price it replaces;
+- when chunk outputs are reduced (`chunking.output = "document"`), one more request per split
+  document, whose input is the prompts and schema plus its chunks' outputs: at most
+  `max_output_tokens` each for the maximum, the expected output per chunk for the expected
+  figure (`reduce_input_tokens`).
 
 `check_budget` compares the **maximum** Batch cost with `budget_usd`: a budget is a promise
 that the job cannot spend more, and only the maximum keeps it (retries excepted: failed
@@ -27,6 +31,7 @@ from schemas.job import JobSpec
 from tasks.build import BuildCounts, ShouldProcess, plan_requests
 from tasks.preflight import check_job
 from tasks.pricing import PricingTable, cost_usd, load_pricing
+from tasks.render import RequestRenderer, reduce_tokens
 from tasks.sharding import ShardWriter
 
 if TYPE_CHECKING:
@@ -55,8 +60,15 @@ class Estimate(BaseModel):
     documents_rejected: int
     rejected_by_code: dict[str, int]
     requests: int
+    """Map requests: one per document, or per chunk of a split document."""
     shards: int
     input_tokens: int
+    reduce_requests: int = 0
+    """Reduce requests: one per split document when chunk outputs are reduced."""
+    reduce_input_tokens_max: int = 0
+    """Their input at most: prompts and schema plus `max_output_tokens` per chunk."""
+    reduce_input_tokens_expected: int = 0
+    """Their input as expected: prompts and schema plus the expected output per chunk."""
     max_output_tokens: int
     """`params.max_output_tokens` × requests: the most the job can produce."""
     expected_output_tokens: int
@@ -112,11 +124,33 @@ def price_counts(
             f"of max_output_tokens = {per_request} per request"
         )
     expected_out = per_request * requests
+    reduce_requests = counts.documents_chunked if job.chunking.output == "document" else 0
+    reduce_in_max = reduce_in_expected = 0
+    reduce_note = 'no reduce stage (chunking.output = "chunk": one row per chunk)'
+    if reduce_requests:
+        # Spread the chunks evenly over the split documents: the token count is linear in both.
+        renderer, chunks = RequestRenderer(job), counts.chunked_requests
 
-    def cost(output_tokens: int, *, batch: bool) -> float:
+        def reduce_input(output_tokens: int) -> int:
+            one = reduce_tokens(renderer, chunks=0, output_tokens=0)
+            per_chunk = reduce_tokens(renderer, chunks=1, output_tokens=output_tokens) - one
+            return one * reduce_requests + per_chunk * chunks
+
+        reduce_in_max = reduce_input(job.params.max_output_tokens)
+        reduce_in_expected = reduce_input(per_request)
+        max_out += job.params.max_output_tokens * reduce_requests
+        expected_out += per_request * reduce_requests
+        reduce_note = (
+            f"reduce stage: {reduce_requests} split document(s) get one more request each, "
+            "whose input is the prompts and schema plus its chunks' outputs (maximum: "
+            f"max_output_tokens = {job.params.max_output_tokens} per chunk; expected: "
+            f"{per_request} per chunk) and whose output is one more answer"
+        )
+
+    def cost(output_tokens: int, *, batch: bool, reduce_input: int = 0) -> float:
         return cost_usd(
             price,
-            input_tokens=counts.input_tokens,
+            input_tokens=counts.input_tokens + reduce_input,
             cached_tokens=0,
             output_tokens=output_tokens,
             batch=batch,
@@ -134,14 +168,17 @@ def price_counts(
         requests=requests,
         shards=shards,
         input_tokens=counts.input_tokens,
+        reduce_requests=reduce_requests,
+        reduce_input_tokens_max=reduce_in_max,
+        reduce_input_tokens_expected=reduce_in_expected,
         max_output_tokens=max_out,
         expected_output_tokens=expected_out,
         expected_output_tokens_per_request=per_request,
         expected_basis=basis,
-        batch_cost_max_usd=cost(max_out, batch=True),
-        standard_cost_max_usd=cost(max_out, batch=False),
-        batch_cost_expected_usd=cost(expected_out, batch=True),
-        standard_cost_expected_usd=cost(expected_out, batch=False),
+        batch_cost_max_usd=cost(max_out, batch=True, reduce_input=reduce_in_max),
+        standard_cost_max_usd=cost(max_out, batch=False, reduce_input=reduce_in_max),
+        batch_cost_expected_usd=cost(expected_out, batch=True, reduce_input=reduce_in_expected),
+        standard_cost_expected_usd=cost(expected_out, batch=False, reduce_input=reduce_in_expected),
         budget_usd=job.budget_usd,
         pricing_as_of=pricing.as_of,
         pricing_file=pricing.path,
@@ -151,6 +188,7 @@ def price_counts(
             "no prompt caching (cached input would only lower the cost)",
             f"maximum output: max_output_tokens = {job.params.max_output_tokens} per request",
             f"expected output: {basis}",
+            reduce_note,
             "retries not included (failed requests are not billed)",
             f"prices from {pricing.path} as of {pricing.as_of}",
         ],
@@ -184,6 +222,8 @@ def estimate_tables(estimate: Estimate) -> list[Table]:
     size.add_row("rejected", f"{e.documents_rejected:,}" + (f" ({rejected})" if rejected else ""))
     size.add_row("documents to send", f"{e.documents_built:,}")
     size.add_row("requests", f"{e.requests:,}")
+    if e.reduce_requests:
+        size.add_row("reduce requests (one per split document)", f"{e.reduce_requests:,}")
     size.add_row("shards (batches)", f"{e.shards:,}")
     size.add_row("input tokens (exact)", f"{e.input_tokens:,}")
 

@@ -46,6 +46,38 @@ def custom_id_for(document_id: str, chunk_index: int) -> str:
     return f"{document_key(document_id)}-{chunk_index}"
 
 
+REDUCE_INSTRUCTIONS = (
+    "The document {id} was too long to read in one request, so it was read in {n} "
+    "consecutive parts, and each part got its own answer in the required JSON format. "
+    "The answers follow, in order. Combine them into one answer in the same format for the "
+    "whole document: merge and deduplicate lists, keep the most important items, and write "
+    "every text field about the document as a whole. Use only what the answers say."
+)
+"""The user message of a reduce request, before the parts. Changing it changes requests:
+bump `schemas.job.RENDER_VERSION` with it."""
+
+
+def reduce_custom_id(document_id: str) -> str:
+    """`<blake2b(document_id)>-r`: the reduce request of a split document (chunks end `-<n>`)."""
+    return f"{document_key(document_id)}-r"
+
+
+def reduce_user_text(document_id: str, outputs: Sequence[str]) -> str:
+    """The user message of the reduce request over a document's chunk outputs, in order."""
+    head = REDUCE_INSTRUCTIONS.format(id=document_id, n=len(outputs))
+    parts = "".join(
+        f'\n\n<part number="{i}">\n{output}\n</part>' for i, output in enumerate(outputs, 1)
+    )
+    return head + parts
+
+
+def reduce_tokens(renderer: RequestRenderer, *, chunks: int, output_tokens: int) -> int:
+    """Estimated input tokens of a reduce request over `chunks` outputs of `output_tokens`."""
+    head = renderer.count(reduce_user_text("document", []))
+    per_part = renderer.count(reduce_user_text("document", [""])) - head
+    return renderer.request_tokens(head + chunks * (per_part + output_tokens))
+
+
 def token_counter(encoding: tiktoken.Encoding) -> Callable[[str], int]:
     """A function counting tokens like `len(encoding.encode_ordinary(text))`, faster.
 

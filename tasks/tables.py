@@ -2,7 +2,7 @@
 
 Tables live under the job's output location as
 `<output>/<table>/job=<job>/run_date=<YYYY-MM-DD>/<run_id>.parquet` (table = results, errors,
-costs). As usual for Hive layouts, the partition columns `job` and `run_date` are in the path,
+costs, and chunks for jobs whose chunk outputs are reduced into one row per document). As usual for Hive layouts, the partition columns `job` and `run_date` are in the path,
 not in the files; DuckDB, polars, Spark and Athena add them back when reading with Hive
 partitioning.
 """
@@ -29,7 +29,7 @@ from schemas.rows import RESERVED_RESULT_COLUMNS, CostRow, ErrorRow, ResultRow
 from tasks import storage
 
 PARTITION_COLUMNS = ("job", "run_date")
-TABLES = ("results", "errors", "costs")
+TABLES = ("results", "errors", "costs", "chunks")
 
 
 class SchemaMappingError(TypeError):

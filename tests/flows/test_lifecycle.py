@@ -160,3 +160,33 @@ def test_an_open_run_is_queryable_as_its_batches_land(
         time.sleep(0.3)
     final = query(output, "select count(*) as n, bool_or(partial) as p from results")
     assert final.rows() == [(6, False)]
+
+
+def test_an_open_per_document_run_shows_documents_not_chunks(
+    slow_backend: LocalBatchServer, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    from tasks.analytics import query
+
+    docs = tmp_path / "docs"
+    write_corpus(docs, 1)
+    long_text = " ".join(f"Paragraph {i} says the harbour ledger rose again." for i in range(900))
+    (docs / "long.txt").write_text(long_text, encoding="utf-8")
+    job = make_job(chunking={"max_input_tokens": 2_000, "output": "document"})
+    manifest = runs.prepare_run(job)
+    runs.submit_run(manifest.run_dir)
+    output = str(tmp_path / "out")
+    deadline = time.monotonic() + 90
+    while not any(s.key.startswith("r") for s in runs.load_manifest(manifest.run_dir).shards):
+        assert time.monotonic() < deadline
+        runs.advance_run(manifest.run_dir)
+        time.sleep(0.3)
+    # the map stage has landed, the reduce batch is in flight: only the one-request document
+    # is a result so far; the long document's chunk answers are not results
+    landed = query(output, "select document_id, partial from results")
+    assert landed.rows() == [("doc-0000.txt", True)]
+    while runs.load_manifest(manifest.run_dir).is_open:
+        assert time.monotonic() < deadline
+        runs.advance_run(manifest.run_dir)
+        time.sleep(0.3)
+    final = query(output, "select document_id, partial from results order by 1")
+    assert final.rows() == [("doc-0000.txt", False), ("long.txt", False)]

@@ -162,6 +162,7 @@ def test_fingerprint_is_the_same_in_a_new_process() -> None:
         {"params": {"max_output_tokens": 400, "temperature": 0.0}},
         {"chunking": {"max_input_tokens": 5000}},
         {"chunking": {"overlap_tokens": 0}},
+        {"chunking": {"output": "document"}},  # adds the reduce requests
     ],
 )
 def test_fingerprint_changes_with_what_changes_a_request(change: dict[str, Any]) -> None:
@@ -177,6 +178,7 @@ def test_fingerprint_changes_with_what_changes_a_request(change: dict[str, Any])
         {"budget_usd": 3.0},
         {"expected_output_tokens": 100},
         {"name": "renamed-job", "description": "same requests"},
+        {"chunking": {"output": "chunk"}},  # the default, spelled out: jobs keep their ledger
     ],
 )
 def test_fingerprint_ignores_where_and_how_much(change: dict[str, Any]) -> None:

@@ -175,3 +175,31 @@ def test_cli_estimate_over_budget_exits_1(corpus: Path) -> None:
     )
     assert result.exit_code == 1
     assert "over budget" in result.output
+
+
+def test_the_estimate_prices_the_reduce_stage_and_says_so(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "long.txt").write_text(
+        "\n\n".join(f"Paragraph {i}. " + "The harbor ledger lists copper. " * 40 for i in range(30))
+    )
+    (tmp_path / "in" / "short.txt").write_text("A short memo.")
+    (tmp_path / "prices.toml").write_text(PRICES)
+    pricing = load_pricing(tmp_path / "prices.toml")
+    chunking = {"max_input_tokens": 2000, "overlap_tokens": 0}
+    per_chunk = estimate_job(make_job(tmp_path, chunking=chunking), pricing=pricing)
+    job = make_job(tmp_path, chunking={**chunking, "output": "document"})
+    reduced = estimate_job(job, pricing=pricing)
+
+    chunks = per_chunk.requests - 1
+    assert chunks > 1 and reduced.requests == per_chunk.requests
+    assert reduced.reduce_requests == 1 and per_chunk.reduce_requests == 0
+    # At most: the prompts and schema, plus max_output_tokens per chunk's answer.
+    renderer = RequestRenderer(job)
+    assert reduced.reduce_input_tokens_max > renderer.static_tokens + chunks * 1000
+    assert reduced.reduce_input_tokens_expected > renderer.static_tokens + chunks * 500
+    assert reduced.reduce_input_tokens_expected < reduced.reduce_input_tokens_max
+    assert reduced.max_output_tokens == per_chunk.max_output_tokens + 1000
+    extra = (reduced.reduce_input_tokens_max * 1 + 1000 * 5) / 1e6
+    assert reduced.batch_cost_max_usd == pytest.approx(per_chunk.batch_cost_max_usd + extra)
+    assert any(a.startswith("reduce stage: 1 split document") for a in reduced.assumptions)
+    assert any(a.startswith("no reduce stage") for a in per_chunk.assumptions)

@@ -1,0 +1,108 @@
+"""Costs: price usage at batch and standard rates, and the run's per-model cost rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from schemas.manifest import RunManifest, utcnow
+from tasks import tables
+from tasks.outputs import Usage
+from tasks.pricing import ModelPrice, PricingTable, UnknownModelError, cost_usd, load_pricing
+
+
+class _Pricer:
+    """Batch and standard cost of usage, per model as the API named it."""
+
+    def __init__(self, pricing: PricingTable, fallback_model: str) -> None:
+        self.pricing = pricing
+        self.fallback = pricing.price(fallback_model)
+        self._cache: dict[str, ModelPrice] = {}
+
+    def price(self, model: str | None) -> ModelPrice:
+        if not model:
+            return self.fallback
+        if model not in self._cache:
+            try:
+                self._cache[model] = self.pricing.price(model)
+            except UnknownModelError:
+                self._cache[model] = self.fallback
+        return self._cache[model]
+
+    def cost(self, model: str | None, usage: Usage | None, *, batch: bool = True) -> float:
+        if usage is None:
+            return 0.0
+        return cost_usd(
+            self.price(model),
+            input_tokens=usage.input_tokens,
+            cached_tokens=usage.cached_tokens,
+            output_tokens=usage.output_tokens,
+            batch=batch,
+        )
+
+
+def cost_rows(
+    manifest: RunManifest, *, results: list[str], errors: list[str], superseded: list[str]
+) -> list[dict[str, Any]]:
+    """Per model: requests, outcomes, tokens, batch and standard cost of everything billed.
+
+    `results` and `errors` parts hold each request's one row; `superseded` parts hold billed
+    attempts that were retried, which count in tokens and cost but not in requests.
+    """
+    succeeded = set(results)
+    final = results + errors
+    columns = [
+        "model",
+        "simulated",
+        "input_tokens",
+        "cached_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+    ]
+    frames = []
+    # Every part named here was written when its shard was parsed (empty ones included).
+    for uri, is_final in [(u, True) for u in final] + [(u, False) for u in superseded]:
+        df = tables.read_parquet(uri, columns=[*columns, "cost_usd"])
+        if df.is_empty():
+            continue
+        frames.append(df.with_columns(succeeded=pl.lit(uri in succeeded), final=pl.lit(is_final)))
+    pricing = load_pricing()
+    pricer = _Pricer(pricing, str(manifest.job["model"]))
+    if not frames:
+        return []
+    grouped = (
+        pl.concat(frames)
+        .group_by("model", "simulated")
+        .agg(
+            requests=pl.col("final").sum(),
+            succeeded=(pl.col("succeeded") & pl.col("final")).sum(),
+            failed=(~pl.col("succeeded") & pl.col("final")).sum(),
+            input_tokens=pl.col("input_tokens").sum(),
+            cached_tokens=pl.col("cached_tokens").sum(),
+            output_tokens=pl.col("output_tokens").sum(),
+            reasoning_tokens=pl.col("reasoning_tokens").sum(),
+            batch_cost_usd=pl.col("cost_usd").sum(),
+        )
+        .sort("model", "simulated")
+    )
+    rows = []
+    for g in grouped.iter_rows(named=True):
+        standard = pricer.cost(
+            g["model"],
+            Usage(g["input_tokens"], g["cached_tokens"], g["output_tokens"], 0),
+            batch=False,
+        )
+        rows.append(
+            {
+                "run_id": manifest.run_id,
+                "job_fingerprint": manifest.job_fingerprint,
+                **g,
+                "standard_cost_usd": standard,
+                "savings_usd": standard - g["batch_cost_usd"],
+                "estimated_cost_usd": manifest.estimate_usd,
+                "pricing_as_of": str(pricing.as_of),
+                "written_at": utcnow(),
+            }
+        )
+    return rows

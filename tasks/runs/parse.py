@@ -1,0 +1,239 @@
+"""Parsing: judge each line of a downloaded shard into result, error and superseded parts."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+import polars as pl
+from pydantic import BaseModel
+
+from schemas.job import JobSpec
+from schemas.manifest import RunManifest, ShardRecord, utcnow
+from tasks import storage, tables
+from tasks.failpoints import failpoint
+from tasks.gateway import EMBEDDED
+from tasks.outputs import INVALID_OUTPUT_CODES, Classified, Outcome, Usage, classify_line
+from tasks.pricing import load_pricing
+from tasks.runs.costs import _Pricer
+from tasks.runs.store import _iter_lines, save_manifest
+
+log = logging.getLogger(__name__)
+
+
+PART_ROWS = 10_000
+"""Judged lines per parquet part: bounds the memory of parsing, whatever the shard size."""
+
+
+def part_uris(manifest: RunManifest, kind: str, shard: ShardRecord) -> list[str]:
+    """The parquet parts (`results`, `errors`, `superseded`) that parsing wrote for a shard."""
+    stem = shard.key.replace("/", "-")
+    return [
+        storage.join(manifest.run_dir, "parts", kind, f"{stem}-{n:03d}.parquet")
+        for n in range(shard.parts)
+    ]
+
+
+def _retry_uri(manifest: RunManifest, shard: ShardRecord) -> str:
+    return storage.join(manifest.run_dir, "retry", f"{shard.key.replace('/', '-')}.json")
+
+
+def _missing_line(shard: ShardRecord, custom_id: str) -> Classified:
+    """What became of a request that appears in neither output nor error file."""
+    status = shard.batch_status
+    error = shard.batch_errors[0] if shard.batch_errors else {}
+    if status == "failed":
+        code = str(error.get("code") or "batch_failed")
+        message = str(error.get("message") or "the batch failed")
+        if error.get("line") is not None:
+            message += f" (input line {error['line']})"
+        outcome: Outcome = "retryable" if code == "token_limit_exceeded" else "terminal"
+        return Classified(custom_id, outcome, "api", code, f"batch failed: {message}")
+    if status == "cancelled":
+        return Classified(
+            custom_id, "terminal", "api", "batch_cancelled", "the batch was cancelled"
+        )
+    if status == "expired":
+        return Classified(custom_id, "retryable", "api", "batch_expired", "the batch expired")
+    return Classified(
+        custom_id, "retryable", "api", "missing_output", f"no output line (batch {status})"
+    )
+
+
+_OUTCOME_SCHEMA: dict[str, pl.DataType] = {
+    "custom_id": pl.String(),
+    "kind": pl.String(),
+    "model": pl.String(),
+    "input_tokens": pl.Int64(),
+    "cached_tokens": pl.Int64(),
+    "output_tokens": pl.Int64(),
+    "reasoning_tokens": pl.Int64(),
+    "cost_usd": pl.Float64(),
+    "billed": pl.Boolean(),
+    "raw_output": pl.String(),
+    "stage": pl.String(),
+    "code": pl.String(),
+    "message": pl.String(),
+    "retryable": pl.Boolean(),
+    "simulated": pl.Boolean(),
+}
+"""One row per request line as judged; `kind` is result, error or retry."""
+
+
+def _run_was_simulated(manifest: RunManifest) -> bool:
+    """Whether the run's answers so far came from the simulator (all of a run's batches live
+    on one backend, so the first parsed results part answers for the run)."""
+    for shard in manifest.shards:
+        if shard.state != "parsed" or not shard.results:
+            continue
+        for uri in part_uris(manifest, "results", shard):
+            column = tables.read_parquet(uri, columns=["simulated"]).get_column("simulated")
+            if column.len():
+                return bool(column.any())
+    return False
+
+
+def parse_shard(
+    manifest: RunManifest,
+    shard: ShardRecord,
+    *,
+    output_model: type[BaseModel],
+    pricer: _Pricer,
+    retry_invalid_outputs: bool,
+) -> None:
+    """Turn one shard's output and error files into result, error and superseded parts.
+
+    Lines are judged one by one into plain columns; every PART_ROWS lines, identities come
+    from the shard's index by one join and typed output columns from one vectorised JSON
+    decode, and the part is written, so memory stays at a few columns of PART_ROWS lines.
+    """
+    index = tables.read_parquet(shard.index_uri).drop("input_tokens")
+    requested = index.get_column("custom_id").to_list()
+    known = set(requested)
+    last_attempt = shard.attempt >= manifest.max_attempts or manifest.cancel_requested
+    # The embedded backend only simulates. Elsewhere each answer says whether the simulator
+    # wrote it; a line without an answer (an HTTP error, an expired line) takes its batch's
+    # run's word: simulated if any answer of the run so far said so.
+    simulator_backend = manifest.backend == EMBEDDED
+    simulated_seen: list[bool | None] = [True if simulator_backend else None]
+    cols: dict[str, list[Any]] = {name: [] for name in _OUTCOME_SCHEMA}
+    seen: set[str] = set()
+
+    def add(c: Classified) -> None:
+        retry_it = c.outcome == "retryable" or (
+            retry_invalid_outputs and c.code in INVALID_OUTPUT_CODES
+        )
+        if c.outcome == "ok":
+            kind = "result"
+        elif retry_it and not last_attempt:
+            kind = "retry"
+        else:
+            kind = "error"
+            if retry_it:
+                c.message += f" (gave up after {shard.attempt} attempt(s))"
+        usage = c.usage or Usage()
+        model = c.model or shard.model
+        for name, value in (
+            ("custom_id", c.custom_id),
+            ("kind", kind),
+            ("model", model),
+            ("input_tokens", usage.input_tokens),
+            ("cached_tokens", usage.cached_tokens),
+            ("output_tokens", usage.output_tokens),
+            ("reasoning_tokens", usage.reasoning_tokens),
+            ("cost_usd", pricer.cost(model, c.usage)),
+            ("billed", c.usage is not None),
+            ("raw_output", c.raw_output if kind == "result" else None),
+            ("stage", c.stage),
+            ("code", c.code or None),
+            ("message", c.message[:4000] or None),
+            ("retryable", c.outcome == "retryable"),
+            ("simulated", True if simulator_backend else c.simulated),
+        ):
+            cols[name].append(value)
+
+    retry: list[str] = []
+    shard.parts = 0
+
+    def flush() -> None:
+        """Write the lines judged so far as one part of each kind, and start afresh."""
+        if None in cols["simulated"] and simulated_seen[0] is None:
+            simulated_seen[0] = any(v is True for v in cols["simulated"]) or _run_was_simulated(
+                manifest
+            )
+        judged = (
+            pl.DataFrame(cols, schema=_OUTCOME_SCHEMA)
+            .with_columns(pl.col("simulated").fill_null(bool(simulated_seen[0])))
+            .join(index, on="custom_id", how="left")
+            .with_columns(
+                run_id=pl.lit(manifest.run_id),
+                job_fingerprint=pl.lit(manifest.job_fingerprint),
+                batch_id=pl.lit(shard.batch_id, pl.String),
+                attempt=pl.lit(shard.attempt, pl.Int64),
+                written_at=pl.lit(utcnow()).dt.cast_time_unit("us"),
+            )
+        )
+        for values in cols.values():
+            values.clear()
+        kind = pl.col("kind")
+        errors_schema = pl.Schema(tables.errors_schema())
+        retried = judged.filter(kind == "retry")
+        parts = {
+            "results": tables.results_frame(judged.filter(kind == "result"), output_model),
+            "errors": judged.filter(kind == "error")
+            .select(list(errors_schema))
+            .cast(errors_schema),
+            "superseded": retried.filter(pl.col("billed"))
+            .select(list(errors_schema))
+            .cast(errors_schema),
+        }
+        shard.parts += 1
+        for name, part in parts.items():
+            tables.write_parquet(part, part_uris(manifest, name, shard)[-1])
+        shard.results += parts["results"].height
+        shard.errors += parts["errors"].height
+        retry.extend(retried.get_column("custom_id").to_list())
+
+    shard.results = shard.errors = 0
+    for uri in (shard.output_uri, shard.error_uri):
+        for line in _iter_lines(uri):
+            c = classify_line(line, output_model)
+            if c.custom_id not in known or c.custom_id in seen:
+                log.warning("ignoring an unexpected output line for %r", c.custom_id)
+                continue
+            seen.add(c.custom_id)
+            add(c)
+            if len(cols["custom_id"]) >= PART_ROWS:
+                flush()
+    for custom_id in requested:
+        if custom_id not in seen:
+            add(_missing_line(shard, custom_id))
+            if len(cols["custom_id"]) >= PART_ROWS:
+                flush()
+    if cols["custom_id"] or not shard.parts:
+        flush()
+    storage.write_bytes(_retry_uri(manifest, shard), orjson.dumps(retry))
+    shard.retryable = len(retry)
+
+
+def parse_outputs(manifest: RunManifest, job: JobSpec) -> int:
+    """Parse every downloaded shard into parquet parts; return how many were parsed."""
+    pending = [s for s in manifest.shards if s.state == "downloaded"]
+    if not pending:
+        return 0
+    output_model = job.output_model()
+    pricer = _Pricer(load_pricing(), job.model)
+    for shard in pending:
+        parse_shard(
+            manifest,
+            shard,
+            output_model=output_model,
+            pricer=pricer,
+            retry_invalid_outputs=job.limits.retry_invalid_outputs,
+        )
+        shard.state = "parsed"
+        shard.updated_at = utcnow()
+        save_manifest(manifest)
+        failpoint("after-parse")
+    return len(pending)
