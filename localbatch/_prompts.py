@@ -19,7 +19,7 @@ from typing import Any
 import tiktoken
 
 from localbatch._text import document_body
-from tasks.tokens import encoding_for_model
+from tasks.tokens import encoding_for_model, token_counter
 
 __all__ = [
     "Message",
@@ -136,13 +136,14 @@ class TokenCounter:
 
     def __init__(self, model: str) -> None:
         self.encoding: tiktoken.Encoding = encoding_for_model(model)
+        self._count = token_counter(self.encoding)
         self._roles: dict[str, list[int]] = {}
 
     def encode(self, text: str) -> list[int]:
         return self.encoding.encode_ordinary(text) if text else []
 
     def count(self, text: str) -> int:
-        return len(self.encoding.encode_ordinary(text)) if text else 0
+        return self._count(text) if text else 0
 
     def decode(self, tokens: list[int]) -> str:
         return self.encoding.decode(tokens)
@@ -152,6 +153,16 @@ class TokenCounter:
         if tokens is None:
             tokens = self._roles[role] = self.encode(role)
         return tokens
+
+    def prompt_count(self, messages: list[Message]) -> int:
+        """The cookbook token count of a prompt (what `prompt` counts, without the tokens)."""
+        total = REPLY_PRIMING
+        for message in messages:
+            total += TOKENS_PER_MESSAGE + len(self.role(message.role)) + self.count(message.text)
+            total += IMAGE_TOKENS * message.images
+            if message.name:
+                total += TOKENS_PER_NAME + self.count(message.name)
+        return total
 
     def prompt(self, messages: list[Message]) -> tuple[int, list[int]]:
         """The cookbook token count of a prompt, and its tokens in order (for caching)."""

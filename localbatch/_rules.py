@@ -97,7 +97,7 @@ class LineRules:
         messages = (
             chat_messages(body) if url == "/v1/chat/completions" else responses_messages(body)
         )
-        tokens = counter.prompt(messages)[0] if messages else 0
+        tokens = counter.prompt_count(messages) if messages else 0
         schema = _schema(url, body)
         if isinstance(schema, dict):
             tokens += counter.count(orjson.dumps(schema).decode())

@@ -27,6 +27,7 @@ from localbatch._execution import (
 )
 from localbatch._jsongen import Document, SchemaFaker, stable_hash, violate
 from localbatch._prompts import (
+    CACHE_MIN_TOKENS,
     Message,
     PromptCache,
     TokenCounter,
@@ -164,15 +165,18 @@ class Simulator:
         effort: Any,
     ) -> _Completion:
         counter = self._counter(item.model)
-        prompt_tokens, sequence = counter.prompt(messages)
+        prompt_tokens = counter.prompt_count(messages)
         faker: SchemaFaker | None = None
+        schema_tokens: list[int] = []
         if schema is not None:
             # The API puts a structured-output schema into the prompt and bills its tokens;
             # as a shared prefix it is also cacheable.
             faker, schema_tokens = self._faker(schema, counter)
             prompt_tokens += len(schema_tokens)
-            sequence = schema_tokens + sequence
-        cached, written = self.cache.hit(item.model, sequence, prompt_tokens)
+        cached = written = 0
+        if prompt_tokens >= CACHE_MIN_TOKENS:  # shorter prompts are never cached: skip encoding
+            sequence = schema_tokens + counter.prompt(messages)[1]
+            cached, written = self.cache.hit(item.model, sequence, prompt_tokens)
         doc = Document(document_body(document_text(messages)), self.seed)
         if item.fault == "refusal":
             return _Completion(
@@ -180,26 +184,28 @@ class Simulator:
             )
         text = self._answer(item, doc, schema, faker, json_mode)
         reasoning = self._reasoning(item, effort, doc)
-        tokens = counter.encode(text)
+        # Counted, not encoded: the tokens themselves are only needed to cut an answer.
+        n_tokens = counter.count(text)
         limit = cap if isinstance(cap, int) and cap > 0 else None
         if item.fault == "length":
-            limit = max(reasoning + 1, reasoning + len(tokens) // 2)
+            limit = max(reasoning + 1, reasoning + n_tokens // 2)
         elif limit is not None:
             # A model writes to fit its budget: shorter answers (fewer, shorter items) first;
             # only a cap too small for any answer truncates.
-            while reasoning + len(tokens) > limit and doc.level < _MAX_BREVITY:
+            while reasoning + n_tokens > limit and doc.level < _MAX_BREVITY:
                 doc.level += 1
                 text = self._answer(item, doc, schema, faker, json_mode)
-                tokens = counter.encode(text)
+                n_tokens = counter.count(text)
         finish = "stop"
-        if limit is not None and reasoning + len(tokens) > limit:
+        if limit is not None and reasoning + n_tokens > limit:
             keep = max(0, limit - reasoning)
             reasoning = min(reasoning, limit)
-            tokens = tokens[:keep]
+            tokens = counter.encode(text)[:keep]
             text = counter.decode(tokens)
+            n_tokens = len(tokens)
             finish = "length"
         return _Completion(
-            text, finish, prompt_tokens, cached, written, len(tokens) + reasoning, reasoning, False
+            text, finish, prompt_tokens, cached, written, n_tokens + reasoning, reasoning, False
         )
 
     # -- endpoints ----------------------------------------------------------------------------

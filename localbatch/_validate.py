@@ -41,7 +41,7 @@ def estimate_input_tokens(counter: TokenCounter, url: str, body: dict[str, Any])
             for x in items
         )
     messages = chat_messages(body) if url == "/v1/chat/completions" else responses_messages(body)
-    return counter.prompt(messages)[0] if messages else 0
+    return counter.prompt_count(messages) if messages else 0
 
 
 def validate_input(

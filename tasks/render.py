@@ -15,16 +15,15 @@ gpt-4o; the real figure depends on the image size and the model).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
-import tiktoken
 
 from schemas.documents import Document
 from schemas.job import JobSpec, template_fields
 from schemas.response_format import response_format_for
-from tasks.tokens import encoding_for_model
+from tasks.tokens import encoding_for_model, token_counter
 
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_ROLE = 1
@@ -76,37 +75,6 @@ def reduce_tokens(renderer: RequestRenderer, *, chunks: int, output_tokens: int)
     head = renderer.count(reduce_user_text("document", []))
     per_part = renderer.count(reduce_user_text("document", [""])) - head
     return renderer.request_tokens(head + chunks * (per_part + output_tokens))
-
-
-def token_counter(encoding: tiktoken.Encoding) -> Callable[[str], int]:
-    """A function counting tokens like `len(encoding.encode_ordinary(text))`, faster.
-
-    tiktoken's core can encode into a buffer of u32 token ids without making a Python int per
-    token (what `Encoding.encode_to_numpy` uses); with no special tokens allowed it encodes
-    exactly as `encode_ordinary`. The private entry point is probed once and the public one
-    used if it is missing or disagrees; a test pins the equivalence.
-    """
-
-    def public(text: str) -> int:
-        return len(encoding.encode_ordinary(text))
-
-    to_buffer = getattr(getattr(encoding, "_core_bpe", None), "encode_to_tiktoken_buffer", None)
-    if to_buffer is None:
-        return public
-    no_special: set[str] = set()
-
-    def fast(text: str) -> int:
-        try:
-            return memoryview(to_buffer(text, no_special)).nbytes // 4
-        except UnicodeEncodeError:  # lone surrogates: tiktoken's own fallback handles them
-            return public(text)
-
-    probe = "Probe: naïve café <|endoftext|> 12345 \n\n  tokens."
-    try:
-        agrees = fast(probe) == public(probe)
-    except (TypeError, ValueError, AttributeError):
-        agrees = False
-    return fast if agrees else public
 
 
 def output_cap_field(model: str, endpoint: str) -> str:

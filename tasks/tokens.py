@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -77,3 +78,34 @@ def encoding_for_model(model: str) -> tiktoken.Encoding:
 def count_tokens(text: str, model: str) -> int:
     """Count the tokens of plain text for a model (special-token text counted as text)."""
     return len(encoding_for_model(model).encode_ordinary(text))
+
+
+def token_counter(encoding: tiktoken.Encoding) -> Callable[[str], int]:
+    """A function counting tokens like `len(encoding.encode_ordinary(text))`, faster.
+
+    tiktoken's core can encode into a buffer of u32 token ids without making a Python int per
+    token (what `Encoding.encode_to_numpy` uses); with no special tokens allowed it encodes
+    exactly as `encode_ordinary`. The private entry point is probed once and the public one
+    used if it is missing or disagrees; a test pins the equivalence.
+    """
+
+    def public(text: str) -> int:
+        return len(encoding.encode_ordinary(text))
+
+    to_buffer = getattr(getattr(encoding, "_core_bpe", None), "encode_to_tiktoken_buffer", None)
+    if to_buffer is None:
+        return public
+    no_special: set[str] = set()
+
+    def fast(text: str) -> int:
+        try:
+            return memoryview(to_buffer(text, no_special)).nbytes // 4
+        except UnicodeEncodeError:  # lone surrogates: tiktoken's own fallback handles them
+            return public(text)
+
+    probe = "Probe: naïve café <|endoftext|> 12345 \n\n  tokens."
+    try:
+        agrees = fast(probe) == public(probe)
+    except (TypeError, ValueError, AttributeError):
+        agrees = False
+    return fast if agrees else public
