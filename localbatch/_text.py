@@ -21,11 +21,39 @@ import hashlib
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator
-from functools import cached_property, lru_cache
+from collections.abc import Callable, Iterator
+from functools import lru_cache
 from itertools import islice, pairwise
 from operator import itemgetter
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
+
+_T = TypeVar("_T")
+
+
+class cached_property(Generic[_T]):
+    """`functools.cached_property` without its lock (3.11 takes one per first read).
+
+    A Document belongs to one thread; the worst a race could do is compute a value twice.
+    """
+
+    def __init__(self, func: Callable[[Any], _T]) -> None:
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> cached_property[_T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> _T: ...
+    def __get__(self, obj: object | None, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.func(obj)
+        return value
+
 
 STOPWORDS = frozenset(
     [
@@ -1229,8 +1257,11 @@ class Document:
     @cached_property
     def _shape(self) -> list[tuple[int, bool]]:
         """(words, reads as prose) of each sentence: prose has few digits, paths or markup."""
+        sentences = self.sentences
+        if not _ODD_CHARS.search(" ".join(sentences)):  # plain prose throughout (most text)
+            return [(len(sentence.split()), True) for sentence in sentences]
         out = []
-        for sentence in self.sentences:
+        for sentence in sentences:
             odd = _ODD_CHARS.findall(sentence) if _ODD_CHARS.search(sentence) else None
             prose = not odd or (
                 len(odd) + 2 * sum(c not in _DIGIT_CHARS for c in odd) <= 0.15 * len(sentence)
@@ -1621,7 +1652,7 @@ class Document:
         counts = self._counts
         best_score, best_option = 0, None
         for option in strings:
-            parts = [p for p in re.split(r"[\W_]+", option.lower()) if len(p) > 2]
+            parts = [p for p in _OPTION_SPLIT.split(option.lower()) if len(p) > 2]
             score = sum(counts.get(p, 0) + counts.get(p + "s", 0) for p in parts)
             if score > best_score:
                 best_score, best_option = score, option
@@ -1633,6 +1664,7 @@ class Document:
         return options[self.pick(path, len(options))]
 
 
+_OPTION_SPLIT = re.compile(r"[\W_]+")
 _PERSONAL_MAIL = re.compile(
     r"@(gmail|googlemail|yahoo|hotmail|outlook|live|icloud|me|gmx|web|aol|proton(mail)?)\.", re.I
 )
