@@ -190,3 +190,33 @@ def test_an_open_per_document_run_shows_documents_not_chunks(
         time.sleep(0.3)
     final = query(output, "select document_id, partial from results order by 1")
     assert final.rows() == [("doc-0000.txt", False), ("long.txt", False)]
+
+
+def test_an_open_run_on_s3_is_queryable_as_its_batches_land(
+    slow_backend: LocalBatchServer,
+    make_job: Callable[..., JobSpec],
+    tmp_path: Path,
+    s3_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tasks.analytics import query
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the query's S3 mirror
+    write_corpus(tmp_path / "docs", 4)
+    output = f"s3://{s3_bucket}/overnight"
+    job = make_job(output=output, limits={"max_requests_per_shard": 2, "max_in_flight_tokens": 1})
+    manifest = runs.prepare_run(job)
+    runs.submit_run(manifest.run_dir)
+    deadline = time.monotonic() + 60
+    while runs.load_manifest(manifest.run_dir).shards[0].state != "parsed":
+        assert time.monotonic() < deadline
+        runs.advance_run(manifest.run_dir)
+        time.sleep(0.3)
+    landed = query(output, "select count(*) as n, bool_and(partial) as p from results")
+    assert landed.rows() == [(2, True)]
+    while runs.load_manifest(manifest.run_dir).is_open:
+        assert time.monotonic() < deadline
+        runs.advance_run(manifest.run_dir)
+        time.sleep(0.3)
+    final = query(output, "select count(*) as n, bool_or(partial) as p from results")
+    assert final.rows() == [(4, False)]
