@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,8 @@ from schemas.job import JobSpec
 from schemas.manifest import RunManifest
 from tasks import storage
 from tasks.gateway import reset_gateways
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -115,3 +120,44 @@ def assert_every_input_has_one_row(manifest: RunManifest) -> tuple[pl.DataFrame,
     )
     assert ids.is_duplicated().sum() == 0, "a request has more than one row"
     return results, errors
+
+
+_DRIVER = """
+import sys, time
+from schemas.job import JobSpec
+from tasks import runs
+
+job = JobSpec.model_validate_json(open(sys.argv[1]).read())
+if sys.argv[2] == "run":  # what `overnight run` does: start or resume this job's run
+    run_dirs = [runs.prepare_run(job).run_dir]
+else:  # what `overnight collect` does: move every open run forward
+    run_dirs = runs.list_open_runs(job.output)
+for run_dir in run_dirs:
+    for _ in range(600):
+        if not runs.advance_run(run_dir).is_open:
+            break
+        time.sleep(0.05)
+"""
+
+
+def drive(
+    job_file: Path, server: Any, mode: str, failpoint: str | None
+) -> subprocess.CompletedProcess[str]:
+    """`run` or `collect` a job in a process of its own, killed at `failpoint` if given."""
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": server.api_key,
+        "OPENAI_BASE_URL": server.base_url,
+        "PYTHONPATH": str(REPO),
+    }
+    env.pop("OVERNIGHT_FAILPOINT", None)
+    if failpoint:
+        env["OVERNIGHT_FAILPOINT"] = failpoint
+    return subprocess.run(
+        [sys.executable, "-c", _DRIVER, str(job_file), mode],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )

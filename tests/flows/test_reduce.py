@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,9 +14,8 @@ from schemas.job import JobSpec
 from schemas.manifest import META_RUN, META_SHARD, RunManifest
 from tasks import runs
 from tasks.failpoints import EXIT_CODE
-from tests.flows.conftest import read_table, write_corpus
+from tests.flows.conftest import drive, read_table, write_corpus
 
-REPO = Path(__file__).resolve().parents[2]
 GPL = Path("/usr/share/common-licenses/GPL-3")
 COPIES = 12
 
@@ -120,41 +116,6 @@ def test_per_chunk_output_stays_the_default(
     assert all(not s.key.startswith("r") for s in manifest.shards)
 
 
-DRIVER = """
-import sys, time
-from schemas.job import JobSpec
-from tasks import runs
-
-job = JobSpec.model_validate_json(open(sys.argv[1]).read())
-run_dirs = [runs.prepare_run(job).run_dir] if sys.argv[2] == "run" else runs.list_open_runs(job.output)
-for run_dir in run_dirs:
-    for _ in range(600):
-        if not runs.advance_run(run_dir).is_open:
-            break
-        time.sleep(0.05)
-"""
-
-
-def _drive(job_file: Path, server: Any, mode: str, failpoint: str | None) -> Any:
-    env = {
-        **os.environ,
-        "OPENAI_API_KEY": server.api_key,
-        "OPENAI_BASE_URL": server.base_url,
-        "PYTHONPATH": str(REPO),
-    }
-    env.pop("OVERNIGHT_FAILPOINT", None)
-    if failpoint:
-        env["OVERNIGHT_FAILPOINT"] = failpoint
-    return subprocess.run(
-        [sys.executable, "-c", DRIVER, str(job_file), mode],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-
-
 @pytest.mark.skipif(not GPL.exists(), reason="needs Debian's /usr/share/common-licenses/GPL-3")
 @pytest.mark.parametrize("failpoint", ["before-reduce-recorded", "after-reduce-planned"])
 def test_killed_between_map_and_reduce_resumes_to_the_same_single_row(
@@ -166,7 +127,7 @@ def test_killed_between_map_and_reduce_resumes_to_the_same_single_row(
     job_file = tmp_path / "job.json"
     job_file.write_text(job.model_dump_json())
 
-    killed = _drive(job_file, batch_server, "run", failpoint)
+    killed = drive(job_file, batch_server, "run", failpoint)
     assert killed.returncode == EXIT_CODE, killed.stderr[-3000:]
     [run_dir] = runs.list_runs(job.output)
     stopped = runs.load_manifest(run_dir)
@@ -174,7 +135,7 @@ def test_killed_between_map_and_reduce_resumes_to_the_same_single_row(
     planned = [s for s in stopped.shards if s.key.startswith("r")]
     assert len(planned) == (1 if failpoint == "after-reduce-planned" else 0)
 
-    again = _drive(job_file, batch_server, "collect", None)
+    again = drive(job_file, batch_server, "collect", None)
     assert again.returncode == 0, again.stderr[-3000:]
     manifest = runs.load_manifest(run_dir)
     assert manifest.status == "done"
@@ -225,7 +186,7 @@ def test_a_failing_reduce_request_is_retried_in_its_own_stage_then_ends_as_one_e
     job_file = tmp_path / "job.json"
     job_file.write_text(job.model_dump_json())
     # The map stage runs clean; the process stops once the reduce shard is recorded, unsent.
-    killed = _drive(job_file, backend, "run", "after-reduce-planned")
+    killed = drive(job_file, backend, "run", "after-reduce-planned")
     assert killed.returncode == EXIT_CODE, killed.stderr[-3000:]
     [run_dir] = runs.list_runs(job.output)
     backend.set_faults(FaultConfig(line_500_rate=1.0))  # every reduce line fails, retryably

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,26 +13,7 @@ from schemas.job import JobSpec
 from schemas.manifest import META_RUN
 from tasks import runs
 from tasks.failpoints import EXIT_CODE
-from tests.flows.conftest import assert_every_input_has_one_row, write_corpus
-
-REPO = Path(__file__).resolve().parents[2]
-
-DRIVER = """
-import sys, time
-from schemas.job import JobSpec
-from tasks import runs
-
-job = JobSpec.model_validate_json(open(sys.argv[1]).read())
-if sys.argv[2] == "run":  # what `overnight run` does: start or resume this job's run
-    run_dirs = [runs.prepare_run(job).run_dir]
-else:  # what `overnight collect` does: move every open run forward
-    run_dirs = runs.list_open_runs(job.output)
-for run_dir in run_dirs:
-    for _ in range(600):
-        if not runs.advance_run(run_dir).is_open:
-            break
-        time.sleep(0.05)
-"""
+from tests.flows.conftest import assert_every_input_has_one_row, drive, write_corpus
 
 FAILPOINTS = [
     "after-run-created",
@@ -49,28 +27,6 @@ FAILPOINTS = [
 ]
 
 
-def _drive(
-    job_file: Path, server: Any, failpoint: str | None, mode: str
-) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "OPENAI_API_KEY": server.api_key,
-        "OPENAI_BASE_URL": server.base_url,
-        "PYTHONPATH": str(REPO),
-    }
-    env.pop("OVERNIGHT_FAILPOINT", None)
-    if failpoint:
-        env["OVERNIGHT_FAILPOINT"] = failpoint
-    return subprocess.run(
-        [sys.executable, "-c", DRIVER, str(job_file), mode],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-
-
 @pytest.mark.parametrize("failpoint", FAILPOINTS)
 def test_killed_at_each_step_and_run_again(
     failpoint: str, batch_server: Any, make_job: Callable[..., JobSpec], tmp_path: Path
@@ -81,11 +37,11 @@ def test_killed_at_each_step_and_run_again(
     job_file = tmp_path / "job.json"
     job_file.write_text(job.model_dump_json())
 
-    killed = _drive(job_file, batch_server, failpoint, "run")
+    killed = drive(job_file, batch_server, "run", failpoint)
     assert killed.returncode == EXIT_CODE, killed.stderr[-3000:]
     # Half the time the user runs the job again, half the time `collect`: both must finish it.
     mode = "run" if FAILPOINTS.index(failpoint) % 2 and failpoint != "before-close" else "collect"
-    again = _drive(job_file, batch_server, None, mode)
+    again = drive(job_file, batch_server, mode, None)
     assert again.returncode == 0, again.stderr[-3000:]
 
     run_dirs = runs.list_runs(job.output)
