@@ -249,10 +249,6 @@ STOPWORDS = frozenset(
 _HEAD_CHARS = 12_000
 """How much of a document is read for sentences (a model's summary leans on the opening too)."""
 
-_TAGGED = re.compile(
-    r"<(document|doc|text|content|article|input|email|source)\b[^>]*>\n?(.*?)\n?</\1\s*>",
-    re.DOTALL | re.IGNORECASE,
-)
 _OPEN_TAG = re.compile(
     r"<(document|doc|text|content|article|input|email|source)\b[^>]*>\n?", re.IGNORECASE
 )
@@ -917,9 +913,9 @@ def stable_hash(*parts: str) -> int:
 
 def document_body(prompt: str) -> str:
     """The document inside a user message: tagged, else after an instruction paragraph."""
-    tagged = _TAGGED.findall(prompt)
+    tagged = _tagged_bodies(prompt)
     if tagged:
-        return str(max((body for _, body in tagged), key=len)).strip()
+        return max(tagged, key=len).strip()
     opened = _OPEN_TAG.search(prompt)
     if opened:  # a tag whose closing part was cut off (a truncated or chunked prompt)
         return prompt[opened.end() :].strip()
@@ -935,6 +931,31 @@ def document_body(prompt: str) -> str:
             break
         text = rest.strip()
     return text
+
+
+def _tagged_bodies(prompt: str) -> list[str]:
+    """The bodies of `<document>...</document>` (or `<text>`, `<content>`...) in a prompt.
+
+    Each opening tag, then its own closing tag: the same matches as one regex with a lazy
+    `(.*?)` and a back-reference, without trying that regex at every character.
+    """
+    if "<" not in prompt:
+        return []
+    bodies: list[str] = []
+    at = 0
+    while opened := _OPEN_TAG.search(prompt, at):
+        closed = _closing_tag(opened.group(1).lower()).search(prompt, opened.end())
+        if closed is None:
+            at = opened.start() + 1
+            continue
+        bodies.append(prompt[opened.end() : closed.start()])
+        at = closed.end()
+    return bodies
+
+
+@lru_cache(maxsize=64)
+def _closing_tag(name: str) -> re.Pattern[str]:
+    return re.compile(rf"\n?</{name}\s*>", re.IGNORECASE)
 
 
 def find_emails(text: str) -> list[str]:
@@ -1172,7 +1193,9 @@ class Document:
     def _plain(self) -> str:
         """The opening, lower case, without addresses and links (their parts are not topics)."""
         text = self.text[:40_000]
-        for email in set(find_emails(text)):
+        # Longest first, in a fixed order: an address inside a longer one must not decide the
+        # result by set order (which changes with each process's hash seed).
+        for email in sorted(set(find_emails(text)), key=lambda e: (-len(e), e)):
             text = text.replace(email, " ")
         if "http" in text or "www." in text:
             text = _URL.sub(" ", text)
@@ -1197,7 +1220,13 @@ class Document:
     @cached_property
     def _unit_words(self) -> list[frozenset[str]]:
         find = _CONTENT_WORD.findall
-        return [frozenset(find(s.lower())).difference(STOPWORDS) for s in self.sentences]
+        sentences = self.sentences
+        joined = "\x00".join(sentences)
+        if joined.count("\x00") == len(sentences) - 1:
+            lowered = joined.lower().split("\x00")  # one call to lower() for all sentences
+        else:
+            lowered = [s.lower() for s in sentences]
+        return [frozenset(find(s)).difference(STOPWORDS) for s in lowered]
 
     @cached_property
     def _scores(self) -> list[float]:
@@ -1587,8 +1616,10 @@ class Document:
     @cached_property
     def language(self) -> str:
         counts = Counter(self._plain[:2000].split())
-        get = counts.get
-        scores = {code: sum([get(w, 0) for w in vocab]) for code, vocab in _LANGUAGE_WORDS.items()}
+        scores = {
+            code: sum([counts[w] for w in vocab.intersection(counts)])
+            for code, vocab in _LANGUAGE_WORDS.items()
+        }
         best = max(scores, key=lambda c: (scores[c], c == "en"))
         if best != "en" and (scores[best] < 3 or scores[best] < 1.5 * scores["en"]):
             return "en"
@@ -1620,7 +1651,7 @@ class Document:
         """How strongly the text reads as this kind of document (cue words, phrases, headers)."""
         words, phrases = _TYPE_CUES[kind]
         counts = self._counts
-        score = sum([min(counts[w], 5) for w in words if w in counts]) / math.sqrt(len(words))
+        score = sum([min(counts[w], 5) for w in words.intersection(counts)]) / math.sqrt(len(words))
         lead, headers = self._lead_words
         score += 3 * len(words & lead)
         opening = self._opening

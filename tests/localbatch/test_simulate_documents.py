@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from openai import OpenAI
 
+from localbatch._text import Document
 from schemas.contacts import ContactsV1
 from schemas.invoice import InvoiceV1
 from schemas.response_format import response_format_for
@@ -249,3 +253,47 @@ def test_a_small_cap_gets_a_shorter_answer_not_a_cut_one(client: OpenAI) -> None
 def test_the_document_is_found_inside_any_prompt(client: OpenAI, user: str, title: str) -> None:
     answers = _answers(client, [_line("x", user)])
     assert answers["x"]["title"] == title
+
+
+_NESTED_ADDRESSES = (
+    "Manual pages of the project.\n\n"
+    "Write to manpages.kerrisk@example.org or to kerrisk@example.org about the manual pages. "
+    "The project publishes pages for system calls, library functions and file formats. "
+    "Reports about the pages are welcome from every reader of the manual."
+)
+
+
+def test_an_address_inside_a_longer_one_is_not_read_as_words() -> None:
+    """Regression: addresses were removed in set order, so `manpages.kerrisk@...` left
+    `manpages.` behind in some processes and not in others (answers changed with the hash
+    seed)."""
+    doc = Document(_NESTED_ADDRESSES)
+    assert "manpages" not in doc.keywords
+    assert "kerrisk" not in doc.keywords
+
+
+def test_answers_are_the_same_in_every_process() -> None:
+    """The simulator is deterministic per seed across processes, whatever PYTHONHASHSEED is."""
+    script = (
+        "import sys, orjson; from localbatch._jsongen import Document, SchemaFaker; "
+        "from schemas.response_format import response_format_for; "
+        "from schemas.summary import DocumentSummary; "
+        "s = response_format_for(DocumentSummary, '/v1/chat/completions')['json_schema']; "
+        "docs = sys.stdin.read().split('\\x1e'); "
+        "print(orjson.dumps([SchemaFaker(s['schema']).generate(Document(d, 7)) "
+        "for d in docs]).decode())"
+    )
+    docs = [_NESTED_ADDRESSES, *list(_real_documents().values())[:20]]
+    answers = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            input="\x1e".join(docs),
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            cwd=Path(__file__).resolve().parents[2],
+        ).stdout
+        for seed in (1, 2, 3, 4)
+    }
+    assert len(answers) == 1
