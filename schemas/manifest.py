@@ -163,6 +163,9 @@ class RunManifest(BaseModel):
     the defaults)."""
     tables: dict[str, str] = Field(default_factory=dict)
     """Final parquet files written for the run: table name → URI."""
+    reduce_oversized: list[str] = Field(default_factory=list)
+    """Parquet files of the split documents whose chunk answers do not fit one reduce
+    request (`errors` rows, one per document), one file per planning wave that had any."""
     notes: list[str] = Field(default_factory=list)
     problem: str | None = None
     """Why the last attempt to move the run forward failed; cleared by the next success."""

@@ -25,12 +25,13 @@ from schemas.build import RequestIndexRow
 from schemas.job import JobSpec
 from schemas.manifest import RunManifest, ShardRecord
 from tasks import storage, tables
+from tasks.capabilities import ModelCapabilities, load_capabilities
 from tasks.failpoints import failpoint
 from tasks.render import RequestRenderer, reduce_custom_id, reduce_user_text
 from tasks.runs.parse import part_uris
 from tasks.runs.stages import shard_record, stage_shards
 from tasks.runs.store import InvariantError, save_manifest
-from tasks.sharding import ShardWriter
+from tasks.sharding import RequestTooLargeError, ShardWriter
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +42,39 @@ def reduces(job: JobSpec) -> bool:
 
 
 def reduced_documents(manifest: RunManifest) -> set[str]:
-    """Documents that have a reduce request (in a first-attempt reduce shard)."""
+    """Documents that were planned: a reduce request (in a first-attempt reduce shard), or an
+    error row because their chunk answers do not fit one request."""
     found: set[str] = set()
     for shard in stage_shards(manifest, "reduce"):
         if shard.attempt == 1:
             index = tables.read_parquet(shard.index_uri, columns=["document_id"])
             found.update(index.get_column("document_id").to_list())
+    for uri in manifest.reduce_oversized:
+        index = tables.read_parquet(uri, columns=["document_id"])
+        found.update(index.get_column("document_id").to_list())
     return found
+
+
+def _wave(uri_or_id: str) -> str:
+    """`w00003` of a reduce shard id (`w00003-00000`) or of an oversized file's URI."""
+    return uri_or_id.rsplit("/", 1)[-1].split("-", 1)[0]
+
+
+def _does_not_fit(
+    writer: ShardWriter, job: JobSpec, caps: ModelCapabilities | None, line: bytes, tokens: int
+) -> str | None:
+    """Why this reduce request can never be sent, or None if it can."""
+    try:
+        writer.check_fits(len(line) + 1, tokens)
+    except RequestTooLargeError as exc:
+        return f"{exc}"
+    cap = job.params.max_output_tokens
+    if caps is not None and tokens + cap > caps.context_window:
+        return (
+            f"a request of {tokens} input tokens plus params.max_output_tokens {cap} exceeds "
+            f"{job.model}'s context window of {caps.context_window} tokens"
+        )
+    return None
 
 
 def _final_chunk_rows(manifest: RunManifest, kind: str, columns: list[str]) -> pl.DataFrame:
@@ -118,18 +145,24 @@ def plan_reduce(manifest: RunManifest, job: JobSpec) -> int:
     # Each planning is a wave of first-attempt shards: reduce-1/w00000-00000.jsonl, ... whose
     # number follows the waves the manifest already lists, so a rewrite after a kill lands on
     # the same files (nothing of an unrecorded wave was ever sent).
-    waves = {
-        s.shard_id.split("-", 1)[0] for s in stage_shards(manifest, "reduce") if s.attempt == 1
-    }
+    waves = {_wave(s.shard_id) for s in stage_shards(manifest, "reduce") if s.attempt == 1}
+    waves.update(_wave(uri) for uri in manifest.reduce_oversized)
     prefix = f"reduce-1/w{len(waves):05d}"
     writer = ShardWriter(
         manifest.run_dir, prefix=prefix, limits=job.limits, model=job.model, endpoint=job.endpoint
     )
+    caps = load_capabilities().get(job.model)
+    oversized: list[dict[str, object]] = []
     for rows in outputs.partition_by("document_id", maintain_order=True):
         first = rows.row(0, named=True)
         custom_id = reduce_custom_id(first["document_id"])
         text = reduce_user_text(first["document_id"], rows.get_column("raw_output").to_list())
         tokens = renderer.request_tokens(renderer.count(text))
+        line = renderer.line(custom_id, text)
+        why = _does_not_fit(writer, job, caps, line, tokens)
+        if why is not None:
+            oversized.append({"document_id": first["document_id"], "why": why})
+            continue
         row = RequestIndexRow(
             custom_id,
             first["document_id"],
@@ -139,16 +172,30 @@ def plan_reduce(manifest: RunManifest, job: JobSpec) -> int:
             first["chunk_count"],
             tokens,
         )
-        writer.add(custom_id, renderer.line(custom_id, text), row, tokens)
+        writer.add(custom_id, line, row, tokens)
     infos = writer.close()
+    oversized_uri = None
+    if oversized:
+        # Deterministic, like the shards: a rewrite after a kill lands on the same file.
+        oversized_uri = storage.join(manifest.run_dir, "shards", f"{prefix}-oversized.parquet")
+        tables.write_parquet(pl.DataFrame(oversized, schema=_OVERSIZED), oversized_uri)
+        log.warning(
+            "reduce: %d document(s) have chunk answers too long for one reduce request; "
+            "each gets an error row and keeps its chunk answers in the chunks table",
+            len(oversized),
+        )
     failpoint("before-reduce-recorded")
     manifest.shards.extend(shard_record(info, attempt=1, stage="reduce") for info in infos)
-    manifest.counts.reduce_requests += len(ready)
+    if oversized_uri is not None:
+        manifest.reduce_oversized.append(oversized_uri)
+    manifest.counts.reduce_requests += len(ready) - len(oversized)
     save_manifest(manifest)
-    log.info("reduce: %d document(s) in %d shard(s)", len(ready), len(infos))
+    log.info("reduce: %d document(s) in %d shard(s)", len(ready) - len(oversized), len(infos))
     failpoint("after-reduce-planned")
-    return len(ready)
+    return len(ready) - len(oversized)
 
+
+_OVERSIZED = {"document_id": pl.String(), "why": pl.String()}
 
 _SINGLE = pl.col("chunk_count") <= 1
 """Rows of documents that fit one request: their map row is the document's row."""
@@ -219,6 +266,7 @@ def _unreduced_rows(manifest: RunManifest, reduced: set[str]) -> pl.DataFrame:
             "answered but no reduce request (e.g. "
             f"{unreduced.get_column('document_id')[0]}); not marking it done"
         )
+    too_long = _oversized_rows(manifest, identity)
     cancelled = unreduced.with_columns(
         input_tokens=pl.lit(0, pl.Int64),
         cached_tokens=pl.lit(0, pl.Int64),
@@ -233,7 +281,38 @@ def _unreduced_rows(manifest: RunManifest, reduced: set[str]) -> pl.DataFrame:
         ),
         retryable=pl.lit(False),
     ).select(list(schema))
-    return pl.concat([rows.cast(pl.Schema(schema)), cancelled.cast(pl.Schema(schema))])
+    return pl.concat([frame.cast(pl.Schema(schema)) for frame in (rows, cancelled, too_long)])
+
+
+def _oversized_rows(manifest: RunManifest, identity: list[str]) -> pl.DataFrame:
+    """One `reduce_too_large` error row per document planned as too long for one request."""
+    schema = tables.errors_schema()
+    if not manifest.reduce_oversized:
+        return pl.DataFrame(schema=schema)
+    why = pl.concat([tables.read_parquet(uri) for uri in manifest.reduce_oversized])
+    return (
+        _final_chunk_rows(manifest, "results", identity)
+        .join(why, on="document_id")
+        .sort("document_id", "chunk_index")
+        .unique("document_id", keep="first", maintain_order=True)
+        .with_columns(
+            input_tokens=pl.lit(0, pl.Int64),
+            cached_tokens=pl.lit(0, pl.Int64),
+            output_tokens=pl.lit(0, pl.Int64),
+            reasoning_tokens=pl.lit(0, pl.Int64),
+            cost_usd=pl.lit(0.0),
+            stage=pl.lit("build"),
+            code=pl.lit("reduce_too_large"),
+            message=pl.format(
+                "the answers of its {} chunks do not fit one request to combine them ({}); "
+                "it was not sent, and the chunk answers are in the chunks table",
+                pl.col("chunk_count"),
+                pl.col("why"),
+            ),
+            retryable=pl.lit(False),
+        )
+        .select(list(schema))
+    )
 
 
 class _NoFields(BaseModel):

@@ -208,3 +208,34 @@ def test_a_failing_reduce_request_is_retried_in_its_own_stage_then_ends_as_one_e
     assert costs.get_column("requests").sum() == n + 1 + 1, "a retried request counts once"
     keys = [b.metadata[META_SHARD] for b in _batches_of(backend, manifest.run_id)]
     assert sorted(keys) == sorted(s.key for s in manifest.shards)
+
+
+@pytest.mark.skipif(not GPL.exists(), reason="needs Debian's /usr/share/common-licenses/GPL-3")
+def test_chunk_answers_too_long_to_combine_give_an_error_row_not_a_stuck_run(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    """Regression: a reduce request over the shard token limit raised on every collect."""
+    _long_document(tmp_path / "docs")
+    write_corpus(tmp_path / "docs", 2)
+    # Each chunk request (≤ 4,000 tokens) fits a 5,000-token shard; the ~20 chunk answers
+    # together do not.
+    job = make_job(
+        chunking={"max_input_tokens": 4_000, "output": "document"},
+        limits={"max_shard_tokens": 5_000},
+    )
+    manifest = _finish(runs.prepare_run(job).run_dir)
+
+    assert manifest.status == "done"
+    assert len(manifest.reduce_oversized) == 1
+    assert manifest.counts.reduce_requests == 0
+    results = _assert_one_row_per_document(manifest, 3)
+    assert "gpl-12.txt" not in results.get_column("document_id").to_list()
+    error = read_table(manifest, "errors").filter(pl.col("document_id") == "gpl-12.txt")
+    assert error.get_column("code").to_list() == ["reduce_too_large"]
+    message = error.get_column("message")[0]
+    assert "limits.max_shard_tokens" in message and "chunks table" in message
+    chunks = read_table(manifest, "chunks")
+    assert chunks.height == chunks.get_column("chunk_count")[0] > 2
+    # Collecting again changes nothing: the document is never planned again.
+    again = runs.advance_run(manifest.run_dir)
+    assert again.status == "done" and len(again.reduce_oversized) == 1
