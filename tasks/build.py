@@ -31,7 +31,7 @@ from schemas.job import JobSpec
 from tasks import storage
 from tasks.capabilities import load_capabilities
 from tasks.chunking import split_text
-from tasks.render import RequestRenderer, document_key
+from tasks.render import RequestRenderer, document_key, image_sizes
 from tasks.sharding import DuplicateCustomIdError, RequestTooLargeError, ShardWriter
 from tasks.sources import iter_documents
 
@@ -153,7 +153,7 @@ class _Planner:
     ) -> None:
         request_tokens = self.renderer.request_tokens
         for (doc, text), tokens in zip(prepared, future.result(), strict=True):
-            total = request_tokens(tokens, len(doc.images))
+            total = request_tokens(tokens, image_sizes(doc) if doc.images else ())
             refused = self.refuse(doc, total)
             if refused is not None:
                 self.reject(refused)
@@ -175,10 +175,13 @@ class _Planner:
         if caps is None:
             return None
         if doc.images and not caps.vision:
+            what = f"{len(doc.images)} image(s)"
+            if doc.metadata.get("read_as") == "page_images":
+                what = f"a scanned PDF (no text layer), read as {len(doc.images)} page image(s)"
             return _build_reject(
                 doc,
                 "vision_unsupported",
-                f"{len(doc.images)} image(s), and {self.job.model} does not accept image input "
+                f"{what}, and {self.job.model} does not accept image input "
                 "(vision = false in its capabilities); use a model with vision, e.g. "
                 "gpt-4.1-mini, or leave images out with source.exclude",
             )
