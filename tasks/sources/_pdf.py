@@ -88,7 +88,8 @@ def _read(
     if not pages or scanned * 2 <= len(pages):
         text = "\n\n".join(page.strip() for page in pages if page.strip())
         if not text:
-            return out.reject(info, "empty", "a PDF with no pages", sha256=sha)
+            what = f"no text in its {len(pages)} page(s)" if pages else "a PDF with no pages"
+            return out.reject(info, "empty", what, sha256=sha)
         return out.text_document(info, text, sha256=sha, size=len(data), metadata=meta)
     if len(pages) > source.max_pages:
         return out.reject(
