@@ -67,6 +67,8 @@ class BuildCounts:
     """Documents split into more than one request."""
     chunked_requests: int = 0
     """The requests of those documents."""
+    images: int = 0
+    """Images sent (image files and the pages of scanned PDFs), across all requests."""
 
 
 def _batched(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
@@ -276,6 +278,7 @@ class _Planner:
             self.reject(_build_reject(doc, code, str(exc)))
             return
         self.counts.requests += count
+        self.counts.images += count * len(doc.images)
         self.counts.documents_built += 1
         if count > 1:
             self.counts.documents_chunked += 1

@@ -67,6 +67,12 @@ class ImageTokenRule(BaseModel):
             return tile_tokens(width, height, detail, base=self.base, tile=self.tile)
         return math.ceil(patch_count(width, height, self.max_patches) * self.multiplier)
 
+    def describe(self) -> str:
+        """The rule in a few words, for estimates and reports."""
+        if self.rule == "tiles-512":
+            return f"{self.base} + {self.tile} per 512 px tile ({self.base} at low detail)"
+        return f"{self.multiplier:g} per 32 px patch, at most {self.max_patches} patches"
+
     def max_tokens(self) -> int:
         """The most one image can cost under this rule (for quick upper bounds)."""
         if self.rule == "tiles-512":

@@ -178,3 +178,17 @@ def test_a_scan_for_a_model_without_vision_is_refused_before_submit(
         "e.g. gpt-4.1-mini, or leave images out with source.exclude"
     )
     assert summary.requests == 1
+
+
+def test_the_estimate_says_how_it_counted_the_pages(tmp_path: Path) -> None:
+    from tasks.estimate import estimate_job
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "scan.pdf").write_bytes(scanned_pdf(2))
+    estimate = estimate_job(job(tmp_path / "in", model="gpt-4o-mini"))
+    assert estimate.requests == 1
+    assert estimate.input_tokens >= 2 * 36_835  # 2,833 + 6 × 5,667 per A4 page
+    assert (
+        "2 image(s) counted by gpt-4o-mini's image-token rule (2833 + 5667 per 512 px tile "
+        "(2833 at low detail)), detail auto (counted as high), from their pixel sizes"
+    ) in estimate.assumptions
