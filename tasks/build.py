@@ -209,6 +209,15 @@ class _Planner:
         """Split a document over several requests, each within max_input_tokens."""
         renderer, chunking = self.renderer, self.job.chunking
         too_many = f"{total} input tokens; chunking.max_input_tokens is {self.max_input}"
+        if doc.metadata.get("read_as") == "page_images":
+            return _build_reject(
+                doc,
+                "too_many_tokens",
+                f"a scanned PDF of {len(doc.images)} page image(s) is one request of "
+                f"{too_many} (pages are never split; {self.job.model}'s image rule prices "
+                'each page): set params.image_detail = "low", lower source.max_pages, or '
+                "raise chunking.max_input_tokens",
+            )
         if doc.images or not doc.text:
             return _build_reject(doc, "too_many_tokens", f"an image request of {too_many}")
         if chunking.max_chunks == 1:

@@ -192,3 +192,20 @@ def test_the_estimate_says_how_it_counted_the_pages(tmp_path: Path) -> None:
         "2 image(s) counted by gpt-4o-mini's image-token rule (2833 + 5667 per 512 px tile "
         "(2833 at low detail)), detail auto (counted as high), from their pixel sizes"
     ) in estimate.assumptions
+
+
+def test_a_scan_too_big_for_one_request_is_rejected_with_what_to_change(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "scan.pdf").write_bytes(scanned_pdf(3))
+    spec = job(tmp_path / "in", model="gpt-4o-mini", chunking={"max_input_tokens": 100_000})
+    summary = build_shards(spec, str(tmp_path / "run"))
+    [rejected] = [orjson.loads(x) for x in (tmp_path / "run" / "rejected.jsonl").open("rb")]
+    total = RequestRenderer(spec).static_tokens + 3 * 36_835
+    assert (rejected["code"], rejected["message"]) == (
+        "too_many_tokens",
+        f"a scanned PDF of 3 page image(s) is one request of {total} input tokens; "
+        "chunking.max_input_tokens is 100000 (pages are never split; gpt-4o-mini's image rule "
+        'prices each page): set params.image_detail = "low", lower source.max_pages, or raise '
+        "chunking.max_input_tokens",
+    )
+    assert summary.requests == 0
