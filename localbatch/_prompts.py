@@ -1,7 +1,11 @@
 """Read request bodies: the messages, the document text, the token counts and the cache hits.
 
 Token counts follow OpenAI's cookbook for chat: 3 tokens per message (plus its role and
-content, plus 1 for a `name`) and 3 more to prime the reply. The Responses API is counted the
+content, plus 1 for a `name`) and 3 more to prime the reply. An image costs what the model's
+own rule says for its size and `detail` (`tasks.imagetokens`, from the capabilities file:
+the very figures the job's estimate uses); an image whose size cannot be read (a remote URL)
+is counted at 2048×2048. A PDF file part costs, as OpenAI describes PDF input, each page's
+text plus the image of the page (at the size overnight renders scanned pages). The Responses API is counted the
 same way, with `instructions` as a system message. Prompt caching is modelled as OpenAI
 describes it: prompts of at least 1,024 tokens, cached in 128-token steps, hit when an earlier
 request on this server had the same prefix.
@@ -9,22 +13,26 @@ request on this server had the same prefix.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import threading
 from array import array
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import tiktoken
 
 from localbatch._text import document_body
+from tasks.imagetokens import ImageDetail, ImageTokenRule, data_url_size, split_data_url
 from tasks.tokens import encoding_for_model, token_counter
 
 __all__ = [
     "Message",
     "PromptCache",
     "TokenCounter",
+    "Visual",
     "chat_messages",
     "content_text",
     "document_body",
@@ -35,13 +43,23 @@ __all__ = [
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
 REPLY_PRIMING = 3
-IMAGE_TOKENS = 85
-"""Tokens charged for an image part (OpenAI's low-detail price; we never look at the image)."""
+UNKNOWN_IMAGE_SIZE = (2048, 2048)
 CACHE_MIN_TOKENS = 1024
 CACHE_STEP = 128
 
 _TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
 _IMAGE_PART_TYPES = frozenset({"image_url", "input_image"})
+_FILE_PART_TYPES = frozenset({"file", "input_file"})
+
+
+@dataclass(slots=True, frozen=True)
+class Visual:
+    """An image or a file part of a message, which the simulator cannot look at."""
+
+    kind: Literal["image", "file"]
+    data: str
+    """The image URL (a `data:` URL or a remote one), or a file part's `file_data`."""
+    detail: ImageDetail = "auto"
 
 
 @dataclass(slots=True)
@@ -49,17 +67,35 @@ class Message:
     role: str
     text: str
     name: str | None = None
-    images: int = 0
+    visuals: tuple[Visual, ...] = ()
 
 
-def content_text(content: Any) -> tuple[str, int]:
-    """The text of a message's content (a string or a list of parts) and its image count."""
+def _visual(part: dict[str, Any]) -> Visual | None:
+    kind = part.get("type")
+    if kind in _IMAGE_PART_TYPES:
+        raw = part.get("image_url")
+        url = raw.get("url") if isinstance(raw, dict) else raw
+        detail = (raw if isinstance(raw, dict) else part).get("detail")
+        return Visual(
+            "image",
+            url if isinstance(url, str) else "",
+            detail if detail in ("low", "high") else "auto",
+        )
+    if kind in _FILE_PART_TYPES:
+        holder = part.get("file") if kind == "file" else part
+        data = holder.get("file_data") if isinstance(holder, dict) else None
+        return Visual("file", data if isinstance(data, str) else "")
+    return None
+
+
+def content_text(content: Any) -> tuple[str, tuple[Visual, ...]]:
+    """The text of a message's content (a string or a list of parts), and its images/files."""
     if isinstance(content, str):
-        return content, 0
+        return content, ()
     if not isinstance(content, list):
-        return "", 0
+        return "", ()
     texts: list[str] = []
-    images = 0
+    visuals: list[Visual] = []
     for part in content:
         if isinstance(part, str):
             texts.append(part)
@@ -67,11 +103,11 @@ def content_text(content: Any) -> tuple[str, int]:
             kind = part.get("type")
             if kind in _TEXT_PART_TYPES and isinstance(part.get("text"), str):
                 texts.append(part["text"])
-            elif kind in _IMAGE_PART_TYPES:
-                images += 1
             elif kind == "refusal" and isinstance(part.get("refusal"), str):
                 texts.append(part["refusal"])
-    return "\n".join(texts), images
+            elif (visual := _visual(part)) is not None:
+                visuals.append(visual)
+    return "\n".join(texts), tuple(visuals)
 
 
 def chat_messages(body: dict[str, Any]) -> list[Message] | None:
@@ -83,14 +119,14 @@ def chat_messages(body: dict[str, Any]) -> list[Message] | None:
     for item in raw:
         if not isinstance(item, dict):
             return None
-        text, images = content_text(item.get("content"))
+        text, visuals = content_text(item.get("content"))
         name = item.get("name")
         out.append(
             Message(
                 role=str(item.get("role", "user")),
                 text=text,
                 name=name if isinstance(name, str) else None,
-                images=images,
+                visuals=visuals,
             )
         )
     return out
@@ -112,8 +148,8 @@ def responses_messages(body: dict[str, Any]) -> list[Message] | None:
         if not isinstance(item, dict):
             return None
         if "content" in item:
-            text, images = content_text(item.get("content"))
-            out.append(Message(role=str(item.get("role", "user")), text=text, images=images))
+            text, visuals = content_text(item.get("content"))
+            out.append(Message(role=str(item.get("role", "user")), text=text, visuals=visuals))
         elif isinstance(item.get("output"), str):
             out.append(Message(role="tool", text=item["output"]))
     return out
@@ -134,10 +170,13 @@ def document_text(messages: list[Message]) -> str:
 class TokenCounter:
     """Counts tokens with one model's tiktoken encoding; caches the role names."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, image_rule: ImageTokenRule | None = None) -> None:
+        from tasks.render import image_rule as model_image_rule
+
         self.encoding: tiktoken.Encoding = encoding_for_model(model)
         self._count = token_counter(self.encoding)
         self._roles: dict[str, list[int]] = {}
+        self.image_rule = image_rule or model_image_rule(model)
 
     def encode(self, text: str) -> list[int]:
         return self.encoding.encode_ordinary(text) if text else []
@@ -154,12 +193,36 @@ class TokenCounter:
             tokens = self._roles[role] = self.encode(role)
         return tokens
 
+    def visual_tokens(self, visuals: tuple[Visual, ...]) -> int:
+        """The input tokens of a message's images and PDF files, by the model's rule."""
+        total = 0
+        for visual in visuals:
+            if visual.kind == "image":
+                width, height = data_url_size(visual.data) or UNKNOWN_IMAGE_SIZE
+                total += self.image_rule.tokens(width, height, visual.detail)
+            else:
+                total += self.file_tokens(visual.data)
+        return total
+
+    def file_tokens(self, file_data: str) -> int:
+        """A PDF file part: each page's text and the image of the page (0 if unreadable)."""
+        from tasks.sources import pdf_pages
+
+        try:
+            _, payload = split_data_url(file_data)
+            pages = pdf_pages(base64.b64decode(payload, validate=True))
+        except (ValueError, binascii.Error):
+            return 0
+        rule = self.image_rule
+        return sum(self.count(text) + rule.tokens(w, h, "high") for text, (w, h) in pages)
+
     def prompt_count(self, messages: list[Message]) -> int:
         """The cookbook token count of a prompt (what `prompt` counts, without the tokens)."""
         total = REPLY_PRIMING
         for message in messages:
             total += TOKENS_PER_MESSAGE + len(self.role(message.role)) + self.count(message.text)
-            total += IMAGE_TOKENS * message.images
+            if message.visuals:
+                total += self.visual_tokens(message.visuals)
             if message.name:
                 total += TOKENS_PER_NAME + self.count(message.name)
         return total
@@ -172,7 +235,8 @@ class TokenCounter:
             role = self.role(message.role)
             content = self.encode(message.text)
             total += TOKENS_PER_MESSAGE + len(role) + len(content)
-            total += IMAGE_TOKENS * message.images
+            if message.visuals:
+                total += self.visual_tokens(message.visuals)
             sequence.extend(role)
             sequence.extend(content)
             if message.name:

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from localbatch._execution import Outcome, WorkItem
-from localbatch._prompts import IMAGE_TOKENS, TokenCounter, chat_messages, responses_messages
+from localbatch._prompts import TokenCounter, chat_messages, responses_messages
 
 if TYPE_CHECKING:
     from tasks.capabilities import CapabilitiesTable, RequestProblem
+    from tasks.imagetokens import ImageTokenRule
 
 _CAP_FIELDS = {
     "/v1/chat/completions": ("max_completion_tokens", "max_tokens"),
@@ -80,20 +81,23 @@ class LineRules:
             (v for f in fields if isinstance(v := body.get(f), int) and not isinstance(v, bool)),
             0,
         )
-        # Every token is at least one byte of the line: count only lines that might not fit.
-        bound = len(raw) + IMAGE_TOKENS * raw.count(b"image")
-        if bound + cap <= caps.context_window:
+        # Every text token is at least one byte of the line, and no image costs more than its
+        # rule's maximum (each image part names "image" at least once): count only lines that
+        # might not fit. A PDF file part has no such bound, so it is always counted.
+        bound = len(raw) + caps.image_rule().max_tokens() * raw.count(b"image")
+        if bound + cap <= caps.context_window and b'"file_data"' not in raw:
             return None
-        problem = context_problem(
-            caps, item.url, input_tokens=self._input_tokens(model, item.url, body), output_cap=cap
-        )
+        tokens = self._input_tokens(model, item.url, body, caps.image_rule())
+        problem = context_problem(caps, item.url, input_tokens=tokens, output_cap=cap)
         return _outcome(problem) if problem is not None else None
 
-    def _input_tokens(self, model: str, url: str, body: dict[str, Any]) -> int:
+    def _input_tokens(
+        self, model: str, url: str, body: dict[str, Any], rule: ImageTokenRule
+    ) -> int:
         counter = self._counters.get(model)
         if counter is None:
             with self._lock:
-                counter = self._counters.setdefault(model, TokenCounter(model))
+                counter = self._counters.setdefault(model, TokenCounter(model, rule))
         messages = (
             chat_messages(body) if url == "/v1/chat/completions" else responses_messages(body)
         )

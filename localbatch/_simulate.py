@@ -3,6 +3,11 @@
 Usage comes from real token counts (tiktoken). Chat bodies look like `chat.completion`
 objects, Responses bodies like `response` objects, embeddings like `list` objects. Every
 answer says it is simulated: `system_fingerprint` for chat, `metadata` for Responses.
+
+The simulator cannot see: for a request with images or PDF file parts it answers from the
+text parts alone (a schema-valid answer all the same, its usage counting the images by the
+model's rule) and says so: `system_fingerprint = "fp_overnight_simulated_no_vision"` on chat,
+`metadata.overnight_vision = "not_read"` on Responses.
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ from localbatch._prompts import (
 log = logging.getLogger("localbatch")
 
 SYSTEM_FINGERPRINT = "fp_overnight_simulated"
+NO_VISION_FINGERPRINT = SYSTEM_FINGERPRINT + "_no_vision"
+"""The fingerprint of an answer to a request with images or files the simulator did not see."""
+NO_VISION_METADATA = {"overnight_vision": "not_read"}
 REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
 _REASONING_BUDGET = {"low": 64, "medium": 192, "high": 512, "xhigh": 1024}
 _EMBEDDING_DIMS = {"text-embedding-3-large": 3072}
@@ -257,7 +265,7 @@ class Simulator:
                 },
             },
             "service_tier": "default",
-            "system_fingerprint": SYSTEM_FINGERPRINT,
+            "system_fingerprint": NO_VISION_FINGERPRINT if _sees(messages) else SYSTEM_FINGERPRINT,
         }
         return Outcome(
             status_code=200,
@@ -337,7 +345,11 @@ class Simulator:
                 "output_tokens_details": {"reasoning_tokens": reasoning},
                 "total_tokens": prompt + completion,
             },
-            "metadata": {**metadata, "overnight_executor": "simulate"},
+            "metadata": {
+                **metadata,
+                "overnight_executor": "simulate",
+                **(NO_VISION_METADATA if _sees(messages) else {}),
+            },
         }
         if isinstance(body.get("user"), str):
             result["user"] = body["user"]
@@ -391,6 +403,11 @@ class Simulator:
             "usage": {"prompt_tokens": total, "total_tokens": total},
         }
         return Outcome(status_code=200, body=result, input_tokens=total)
+
+
+def _sees(messages: list[Message]) -> bool:
+    """True when a request has images or files: what the simulator cannot look at."""
+    return any(message.visuals for message in messages)
 
 
 def _chat_format(body: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:

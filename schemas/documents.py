@@ -20,7 +20,8 @@ RejectCode = Literal[
     "not_a_file",  # a FIFO, socket or device, or a folder named like a file (`x.txt/`)
     "symlink_loop",  # a symbolic link that loops, or leads back to a folder above it
     "broken_symlink",  # a symbolic link whose target does not exist
-    "unreadable_pdf",  # encrypted, corrupt, or otherwise not parseable by pypdf
+    "unreadable_pdf",  # encrypted, corrupt, or otherwise not parseable by pypdfium2
+    "too_many_pages",  # a scanned PDF (read as page images) over source.max_pages
     # (a corrupt or encrypted office file or e-mail is `undecodable`, with the reason)
     "missing_text_field",  # a record (or a whole table) without the configured text field
     "bad_record",  # a record that is not a JSON object, not JSON, or without its id field
@@ -47,7 +48,10 @@ class Document(BaseModel):
     size_bytes: int
     text: str | None = None
     images: tuple[str, ...] = ()
-    """Images as `data:` URLs, for vision jobs."""
+    """Images as `data:` URLs, for vision jobs: an image file, or the pages of a scanned PDF."""
+    image_sizes: tuple[tuple[int, int], ...] = ()
+    """(width, height) in pixels of each of `images`, read when the document was loaded, so
+    that image tokens are estimated by the model's own rule (`tasks.imagetokens`)."""
     metadata: dict[str, str] = Field(default_factory=dict)
     record_index: int | None = None
     parent_id: str | None = None

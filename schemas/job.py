@@ -33,6 +33,7 @@ from pydantic import (
 Endpoint = Literal["/v1/chat/completions", "/v1/responses"]
 ChunkOutput = Literal["chunk", "document"]
 ReasoningEffort = Literal["minimal", "low", "medium", "high"]
+ImageDetail = Literal["auto", "low", "high"]
 
 RENDER_VERSION = 1
 """Bumped whenever the way request bodies are rendered changes; part of every fingerprint."""
@@ -72,6 +73,13 @@ class SourceSpec(_Spec):
     max_document_bytes: int = Field(default=10_000_000, gt=0)
     """Largest document: a file read whole (txt, html, pdf, json, images; after gunzip) or a
     record's text (jsonl, csv, parquet). Larger ones are rejected as `too_large`."""
+    max_pages: int = Field(default=50, gt=0)
+    """Most pages of a scanned PDF, which is sent as one image per page; one with more pages
+    is rejected as `too_many_pages`. (A PDF with a text layer is read as text and chunked by
+    tokens, whatever its length.)"""
+    min_page_chars: int = Field(default=20, ge=0)
+    """A PDF page with fewer characters of text than this counts as scanned; a PDF most of
+    whose pages are scanned is read as page images for a vision model (0: never)."""
 
 
 class GenerationParams(_Spec):
@@ -82,6 +90,9 @@ class GenerationParams(_Spec):
     top_p: float | None = Field(default=None, gt=0, le=1)
     seed: int | None = None
     reasoning_effort: ReasoningEffort | None = None
+    image_detail: ImageDetail | None = None
+    """The `detail` of every image part (`high` reads small print on scanned pages; `low` is
+    one cheap low-resolution look). None: OpenAI's default, `auto`, estimated as `high`."""
 
 
 class ChunkingSpec(_Spec):
@@ -193,7 +204,9 @@ class JobSpec(_Spec):
             "system_prompt": self.system_prompt,
             "user_template": self.user_template,
             "response_format": response_format_for(self.output_model(), self.endpoint),
-            "params": self.params.model_dump(mode="json"),
+            "params": self.params.model_dump(
+                mode="json", exclude={"image_detail"} if self.params.image_detail is None else None
+            ),
             "chunking": self.chunking.model_dump(
                 mode="json", exclude={"output"} if self.chunking.output == "chunk" else None
             ),
@@ -203,7 +216,8 @@ class JobSpec(_Spec):
         """sha256 hex over what changes a request (not source, output, limits or budget).
 
         `chunking.output` counts only when it is `document` (it adds the reduce requests and
-        changes what a document's row is), so jobs written before the option keep theirs.
+        changes what a document's row is), and `params.image_detail` only when it is set, so
+        jobs written before those options keep theirs.
         """
         canonical = orjson.dumps(self.request_definition(), option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(canonical).hexdigest()

@@ -31,7 +31,7 @@ from schemas.job import JobSpec
 from tasks import storage
 from tasks.capabilities import load_capabilities
 from tasks.chunking import split_text
-from tasks.render import RequestRenderer, document_key
+from tasks.render import RequestRenderer, document_key, image_sizes
 from tasks.sharding import DuplicateCustomIdError, RequestTooLargeError, ShardWriter
 from tasks.sources import iter_documents
 
@@ -67,6 +67,8 @@ class BuildCounts:
     """Documents split into more than one request."""
     chunked_requests: int = 0
     """The requests of those documents."""
+    images: int = 0
+    """Images sent (image files and the pages of scanned PDFs), across all requests."""
 
 
 def _batched(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
@@ -153,7 +155,7 @@ class _Planner:
     ) -> None:
         request_tokens = self.renderer.request_tokens
         for (doc, text), tokens in zip(prepared, future.result(), strict=True):
-            total = request_tokens(tokens, len(doc.images))
+            total = request_tokens(tokens, image_sizes(doc) if doc.images else ())
             refused = self.refuse(doc, total)
             if refused is not None:
                 self.reject(refused)
@@ -175,10 +177,13 @@ class _Planner:
         if caps is None:
             return None
         if doc.images and not caps.vision:
+            what = f"{len(doc.images)} image(s)"
+            if doc.metadata.get("read_as") == "page_images":
+                what = f"a scanned PDF (no text layer), read as {len(doc.images)} page image(s)"
             return _build_reject(
                 doc,
                 "vision_unsupported",
-                f"{len(doc.images)} image(s), and {self.job.model} does not accept image input "
+                f"{what}, and {self.job.model} does not accept image input "
                 "(vision = false in its capabilities); use a model with vision, e.g. "
                 "gpt-4.1-mini, or leave images out with source.exclude",
             )
@@ -204,6 +209,15 @@ class _Planner:
         """Split a document over several requests, each within max_input_tokens."""
         renderer, chunking = self.renderer, self.job.chunking
         too_many = f"{total} input tokens; chunking.max_input_tokens is {self.max_input}"
+        if doc.metadata.get("read_as") == "page_images":
+            return _build_reject(
+                doc,
+                "too_many_tokens",
+                f"a scanned PDF of {len(doc.images)} page image(s) is one request of "
+                f"{too_many} (pages are never split; {self.job.model}'s image rule prices "
+                'each page): set params.image_detail = "low", lower source.max_pages, or '
+                "raise chunking.max_input_tokens",
+            )
         if doc.images or not doc.text:
             return _build_reject(doc, "too_many_tokens", f"an image request of {too_many}")
         if chunking.max_chunks == 1:
@@ -273,6 +287,7 @@ class _Planner:
             self.reject(_build_reject(doc, code, str(exc)))
             return
         self.counts.requests += count
+        self.counts.images += count * len(doc.images)
         self.counts.documents_built += 1
         if count > 1:
             self.counts.documents_chunked += 1

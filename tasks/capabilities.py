@@ -14,9 +14,13 @@ two can never disagree.
 The wordings are OpenAI's where public answers of the API show them: `unsupported_parameter`
 for `max_tokens` / `top_p` / `reasoning_effort`, `unsupported_value` for `temperature`,
 `context_length_exceeded` on chat, `model_not_found`, "max_tokens is too large", the image
-content type, and `invalid_json_schema` ("In context=(...), 'minLength' is not permitted.").
-Ours, in OpenAI's style, where no answer was found: a model on an endpoint it does not serve,
-an output cap over the limit on the Responses API, and the effort values a model takes.
+content type, an image data URL that is not one ("Invalid image URL: ... but got a value
+without the 'data:' prefix" / "empty base64-encoded bytes"), image bytes that do not decode
+(`invalid_image_format`), and `invalid_json_schema` ("In context=(...), 'minLength' is not
+permitted."). Ours, in OpenAI's style, where no answer was found: a model on an endpoint it
+does not serve, an output cap over the limit on the Responses API, the effort values a model
+takes, a data URL with an unsupported MIME type or bad base64, a PDF file part without a PDF
+data URL, and a file part on a model without vision.
 """
 
 from __future__ import annotations
@@ -30,6 +34,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from overnight.resources import data_file, read_model_file
+from tasks.imagetokens import (
+    DEFAULT_RULE,
+    DataUrlError,
+    ImageTokenRule,
+    data_url_problem,
+    split_data_url,
+)
 from tasks.pricing import model_candidates, model_family
 
 DEFAULT_MODELS_FILE = data_file("models.toml")
@@ -49,7 +60,6 @@ SAMPLING_PARAMS = (
 """Chat parameters reasoning models refuse outright (temperature is refused unless 1)."""
 RESPONSES_SAMPLING_PARAMS = ("temperature", "top_p", "top_logprobs")
 """Responses parameters reasoning models refuse."""
-_IMAGE_PARTS = frozenset({"image_url", "input_image"})
 
 
 class CapabilitiesError(Exception):
@@ -79,6 +89,8 @@ class ModelCapabilities(BaseModel):
     structured_outputs: bool
     endpoints: tuple[ModelEndpoint, ...] = Field(min_length=1)
     chat_output_cap: ChatOutputCap = "max_completion_tokens"
+    image_tokens: ImageTokenRule | None = None
+    """How the model bills an image; None (a vision model without the entry) = gpt-4o's rule."""
     unconfirmed: tuple[str, ...] = ()
     """What could not be confirmed from OpenAI's own pages when the entry was written."""
 
@@ -88,7 +100,13 @@ class ModelCapabilities(BaseModel):
             raise ValueError("reasoning_efforts is only for reasoning models (reasoning = true)")
         if self.reasoning and self.chat_output_cap != "max_completion_tokens":
             raise ValueError("reasoning models take max_completion_tokens, never max_tokens")
+        if self.image_tokens is not None and not self.vision:
+            raise ValueError("image_tokens is only for models with vision (vision = true)")
         return self
+
+    def image_rule(self) -> ImageTokenRule:
+        """The model's image-token rule (gpt-4o's tiles rule when its entry has none)."""
+        return self.image_tokens or DEFAULT_RULE
 
     def output_cap_field(self, endpoint: str) -> str:
         """The request field that caps the output on an endpoint."""
@@ -222,26 +240,84 @@ def _cap_problem(caps: ModelCapabilities, param: str, value: object) -> RequestP
     )
 
 
+UNSUPPORTED_IMAGE = (
+    "You uploaded an unsupported image. Please make sure your image has of one the following "
+    "formats: ['png', 'jpeg', 'gif', 'webp']."
+)
+"""OpenAI's answer to image bytes it cannot decode (its wording, typo included)."""
+
+
+def _image_url_problem(part: dict[str, Any], where: str, chat: bool) -> RequestProblem | None:
+    raw = part.get("image_url")
+    url = raw.get("url") if chat and isinstance(raw, dict) else raw
+    param = f"{where}.image_url.url" if chat else f"{where}.image_url"
+    if not isinstance(url, str):
+        return None  # a file_id or a malformed part: not ours to judge
+    why = data_url_problem(url)
+    if why is None:
+        return None
+    if why.endswith(" image"):  # the bytes are no image, or one of a type OpenAI refuses
+        return RequestProblem(param=None, code="invalid_image_format", message=UNSUPPORTED_IMAGE)
+    return RequestProblem(
+        param=param,
+        code="invalid_value",
+        message=f"Invalid image URL: '{param}'. Expected a base64-encoded data URL with an "
+        f"image MIME type (e.g. 'data:image/png;base64,aW1nIGJ5dGVzIGhlcmU='), but got {why}.",
+    )
+
+
+def _file_problem(part: dict[str, Any], where: str, chat: bool) -> RequestProblem | None:
+    holder = part.get("file") if chat else part
+    data = holder.get("file_data") if isinstance(holder, dict) else None
+    if not isinstance(data, str):
+        return None  # a file_id: uploaded files are not checked here
+    param = f"{where}.file.file_data" if chat else f"{where}.file_data"
+    try:
+        mime, _ = split_data_url(data)
+        why = None if mime == "application/pdf" else f"unsupported MIME type '{mime}'"
+    except DataUrlError as exc:
+        why = str(exc)
+    if why is None:
+        return None
+    return RequestProblem(
+        param=param,
+        code="invalid_value",
+        message=f"Invalid file data: '{param}'. Expected a base64-encoded data URL with a PDF "
+        f"MIME type (e.g. 'data:application/pdf;base64,SGVsbG8='), but got {why}.",
+    )
+
+
 def _image_problems(
-    caps: ModelCapabilities, items: object, prefix: str, part_name: str
+    caps: ModelCapabilities, items: object, prefix: str, chat: bool
 ) -> list[RequestProblem]:
-    if caps.vision or not isinstance(items, list):
+    """Image and file parts: refused on a model without vision, else each must be valid."""
+    if not isinstance(items, list):
         return []
+    image_part, file_part = ("image_url", "file") if chat else ("input_image", "input_file")
+    problems: list[RequestProblem] = []
     for i, item in enumerate(items):
         content = item.get("content") if isinstance(item, dict) else None
         if not isinstance(content, list):
             continue
         for j, part in enumerate(content):
-            if isinstance(part, dict) and part.get("type") in _IMAGE_PARTS:
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind not in (image_part, file_part) or not isinstance(part, dict):
+                continue
+            if not caps.vision:
                 return [
                     RequestProblem(
                         param=f"{prefix}.[{i}].content.[{j}].type",
                         code=None,
-                        message=f"Invalid content type. {part_name} is only supported by "
+                        message=f"Invalid content type. {kind} is only supported by "
                         "certain models.",
                     )
                 ]
-    return []
+            where = f"{prefix}[{i}].content[{j}]"
+            check = _image_url_problem if kind == image_part else _file_problem
+            problem = check(part, where, chat)
+            if problem is not None:
+                problems.append(problem)
+    return problems
 
 
 def _format_problems(
@@ -330,7 +406,7 @@ def request_problems(
         for field in ("max_completion_tokens", "max_tokens"):
             problem = _cap_problem(caps, field, body.get(field))
             problems += [problem] if problem else []
-        problems += _image_problems(caps, body.get("messages"), "messages", "image_url")
+        problems += _image_problems(caps, body.get("messages"), "messages", chat=True)
         fmt = body.get("response_format")
         spec = fmt.get("json_schema") if isinstance(fmt, dict) else None
         problems += _format_problems(caps, fmt, spec, "response_format", "response_format")
@@ -347,7 +423,7 @@ def request_problems(
             problems += [problem] if problem else []
         problem = _cap_problem(caps, "max_output_tokens", body.get("max_output_tokens"))
         problems += [problem] if problem else []
-        problems += _image_problems(caps, body.get("input"), "input", "input_image")
+        problems += _image_problems(caps, body.get("input"), "input", chat=False)
         text = body.get("text")
         fmt = text.get("format") if isinstance(text, dict) else None
         problems += _format_problems(caps, fmt, fmt, "text.format", "text.format.schema")

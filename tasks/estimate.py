@@ -156,6 +156,15 @@ def price_counts(
             batch=batch,
         )
 
+    image_note: list[str] = []
+    if counts.images:
+        from tasks.render import image_rule
+
+        detail = job.params.image_detail or "auto (counted as high)"
+        image_note.append(
+            f"{counts.images} image(s) counted by {job.model}'s image-token rule "
+            f"({image_rule(job.model).describe()}), detail {detail}, from their pixel sizes"
+        )
     return Estimate(
         job_name=job.name,
         model=job.model,
@@ -189,6 +198,7 @@ def price_counts(
             f"maximum output: max_output_tokens = {job.params.max_output_tokens} per request",
             f"expected output: {basis}",
             reduce_note,
+            *image_note,
             "retries not included (failed requests are not billed)",
             f"prices from {pricing.path} as of {pricing.as_of}",
         ],

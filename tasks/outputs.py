@@ -63,10 +63,12 @@ SIMULATED_FINGERPRINT = "fp_overnight_simulated"
 def is_simulated(body: dict[str, Any]) -> bool:
     """True when a response body says overnight's simulator wrote it, not a model.
 
-    Chat completions carry `system_fingerprint = "fp_overnight_simulated"`; Responses objects
-    carry `metadata.overnight_executor = "simulate"`.
+    Chat completions carry `system_fingerprint = "fp_overnight_simulated"` (with `_no_vision`
+    appended when the request had images it could not see); Responses objects carry
+    `metadata.overnight_executor = "simulate"`.
     """
-    if body.get("system_fingerprint") == SIMULATED_FINGERPRINT:
+    fingerprint = body.get("system_fingerprint")
+    if isinstance(fingerprint, str) and fingerprint.startswith(SIMULATED_FINGERPRINT):
         return True
     metadata = body.get("metadata")
     return isinstance(metadata, dict) and metadata.get("overnight_executor") == "simulate"

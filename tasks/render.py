@@ -8,8 +8,9 @@ applies to the common prefix) and rendering a line costs one `orjson.dumps` of a
 Input tokens are counted with tiktoken the way OpenAI's cookbook counts chat messages
 (3 tokens per message, 1 per role name, 3 to prime the reply), plus the tokens of the strict
 JSON schema (the API adds it to the prompt; its exact framing is not published, so this part
-is an estimate) and `IMAGE_TOKENS` per image (the size of a 1024×1024 `high`-detail image on
-gpt-4o; the real figure depends on the image size and the model).
+is an estimate) and the tokens of each image by the model's own rule (`tasks.imagetokens`,
+from its `image_tokens` in the capabilities file), from the image's size in pixels, read when
+the document was loaded, and `params.image_detail` (unset, i.e. `auto`, counts as `high`).
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ import orjson
 from schemas.documents import Document
 from schemas.job import JobSpec, template_fields
 from schemas.response_format import response_format_for
+from tasks.imagetokens import DEFAULT_RULE, ImageTokenRule, data_url_size
 from tasks.tokens import encoding_for_model, token_counter
 
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_ROLE = 1
 REPLY_PRIMING_TOKENS = 3
-IMAGE_TOKENS = 765
+UNKNOWN_IMAGE_SIZE = (2048, 2048)
+"""The size assumed for an image whose size cannot be read (the most any rule charges for)."""
 CUSTOM_ID_DIGEST_BYTES = 16
 _SENTINEL = "\x00overnight-user-content\x00"
 
@@ -90,6 +93,21 @@ def output_cap_field(model: str, endpoint: str) -> str:
     if caps is None:
         return "max_output_tokens" if endpoint == "/v1/responses" else "max_completion_tokens"
     return caps.output_cap_field(endpoint)
+
+
+def image_rule(model: str) -> ImageTokenRule:
+    """The image-token rule of a model, from the capabilities file (gpt-4o's if unknown)."""
+    from tasks.capabilities import load_capabilities
+
+    caps = load_capabilities().get(model)
+    return caps.image_rule() if caps is not None else DEFAULT_RULE
+
+
+def image_sizes(doc: Document) -> tuple[tuple[int, int], ...]:
+    """The pixel size of each image of a document: as loaded, else read from its data URL."""
+    if len(doc.image_sizes) == len(doc.images):
+        return doc.image_sizes
+    return tuple(data_url_size(url) or UNKNOWN_IMAGE_SIZE for url in doc.images)
 
 
 def request_body(
@@ -165,6 +183,8 @@ class RequestRenderer:
         self._head = before.removeprefix(b'{"custom_id":""')
         self._tail = after + b"\n"
         self.static_tokens = self._static_tokens()
+        self.image_rule = image_rule(job.model)
+        self.image_detail = job.params.image_detail
 
     # -- bodies -----------------------------------------------------------------------------
 
@@ -183,12 +203,19 @@ class RequestRenderer:
     def _content(self, user_text: str, images: Sequence[str]) -> object:
         if not images:
             return user_text
+        detail = self.image_detail
         if self.endpoint == "/v1/responses":
             parts: list[dict[str, Any]] = [{"type": "input_text", "text": user_text}]
-            parts += [{"type": "input_image", "image_url": url, "detail": "auto"} for url in images]
+            parts += [
+                {"type": "input_image", "image_url": url, "detail": detail or "auto"}
+                for url in images
+            ]
         else:
             parts = [{"type": "text", "text": user_text}]
-            parts += [{"type": "image_url", "image_url": {"url": url}} for url in images]
+            image_url: dict[str, Any] = {} if detail is None else {"detail": detail}
+            parts += [
+                {"type": "image_url", "image_url": {"url": url, **image_url}} for url in images
+            ]
         return parts
 
     def line(self, custom_id: str, user_text: str, images: Sequence[str] = ()) -> bytes:
@@ -237,6 +264,12 @@ class RequestRenderer:
         user = TOKENS_PER_MESSAGE + TOKENS_PER_ROLE
         return REPLY_PRIMING_TOKENS + system + user + self.count(orjson.dumps(schema).decode())
 
-    def request_tokens(self, user_tokens: int, images: int = 0) -> int:
-        """Estimated input tokens of a request whose user text has `user_tokens` tokens."""
-        return self.static_tokens + user_tokens + images * IMAGE_TOKENS
+    def image_tokens(self, sizes: Sequence[tuple[int, int]]) -> int:
+        """Input tokens of images of these pixel sizes, by the model's rule and the detail."""
+        detail = self.image_detail or "auto"
+        return sum(self.image_rule.tokens(w, h, detail) for w, h in sizes)
+
+    def request_tokens(self, user_tokens: int, images: Sequence[tuple[int, int]] = ()) -> int:
+        """Estimated input tokens of a request whose user text has `user_tokens` tokens and
+        which carries images of these pixel sizes."""
+        return self.static_tokens + user_tokens + (self.image_tokens(images) if images else 0)

@@ -16,7 +16,9 @@ Formats, by extension (a trailing `.gz` is decompressed transparently):
 - `.json`: one record (an object) or a list of records; `.jsonl .ndjson`: one record a line.
   A record's text is `source.text_field`; its id `source.id_field` or `key#n`.
 - `.csv .tsv .parquet`: one record a row (polars, in batches).
-- `.pdf`: the text layer through pypdf (scanned PDFs without one are rejected as `empty`).
+- `.pdf`: the text layer through pypdfium2; a scanned PDF (most pages without text) becomes
+  an image document, one JPEG per page, for vision models (`_pdf`); over `source.max_pages`
+  pages it is rejected as `too_many_pages`, and with every page blank as `empty`.
 - `.png .jpg .jpeg .webp`: an image document (a `data:` URL) for vision models, decoded whole
   by Pillow first, so a corrupt image is rejected rather than sent (`check_image`).
 - `.docx .pptx .xlsx .odt .rtf .epub`: the text, through kreuzberg (`_office`); a file it
@@ -54,6 +56,7 @@ from tasks.sources._listing import (
     iter_documents,
 )
 from tasks.sources._loader import SUPPORTED_SUFFIXES
+from tasks.sources._pdf import pdf_pages
 from tasks.sources._reading import file_kind, gunzip_limited
 from tasks.sources._records import JSONL_SUFFIXES, TABLE_SUFFIXES
 from tasks.sources._sniffing import (
@@ -94,5 +97,6 @@ __all__ = [
     "html_to_text",
     "iter_documents",
     "normalize_text",
+    "pdf_pages",
     "sniff",
 ]

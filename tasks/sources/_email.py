@@ -3,7 +3,7 @@
 A message's text is its subject, sender and date, then its body: the plain-text part when
 there is one, else the HTML part reduced to its visible text like an `.html` file. Each
 attachment becomes a document of its own, `<message id>#<attachment name>`, read by its name
-like a file of the source (a PDF with pypdf, an image for vision models, a nested `.eml` as
+like a file of the source (a PDF with pypdfium2, an image for vision models, a nested `.eml` as
 an e-mail...), with `parent_id` (and `metadata["parent_id"]`) naming the message.
 """
 

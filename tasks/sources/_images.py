@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from schemas.documents import Document, RejectCode, RejectedDocument
 from tasks.sources._sniffing import BINARY, sniff
@@ -24,8 +24,22 @@ IMAGE_MIMES = frozenset({"image/png", "image/jpeg", "image/webp"})
 _PIL_MIMES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
 
+class CheckedImage(NamedTuple):
+    """A valid image: its MIME type and its size in pixels."""
+
+    mime: str
+    size: tuple[int, int]
+
+
 def check_image(data: bytes) -> str | tuple[RejectCode, str]:
-    """The MIME type of a valid PNG, JPEG or WebP image, or why it is not one.
+    """The MIME type of a valid PNG, JPEG or WebP image, or why it is not one (see
+    `checked_image`, which also gives the image's size)."""
+    checked = checked_image(data)
+    return checked.mime if isinstance(checked, CheckedImage) else checked
+
+
+def checked_image(data: bytes) -> CheckedImage | tuple[RejectCode, str]:
+    """The MIME type and size of a valid PNG, JPEG or WebP image, or why it is not one.
 
     Pillow reads the header, verifies the file's structure (PNG chunk checksums) and then
     decodes every pixel, so a corrupt or truncated image is caught here rather than by the
@@ -37,6 +51,7 @@ def check_image(data: bytes) -> str | tuple[RejectCode, str]:
     try:
         with Image.open(io.BytesIO(data)) as image:
             found = image.format or "unknown"
+            size = image.size
             image.verify()
         if found not in _PIL_MIMES:
             return "unsupported_type", (
@@ -54,18 +69,19 @@ def check_image(data: bytes) -> str | tuple[RejectCode, str]:
         return "undecodable", (
             f"not a valid image{found}: Pillow cannot decode it: {type(exc).__name__}: {exc}"
         )
-    return _PIL_MIMES[found]
+    return CheckedImage(_PIL_MIMES[found], size)
 
 
 def read_image(
     out: Outcomes, info: ObjectInfo, data: bytes, sha: str
 ) -> Document | RejectedDocument:
     """An image, decoded whole by Pillow first: a corrupt or truncated one is rejected."""
-    checked = check_image(data)
-    if isinstance(checked, tuple):
+    checked = checked_image(data)
+    if not isinstance(checked, CheckedImage):
         code, message = checked
         return out.reject(info, code, message, sha256=sha)
-    url = f"data:{checked};base64,{base64.b64encode(data).decode('ascii')}"
+    mime, size = checked
+    url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
     return Document(
         document_id=info.key,
         source_uri=info.uri,
@@ -73,5 +89,6 @@ def read_image(
         size_bytes=len(data),
         text=None,
         images=(url,),
-        metadata={"format": "image", "mime_type": checked},
+        image_sizes=(size,),
+        metadata={"format": "image", "mime_type": mime},
     )

@@ -15,7 +15,7 @@ from schemas.response_format import response_format_for
 from tasks import storage
 from tasks.build import BuildError, build_shards
 from tasks.chunking import split_text
-from tasks.render import IMAGE_TOKENS, RequestRenderer, custom_id_for, token_counter
+from tasks.render import RequestRenderer, custom_id_for, token_counter
 from tasks.sharding import DuplicateCustomIdError, RequestTooLargeError, ShardWriter
 from tasks.tokens import count_tokens, encoding_for_model
 
@@ -198,7 +198,9 @@ def test_image_documents_render_as_content_parts(tmp_path: Path) -> None:
         assert "data:image/png;base64," in orjson.dumps(content).decode()
         renderer = RequestRenderer(job)
         text_tokens = renderer.count("Document pixel.png:\n\n")
-        assert summary.input_tokens == renderer.static_tokens + text_tokens + IMAGE_TOKENS
+        # a 1×1 image is one 512 px tile: gpt-4o-mini's 2,833 base + 5,667 per tile
+        assert renderer.image_tokens([(1, 1)]) == 2833 + 5667
+        assert summary.input_tokens == renderer.static_tokens + text_tokens + 2833 + 5667
 
 
 def test_user_template_fields(tmp_path: Path) -> None:
