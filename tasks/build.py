@@ -411,28 +411,29 @@ def build_shards(
     other), or on the Dask cluster at `dask_address` (default `OVERNIGHT_DASK_ADDRESS`);
     `should_process` must then be picklable (a `Ledger`'s method is).
     """
-    _Planner.check(job)
-    plan = plan_partitions(
-        job.source,
-        spill_dir=storage.join(run_dir, "partitions"),
-        files_per_partition=_files_per_partition(files_per_partition),
-    )
-    if plan.count == 1:
-        results = [
-            build_partition(job, run_dir, plan, 0, should_process=should_process, progress=progress)
-        ]
-    else:
-        from tasks.build_pool import run_partitions
+    from tasks.build_pool import PartitionRunner
 
-        results = run_partitions(
-            job,
-            run_dir,
-            plan,
-            workers=workers,
-            dask_address=dask_address,
-            should_process=should_process,
-            progress=progress,
+    with PartitionRunner(
+        job,
+        workers=workers,
+        dask_address=dask_address,
+        should_process=should_process,
+        progress=progress,
+    ) as runner:
+        plan = plan_partitions(
+            job.source,
+            spill_dir=storage.join(run_dir, "partitions"),
+            files_per_partition=_files_per_partition(files_per_partition),
+            on_spill=runner.start,
         )
+        if plan.count == 1:
+            results = [
+                build_partition(
+                    job, run_dir, plan, 0, should_process=should_process, progress=progress
+                )
+            ]
+        else:
+            results = runner.run(run_dir, plan)
     from tasks.build_merge import merge_partitions
 
     counts, shards, rejected_uri = merge_partitions(run_dir, results)

@@ -50,79 +50,113 @@ def build_workers(workers: int | None = None) -> int:
     return get_settings().build_workers or usable_cores()
 
 
-def run_partitions(
-    job: JobSpec,
-    run_dir: str,
-    plan: PartitionPlan,
-    *,
-    workers: int | None = None,
-    dask_address: str | None = None,
-    should_process: ShouldProcess | None = None,
-    progress: Progress | None = None,
-) -> list[PartitionResult]:
-    """Build every partition of `plan`; return their results in partition order."""
-    if dask_address is None:
-        from overnight.settings import get_settings
+class PartitionRunner:
+    """Builds a plan's partitions where the settings say: here, a local pool, or Dask.
 
-        dask_address = get_settings().dask_address
-    if dask_address:
-        from tasks.cluster_build import run_on_cluster
+    `start()` (called when the listing turns out to need partitions, before it is spilled)
+    starts the local workers and warms them up (imports, the model's tokenizer) while this
+    process goes on listing.
+    """
 
-        return run_on_cluster(
-            job,
-            run_dir,
-            plan,
-            address=dask_address,
-            should_process=should_process,
-            progress=progress,
+    def __init__(
+        self,
+        job: JobSpec,
+        *,
+        workers: int | None = None,
+        dask_address: str | None = None,
+        should_process: ShouldProcess | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        if dask_address is None:
+            from overnight.settings import get_settings
+
+            dask_address = get_settings().dask_address
+        self.job = job
+        self.dask_address = dask_address or None
+        self.workers = 1 if self.dask_address else build_workers(workers)
+        self.should_process = should_process
+        self.progress = progress
+        self._pool: ProcessPoolExecutor | None = None
+        self._done_docs: multiprocessing.Queue[int] | None = None
+
+    def start(self) -> None:
+        """Start (and warm up) the local worker processes, if there are to be any."""
+        if self._pool is not None or self.workers == 1:
+            return
+        context = multiprocessing.get_context("spawn")
+        self._done_docs = context.Queue() if self.progress else None
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(self._done_docs, self.should_process),
         )
-    count = min(build_workers(workers), plan.count)
-    if count == 1:
-        return [
-            build_partition(job, run_dir, plan, i, should_process=should_process, progress=progress)
-            for i in range(plan.count)
-        ]
-    return _run_processes(job, run_dir, plan, count, should_process, progress)
+        for _ in range(self.workers):  # spawn starts one process per submit while none is idle
+            self._pool.submit(_warm_up, self.job.model)
 
+    def run(self, run_dir: str, plan: PartitionPlan) -> list[PartitionResult]:
+        """Build every partition of `plan`; return their results in partition order."""
+        job, should_process, progress = self.job, self.should_process, self.progress
+        if self.dask_address:
+            from tasks.cluster_build import run_on_cluster
 
-def _run_processes(
-    job: JobSpec,
-    run_dir: str,
-    plan: PartitionPlan,
-    workers: int,
-    should_process: ShouldProcess | None,
-    progress: Progress | None,
-) -> list[PartitionResult]:
-    context = multiprocessing.get_context("spawn")
-    done_docs: multiprocessing.Queue[int] | None = context.Queue() if progress else None
-    results: dict[int, PartitionResult] = {}
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=context,
-        initializer=_init_worker,
-        initargs=(done_docs, should_process),
-    )
-    try:
+            return run_on_cluster(
+                job,
+                run_dir,
+                plan,
+                address=self.dask_address,
+                should_process=should_process,
+                progress=progress,
+            )
+        if self.workers == 1 or plan.count == 1:
+            return [
+                build_partition(
+                    job, run_dir, plan, i, should_process=should_process, progress=progress
+                )
+                for i in range(plan.count)
+            ]
+        self.start()
+        assert self._pool is not None
+        return self._run_pool(self._pool, run_dir, plan)
+
+    def _run_pool(
+        self, pool: ProcessPoolExecutor, run_dir: str, plan: PartitionPlan
+    ) -> list[PartitionResult]:
+        results: dict[int, PartitionResult] = {}
         todo = iter(range(plan.count))
         running: set[Future[PartitionResult]] = set()
-        while True:
-            while len(running) < workers + 1 and (index := next(todo, None)) is not None:
-                running.add(pool.submit(_build_in_worker, job, run_dir, plan, index))
-            if not running:
-                break
-            finished, running = wait(running, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
-            _drain(done_docs, progress)
-            for future in finished:
-                result = future.result()
-                results[result.index] = result
-        _drain(done_docs, progress)
-    except BrokenProcessPool as exc:
-        raise BuildError(f"a build worker process died: {exc}") from exc
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        if done_docs is not None:
-            done_docs.close()
-    return [results[i] for i in range(plan.count)]
+        try:
+            while True:
+                while len(running) < self.workers + 1 and (index := next(todo, None)) is not None:
+                    running.add(pool.submit(_build_in_worker, self.job, run_dir, plan, index))
+                if not running:
+                    break
+                finished, running = wait(
+                    running, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED
+                )
+                _drain(self._done_docs, self.progress)
+                for future in finished:
+                    result = future.result()
+                    results[result.index] = result
+            _drain(self._done_docs, self.progress)
+        except BrokenProcessPool as exc:
+            raise BuildError(f"a build worker process died: {exc}") from exc
+        return [results[i] for i in range(plan.count)]
+
+    def close(self) -> None:
+        """Stop the local workers (cancelling what has not started)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if self._done_docs is not None:
+            self._done_docs.close()
+            self._done_docs = None
+
+    def __enter__(self) -> PartitionRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _drain(done_docs: multiprocessing.Queue[int] | None, progress: Progress | None) -> None:
@@ -143,6 +177,16 @@ def _init_worker(
     threading.Thread(
         target=_watch_parent, args=(os.getppid(),), name="overnight-parent-watch", daemon=True
     ).start()
+
+
+def _warm_up(model: str) -> int:
+    """Load what every partition needs (the model's tokenizer, polars) before the first one."""
+    import polars  # noqa: F401
+
+    from tasks.tokens import encoding_for_model
+
+    encoding_for_model(model).encode_ordinary("warm up")
+    return os.getpid()
 
 
 def _watch_parent(parent: int) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from itertools import chain
@@ -100,9 +100,16 @@ def _decode(line: bytes) -> ObjectInfo:
 
 
 def plan_partitions(
-    source: SourceSpec, *, spill_dir: str, files_per_partition: int = FILES_PER_PARTITION
+    source: SourceSpec,
+    *,
+    spill_dir: str,
+    files_per_partition: int = FILES_PER_PARTITION,
+    on_spill: Callable[[], None] | None = None,
 ) -> PartitionPlan:
-    """List the source once and split it; spill the listing to `spill_dir` if it is long."""
+    """List the source once and split it; spill the listing to `spill_dir` if it is long.
+
+    `on_spill()` is called as soon as the listing is known to need several partitions.
+    """
     listing = storage.list_entries(source.uri, include=source.include, exclude=source.exclude)
 
     def listed() -> Iterator[ObjectInfo]:
@@ -122,6 +129,8 @@ def plan_partitions(
             break
     else:
         return PartitionPlan(count=1, entries=len(head), listing=tuple(head))
+    if on_spill is not None:
+        on_spill()
     total = 0
     with ExitStack() as stack:
         files: list[IO[bytes]] = [
