@@ -20,6 +20,8 @@ run, and the peak RSS of the whole process tree (the build and its workers, samp
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import os
 import random
@@ -29,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,27 +106,75 @@ def child_build(corpus: str, run_dir: str, shard_requests: int, workers: int, po
 
     job = _job(corpus, run_dir, shard_requests)
     assert isinstance(job, JobSpec)
-    start = time.perf_counter()
-    if pool == "threads":
-        documents, requests, shards = _build_on_threads(job, run_dir, workers)
-    else:
-        summary = build_shards(job, run_dir, workers=workers)
-        documents, requests, shards = summary.documents_seen, summary.requests, len(summary.shards)
-    seconds = time.perf_counter() - start
+    with contextlib.ExitStack() as stack:
+        address = stack.enter_context(_dask_cluster(workers)) if pool == "dask" else None
+        start = time.perf_counter()
+        if pool == "threads":
+            documents, requests, shard_uris = _build_on_threads(job, run_dir, workers)
+        else:
+            summary = build_shards(job, run_dir, workers=workers, dask_address=address)
+            documents, requests = summary.documents_seen, summary.requests
+            shard_uris = [s.uri for s in summary.shards]
+        seconds = time.perf_counter() - start
     print(
         json.dumps(
             {
                 "documents": documents,
                 "requests": requests,
-                "shards": shards,
+                "shards": len(shard_uris),
                 "seconds": seconds,
                 "docs_per_second": documents / seconds,
+                "requests_digest": _requests_digest(shard_uris),
             }
         )
     )
 
 
-def _build_on_threads(job: Any, run_dir: str, workers: int) -> tuple[int, int, int]:
+def _requests_digest(shard_uris: list[str]) -> str:
+    """An order-free digest of every request line (the sum of their sha256), streaming: equal
+    for builds with the same requests, whatever their shards."""
+    total = 0
+    for uri in shard_uris:
+        with open(uri, "rb") as fh:
+            for line in fh:
+                total += int.from_bytes(hashlib.sha256(line.rstrip(b"\n")).digest(), "big")
+    return f"{total % (1 << 256):064x}"
+
+
+@contextlib.contextmanager
+def _dask_cluster(workers: int) -> Iterator[str]:
+    """A LocalCluster of `workers` processes, and Prefect's API warmed up (both untimed)."""
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    import distributed
+    from prefect import flow
+
+    @flow
+    def warm_up() -> None:
+        return None
+
+    warm_up()  # starts Prefect's ephemeral API once, as a long-lived deployment has it
+    if not os.environ.get("PREFECT_API_URL"):
+        from prefect.server.api.server import SubprocessASGIServer
+
+        # Dask workers report their task runs to the API: hand them this one's address.
+        os.environ["PREFECT_API_URL"] = SubprocessASGIServer().api_url
+    with (
+        distributed.LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        client.run(_warm_up_worker)  # a long-lived cluster has its imports and tokenizer loaded
+        yield cluster.scheduler_address
+
+
+def _warm_up_worker() -> None:
+    from tasks.build_pool import _warm_up
+
+    _warm_up("gpt-4.1-mini")
+
+
+def _build_on_threads(job: Any, run_dir: str, workers: int) -> tuple[int, int, list[str]]:
     """The partitions of `build_shards`, on threads instead of processes (for comparison)."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -139,7 +190,7 @@ def _build_on_threads(job: Any, run_dir: str, workers: int) -> tuple[int, int, i
         )
     counts, shards, _ = merge_partitions(run_dir, results)
     remove_spill(plan)
-    return counts.documents_seen, counts.requests, len(shards)
+    return counts.documents_seen, counts.requests, [s.uri for s in shards]
 
 
 def child_ceiling(corpus: str, workers: int) -> None:
@@ -220,6 +271,11 @@ def main() -> None:
     parser.add_argument(
         "--compare-threads", action="store_true", help="also build on a thread pool"
     )
+    parser.add_argument(
+        "--dask",
+        action="store_true",
+        help="also build on a Dask LocalCluster of one process per core (needs [dask])",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--child", nargs=2, metavar=("CORPUS", "RUN_DIR"), help=argparse.SUPPRESS)
     parser.add_argument("--child-workers", type=int, default=1, help=argparse.SUPPRESS)
@@ -259,6 +315,9 @@ def main() -> None:
         runs = [("1 worker", 1, "processes"), (f"{cores} workers", cores, "processes")]
         if args.compare_threads:
             runs.append((f"{cores} threads", cores, "threads"))
+        if args.dask:
+            runs.append((f"Dask LocalCluster of {cores} workers", cores, "dask"))
+        figures: dict[str, dict[str, Any]] = {}
         for label, workers, pool in runs:
             run_dir = tmp / f"run-{pool}-{workers}"
             result, rss = run_child(
@@ -282,7 +341,17 @@ def main() -> None:
                 f"peak RSS of the process tree {rss:.0f} MB",
                 flush=True,
             )
+            figures[pool if workers > 1 else "one"] = result
             shutil.rmtree(run_dir, ignore_errors=True)
+        digests = {name: f["requests_digest"] for name, f in figures.items()}
+        same = len(set(digests.values())) == 1
+        print(f"  request lines identical across builds: {'yes' if same else digests}")
+        if "dask" in figures:
+            local, dask = figures["processes"]["seconds"], figures["dask"]["seconds"]
+            print(
+                f"  Dask wall time {dask:.2f} s = {dask / local:.2f}× the local pool's "
+                f"{local:.2f} s (overhead {dask - local:+.2f} s)"
+            )
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import chain, islice
 from typing import TypeVar
 
@@ -102,6 +103,13 @@ class PartitionResult:
     rejected_uri: str
 
 
+@lru_cache(maxsize=1)
+def _token_pool() -> ThreadPoolExecutor:
+    """The token-counting threads of this process, shared by every pass (partition) built in
+    it, rather than two new threads (and their tiktoken per-thread state) per partition."""
+    return ThreadPoolExecutor(TOKEN_THREADS, thread_name_prefix="overnight-tokens")
+
+
 def _batched(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
     it = iter(items)
     while batch := list(islice(it, size)):
@@ -158,7 +166,8 @@ class _Planner:
 
     def run(self, documents: Iterable[Document | RejectedDocument]) -> BuildCounts:
         pending: deque[tuple[int, list[tuple[Document, str]], Future[list[int]]]] = deque()
-        with ThreadPoolExecutor(TOKEN_THREADS, thread_name_prefix="overnight-tokens") as pool:
+        pool = _token_pool()
+        try:
             for batch in _batched(documents, DOCUMENT_BATCH):
                 prepared = self.prepare(batch)
                 future = pool.submit(self.renderer.count_many, [text for _, text in prepared])
@@ -167,6 +176,9 @@ class _Planner:
                     self.finish(*pending.popleft())
             while pending:
                 self.finish(*pending.popleft())
+        finally:
+            for _, _, future in pending:  # an error: let the counts in flight finish
+                future.cancel()
         return self.counts
 
     def prepare(self, batch: list[Document | RejectedDocument]) -> list[tuple[Document, str]]:
