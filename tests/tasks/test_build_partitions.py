@@ -235,3 +235,19 @@ def test_a_killed_build_leaves_no_worker_behind(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_partitioned_build_from_and_into_s3(tmp_path: Path, s3_bucket: str) -> None:
+    client = storage.s3_client()
+    for i in range(24):
+        client.put_object(Bucket=s3_bucket, Key=f"in/doc-{i:02d}.txt", Body=f"Note {i}.".encode())
+    job = make_job(f"s3://{s3_bucket}/in/")
+    run_dir = f"s3://{s3_bucket}/runs/r1"
+    parted = build_shards(job, run_dir, workers=1, files_per_partition=4)
+    whole = build_shards(job, str(tmp_path / "whole"), files_per_partition=100)
+    check_consistent(parted)
+    assert len({s.shard_id.rsplit("-", 1)[0] for s in parted.shards}) == 8
+    assert requests_by_id(parted) == requests_by_id(whole)
+    assert counts_of(parted) == counts_of(whole)
+    left = client.list_objects_v2(Bucket=s3_bucket, Prefix="runs/r1/partitions/")
+    assert left.get("KeyCount", 0) == 0  # the spilled listing and partition rejects are gone
