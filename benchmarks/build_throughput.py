@@ -1,28 +1,39 @@
 """Throughput and memory of the build: a local folder of ~2 KB text files → finished shards.
 
-Generates two corpora in a temporary folder (a quarter of --docs, and --docs), builds each in
-a fresh process with `tasks.build.build_shards` (token counting, chunking checks, rendering,
-sharding and index parquet included) and prints documents per second and the peak RSS of
-each process. Memory must not grow with the corpus: the two peaks should be close.
+Generates a corpus of --docs files in a temporary folder, then, each in a fresh process:
 
-    .venv/bin/python benchmarks/build_throughput.py --docs 20000
-    .venv/bin/python benchmarks/build_throughput.py --docs 20000 --shard-requests 2000
-    .venv/bin/python benchmarks/build_throughput.py --docs 1000000   # full size: ~7 GB of disk
+- the tokenizer ceiling: tiktoken's `encode_ordinary_batch` over the same documents on every
+  core (the texts read first, only the encoding timed), the most a build could reach;
+- the build (`tasks.build.build_shards`: listing, partitions, token counting, chunking checks,
+  rendering, sharding and index parquet included) with 1 worker and with one per core;
+- with --compare-threads, the same partitions built on a thread pool of one thread per core.
+
+It prints documents per second, the ratio of each build to the ceiling measured in the same
+run, and the peak RSS of the whole process tree (the build and its workers, sampled from
+/proc every 20 ms).
+
+    .venv/bin/python benchmarks/build_throughput.py                  # 25,000 docs, ~1 min
+    .venv/bin/python benchmarks/build_throughput.py --compare-threads
+    .venv/bin/python benchmarks/build_throughput.py --full           # 10^6 docs: ~2.5 GB of disk
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -69,12 +80,10 @@ def generate(folder: Path, docs: int, doc_bytes: int, seed: int = 7) -> int:
     return total
 
 
-def child(corpus: str, run_dir: str, shard_requests: int) -> None:
-    """Build one corpus in this process and print its figures as JSON."""
+def _job(corpus: str, run_dir: str, shard_requests: int) -> Any:
     from schemas.job import parse_job
-    from tasks.build import build_shards
 
-    job = parse_job(
+    return parse_job(
         {
             "name": "bench",
             "source": {"uri": corpus},
@@ -88,95 +97,261 @@ def child(corpus: str, run_dir: str, shard_requests: int) -> None:
             "limits": {"max_requests_per_shard": shard_requests},
         }
     )
-    from tasks.tokens import encoding_for_model
 
-    encoding_for_model(job.model).encode_ordinary("warm up")
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
-    summary = build_shards(job, run_dir)
-    seconds = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def child_build(corpus: str, run_dir: str, shard_requests: int, workers: int, pool: str) -> None:
+    """Build one corpus in this process (and its workers); print its figures as JSON."""
+    from schemas.job import JobSpec
+    from tasks.build import build_shards
+
+    job = _job(corpus, run_dir, shard_requests)
+    assert isinstance(job, JobSpec)
+    with contextlib.ExitStack() as stack:
+        address = stack.enter_context(_dask_cluster(workers)) if pool == "dask" else None
+        start = time.perf_counter()
+        if pool == "threads":
+            documents, requests, shard_uris = _build_on_threads(job, run_dir, workers)
+        else:
+            summary = build_shards(job, run_dir, workers=workers, dask_address=address)
+            documents, requests = summary.documents_seen, summary.requests
+            shard_uris = [s.uri for s in summary.shards]
+        seconds = time.perf_counter() - start
     print(
         json.dumps(
             {
-                "documents": summary.documents_seen,
-                "requests": summary.requests,
-                "shards": len(summary.shards),
-                "input_tokens": summary.input_tokens,
+                "documents": documents,
+                "requests": requests,
+                "shards": len(shard_uris),
                 "seconds": seconds,
-                "docs_per_second": summary.documents_seen / seconds,
-                "rss_before_build_mb": rss_before / 1024,
-                "peak_rss_mb": peak_kb / 1024,
-                "shard_bytes": sum(s.bytes for s in summary.shards),
+                "docs_per_second": documents / seconds,
+                "requests_digest": _requests_digest(shard_uris),
             }
         )
     )
 
 
+def _requests_digest(shard_uris: list[str]) -> str:
+    """An order-free digest of every request line (the sum of their sha256), streaming: equal
+    for builds with the same requests, whatever their shards."""
+    total = 0
+    for uri in shard_uris:
+        with open(uri, "rb") as fh:
+            for line in fh:
+                total += int.from_bytes(hashlib.sha256(line.rstrip(b"\n")).digest(), "big")
+    return f"{total % (1 << 256):064x}"
+
+
+@contextlib.contextmanager
+def _dask_cluster(workers: int) -> Iterator[str]:
+    """A LocalCluster of `workers` processes, and Prefect's API warmed up (both untimed)."""
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    import distributed
+    from prefect import flow
+
+    @flow
+    def warm_up() -> None:
+        return None
+
+    warm_up()  # starts Prefect's ephemeral API once, as a long-lived deployment has it
+    if not os.environ.get("PREFECT_API_URL"):
+        from prefect.server.api.server import SubprocessASGIServer
+
+        # Dask workers report their task runs to the API: hand them this one's address.
+        os.environ["PREFECT_API_URL"] = SubprocessASGIServer().api_url
+    with (
+        distributed.LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        client.run(_warm_up_worker)  # a long-lived cluster has its imports and tokenizer loaded
+        yield cluster.scheduler_address
+
+
+def _warm_up_worker() -> None:
+    from tasks.build_pool import _warm_up
+
+    _warm_up("gpt-4.1-mini")
+
+
+def _build_on_threads(job: Any, run_dir: str, workers: int) -> tuple[int, int, list[str]]:
+    """The partitions of `build_shards`, on threads instead of processes (for comparison)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tasks import storage
+    from tasks.build import build_partition
+    from tasks.build_merge import merge_partitions
+    from tasks.partitions import plan_partitions, remove_spill
+
+    plan = plan_partitions(job.source, spill_dir=storage.join(run_dir, "partitions"))
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(
+            pool.map(lambda i: build_partition(job, run_dir, plan, i), range(plan.count))
+        )
+    counts, shards, _ = merge_partitions(run_dir, results)
+    remove_spill(plan)
+    return counts.documents_seen, counts.requests, [s.uri for s in shards]
+
+
+def child_ceiling(corpus: str, workers: int) -> None:
+    """Time `encode_ordinary_batch` over the corpus's texts on `workers` threads."""
+    from tasks.tokens import encoding_for_model
+
+    encoding = encoding_for_model("gpt-4.1-mini")
+    encoding.encode_ordinary("warm up")
+    files = sorted(Path(corpus).rglob("*.txt"))
+    seconds = 0.0
+    tokens = 0
+    for i in range(0, len(files), 20_000):
+        texts = [f.read_text() for f in files[i : i + 20_000]]
+        start = time.perf_counter()
+        encoded = encoding.encode_ordinary_batch(texts, num_threads=workers)
+        seconds += time.perf_counter() - start
+        tokens += sum(map(len, encoded))
+    print(json.dumps({"documents": len(files), "tokens": tokens, "seconds": seconds}))
+
+
+def _tree_rss_kb(root: int) -> int:
+    """The resident memory of a process and all its descendants, from /proc."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        rss[int(entry)] = int(fields[21]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+    tree = {root}
+    grew = True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sum(rss.get(pid, 0) for pid in tree)
+
+
+def run_child(args: list[str]) -> tuple[dict[str, float], float]:
+    """Run this script as a child with `args`; return its JSON line and the tree's peak RSS MB."""
+    proc = subprocess.Popen(
+        [sys.executable, __file__, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.wait(0.02):
+            peak = max(peak, _tree_rss_kb(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, _ = proc.communicate()
+    stop.set()
+    sampler.join()
+    if proc.returncode:
+        raise SystemExit(f"child {args} failed ({proc.returncode})")
+    return json.loads(out.strip().splitlines()[-1]), peak / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=int, default=20_000, help="documents in the large corpus")
+    parser.add_argument("--docs", type=int, default=25_000, help="documents in the corpus")
+    parser.add_argument("--full", action="store_true", help="10^6 documents (overrides --docs)")
     parser.add_argument("--doc-bytes", type=int, default=2_000, help="approximate document size")
+    parser.add_argument("--shard-requests", type=int, default=50_000, help="max_requests_per_shard")
+    parser.add_argument("--workers", type=int, default=0, help="all-core worker count (0: cores)")
     parser.add_argument(
-        "--shard-requests",
-        type=int,
-        default=50_000,
-        help="max_requests_per_shard; lower it to see memory stay flat on a small corpus",
+        "--compare-threads", action="store_true", help="also build on a thread pool"
+    )
+    parser.add_argument(
+        "--dask",
+        action="store_true",
+        help="also build on a Dask LocalCluster of one process per core (needs [dask])",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--child", nargs=2, metavar=("CORPUS", "RUN_DIR"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-workers", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--child-pool", default="processes", help=argparse.SUPPRESS)
+    parser.add_argument("--ceiling", metavar="CORPUS", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(*args.child, shard_requests=args.shard_requests)
+        child_build(*args.child, args.shard_requests, args.child_workers, args.child_pool)
+        return
+    if args.ceiling:
+        child_ceiling(args.ceiling, args.child_workers)
         return
 
+    from tasks.build_pool import usable_cores
+
+    cores = args.workers or usable_cores()
+    docs = 1_000_000 if args.full else args.docs
     tmp = Path(tempfile.mkdtemp(prefix="overnight-bench-"))
     try:
-        results = []
-        for docs in (max(args.docs // 4, 1), args.docs):
-            corpus = tmp / f"corpus-{docs}"
-            t0 = time.perf_counter()
-            size = generate(corpus, docs, args.doc_bytes)
-            os.sync()  # flush the new corpus now, not while the build is being timed
-            print(
-                f"generated {docs:,} documents ({size / docs:,.0f} B each) "
-                f"in {time.perf_counter() - t0:.1f} s",
-                flush=True,
-            )
-            out = subprocess.run(
+        corpus = tmp / "corpus"
+        t0 = time.perf_counter()
+        size = generate(corpus, docs, args.doc_bytes)
+        os.sync()  # flush the new corpus now, not while the build is being timed
+        print(
+            f"generated {docs:,} documents ({size / docs:,.0f} B each) "
+            f"in {time.perf_counter() - t0:.1f} s; {cores} core(s)",
+            flush=True,
+        )
+        ceiling, _ = run_child(["--ceiling", str(corpus), "--child-workers", str(cores)])
+        ceiling_rate = ceiling["documents"] / ceiling["seconds"]
+        print(
+            f"  tokenizer ceiling (encode_ordinary_batch, {cores} threads): "
+            f"{ceiling_rate:,.0f} docs/s ({ceiling['tokens']:,} tokens in "
+            f"{ceiling['seconds']:.2f} s)",
+            flush=True,
+        )
+        runs = [("1 worker", 1, "processes"), (f"{cores} workers", cores, "processes")]
+        if args.compare_threads:
+            runs.append((f"{cores} threads", cores, "threads"))
+        if args.dask:
+            runs.append((f"Dask LocalCluster of {cores} workers", cores, "dask"))
+        figures: dict[str, dict[str, Any]] = {}
+        for label, workers, pool in runs:
+            run_dir = tmp / f"run-{pool}-{workers}"
+            result, rss = run_child(
                 [
-                    sys.executable,
-                    __file__,
                     "--child",
                     str(corpus),
-                    str(tmp / f"run-{docs}"),
+                    str(run_dir),
                     "--shard-requests",
                     str(args.shard_requests),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-                cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                    "--child-workers",
+                    str(workers),
+                    "--child-pool",
+                    pool,
+                ]
             )
-            result = json.loads(out.stdout.strip().splitlines()[-1])
-            results.append(result)
             print(
-                f"  built {result['documents']:,} docs → {result['requests']:,} requests in "
-                f"{result['shards']} shard(s), {result['input_tokens']:,} input tokens: "
-                f"{result['seconds']:.2f} s = {result['docs_per_second']:,.0f} docs/s; "
-                f"peak RSS {result['peak_rss_mb']:.0f} MB "
-                f"(after imports {result['rss_before_build_mb']:.0f} MB)",
+                f"  build, {label}: {result['documents']:,} docs → {result['requests']:,} "
+                f"requests in {result['shards']} shard(s): {result['seconds']:.2f} s = "
+                f"{result['docs_per_second']:,.0f} docs/s = "
+                f"{result['docs_per_second'] / ceiling_rate:.0%} of the ceiling; "
+                f"peak RSS of the process tree {rss:.0f} MB",
                 flush=True,
             )
-            shutil.rmtree(corpus, ignore_errors=True)
-            shutil.rmtree(tmp / f"run-{docs}", ignore_errors=True)
-        small, large = results
-        print(
-            f"peak RSS: {small['peak_rss_mb']:.0f} MB at {small['documents']:,} docs, "
-            f"{large['peak_rss_mb']:.0f} MB at {large['documents']:,} docs "
-            f"(+{large['peak_rss_mb'] - small['peak_rss_mb']:.0f} MB)"
-        )
+            figures[pool if workers > 1 else "one"] = result
+            shutil.rmtree(run_dir, ignore_errors=True)
+        digests = {name: f["requests_digest"] for name, f in figures.items()}
+        same = len(set(digests.values())) == 1
+        print(f"  request lines identical across builds: {'yes' if same else digests}")
+        if "dask" in figures:
+            local, dask = figures["processes"]["seconds"], figures["dask"]["seconds"]
+            print(
+                f"  Dask wall time {dask:.2f} s = {dask / local:.2f}× the local pool's "
+                f"{local:.2f} s (overhead {dask - local:+.2f} s)"
+            )
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)

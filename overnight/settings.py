@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     """`OVERNIGHT_MODELS_FILE`: a model-capabilities file of the user's own instead of the
     shipped one (what each model accepts; see data/models.toml)."""
     max_api_concurrency: int = 4
+    build_workers: int | None = Field(default=None, ge=1)
+    """`OVERNIGHT_BUILD_WORKERS`: processes building partitions at once on this machine (1
+    builds them one after the other in this process); by default one per usable core."""
+    build_partition_files: int = Field(default=4096, ge=1)
+    """`OVERNIGHT_BUILD_PARTITION_FILES`: listed files per build partition (the count is
+    rounded up to a power of two, at most 32); part of how a run's shards are laid out."""
+    dask_address: str | None = None
+    """`OVERNIGHT_DASK_ADDRESS`: a Dask scheduler (`tcp://host:8786`) to build partitions on,
+    as Prefect tasks through prefect-dask, instead of the local process pool."""
 
     @property
     def uses_openai(self) -> bool:

@@ -12,25 +12,36 @@ renders one request per chunk, counts its input tokens offline and writes it to 
 Token counting runs on a small thread pool while the next batch of documents is read
 (tiktoken releases the GIL), so the build is bound by whichever of the two is slower.
 `plan_requests` is the same loop with any `ShardWriter` (a dry-run one for estimates).
+
+A long listing is split into partitions stable for that listing (`tasks.partitions`), each
+built independently into its own shards (`shards/shard-p03-00000.jsonl`) by
+`build_partition`: in this process, on a local process pool sized to the cores
+(`tasks.build_pool`), or as Prefect tasks on a Dask cluster (`tasks.cluster_build`). The
+partitions' shards, counts and rejects are then merged (`tasks.build_merge`), duplicate
+custom_ids across partitions included, so the result does not depend on how many workers
+ran: the same requests, the same estimate, shard contents identical up to order.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import islice
+from functools import lru_cache
+from itertools import chain, islice
 from typing import TypeVar
 
 import orjson
 
-from schemas.build import BuildSummary, RequestIndexRow
+from schemas.build import BuildSummary, RequestIndexRow, ShardInfo
 from schemas.documents import Document, RejectCode, RejectedDocument
 from schemas.job import JobSpec
 from tasks import storage
 from tasks.capabilities import load_capabilities
 from tasks.chunking import split_text
+from tasks.partitions import PartitionPlan, iter_partition, plan_partitions, remove_spill
 from tasks.render import RequestRenderer, document_key, image_sizes
 from tasks.sharding import DuplicateCustomIdError, RequestTooLargeError, ShardWriter
 from tasks.sources import iter_documents
@@ -70,6 +81,37 @@ class BuildCounts:
     images: int = 0
     """Images sent (image files and the pages of scanned PDFs), across all requests."""
 
+    def add(self, other: BuildCounts) -> None:
+        """Add another pass's counters to these."""
+        self.documents_seen += other.documents_seen
+        self.documents_skipped += other.documents_skipped
+        self.documents_built += other.documents_built
+        self.documents_rejected += other.documents_rejected
+        self.requests += other.requests
+        self.input_tokens += other.input_tokens
+        self.documents_chunked += other.documents_chunked
+        self.chunked_requests += other.chunked_requests
+        self.images += other.images
+        for code, n in other.rejected_by_code.items():
+            self.rejected_by_code[code] = self.rejected_by_code.get(code, 0) + n
+
+
+@dataclass
+class PartitionResult:
+    """What building one partition produced: its counters, shards and rejects file."""
+
+    index: int
+    counts: BuildCounts
+    shards: list[ShardInfo]
+    rejected_uri: str
+
+
+@lru_cache(maxsize=1)
+def _token_pool() -> ThreadPoolExecutor:
+    """The token-counting threads of this process, shared by every pass (partition) built in
+    it, rather than two new threads (and their tiktoken per-thread state) per partition."""
+    return ThreadPoolExecutor(TOKEN_THREADS, thread_name_prefix="overnight-tokens")
+
 
 def _batched(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
     it = iter(items)
@@ -107,10 +149,16 @@ class _Planner:
         self.max_output = job.params.max_output_tokens
         self.caps = load_capabilities().get(job.model)
         self.counts = BuildCounts()
-        if self.renderer.static_tokens >= self.max_input:
+        self.check(job, self.renderer)
+
+    @staticmethod
+    def check(job: JobSpec, renderer: RequestRenderer | None = None) -> None:
+        """Raise `BuildError` if the prompt alone leaves no room for a document."""
+        static = (renderer or RequestRenderer(job)).static_tokens
+        if static >= job.chunking.max_input_tokens:
             raise BuildError(
-                f"the system prompt and output schema alone take {self.renderer.static_tokens} "
-                f"tokens; chunking.max_input_tokens is {self.max_input}"
+                f"the system prompt and output schema alone take {static} "
+                f"tokens; chunking.max_input_tokens is {job.chunking.max_input_tokens}"
             )
 
     def reject(self, rejected: RejectedDocument) -> None:
@@ -119,10 +167,11 @@ class _Planner:
         by_code[rejected.code] = by_code.get(rejected.code, 0) + 1
         self.on_reject(rejected)
 
-    def run(self) -> BuildCounts:
+    def run(self, documents: Iterable[Document | RejectedDocument]) -> BuildCounts:
         pending: deque[tuple[int, list[tuple[Document, str]], Future[list[int]]]] = deque()
-        with ThreadPoolExecutor(TOKEN_THREADS, thread_name_prefix="overnight-tokens") as pool:
-            for batch in _batched(iter_documents(self.job.source), DOCUMENT_BATCH):
+        pool = _token_pool()
+        try:
+            for batch in _batched(documents, DOCUMENT_BATCH):
                 prepared = self.prepare(batch)
                 future = pool.submit(self.renderer.count_many, [text for _, text in prepared])
                 pending.append((len(batch), prepared, future))
@@ -130,6 +179,9 @@ class _Planner:
                     self.finish(*pending.popleft())
             while pending:
                 self.finish(*pending.popleft())
+        finally:
+            for _, _, future in pending:  # an error: let the counts in flight finish
+                future.cancel()
         return self.counts
 
     def prepare(self, batch: list[Document | RejectedDocument]) -> list[tuple[Document, str]]:
@@ -294,6 +346,14 @@ class _Planner:
             self.counts.chunked_requests += count
 
 
+def _files_per_partition(files_per_partition: int | None) -> int:
+    if files_per_partition is not None:
+        return files_per_partition
+    from overnight.settings import get_settings
+
+    return get_settings().build_partition_files
+
+
 def plan_requests(
     job: JobSpec,
     writer: ShardWriter,
@@ -301,30 +361,51 @@ def plan_requests(
     on_reject: Callable[[RejectedDocument], None],
     should_process: ShouldProcess | None = None,
     progress: Progress | None = None,
+    files_per_partition: int | None = None,
 ) -> BuildCounts:
-    """Stream the job's documents into `writer` as request lines; report rejects to `on_reject`."""
-    return _Planner(job, writer, on_reject, should_process, progress).run()
+    """Stream the job's documents into `writer` as request lines; report rejects to `on_reject`.
+
+    Documents come partition after partition, in the order `build_shards` merges them, so a
+    custom_id found twice is refused in the same document as there.
+    """
+    planner = _Planner(job, writer, on_reject, should_process, progress)
+    with tempfile.TemporaryDirectory(prefix="overnight-listing-") as spill_dir:
+        plan = plan_partitions(
+            job.source,
+            spill_dir=spill_dir,
+            files_per_partition=_files_per_partition(files_per_partition),
+        )
+        documents = chain.from_iterable(
+            iter_documents(job.source, iter_partition(plan, i)) for i in range(plan.count)
+        )
+        return planner.run(documents)
 
 
-def build_shards(
+def partition_prefix(plan: PartitionPlan, index: int) -> str:
+    """Where partition `index` writes its shards under the run folder."""
+    return "shards/shard" if plan.count == 1 else f"shards/shard-p{index:02d}"
+
+
+def build_partition(
     job: JobSpec,
     run_dir: str,
+    plan: PartitionPlan,
+    index: int,
     *,
     should_process: ShouldProcess | None = None,
     progress: Progress | None = None,
-) -> BuildSummary:
-    """Write the job's request shards, their indexes and rejects under `run_dir`.
-
-    `should_process(document)` returning False skips a document (counted, not rejected);
-    `progress(n)` is called with the number of documents handled since its previous call.
-    """
-    rejected_uri = storage.join(run_dir, "rejected.jsonl")
-    fingerprint = job.fingerprint()
+) -> PartitionResult:
+    """Build one partition of the listing into its own shards and rejects file."""
+    rejected_uri = (
+        storage.join(run_dir, "rejected.jsonl")
+        if plan.count == 1
+        else storage.join(run_dir, "partitions", f"rejected-p{index:02d}.jsonl")
+    )
     with (
         storage.open_write(rejected_uri) as rejected_fh,
         ShardWriter(
             run_dir,
-            prefix="shards/shard",
+            prefix=partition_prefix(plan, index),
             limits=job.limits,
             model=job.model,
             endpoint=job.endpoint,
@@ -334,19 +415,67 @@ def build_shards(
         def on_reject(rejected: RejectedDocument) -> None:
             rejected_fh.write(orjson.dumps(rejected.model_dump(mode="json")) + b"\n")
 
-        counts = plan_requests(
-            job, writer, on_reject=on_reject, should_process=should_process, progress=progress
+        planner = _Planner(job, writer, on_reject, should_process, progress)
+        counts = planner.run(iter_documents(job.source, iter_partition(plan, index)))
+    return PartitionResult(index, counts, writer.shards, rejected_uri)
+
+
+def build_shards(
+    job: JobSpec,
+    run_dir: str,
+    *,
+    should_process: ShouldProcess | None = None,
+    progress: Progress | None = None,
+    workers: int | None = None,
+    dask_address: str | None = None,
+    files_per_partition: int | None = None,
+) -> BuildSummary:
+    """Write the job's request shards, their indexes and rejects under `run_dir`.
+
+    `should_process(document)` returning False skips a document (counted, not rejected);
+    `progress(n)` is called with the number of documents handled since its previous call.
+    A listing of several partitions is built by `workers` processes (default
+    `OVERNIGHT_BUILD_WORKERS`, else one per core; 1 builds here, one partition after the
+    other), or on the Dask cluster at `dask_address` (default `OVERNIGHT_DASK_ADDRESS`);
+    `should_process` must then be picklable (a `Ledger`'s method is).
+    """
+    from tasks.build_pool import PartitionRunner
+
+    with PartitionRunner(
+        job,
+        workers=workers,
+        dask_address=dask_address,
+        should_process=should_process,
+        progress=progress,
+    ) as runner:
+        plan = plan_partitions(
+            job.source,
+            spill_dir=storage.join(run_dir, "partitions"),
+            files_per_partition=_files_per_partition(files_per_partition),
+            on_spill=runner.start,
         )
+        if plan.count == 1:
+            results = [
+                build_partition(
+                    job, run_dir, plan, 0, should_process=should_process, progress=progress
+                )
+            ]
+        else:
+            results = runner.run(run_dir, plan)
+    from tasks.build_merge import merge_partitions
+
+    counts, shards, rejected_uri = merge_partitions(run_dir, results)
+    remove_spill(plan)
     return BuildSummary(
         job_name=job.name,
-        job_fingerprint=fingerprint,
+        job_fingerprint=job.fingerprint(),
         documents_seen=counts.documents_seen,
         documents_skipped=counts.documents_skipped,
         documents_built=counts.documents_built,
         documents_rejected=counts.documents_rejected,
         requests=counts.requests,
         input_tokens=counts.input_tokens,
-        shards=writer.shards,
+        shards=shards,
         rejected_uri=rejected_uri,
         rejected_count=counts.documents_rejected,
         documents_chunked=counts.documents_chunked,
