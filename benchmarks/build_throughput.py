@@ -169,6 +169,9 @@ def _dask_cluster(workers: int) -> Iterator[str]:
 
 
 def _warm_up_worker() -> None:
+    import prefect.task_engine  # noqa: F401  (what a worker imports for its first task run)
+
+    import tasks.cluster_build  # noqa: F401
     from tasks.build_pool import _warm_up
 
     _warm_up("gpt-4.1-mini")
