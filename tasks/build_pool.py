@@ -25,6 +25,7 @@ from typing import Any
 
 from schemas.job import JobSpec
 from tasks.build import BuildError, PartitionResult, Progress, ShouldProcess, build_partition
+from tasks.failpoints import failpoint
 from tasks.partitions import PartitionPlan
 
 PARENT_CHECK_SECONDS = 0.5
@@ -138,6 +139,7 @@ class PartitionRunner:
                 for future in finished:
                     result = future.result()
                     results[result.index] = result
+                    failpoint("during-partitioned-build")
             _drain(self._done_docs, self.progress)
         except BrokenProcessPool as exc:
             raise BuildError(f"a build worker process died: {exc}") from exc
