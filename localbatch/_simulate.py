@@ -17,7 +17,6 @@ import logging
 import struct
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,17 +52,6 @@ REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
 _REASONING_BUDGET = {"low": 64, "medium": 192, "high": 512, "xhigh": 1024}
 _EMBEDDING_DIMS = {"text-embedding-3-large": 3072}
 _MAX_BREVITY = 3
-_OVERLAP_MIN = 8
-"""Chunks at least this long count their prompts' tokens on a second thread (see `execute`)."""
-_MESSAGES = {"/v1/chat/completions": chat_messages, "/v1/responses": responses_messages}
-
-
-@dataclass(slots=True)
-class _Prepared:
-    """A request's messages, read once, and its prompt's token count, counted ahead."""
-
-    messages: list[Message]
-    prompt_tokens: Future[int]
 
 
 @dataclass(slots=True)
@@ -97,50 +85,22 @@ class Simulator:
         self._counters: dict[str, TokenCounter] = {}
         self._fakers: dict[tuple[str, bytes], tuple[SchemaFaker, list[int]]] = {}
         self._lock = threading.Lock()
-        self._counting: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
-        with self._lock:
-            pool, self._counting = self._counting, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        return None
 
     def execute(self, items: Sequence[WorkItem]) -> list[Outcome]:
-        """Answer a chunk of lines, in order.
+        return [self.run(item) for item in items]
 
-        tiktoken releases the GIL while it encodes, so the prompts' tokens are counted on a
-        second thread while this one reads the documents and writes the answers: the same
-        counts, on a core that would otherwise wait.
-        """
-        if len(items) < _OVERLAP_MIN:
-            return [self.run(item) for item in items]
-        pool = self._pool()
-        prepared: list[_Prepared | None] = []
-        for item in items:
-            messages = _read_messages(item)
-            # Images and PDF parts are counted here (pdfium is not safe to share between threads).
-            if messages and not _sees(messages):
-                counter = self._counter(item.model)
-                prepared.append(_Prepared(messages, pool.submit(counter.prompt_count, messages)))
-            else:
-                prepared.append(None)
-        return [self.run(item, ready) for item, ready in zip(items, prepared, strict=True)]
-
-    def _pool(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._counting is None:
-                self._counting = ThreadPoolExecutor(1, thread_name_prefix="localbatch-tokens")
-            return self._counting
-
-    def run(self, item: WorkItem, prepared: _Prepared | None = None) -> Outcome:
+    def run(self, item: WorkItem) -> Outcome:
         forced = injected(item)
         if forced is not None:
             return forced
         try:
             if item.url == "/v1/chat/completions":
-                return self._chat(item, prepared)
+                return self._chat(item)
             if item.url == "/v1/responses":
-                return self._responses(item, prepared)
+                return self._responses(item)
             if item.url == "/v1/embeddings":
                 return self._embeddings(item)
         except Exception:
@@ -211,11 +171,9 @@ class Simulator:
         json_mode: bool,
         cap: Any,
         effort: Any,
-        counted: Future[int] | None = None,
     ) -> _Completion:
         counter = self._counter(item.model)
-        # Counted ahead on the token thread when the chunk was long enough (see `execute`).
-        prompt_tokens = counted.result() if counted is not None else counter.prompt_count(messages)
+        prompt_tokens = counter.prompt_count(messages)
         faker: SchemaFaker | None = None
         schema_tokens: list[int] = []
         if schema is not None:
@@ -260,16 +218,14 @@ class Simulator:
 
     # -- endpoints ----------------------------------------------------------------------------
 
-    def _chat(self, item: WorkItem, prepared: _Prepared | None = None) -> Outcome:
+    def _chat(self, item: WorkItem) -> Outcome:
         body = item.body
-        messages = prepared.messages if prepared is not None else chat_messages(body)
+        messages = chat_messages(body)
         if not messages:
             return _missing("messages")
         schema, json_mode = _chat_format(body)
         cap = body.get("max_completion_tokens", body.get("max_tokens"))
-        effort = body.get("reasoning_effort")
-        counted = prepared.prompt_tokens if prepared is not None else None
-        done = self._complete(item, messages, schema, json_mode, cap, effort, counted)
+        done = self._complete(item, messages, schema, json_mode, cap, body.get("reasoning_effort"))
         text, finish, prompt, cached = done.text, done.finish, done.prompt, done.cached
         completion, reasoning, refused = done.completion, done.reasoning, done.refused
         n_raw = body.get("n")
@@ -320,17 +276,16 @@ class Simulator:
             reasoning_tokens=reasoning,
         )
 
-    def _responses(self, item: WorkItem, prepared: _Prepared | None = None) -> Outcome:
+    def _responses(self, item: WorkItem) -> Outcome:
         body = item.body
-        messages = prepared.messages if prepared is not None else responses_messages(body)
+        messages = responses_messages(body)
         if not messages:
             return _missing("input")
         schema, json_mode, text_format = _responses_format(body)
         reasoning_cfg = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
         effort = reasoning_cfg.get("effort") if reasoning_cfg else None
         cap = body.get("max_output_tokens")
-        counted = prepared.prompt_tokens if prepared is not None else None
-        done = self._complete(item, messages, schema, json_mode, cap, effort, counted)
+        done = self._complete(item, messages, schema, json_mode, cap, effort)
         text, finish, prompt, cached = done.text, done.finish, done.prompt, done.cached
         completion, reasoning, refused = done.completion, done.reasoning, done.refused
         incomplete = finish == "length"
@@ -453,17 +408,6 @@ class Simulator:
 def _sees(messages: list[Message]) -> bool:
     """True when a request has images or files: what the simulator cannot look at."""
     return any(message.visuals for message in messages)
-
-
-def _read_messages(item: WorkItem) -> list[Message] | None:
-    """The messages of a chat or Responses line to be simulated; None to leave it to `run`."""
-    read = _MESSAGES.get(item.url)
-    if read is None or injected(item) is not None:
-        return None
-    try:
-        return read(item.body)
-    except Exception:  # an odd body fails on its own line, in `run`, with its own error
-        return None
 
 
 def _chat_format(body: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
