@@ -267,20 +267,15 @@ def _unreduced_rows(manifest: RunManifest, reduced: set[str]) -> pl.DataFrame:
             f"{unreduced.get_column('document_id')[0]}); not marking it done"
         )
     too_long = _oversized_rows(manifest, identity)
-    cancelled = unreduced.with_columns(
-        input_tokens=pl.lit(0, pl.Int64),
-        cached_tokens=pl.lit(0, pl.Int64),
-        output_tokens=pl.lit(0, pl.Int64),
-        reasoning_tokens=pl.lit(0, pl.Int64),
-        cost_usd=pl.lit(0.0),
-        stage=pl.lit("api"),
-        code=pl.lit("batch_cancelled"),
+    cancelled = _unanswered(
+        unreduced,
+        stage="api",
+        code="batch_cancelled",
         message=pl.lit(
             "the run was cancelled before this document's chunk answers were combined; "
             "they are in the chunks table"
         ),
-        retryable=pl.lit(False),
-    ).select(list(schema))
+    )
     return pl.concat([frame.cast(pl.Schema(schema)) for frame in (rows, cancelled, too_long)])
 
 
@@ -290,29 +285,38 @@ def _oversized_rows(manifest: RunManifest, identity: list[str]) -> pl.DataFrame:
     if not manifest.reduce_oversized:
         return pl.DataFrame(schema=schema)
     why = pl.concat([tables.read_parquet(uri) for uri in manifest.reduce_oversized])
-    return (
+    frame = (
         _final_chunk_rows(manifest, "results", identity)
         .join(why, on="document_id")
         .sort("document_id", "chunk_index")
         .unique("document_id", keep="first", maintain_order=True)
-        .with_columns(
-            input_tokens=pl.lit(0, pl.Int64),
-            cached_tokens=pl.lit(0, pl.Int64),
-            output_tokens=pl.lit(0, pl.Int64),
-            reasoning_tokens=pl.lit(0, pl.Int64),
-            cost_usd=pl.lit(0.0),
-            stage=pl.lit("build"),
-            code=pl.lit("reduce_too_large"),
-            message=pl.format(
-                "the answers of its {} chunks do not fit one request to combine them ({}); "
-                "it was not sent, and the chunk answers are in the chunks table",
-                pl.col("chunk_count"),
-                pl.col("why"),
-            ),
-            retryable=pl.lit(False),
-        )
-        .select(list(schema))
     )
+    return _unanswered(
+        frame,
+        stage="build",
+        code="reduce_too_large",
+        message=pl.format(
+            "the answers of its {} chunks do not fit one request to combine them ({}); "
+            "it was not sent, and the chunk answers are in the chunks table",
+            pl.col("chunk_count"),
+            pl.col("why"),
+        ),
+    )
+
+
+def _unanswered(frame: pl.DataFrame, *, stage: str, code: str, message: pl.Expr) -> pl.DataFrame:
+    """Error rows for documents that never got a combined answer: nothing used, nothing paid."""
+    return frame.with_columns(
+        input_tokens=pl.lit(0, pl.Int64),
+        cached_tokens=pl.lit(0, pl.Int64),
+        output_tokens=pl.lit(0, pl.Int64),
+        reasoning_tokens=pl.lit(0, pl.Int64),
+        cost_usd=pl.lit(0.0),
+        stage=pl.lit(stage),
+        code=pl.lit(code),
+        message=message,
+        retryable=pl.lit(False),
+    ).select(list(tables.errors_schema()))
 
 
 class _NoFields(BaseModel):
