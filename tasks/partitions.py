@@ -28,8 +28,7 @@ import orjson
 
 from schemas.job import SourceSpec
 from tasks import storage
-from tasks.sources import SourceError
-from tasks.sources._reading import READ_ERRORS
+from tasks.sources._listing import list_source
 from tasks.storage import ObjectInfo
 
 BUCKETS = 64
@@ -110,18 +109,7 @@ def plan_partitions(
 
     `on_spill()` is called as soon as the listing is known to need several partitions.
     """
-    listing = storage.list_entries(source.uri, include=source.include, exclude=source.exclude)
-
-    def listed() -> Iterator[ObjectInfo]:
-        while True:
-            try:
-                yield next(listing)
-            except StopIteration:
-                return
-            except READ_ERRORS as exc:
-                raise SourceError(f"cannot list {source.uri}: {exc}") from exc
-
-    entries = listed()
+    entries = list_source(source)
     head: list[ObjectInfo] = []
     for info in entries:
         head.append(info)

@@ -29,6 +29,25 @@ LOCAL_READERS = 0
 to a thread (measured: 50k vs 28k docs/s warm; 10k vs 12k docs/s on a cold cache)."""
 
 
+def list_source(
+    source: SourceSpec, entries: Iterable[ObjectInfo] | None = None
+) -> Iterator[ObjectInfo]:
+    """The source's entries (or the given ones), streaming; a listing that fails is a
+    `SourceError` naming the source."""
+    listing = iter(
+        storage.list_entries(source.uri, include=source.include, exclude=source.exclude)
+        if entries is None
+        else entries
+    )
+    while True:
+        try:
+            yield next(listing)
+        except StopIteration:
+            return
+        except READ_ERRORS as exc:
+            raise SourceError(f"cannot list {source.uri}: {exc}") from exc
+
+
 def iter_documents(
     source: SourceSpec, entries: Iterable[ObjectInfo] | None = None
 ) -> Iterator[Document | RejectedDocument]:
@@ -42,30 +61,15 @@ def iter_documents(
     line: from the page cache a read costs less than handing it to a thread.
     """
     loader = Loader(source)
-    listing = iter(
-        storage.list_entries(source.uri, include=source.include, exclude=source.exclude)
-        if entries is None
-        else entries
-    )
-
-    def listed() -> Iterator[ObjectInfo]:
-        while True:
-            try:
-                yield next(listing)
-            except StopIteration:
-                return
-            except READ_ERRORS as exc:
-                raise SourceError(f"cannot list {source.uri}: {exc}") from exc
-
     readers = S3_READERS if storage.is_s3(source.uri) else LOCAL_READERS
     if not readers:
-        for info in listed():
+        for info in list_source(source, entries):
             yield from loader.load(info)
         return
     with ThreadPoolExecutor(max_workers=readers, thread_name_prefix="overnight-read") as pool:
         window: deque[tuple[ObjectInfo, Future[bytes] | None]] = deque()
         pending_bytes = 0
-        for info in listed():
+        for info in list_source(source, entries):
             read_whole = loader.reads_whole(info)
             window.append((info, pool.submit(read_bytes, info.location) if read_whole else None))
             pending_bytes += info.size if read_whole else 0
