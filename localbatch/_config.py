@@ -125,6 +125,8 @@ class ServerConfig(BaseModel):
     """The bearer key clients must send."""
 
     executor: ExecutorName = "simulate"
+    simulate_workers: int = Field(default=0, ge=0)
+    """Simulator processes for big batches: 0 is one per usable core, 1 the engine's thread."""
     seed: int = 0
     """Seeds the simulator and every fault draw."""
 

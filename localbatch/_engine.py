@@ -442,6 +442,7 @@ class Engine:
                     model=model,
                     key=f"{record.id}:{custom_id}",
                     created=now,
+                    raw=raw,
                 )
             )
         if faults.batch_all_lines_fail:

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
+
 from localbatch._faults import LineFault
 
 _BASE62 = string.digits + string.ascii_letters
@@ -37,6 +39,8 @@ class WorkItem:
     created: int
     """Virtual Unix time at execution."""
     fault: LineFault | None = None
+    raw: bytes = b""
+    """The request line as read (a simulator pool sends it to its workers as is)."""
 
 
 @dataclass(slots=True)
@@ -51,6 +55,8 @@ class Outcome:
     cached_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
+    encoded_body: bytes | None = None
+    """The body already serialized (by a simulator pool's worker): written as is, never parsed."""
 
     @property
     def ok(self) -> bool:
@@ -72,7 +78,13 @@ def output_line(item_key: str, custom_id: str, outcome: Outcome) -> dict[str, An
         response = {
             "status_code": outcome.status_code,
             "request_id": hex_id("req:" + item_key),
-            "body": outcome.body if outcome.body is not None else {},
+            "body": (
+                orjson.Fragment(outcome.encoded_body)
+                if outcome.encoded_body is not None
+                else outcome.body
+                if outcome.body is not None
+                else {}
+            ),
         }
     return {
         "id": "batch_req_" + hex_id("line:" + item_key),

@@ -256,15 +256,16 @@ class PromptCache:
 
     def hit(self, model: str, tokens: list[int], prompt_tokens: int) -> tuple[int, int]:
         """Return (cached, written) tokens for this prompt, then remember its prefixes."""
-        if prompt_tokens < CACHE_MIN_TOKENS or len(tokens) < CACHE_MIN_TOKENS:
+        return self.settle(prefix_keys(model, tokens, prompt_tokens), prompt_tokens)
+
+    def settle(self, keys: list[tuple[int, bytes]], prompt_tokens: int) -> tuple[int, int]:
+        """(cached, written) for a prompt of these prefix keys; remembers them.
+
+        Requests must be settled in the order they ran, so a simulator pool's workers compute
+        the keys (`prefix_keys`) and the server settles them line by line.
+        """
+        if not keys:
             return 0, 0
-        digest = hashlib.blake2b(model.encode(), digest_size=16)
-        keys: list[tuple[int, bytes]] = []
-        start = 0
-        for end in range(CACHE_MIN_TOKENS, len(tokens) + 1, CACHE_STEP):
-            digest.update(array("I", tokens[start:end]).tobytes())
-            keys.append((end, digest.copy().digest()))
-            start = end
         cached = 0
         with self._lock:
             for end, key in keys:
@@ -275,5 +276,19 @@ class PromptCache:
                     self._seen[key] = None
             while len(self._seen) > self._max:
                 self._seen.popitem(last=False)
-        longest = keys[-1][0] if keys else 0
+        longest = keys[-1][0]
         return min(cached, prompt_tokens), longest - cached
+
+
+def prefix_keys(model: str, tokens: list[int], prompt_tokens: int) -> list[tuple[int, bytes]]:
+    """(end, digest) of each cacheable prefix of a prompt: 1,024 tokens, then 128-token steps."""
+    if prompt_tokens < CACHE_MIN_TOKENS or len(tokens) < CACHE_MIN_TOKENS:
+        return []
+    digest = hashlib.blake2b(model.encode(), digest_size=16)
+    keys: list[tuple[int, bytes]] = []
+    start = 0
+    for end in range(CACHE_MIN_TOKENS, len(tokens) + 1, CACHE_STEP):
+        digest.update(array("I", tokens[start:end]).tobytes())
+        keys.append((end, digest.copy().digest()))
+        start = end
+    return keys

@@ -10,9 +10,11 @@ from localbatch._engine import SIMULATE_CHUNK, Engine
 from localbatch._execution import Executor
 from localbatch._faults import APIFaultDice
 from localbatch._forward import Forwarder
+from localbatch._pool import PooledSimulator
 from localbatch._rules import LineRules
 from localbatch._simulate import Simulator
 from localbatch._store import Store
+from tasks.processes import usable_cores
 
 
 class Service:
@@ -44,7 +46,12 @@ class Service:
                 )
                 executor, chunk = forwarder, forwarder.chunk_size
             else:
-                executor, chunk = Simulator(seed=config.seed), SIMULATE_CHUNK
+                workers = config.simulate_workers or usable_cores()
+                if workers > 1:
+                    pooled = PooledSimulator(seed=config.seed, workers=workers)
+                    executor, chunk = pooled, pooled.chunk_size
+                else:
+                    executor, chunk = Simulator(seed=config.seed), SIMULATE_CHUNK
             self.executor = executor
             self.rules = None if config.lenient else LineRules()
             self.engine = Engine(

@@ -39,6 +39,7 @@ from localbatch._prompts import (
     chat_messages,
     document_body,
     document_text,
+    prefix_keys,
     responses_messages,
 )
 
@@ -184,7 +185,8 @@ class Simulator:
         cached = written = 0
         if prompt_tokens >= CACHE_MIN_TOKENS:  # shorter prompts are never cached: skip encoding
             sequence = schema_tokens + counter.prompt(messages)[1]
-            cached, written = self.cache.hit(item.model, sequence, prompt_tokens)
+            keys = prefix_keys(item.model, sequence, prompt_tokens)
+            cached, written = self.cache.settle(keys, prompt_tokens)
         doc = Document(document_body(document_text(messages)), self.seed)
         if item.fault == "refusal":
             return _Completion(
@@ -443,3 +445,15 @@ def _embed(text: str, dims: int, seed: int) -> list[float]:
             vector[slot] += 1.0 if (h >> (40 + k)) & 1 else -1.0
     norm = sum(v * v for v in vector) ** 0.5 or 1.0
     return [round(v / norm, 6) for v in vector]
+
+
+def set_cached_usage(outcome: Outcome, url: str, cached: int, written: int) -> None:
+    """Write a prompt's cache result into an answer built before it was known (a pool's)."""
+    usage = outcome.body.get("usage") if outcome.body is not None else None
+    if not isinstance(usage, dict):
+        return
+    outcome.cached_tokens = cached
+    if url == "/v1/chat/completions":
+        usage["prompt_tokens_details"]["cached_tokens"] = cached
+    elif url == "/v1/responses":
+        usage["input_tokens_details"] = {"cached_tokens": cached, "cache_write_tokens": written}

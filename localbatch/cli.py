@@ -50,6 +50,14 @@ def serve(
             "--forward-url."
         ),
     ] = "simulate",
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Simulator processes for big batches (0: one per core; 1: in the server's "
+            "own thread).",
+        ),
+    ] = 0,
     forward_url: Annotated[
         str | None,
         typer.Option(help="OpenAI-compatible upstream base URL, e.g. http://127.0.0.1:8000/v1."),
@@ -133,6 +141,7 @@ def serve(
         port=port,
         api_key=api_key,
         executor=executor,
+        simulate_workers=workers,
         seed=seed,
         time_scale=time_scale,
         faults=fault_config,

@@ -16,8 +16,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
-import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -27,17 +25,10 @@ from schemas.job import JobSpec
 from tasks.build import BuildError, PartitionResult, Progress, ShouldProcess, build_partition
 from tasks.failpoints import failpoint
 from tasks.partitions import PartitionPlan
+from tasks.processes import exit_with_parent, usable_cores
 
-PARENT_CHECK_SECONDS = 0.5
 _POLL_SECONDS = 0.2
 _worker: dict[str, Any] = {}
-
-
-def usable_cores() -> int:
-    """The cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 def build_workers(workers: int | None = None) -> int:
@@ -90,7 +81,7 @@ class PartitionRunner:
             max_workers=self.workers,
             mp_context=context,
             initializer=_init_worker,
-            initargs=(self._done_docs, self.should_process),
+            initargs=(self._done_docs, self.should_process, os.getpid()),
         )
         for _ in range(self.workers):  # spawn starts one process per submit while none is idle
             self._pool.submit(_warm_up, self.job.model)
@@ -172,13 +163,13 @@ def _drain(done_docs: multiprocessing.Queue[int] | None, progress: Progress | No
 
 
 def _init_worker(
-    done_docs: multiprocessing.Queue[int] | None, should_process: ShouldProcess | None
+    done_docs: multiprocessing.Queue[int] | None,
+    should_process: ShouldProcess | None,
+    parent: int,
 ) -> None:
     _worker["progress"] = done_docs.put if done_docs is not None else None
     _worker["should_process"] = should_process
-    threading.Thread(
-        target=_watch_parent, args=(os.getppid(),), name="overnight-parent-watch", daemon=True
-    ).start()
+    exit_with_parent(parent)
 
 
 def _warm_up(model: str) -> int:
@@ -189,15 +180,6 @@ def _warm_up(model: str) -> int:
 
     encoding_for_model(model).encode_ordinary("warm up")
     return os.getpid()
-
-
-def _watch_parent(parent: int) -> None:
-    """Exit this worker as soon as its parent is gone (it was reparented: spawn makes the
-    pool's process the parent)."""
-    while True:
-        time.sleep(PARENT_CHECK_SECONDS)
-        if os.getppid() != parent:
-            os._exit(70)
 
 
 def _build_in_worker(

@@ -47,12 +47,14 @@ def test_server_config_fields_and_defaults(tmp_path: Path) -> None:
     assert config.max_upload_bytes == 209_715_200
     assert config.max_lines_per_batch == 50_000
     assert config.lenient is False  # lines are checked as OpenAI checks them unless asked
+    assert config.simulate_workers == 0  # one simulator process per core for big batches
     assert set(ServerConfig.model_fields) == {
         "data_dir",
         "host",
         "port",
         "api_key",
         "executor",
+        "simulate_workers",
         "seed",
         "time_scale",
         "min_validating_seconds",
