@@ -69,7 +69,10 @@ def _items(lines: list[dict[str, Any]]) -> list[WorkItem]:
 
 def _written(items: list[WorkItem], executor: Any) -> list[bytes]:
     outcomes = executor.execute(items)
-    return [orjson.dumps(output_line(i.key, i.custom_id, o)) for i, o in zip(items, outcomes, strict=True)]
+    return [
+        orjson.dumps(output_line(i.key, i.custom_id, o))
+        for i, o in zip(items, outcomes, strict=True)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +175,9 @@ def test_a_killed_server_leaves_no_simulator_worker(tmp_path: Path) -> None:
             match = re.search(r"export OPENAI_BASE_URL=(\S+)", line)
             base_url = match.group(1) if match else ""
         client = OpenAI(base_url=base_url, api_key="test-key", max_retries=3)
-        file = client.files.create(file=("in.jsonl", jsonl(_lines(3000, responses=False))), purpose="batch")
+        file = client.files.create(
+            file=("in.jsonl", jsonl(_lines(3000, responses=False))), purpose="batch"
+        )
         client.batches.create(
             input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h"
         )
