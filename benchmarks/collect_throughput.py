@@ -1,21 +1,39 @@
 """Collect throughput: batch output lines → classified, validated, written parquet tables.
 
 Builds a synthetic run (shards with their index, and OpenAI-shaped output files of chat
-completions whose content is a DocumentSummary), then times `parse_outputs` + `finalize_run`,
-the part of `collect` that runs on our machine. Prints lines/s and peak RSS.
+completions whose content is a DocumentSummary), then, each in a fresh process:
 
-    python benchmarks/collect_throughput.py --lines 200000
+- the parse-and-validate ceiling: `orjson.loads` of every output line and Pydantic validation
+  of its content (`DocumentSummary.model_validate_json`), the output files shared among one
+  process per core (started and warmed up first; only the parsing is timed): the most that
+  judging these lines could reach on this machine;
+- `collect`'s work on our side, `parse_outputs` + `finalize_run` (classification, validation,
+  parquet parts, the results/errors/costs tables, the ledger), with 1 worker (this process)
+  and with one worker process per core (pool start included);
+- with --compare-threads, the same shards parsed on a thread pool of one thread per core.
+
+It prints lines per second, the ratio of each to the ceiling measured in the same run, the
+peak RSS of the whole process tree (the collect and its workers, sampled from /proc every
+20 ms), and whether the tables are identical whatever the worker count.
+
+    .venv/bin/python benchmarks/collect_throughput.py --lines 20000        # a quick check
+    .venv/bin/python benchmarks/collect_throughput.py                      # 10^6 lines, 20 shards
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
-import resource
+import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import polars as pl
@@ -24,10 +42,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from schemas.job import JobSpec
 from schemas.manifest import RunManifest, ShardRecord
-from tasks import runs
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_run(root: Path, lines: int, shard_size: int, invalid_every: int) -> RunManifest:
+    """Write the shards' indexes and output files under `root`; return the run's manifest."""
     job = JobSpec.model_validate(
         {
             "name": "bench",
@@ -136,48 +156,265 @@ def make_run(root: Path, lines: int, shard_size: int, invalid_every: int) -> Run
                 output_uri=str(out_uri),
             )
         )
-    runs.save_manifest(manifest)
     return manifest
 
 
+def child_collect(template: str, run_root: str, workers: int, pool: str) -> None:
+    """Collect a copy of the run in `run_root` here (and in workers); print figures as JSON."""
+    from tasks import runs
+
+    manifest = RunManifest.model_validate_json(Path(template).read_bytes())
+    out = Path(run_root) / "out"
+    manifest.output = str(out)
+    manifest.run_dir = str(out / "runs" / manifest.run_id)
+    manifest.job = {**manifest.job, "output": str(out)}
+    runs.save_manifest(manifest)
+    job = JobSpec.model_validate(manifest.job)
+    t0 = time.perf_counter()
+    if pool == "threads":
+        _parse_on_threads(manifest, job, workers)
+    else:
+        runs.parse_outputs(manifest, job, workers=workers)
+    parsed = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    done = runs.finalize_run(manifest, job)
+    finished = time.perf_counter() - t1
+    print(
+        json.dumps(
+            {
+                "lines": manifest.counts.requests,
+                "parse_seconds": parsed,
+                "finalize_seconds": finished,
+                "results": manifest.counts.results,
+                "errors": manifest.counts.errors,
+                "done": done,
+                "tables": {name: manifest.tables[name] for name in ("results", "errors")},
+            }
+        )
+    )
+
+
+def _parse_on_threads(manifest: RunManifest, job: JobSpec, workers: int) -> None:
+    """The shards of `parse_outputs`, parsed on threads instead of processes (to compare)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tasks import runs
+    from tasks.pricing import load_pricing
+    from tasks.runs.costs import _Pricer
+
+    output_model = job.output_model()
+    pricer = _Pricer(load_pricing(), job.model)
+    pending = [s for s in manifest.shards if s.state == "downloaded"]
+
+    def parse(shard: ShardRecord) -> None:
+        runs.parse_shard(
+            manifest,
+            shard,
+            output_model=output_model,
+            pricer=pricer,
+            retry_invalid_outputs=job.limits.retry_invalid_outputs,
+            run_simulated=True,
+        )
+
+    with ThreadPoolExecutor(workers) as threads:
+        list(threads.map(parse, pending))
+    for shard in pending:
+        shard.state = "parsed"
+    runs.save_manifest(manifest)
+
+
+def _judge_file(uri: str) -> int:
+    """The ceiling's unit of work: parse every line of one output file and validate its
+    answer; return the line count."""
+    from schemas.summary import DocumentSummary
+
+    count = 0
+    with open(uri, "rb") as fh:
+        for line in fh:
+            record = orjson.loads(line)
+            content = record["response"]["body"]["choices"][0]["message"]["content"]
+            with contextlib.suppress(ValueError):  # the bad answers: judged all the same
+                DocumentSummary.model_validate_json(content)
+            count += 1
+    return count
+
+
+def _warm(_: int) -> int:
+    """Start a ceiling worker: its imports and first validation are not timed."""
+    _judge_file(os.devnull)
+    return os.getpid()
+
+
+def child_ceiling(template: str, workers: int) -> None:
+    """Time orjson + Pydantic validation of every output line on `workers` processes."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    manifest = RunManifest.model_validate_json(Path(template).read_bytes())
+    files = [s.output_uri for s in manifest.shards if s.output_uri]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        list(pool.map(_warm, range(workers * 4)))  # every worker started, imports done
+        start = time.perf_counter()
+        lines = sum(pool.map(_judge_file, files))
+        seconds = time.perf_counter() - start
+    print(json.dumps({"lines": lines, "seconds": seconds}))
+
+
+_P = 1_000_000_007
+
+
+def table_digest(uri: str) -> list[int]:
+    """An order-free digest of a table (every column but `written_at`, each with its row's
+    custom_id), streaming: equal for tables with the same rows in any order."""
+    frame = pl.scan_parquet(uri).drop("written_at")
+    names = frame.collect_schema().names()
+    key = pl.col("custom_id").alias("_key")
+    return list(
+        frame.select([(pl.struct(key, pl.col(c)).hash(seed=0) % _P).sum().alias(c) for c in names])
+        .collect()
+        .row(0)
+    )
+
+
+def _tree_rss_kb(root: int) -> int:
+    """The resident memory of a process and all its descendants, from /proc."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        rss[int(entry)] = int(fields[21]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+    tree = {root}
+    grew = True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sum(rss.get(pid, 0) for pid in tree)
+
+
+def run_child(args: list[str]) -> tuple[dict[str, Any], float]:
+    """Run this script as a child with `args`; return its JSON line and the tree's peak RSS MB."""
+    proc = subprocess.Popen(
+        [sys.executable, __file__, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.wait(0.02):
+            peak = max(peak, _tree_rss_kb(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, _ = proc.communicate()
+    stop.set()
+    sampler.join()
+    if proc.returncode:
+        raise SystemExit(f"child {args} failed ({proc.returncode})")
+    return json.loads(out.strip().splitlines()[-1]), peak / 1024
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--lines", type=int, default=200_000)
-    parser.add_argument("--shard-size", type=int, default=50_000)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1_000_000, help="output lines (requests)")
+    parser.add_argument("--shard-size", type=int, default=50_000, help="lines per shard")
     parser.add_argument(
         "--invalid-every", type=int, default=100, help="every Nth answer is bad JSON"
     )
+    parser.add_argument("--workers", type=int, default=0, help="all-core worker count (0: cores)")
+    parser.add_argument(
+        "--compare-threads", action="store_true", help="also parse on a thread pool"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--child", nargs=2, metavar=("TEMPLATE", "ROOT"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-workers", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--child-pool", default="processes", help=argparse.SUPPRESS)
+    parser.add_argument("--ceiling", metavar="TEMPLATE", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="overnight-bench-") as tmp:
+    if args.child:
+        child_collect(*args.child, args.child_workers, args.child_pool)
+        return
+    if args.ceiling:
+        child_ceiling(args.ceiling, args.child_workers)
+        return
+
+    from tasks.processes import usable_cores
+
+    cores = args.workers or usable_cores()
+    tmp = Path(tempfile.mkdtemp(prefix="overnight-bench-"))
+    try:
         t0 = time.perf_counter()
-        manifest = make_run(Path(tmp), args.lines, args.shard_size, args.invalid_every)
-        made = time.perf_counter() - t0
-        job = JobSpec.model_validate(manifest.job)
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        t1 = time.perf_counter()
-        runs.parse_outputs(manifest, job)
-        parsed = time.perf_counter() - t1
-        rss_parsed = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        t2 = time.perf_counter()
-        done = runs.finalize_run(manifest, job)
-        finished = time.perf_counter() - t2
-        total = parsed + finished
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        size = sum(f.stat().st_size for f in Path(tmp, "out", "runs").rglob("*.output.jsonl"))
+        manifest = make_run(tmp / "data", args.lines, args.shard_size, args.invalid_every)
+        template = tmp / "manifest.json"
+        template.write_text(manifest.model_dump_json())
+        os.sync()  # flush the output files now, not while collect is being timed
+        size = sum(f.stat().st_size for f in (tmp / "data").rglob("*.output.jsonl"))
         print(
-            f"lines                 {args.lines:,} in {len(manifest.shards)} shard(s), {size / 1e6:,.0f} MB of output files (made in {made:.1f} s)"
+            f"lines {args.lines:,} in {len(manifest.shards)} shard(s), {size / 1e6:,.0f} MB of "
+            f"output files (made in {time.perf_counter() - t0:.1f} s); {cores} core(s), load "
+            f"average {os.getloadavg()[0]:.1f}",
+            flush=True,
         )
-        print(f"parse + validate      {parsed:.2f} s  ({args.lines / parsed:,.0f} lines/s)")
-        print(f"finalize (tables)     {finished:.2f} s")
-        print(f"collect total         {total:.2f} s  ({args.lines / total:,.0f} lines/s)")
+        ceiling, _ = run_child(["--ceiling", str(template), "--child-workers", str(cores)])
+        ceiling_rate = ceiling["lines"] / ceiling["seconds"]
         print(
-            f"results / errors      {manifest.counts.results:,} / {manifest.counts.errors:,}  (done={done})"
+            f"  parse-and-validate ceiling (orjson + Pydantic, {cores} processes): "
+            f"{ceiling_rate:,.0f} lines/s ({ceiling['lines']:,} lines in "
+            f"{ceiling['seconds']:.2f} s)",
+            flush=True,
         )
+        measured = [("1 worker", 1, "processes"), (f"{cores} workers", cores, "processes")]
+        if args.compare_threads:
+            measured.append((f"{cores} threads", cores, "threads"))
+        digests: dict[str, list[list[int]]] = {}
+        for label, workers, pool in measured:
+            run_root = tmp / f"run-{pool}-{workers}"
+            result, rss = run_child(
+                [
+                    "--child",
+                    str(template),
+                    str(run_root),
+                    "--child-workers",
+                    str(workers),
+                    "--child-pool",
+                    pool,
+                ]
+            )
+            total = result["parse_seconds"] + result["finalize_seconds"]
+            rate = result["lines"] / total
+            parse_rate = result["lines"] / result["parse_seconds"]
+            print(
+                f"  collect, {label}: {result['lines']:,} lines in {total:.2f} s "
+                f"(parse {result['parse_seconds']:.2f} s, tables "
+                f"{result['finalize_seconds']:.2f} s) = {rate:,.0f} lines/s = "
+                f"{rate / ceiling_rate:.0%} of the ceiling (parse alone {parse_rate:,.0f} "
+                f"lines/s = {parse_rate / ceiling_rate:.0%}); results / errors "
+                f"{result['results']:,} / {result['errors']:,} (done={result['done']}); "
+                f"peak RSS of the process tree {rss:.0f} MB",
+                flush=True,
+            )
+            digests[label] = [table_digest(uri) for uri in result["tables"].values()]
+            shutil.rmtree(run_root, ignore_errors=True)
+        same = len({json.dumps(d) for d in digests.values()}) == 1
         print(
-            f"peak RSS              {peak:,.0f} MB (before parsing: {rss_before:,.0f} MB, "
-            f"after parsing: {rss_parsed:,.0f} MB)"
+            f"  results and errors tables identical across worker counts: {'yes' if same else 'NO'}"
         )
-        print(f"cpu count             {os.cpu_count()}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,25 @@
-"""Parsing: judge each line of a downloaded shard into result, error and superseded parts."""
+"""Parsing: judge each line of a downloaded shard into result, error and superseded parts.
+
+Shards are parsed one after the other in this process, or, for runs large enough to repay
+starting them, by a pool of worker processes (`OVERNIGHT_COLLECT_WORKERS`, by default one per
+usable core) started by the `spawn` method, with at most one shard waiting beyond those being
+parsed. Each shard streams as it does here, so memory is that of `workers` shard parses
+however many shards there are. Processes, not threads: judging a line (orjson, then Pydantic
+validation) holds the GIL. Only this process records a shard as parsed, in the manifest,
+after its worker has written all of its parts; a worker that dies leaves its shard
+`downloaded`, and the next `collect` parses it again into the same part names.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
+import multiprocessing
+import os
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -14,16 +31,33 @@ from schemas.manifest import RunManifest, ShardRecord, utcnow
 from tasks import storage, tables
 from tasks.failpoints import failpoint
 from tasks.gateway import EMBEDDED
-from tasks.outputs import INVALID_OUTPUT_CODES, Classified, Outcome, Usage, classify_line
+from tasks.outputs import (
+    INVALID_OUTPUT_CODES,
+    Classified,
+    Outcome,
+    Usage,
+    classify_line,
+    is_simulated,
+)
 from tasks.pricing import load_pricing
+from tasks.processes import exit_with_parent, usable_cores
 from tasks.runs.costs import _Pricer
-from tasks.runs.store import _iter_lines, save_manifest
+from tasks.runs.store import RunError, _iter_lines, save_manifest
 
 log = logging.getLogger(__name__)
 
 
 PART_ROWS = 10_000
 """Judged lines per parquet part: bounds the memory of parsing, whatever the shard size."""
+
+POOL_MIN_REQUESTS = 100_000
+"""Requests to parse below which, unless a worker count is asked for, shards are parsed in
+this process: each worker process takes about a second to start (it imports the parsing
+stack) while this process judges ~35,000 lines a second, so a smaller pool loses time
+(measured with benchmarks/collect_throughput.py)."""
+
+_PEEK_LINES = 100
+"""Output lines read per shard, at most, to find the run's first answer (`_run_simulated`)."""
 
 
 def part_uris(manifest: RunManifest, kind: str, shard: ShardRecord) -> list[str]:
@@ -81,9 +115,16 @@ _OUTCOME_SCHEMA: dict[str, pl.DataType] = {
 """One row per request line as judged; `kind` is result, error or retry."""
 
 
-def _run_was_simulated(manifest: RunManifest) -> bool:
-    """Whether the run's answers so far came from the simulator (all of a run's batches live
-    on one backend, so the first parsed results part answers for the run)."""
+def _run_simulated(manifest: RunManifest, pending: list[ShardRecord]) -> bool:
+    """Whether the run's answers come from the simulator, for the lines that carry no answer.
+
+    All of a run's batches live on one backend, so the first answer found speaks for the run:
+    in the results parts parsed so far, else in the output files about to be parsed. Decided
+    once, before any of `pending` is parsed, so that the word does not depend on the order in
+    which shards finish.
+    """
+    if manifest.backend == EMBEDDED:
+        return True
     for shard in manifest.shards:
         if shard.state != "parsed" or not shard.results:
             continue
@@ -91,6 +132,15 @@ def _run_was_simulated(manifest: RunManifest) -> bool:
             column = tables.read_parquet(uri, columns=["simulated"]).get_column("simulated")
             if column.len():
                 return bool(column.any())
+    for shard in pending:
+        with contextlib.closing(_iter_lines(shard.output_uri)) as lines:
+            for line in itertools.islice(lines, _PEEK_LINES):
+                response = orjson.loads(line).get("response")
+                if not isinstance(response, dict) or response.get("status_code") != 200:
+                    continue
+                body = response.get("body")
+                if isinstance(body, dict):
+                    return is_simulated(body)
     return False
 
 
@@ -101,13 +151,18 @@ def parse_shard(
     output_model: type[BaseModel],
     pricer: _Pricer,
     retry_invalid_outputs: bool,
+    run_simulated: bool | None = None,
 ) -> None:
     """Turn one shard's output and error files into result, error and superseded parts.
 
     Lines are judged one by one into plain columns; every PART_ROWS lines, identities come
     from the shard's index by one join and typed output columns from one vectorised JSON
     decode, and the part is written, so memory stays at a few columns of PART_ROWS lines.
+    `run_simulated` is the run's word for lines without an answer (see `_run_simulated`,
+    which works it out when None). Only `shard`'s counters change; the manifest is not saved.
     """
+    if run_simulated is None:
+        run_simulated = _run_simulated(manifest, [shard])
     index = tables.read_parquet(shard.index_uri).drop("input_tokens")
     requested = index.get_column("custom_id").to_list()
     known = set(requested)
@@ -159,9 +214,7 @@ def parse_shard(
     def flush() -> None:
         """Write the lines judged so far as one part of each kind, and start afresh."""
         if None in cols["simulated"] and simulated_seen[0] is None:
-            simulated_seen[0] = any(v is True for v in cols["simulated"]) or _run_was_simulated(
-                manifest
-            )
+            simulated_seen[0] = any(v is True for v in cols["simulated"]) or run_simulated
         judged = (
             pl.DataFrame(cols, schema=_OUTCOME_SCHEMA)
             .with_columns(pl.col("simulated").fill_null(bool(simulated_seen[0])))
@@ -191,6 +244,7 @@ def parse_shard(
         shard.parts += 1
         for name, part in parts.items():
             tables.write_parquet(part, part_uris(manifest, name, shard)[-1])
+        failpoint("during-parse")
         shard.results += parts["results"].height
         shard.errors += parts["errors"].height
         retry.extend(retried.get_column("custom_id").to_list())
@@ -217,23 +271,143 @@ def parse_shard(
     shard.retryable = len(retry)
 
 
-def parse_outputs(manifest: RunManifest, job: JobSpec) -> int:
-    """Parse every downloaded shard into parquet parts; return how many were parsed."""
+def parse_outputs(manifest: RunManifest, job: JobSpec, *, workers: int | None = None) -> int:
+    """Parse every downloaded shard into parquet parts; return how many were parsed.
+
+    `workers` processes parse shards at once (default: `parse_workers`); each shard is
+    recorded as parsed, and the manifest saved, as soon as all of its parts are written.
+    """
     pending = [s for s in manifest.shards if s.state == "downloaded"]
     if not pending:
         return 0
-    output_model = job.output_model()
-    pricer = _Pricer(load_pricing(), job.model)
-    for shard in pending:
-        parse_shard(
-            manifest,
-            shard,
-            output_model=output_model,
-            pricer=pricer,
-            retry_invalid_outputs=job.limits.retry_invalid_outputs,
-        )
-        shard.state = "parsed"
-        shard.updated_at = utcnow()
-        save_manifest(manifest)
-        failpoint("after-parse")
+    run_simulated = _run_simulated(manifest, pending)
+    count = parse_workers(workers, pending)
+    if count == 1:
+        output_model = job.output_model()
+        pricer = _Pricer(load_pricing(), job.model)
+        for shard in pending:
+            parse_shard(
+                manifest,
+                shard,
+                output_model=output_model,
+                pricer=pricer,
+                retry_invalid_outputs=job.limits.retry_invalid_outputs,
+                run_simulated=run_simulated,
+            )
+            _record_parsed(manifest, shard)
+    else:
+        _parse_in_pool(manifest, job, pending, workers=count, run_simulated=run_simulated)
     return len(pending)
+
+
+def parse_workers(workers: int | None, pending: list[ShardRecord]) -> int:
+    """How many processes parse `pending`: `workers`, else `OVERNIGHT_COLLECT_WORKERS`, else
+    one per usable core when there are at least POOL_MIN_REQUESTS requests; never more than
+    there are shards (1 means this process)."""
+    if workers is not None and workers < 1:
+        raise ValueError("workers must be at least 1")
+    if workers is None:
+        from overnight.settings import get_settings
+
+        workers = get_settings().collect_workers
+    if workers is None:
+        requests = sum(s.requests for s in pending)
+        workers = usable_cores() if requests >= POOL_MIN_REQUESTS else 1
+    return max(1, min(workers, len(pending)))
+
+
+def _record_parsed(manifest: RunManifest, shard: ShardRecord) -> None:
+    shard.state = "parsed"
+    shard.updated_at = utcnow()
+    save_manifest(manifest)
+    failpoint("after-parse")
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """What a worker's parse of a shard changed in its copy of the shard's record."""
+
+    parts: int
+    results: int
+    errors: int
+    retryable: int
+
+
+def _parse_in_pool(
+    manifest: RunManifest,
+    job: JobSpec,
+    pending: list[ShardRecord],
+    *,
+    workers: int,
+    run_simulated: bool,
+) -> None:
+    """Parse `pending` on `workers` spawned processes, at most `workers + 1` shards at a time.
+
+    After the first failure no shard is started; those in flight finish and are recorded,
+    then the failure is raised (a dead worker as a RunError).
+    """
+    context = multiprocessing.get_context("spawn")
+    # Workers read the run's settings, not its list of shards: send them the manifest without.
+    run = manifest.model_copy(update={"shards": []})
+    todo = iter(pending)
+    running: dict[Future[_Parsed], ShardRecord] = {}
+    failure: BaseException | None = None
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=exit_with_parent,
+        initargs=(os.getpid(),),
+    )
+    try:
+        while True:
+            while failure is None and len(running) < workers + 1:
+                shard = next(todo, None)
+                if shard is None:
+                    break
+                future = pool.submit(_parse_in_worker, run, shard, job, run_simulated)
+                running[future] = shard
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                shard = running.pop(future)
+                try:
+                    parsed = future.result()
+                except BrokenProcessPool as exc:
+                    failure = failure or RunError(
+                        f"a parse worker process died while parsing shard {shard.key} ({exc}); "
+                        "shards not recorded as parsed are parsed again by the next collect"
+                    )
+                    continue
+                except Exception as exc:
+                    failure = failure or exc
+                    continue
+                shard.parts, shard.results = parsed.parts, parsed.results
+                shard.errors, shard.retryable = parsed.errors, parsed.retryable
+                _record_parsed(manifest, shard)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    if failure is not None:
+        raise failure
+
+
+_pricers: dict[str, _Pricer] = {}
+"""A worker's pricers, per job model: the pricing table is read once per process."""
+
+
+def _parse_in_worker(
+    manifest: RunManifest, shard: ShardRecord, job: JobSpec, run_simulated: bool
+) -> _Parsed:
+    """In a pool worker: parse one shard into its parts; return its new counters."""
+    pricer = _pricers.get(job.model)
+    if pricer is None:
+        pricer = _pricers[job.model] = _Pricer(load_pricing(), job.model)
+    parse_shard(
+        manifest,
+        shard,
+        output_model=job.output_model(),
+        pricer=pricer,
+        retry_invalid_outputs=job.limits.retry_invalid_outputs,
+        run_simulated=run_simulated,
+    )
+    return _Parsed(shard.parts, shard.results, shard.errors, shard.retryable)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 
 from schemas.manifest import RunManifest, utcnow
 from tasks import storage
@@ -57,6 +57,6 @@ def list_runs(output: str) -> list[str]:
     return [run_dir for run_dir in found if storage.exists(manifest_uri(run_dir))]
 
 
-def _iter_lines(uri: str | None) -> Iterator[bytes]:
+def _iter_lines(uri: str | None) -> Generator[bytes, None, None]:
     if uri:
         yield from storage.iter_lines(uri)

@@ -24,6 +24,7 @@ FAILPOINTS = [
     "after-download",
     "after-parse",
     "before-close",
+    "during-parse",
 ]
 
 
@@ -60,6 +61,35 @@ def test_killed_at_each_step_and_run_again(
     assert len(batches) == len(manifest.shards) == 3, (
         "exactly one batch per shard: nobody paid twice"
     )
+
+
+@pytest.mark.parametrize("failpoint", ["during-parse", "after-parse"])
+def test_a_collect_parsing_on_worker_processes_killed_midway_is_finished_by_the_next(
+    failpoint: str,
+    batch_server: Any,
+    make_job: Callable[..., JobSpec],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_corpus(tmp_path / "docs", 9)
+    monkeypatch.setenv("OVERNIGHT_COLLECT_WORKERS", "2")
+    job = make_job(limits={"max_requests_per_shard": 3})
+    job_file = tmp_path / "job.json"
+    job_file.write_text(job.model_dump_json())
+
+    killed = drive(job_file, batch_server, "run", failpoint)
+    if failpoint == "after-parse":  # the collecting process, once it recorded a shard
+        assert killed.returncode == EXIT_CODE, killed.stderr[-3000:]
+    elif killed.returncode != EXIT_CODE:  # a worker (when one shard is left, this process)
+        assert "a parse worker process died" in killed.stderr, killed.stderr[-3000:]
+    again = drive(job_file, batch_server, "collect", None)
+    assert again.returncode == 0, again.stderr[-3000:]
+
+    [run_dir] = runs.list_runs(job.output)
+    manifest = runs.load_manifest(run_dir)
+    assert manifest.status == "done" and runs.list_open_runs(job.output) == []
+    assert_every_input_has_one_row(manifest)
+    assert len(manifest.shards) == 3
 
 
 def test_two_collectors_at_once_create_each_batch_once(
