@@ -23,7 +23,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from functools import lru_cache
-from itertools import islice, pairwise
+from itertools import islice, pairwise, repeat
 from operator import itemgetter
 from typing import Any, Generic, TypeVar, overload
 
@@ -1214,6 +1214,11 @@ class Document:
         return counts
 
     @cached_property
+    def _vocabulary(self) -> frozenset[str]:
+        """The opening's content words as a set: cue lists intersect it from the smaller side."""
+        return frozenset(self._counts)
+
+    @cached_property
     def keywords(self) -> list[str]:
         return [w for w, _ in self._counts.most_common(50)] or ["document"]
 
@@ -1240,7 +1245,7 @@ class Document:
             if not words:
                 scores.append(0.0)
                 continue
-            weight = sum([get(w, 0) for w in words]) / top
+            weight = sum(map(get, words, repeat(0))) / top
             score = weight / math.sqrt(len(words))
             n, prose = shape[i]
             if n < 5:
@@ -1628,8 +1633,9 @@ class Document:
     @cached_property
     def sentiment(self) -> str:
         counts = self._counts
-        pos = sum([counts[w] for w in _POSITIVE.intersection(counts)])
-        neg = sum([counts[w] for w in _NEGATIVE.intersection(counts)])
+        vocabulary = self._vocabulary
+        pos = sum([counts[w] for w in _POSITIVE & vocabulary])
+        neg = sum([counts[w] for w in _NEGATIVE & vocabulary])
         total = pos + neg
         if total < 2:
             return "neutral"
@@ -1651,7 +1657,8 @@ class Document:
         """How strongly the text reads as this kind of document (cue words, phrases, headers)."""
         words, phrases = _TYPE_CUES[kind]
         counts = self._counts
-        score = sum([min(counts[w], 5) for w in words.intersection(counts)]) / math.sqrt(len(words))
+        cued = words & self._vocabulary
+        score = sum([min(counts[w], 5) for w in cued]) / math.sqrt(len(words))
         lead, headers = self._lead_words
         score += 3 * len(words & lead)
         opening = self._opening
