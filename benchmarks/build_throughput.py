@@ -26,10 +26,8 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +35,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks._children import run_child  # noqa: E402
 
 _TEXT = (
     "the a of to and in for on with by from report customer order invoice payment team "
@@ -214,56 +214,6 @@ def child_ceiling(corpus: str, workers: int) -> None:
     print(json.dumps({"documents": len(files), "tokens": tokens, "seconds": seconds}))
 
 
-def _tree_rss_kb(root: int) -> int:
-    """The resident memory of a process and all its descendants, from /proc."""
-    parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry)] = int(fields[1])
-        rss[int(entry)] = int(fields[21]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
-    tree = {root}
-    grew = True
-    while grew:
-        more = {pid for pid, parent in parents.items() if parent in tree} - tree
-        tree |= more
-        grew = bool(more)
-    return sum(rss.get(pid, 0) for pid in tree)
-
-
-def run_child(args: list[str]) -> tuple[dict[str, float], float]:
-    """Run this script as a child with `args`; return its JSON line and the tree's peak RSS MB."""
-    proc = subprocess.Popen(
-        [sys.executable, __file__, *args],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    peak = 0
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not stop.wait(0.02):
-            peak = max(peak, _tree_rss_kb(proc.pid))
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    out, _ = proc.communicate()
-    stop.set()
-    sampler.join()
-    if proc.returncode:
-        raise SystemExit(f"child {args} failed ({proc.returncode})")
-    return json.loads(out.strip().splitlines()[-1]), peak / 1024
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=25_000, help="documents in the corpus")
@@ -307,7 +257,7 @@ def main() -> None:
             f"in {time.perf_counter() - t0:.1f} s; {cores} core(s)",
             flush=True,
         )
-        ceiling, _ = run_child(["--ceiling", str(corpus), "--child-workers", str(cores)])
+        ceiling, _ = run_child(__file__, ["--ceiling", str(corpus), "--child-workers", str(cores)])
         ceiling_rate = ceiling["documents"] / ceiling["seconds"]
         print(
             f"  tokenizer ceiling (encode_ordinary_batch, {cores} threads): "
@@ -324,6 +274,7 @@ def main() -> None:
         for label, workers, pool in runs:
             run_dir = tmp / f"run-{pool}-{workers}"
             result, rss = run_child(
+                __file__,
                 [
                     "--child",
                     str(corpus),
@@ -334,7 +285,7 @@ def main() -> None:
                     str(workers),
                     "--child-pool",
                     pool,
-                ]
+                ],
             )
             print(
                 f"  build, {label}: {result['documents']:,} docs → {result['requests']:,} "

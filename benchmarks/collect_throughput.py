@@ -27,23 +27,19 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import orjson
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._children import run_child
 from schemas.job import JobSpec
 from schemas.manifest import RunManifest, ShardRecord
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_run(root: Path, lines: int, shard_size: int, invalid_every: int) -> RunManifest:
@@ -277,56 +273,6 @@ def table_digest(uri: str) -> list[int]:
     )
 
 
-def _tree_rss_kb(root: int) -> int:
-    """The resident memory of a process and all its descendants, from /proc."""
-    parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry)] = int(fields[1])
-        rss[int(entry)] = int(fields[21]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
-    tree = {root}
-    grew = True
-    while grew:
-        more = {pid for pid, parent in parents.items() if parent in tree} - tree
-        tree |= more
-        grew = bool(more)
-    return sum(rss.get(pid, 0) for pid in tree)
-
-
-def run_child(args: list[str]) -> tuple[dict[str, Any], float]:
-    """Run this script as a child with `args`; return its JSON line and the tree's peak RSS MB."""
-    proc = subprocess.Popen(
-        [sys.executable, __file__, *args],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    peak = 0
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not stop.wait(0.02):
-            peak = max(peak, _tree_rss_kb(proc.pid))
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    out, _ = proc.communicate()
-    stop.set()
-    sampler.join()
-    if proc.returncode:
-        raise SystemExit(f"child {args} failed ({proc.returncode})")
-    return json.loads(out.strip().splitlines()[-1]), peak / 1024
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000, help="output lines (requests)")
@@ -368,7 +314,9 @@ def main() -> None:
             f"average {os.getloadavg()[0]:.1f}",
             flush=True,
         )
-        ceiling, _ = run_child(["--ceiling", str(template), "--child-workers", str(cores)])
+        ceiling, _ = run_child(
+            __file__, ["--ceiling", str(template), "--child-workers", str(cores)]
+        )
         ceiling_rate = ceiling["lines"] / ceiling["seconds"]
         print(
             f"  parse-and-validate ceiling (orjson + Pydantic, {cores} processes): "
@@ -383,6 +331,7 @@ def main() -> None:
         for label, workers, pool in measured:
             run_root = tmp / f"run-{pool}-{workers}"
             result, rss = run_child(
+                __file__,
                 [
                     "--child",
                     str(template),
@@ -391,7 +340,7 @@ def main() -> None:
                     str(workers),
                     "--child-pool",
                     pool,
-                ]
+                ],
             )
             total = result["parse_seconds"] + result["finalize_seconds"]
             rate = result["lines"] / total

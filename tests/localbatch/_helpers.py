@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import re
+import subprocess
 import time
 from typing import Any
 
@@ -194,3 +196,17 @@ def results(client: OpenAI, batch: Batch) -> tuple[dict[str, Any], dict[str, Any
 
 def message_content(line: dict[str, Any]) -> str:
     return str(line["response"]["body"]["choices"][0]["message"]["content"])
+
+
+def printed_base_url(process: subprocess.Popen[str], output: list[str] | None = None) -> str:
+    """The base URL a `python -m localbatch` child prints, read from its stdout (each line read
+    is kept in `output`); fails if the child ends first."""
+    assert process.stdout is not None
+    while True:
+        line = process.stdout.readline()
+        if output is not None:
+            output.append(line)
+        assert line, "the server ended before printing its address:\n" + "".join(output or [])
+        match = re.search(r"export OPENAI_BASE_URL=(\S+)", line)
+        if match:
+            return match.group(1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import typer
 from typer.testing import CliRunner
 
 from localbatch.cli import serve
+from tests.localbatch._helpers import printed_base_url
 
 
 def test_serve_options() -> None:
@@ -72,16 +72,7 @@ def test_serve_runs_in_the_foreground_and_never_prints_the_key(tmp_path: Path) -
     )
     output: list[str] = []
     try:
-        assert process.stdout is not None
-        base_url = None
-        deadline = time.monotonic() + 30
-        while base_url is None and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            output.append(line)
-            match = re.search(r"export OPENAI_BASE_URL=(\S+)", line)
-            if match:
-                base_url = match.group(1)
-        assert base_url is not None, "".join(output)
+        base_url = printed_base_url(process, output)
         client = openai.OpenAI(base_url=base_url, api_key="very-secret-key-123", max_retries=0)
         for _ in range(200):
             try:
@@ -118,12 +109,7 @@ def test_serve_lenient_runs_lines_openai_would_refuse(tmp_path: Path) -> None:
             assert process.stdout is not None
             banner = process.stdout.readline()
             assert ("lenient" in banner) is lenient, banner
-            match = None
-            while match is None:
-                printed = process.stdout.readline()
-                assert printed, "the server ended before printing its address"
-                match = re.search(r"export OPENAI_BASE_URL=(\S+)", printed)
-            client = openai.OpenAI(base_url=match.group(1), api_key="cli-test-key")
+            client = openai.OpenAI(base_url=printed_base_url(process), api_key="cli-test-key")
             for _ in range(200):
                 try:
                     file = client.files.create(file=("in.jsonl", line), purpose="batch")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from tests.localbatch._helpers import (
     chat_line,
     document,
     jsonl,
+    printed_base_url,
     read_lines,
     responses_line,
     run_batch,
@@ -167,14 +167,7 @@ def test_a_killed_server_leaves_no_simulator_worker(tmp_path: Path) -> None:
         env=env,
     )
     try:
-        assert server.stdout is not None
-        base_url = ""
-        while not base_url:
-            line = server.stdout.readline()
-            assert line, "the server exited before printing its URL"
-            match = re.search(r"export OPENAI_BASE_URL=(\S+)", line)
-            base_url = match.group(1) if match else ""
-        client = OpenAI(base_url=base_url, api_key="test-key", max_retries=3)
+        client = OpenAI(base_url=printed_base_url(server), api_key="test-key", max_retries=3)
         file = client.files.create(
             file=("in.jsonl", jsonl(_lines(3000, responses=False))), purpose="batch"
         )
