@@ -29,7 +29,15 @@ import orjson
 
 from localbatch._clock import VirtualClock
 from localbatch._config import FaultConfig, ServerConfig
-from localbatch._execution import Executor, Outcome, WorkItem, not_run, output_line
+from localbatch._execution import (
+    Executor,
+    Outcome,
+    Pending,
+    WorkItem,
+    begin,
+    not_run,
+    output_line,
+)
 from localbatch._faults import draw_line_fault
 from localbatch._rules import LineRules
 from localbatch._store import BatchRecord, FileRecord, Store, new_file_id
@@ -92,6 +100,26 @@ class _Progress:
             self.reasoning_tokens += outcome.reasoning_tokens
         else:
             self.failed += 1
+
+
+@dataclass(slots=True)
+class _Cursor:
+    """Where reading the input file has got to (ahead of what is written)."""
+
+    offset: int
+    line_no: int
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """Lines read and begun, their answers not yet written."""
+
+    items: list[WorkItem]
+    pending: Pending
+    executed: int
+    """Lines run (0 for lines skipped after a cancel or expiry)."""
+    end_offset: int
+    end_line: int
 
 
 class Engine:
@@ -251,6 +279,9 @@ class Engine:
         custom_ids: list[str] = []
         model: str | None = None
         total = 0
+        prepare = getattr(self.executor, "prepare", None)
+        if prepare is not None and input_file is not None:
+            prepare(input_file.bytes)  # the simulator pool starts while the file is validated
         if input_file is None or not self.store.content_path(input_file.id).exists():
             errors = [
                 {
@@ -333,8 +364,13 @@ class Engine:
             _open_append(work_dir / "error.jsonl", record.work.err_bytes) as err,
         ):
             source.seek(progress.input_offset)
+            cursor = _Cursor(progress.input_offset, progress.line_no)
             last_checkpoint = time.monotonic()
             since_checkpoint = 0
+            # One chunk ahead: the next chunk is read and begun (on the simulator's workers)
+            # before the last one's answers are written. Progress moves only as a chunk is
+            # written, so a stopped server redoes the chunk that was ahead.
+            ahead: _Chunk | None = None
             while True:
                 faults = self._faults()
                 if stop_reason is None:
@@ -343,7 +379,8 @@ class Engine:
                     elif self.clock.now() >= record.expires_at:
                         stop_reason = "expired"
                 want = self.chunk_size if not faults.line_delay_seconds else 1
-                budget = self._expiry_budget(faults, record.total, progress.executed)
+                begun = progress.executed + (ahead.executed if ahead is not None else 0)
+                budget = self._expiry_budget(faults, record.total, begun)
                 if stop_reason is None and budget is not None:
                     if budget <= 0:
                         stop_reason = "expired"
@@ -351,33 +388,39 @@ class Engine:
                         want = min(want, budget)
                 if stop_reason is not None:
                     want = max(want, 1024)
-                lines = _read_lines(source, want, progress)
-                if not lines:
-                    break
-                if stop_reason is None:
+                lines = _read_lines(source, want, cursor)
+                chunk: _Chunk | None = None
+                if lines and stop_reason is None:
                     if faults.line_delay_seconds:
                         self._sleep(faults.line_delay_seconds * len(lines))
-                    items, outcomes = self._run_lines(record, lines, faults)
-                    progress.executed += len(lines)
-                else:
-                    items, outcomes = self._skip_lines(record, lines, stop_reason)
-                for item, outcome in zip(items, outcomes, strict=True):
-                    target = out if outcome.ok else err
-                    target.write(orjson.dumps(output_line(item.key, item.custom_id, outcome)))
-                    target.write(b"\n")
-                    progress.count(outcome)
-                progress.input_offset = lines[-1][2]
-                since_checkpoint += len(lines)
-                if (
-                    since_checkpoint >= CHECKPOINT_LINES
-                    or time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS
-                ):
-                    record = self._checkpoint(record.id, progress, out, err, stop_reason)
-                    last_checkpoint = time.monotonic()
-                    since_checkpoint = 0
-                if self._stop.is_set():
-                    self._checkpoint(record.id, progress, out, err, stop_reason)
-                    raise _Stopped
+                    items, pending = self._begin_lines(record, lines, faults)
+                    chunk = _Chunk(items, pending, len(lines), cursor.offset, cursor.line_no)
+                elif lines:
+                    items, skipped = self._skip_lines(record, lines, stop_reason or "cancelled")
+                    chunk = _Chunk(items, _done(skipped), 0, cursor.offset, cursor.line_no)
+                if ahead is not None:
+                    for item, outcome in zip(ahead.items, ahead.pending(), strict=True):
+                        target = out if outcome.ok else err
+                        target.write(orjson.dumps(output_line(item.key, item.custom_id, outcome)))
+                        target.write(b"\n")
+                        progress.count(outcome)
+                    progress.executed += ahead.executed
+                    progress.input_offset, progress.line_no = ahead.end_offset, ahead.end_line
+                    since_checkpoint += len(ahead.items)
+                    if (
+                        since_checkpoint >= CHECKPOINT_LINES
+                        or time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS
+                    ):
+                        record = self._checkpoint(record.id, progress, out, err, stop_reason)
+                        last_checkpoint = time.monotonic()
+                        since_checkpoint = 0
+                    if self._stop.is_set():
+                        self._checkpoint(record.id, progress, out, err, stop_reason)
+                        raise _Stopped
+                ahead = chunk
+                if ahead is None:
+                    progress.input_offset, progress.line_no = cursor.offset, cursor.line_no
+                    break
             record = self._checkpoint(record.id, progress, out, err, stop_reason)
         if stop_reason is None:
             self._sleep(
@@ -422,9 +465,10 @@ class Engine:
         self.store.set_meta("virtual_now", repr(self.clock.now()))
         return record
 
-    def _run_lines(
+    def _begin_lines(
         self, record: BatchRecord, lines: list[tuple[int, bytes, int]], faults: FaultConfig
-    ) -> tuple[list[WorkItem], list[Outcome]]:
+    ) -> tuple[list[WorkItem], Pending]:
+        """The lines' work items, and their outcomes begun (lines OpenAI refuses answered)."""
         now = self.clock.timestamp()
         model = record.model or ""
         items: list[WorkItem] = []
@@ -458,11 +502,16 @@ class Engine:
                     attempt=attempts.get(item.custom_id, 1),
                 )
         if self.rules is None:
-            return items, self.executor.execute(items)
+            return items, begin(self.executor, items)
         refused = [self.rules.check(item, raw) for item, raw in zip(items, raws, strict=True)]
         runnable = [item for item, outcome in zip(items, refused, strict=True) if outcome is None]
-        ran = iter(self.executor.execute(runnable) if runnable else [])
-        return items, [outcome if outcome is not None else next(ran) for outcome in refused]
+        running: Pending = begin(self.executor, runnable) if runnable else lambda: []
+
+        def outcomes() -> list[Outcome]:
+            ran = iter(running())
+            return [outcome if outcome is not None else next(ran) for outcome in refused]
+
+        return items, outcomes
 
     def _skip_lines(
         self, record: BatchRecord, lines: list[tuple[int, bytes, int]], reason: str
@@ -590,6 +639,10 @@ def _any_line_faults(faults: FaultConfig) -> bool:
     )
 
 
+def _done(outcomes: list[Outcome]) -> Pending:
+    return lambda: outcomes
+
+
 def _open_append(path: Path, size: int) -> IO[bytes]:
     """Open a work file for appending after its first `size` bytes (the last checkpoint)."""
     if not path.exists() and size:
@@ -600,18 +653,15 @@ def _open_append(path: Path, size: int) -> IO[bytes]:
     return fh
 
 
-def _read_lines(source: IO[bytes], want: int, progress: _Progress) -> list[tuple[int, bytes, int]]:
+def _read_lines(source: IO[bytes], want: int, cursor: _Cursor) -> list[tuple[int, bytes, int]]:
     """Up to `want` non-blank lines as (line number, bytes, offset after the line)."""
     lines: list[tuple[int, bytes, int]] = []
-    offset = progress.input_offset
     while len(lines) < want:
         raw = source.readline()
         if not raw:
             break
-        offset += len(raw)
-        progress.line_no += 1
+        cursor.offset += len(raw)
+        cursor.line_no += 1
         if raw.strip():
-            lines.append((progress.line_no, raw, offset))
-    if not lines:
-        progress.input_offset = offset
+            lines.append((cursor.line_no, raw, cursor.offset))
     return lines

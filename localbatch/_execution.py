@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -69,6 +69,24 @@ class Executor(Protocol):
     def execute(self, items: Sequence[WorkItem]) -> list[Outcome]: ...
 
     def close(self) -> None: ...
+
+
+Pending = Callable[[], list[Outcome]]
+"""Lines begun: called, it waits for their outcomes and returns them in order."""
+
+
+def begin(executor: Executor, items: Sequence[WorkItem]) -> Pending:
+    """Start running `items` if the executor can work in the background, else when called.
+
+    An executor with a `start(items) -> Pending` method (the simulator pool) starts at once, so
+    the engine reads the next lines and writes the last answers meanwhile; any other runs the
+    lines in the engine's thread when their outcomes are asked for.
+    """
+    start = getattr(executor, "start", None)
+    if start is not None:
+        pending: Pending = start(items)
+        return pending
+    return lambda: executor.execute(items)
 
 
 def output_line(item_key: str, custom_id: str, outcome: Outcome) -> dict[str, Any]:

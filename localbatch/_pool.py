@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from localbatch._execution import Outcome, WorkItem
+from localbatch._execution import Outcome, Pending, WorkItem
 from localbatch._prompts import PromptCache
 from localbatch._simulate import Simulator, set_cached_usage
 
@@ -35,6 +35,8 @@ log = logging.getLogger("localbatch")
 
 POOL_MIN_LINES = 128
 """Smaller chunks run in the engine's thread: shipping them costs more than it saves."""
+POOL_MIN_BYTES = POOL_MIN_LINES * 1024
+"""Input files from this size start the workers as they are validated (lines are ~1 KB+)."""
 POOL_CHUNK = 512
 """Lines the engine reads at a time when a pool may run them."""
 _PIECE_LINES = 64
@@ -125,6 +127,15 @@ class PooledSimulator:
         self._begin_start()
         return self._ready.wait(timeout)
 
+    def prepare(self, input_bytes: int) -> None:
+        """A batch of `input_bytes` is about to run: start the workers now if it may use them.
+
+        Called as validation begins, so the workers' start (a second or two, loading the
+        tokenizer) overlaps validating instead of delaying the first chunks.
+        """
+        if self.workers >= 2 and input_bytes >= POOL_MIN_BYTES:
+            self._begin_start()
+
     def worker_pids(self) -> list[int]:
         """The running workers' process ids (none before the pool started)."""
         pool = self._pool
@@ -140,9 +151,18 @@ class PooledSimulator:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def execute(self, items: Sequence[WorkItem]) -> list[Outcome]:
+        return self.start(items)()
+
+    def start(self, items: Sequence[WorkItem]) -> Pending:
+        """Send a big chunk to the workers now; the returned call waits for its outcomes.
+
+        Outcomes are settled against the prompt cache when asked for, so chunks must be asked
+        for in the order they were started (the engine does). A chunk that does not go to the
+        workers runs in the caller's thread when asked for.
+        """
         pool = self._pool_for(items)
         if pool is None:
-            return self.local.execute(items)
+            return lambda: self.local.execute(items)
         rows = [
             (i.line, i.custom_id, i.url, i.model, i.key, i.created, i.fault, i.raw) for i in items
         ]
@@ -151,12 +171,22 @@ class PooledSimulator:
                 pool.submit(_run_rows, rows[start : start + _PIECE_LINES])
                 for start in range(0, len(rows), _PIECE_LINES)
             ]
-            results = [result for future in futures for result in future.result()]
-        except BrokenProcessPool:
-            log.warning("a simulator worker died: running its lines in the server, restarting")
+        except (BrokenProcessPool, RuntimeError):  # broken, or shut down by a dead worker
             self._discard(pool)
-            return self.local.execute(items)
-        return [self._outcome(item, result) for item, result in zip(items, results, strict=True)]
+            return lambda: self.local.execute(items)
+
+        def outcomes() -> list[Outcome]:
+            try:
+                results = [result for future in futures for result in future.result()]
+            except BrokenProcessPool:
+                log.warning("a simulator worker died: running its lines in the server, restarting")
+                self._discard(pool)
+                return self.local.execute(items)
+            return [
+                self._outcome(item, result) for item, result in zip(items, results, strict=True)
+            ]
+
+        return outcomes
 
     def _outcome(self, item: WorkItem, result: _Result) -> Outcome:
         status, body, encoded, error, prompt, cached, output, reasoning, keys = result

@@ -769,6 +769,7 @@ _LANGUAGE_WORDS: dict[str, frozenset[str]] = {
         ["o", "a", "os", "as", "e", "é", "que", "um", "uma", "para", "com", "não", "do", "da", "em"]
     ),
 }
+_ANY_LANGUAGE_WORD = frozenset().union(*_LANGUAGE_WORDS.values())
 _CALENDAR_WORDS = frozenset(
     [
         "january",
@@ -944,18 +945,24 @@ def _tagged_bodies(prompt: str) -> list[str]:
     bodies: list[str] = []
     at = 0
     while opened := _OPEN_TAG.search(prompt, at):
-        closed = _closing_tag(opened.group(1).lower()).search(prompt, opened.end())
+        body_start = opened.end()
+        closed = _closing_tag(opened.group(1).lower()).search(prompt, body_start)
         if closed is None:
             at = opened.start() + 1
             continue
-        bodies.append(prompt[opened.end() : closed.start()])
+        end = closed.start()
+        if end > body_start and prompt[end - 1] == "\n":  # as `\n?</name>`: the leftmost match
+            end -= 1
+        bodies.append(prompt[body_start:end])
         at = closed.end()
     return bodies
 
 
 @lru_cache(maxsize=64)
 def _closing_tag(name: str) -> re.Pattern[str]:
-    return re.compile(rf"\n?</{name}\s*>", re.IGNORECASE)
+    # The literal "</" first (case-sensitive) lets the regex engine skip ahead to each "</";
+    # a leading optional newline, or IGNORECASE on the whole, makes it try every character.
+    return re.compile(rf"</(?i:{name})\s*>")
 
 
 def find_emails(text: str) -> list[str]:
@@ -1404,7 +1411,7 @@ class Document:
                 continue
             out.append(f"{a} {b}")
             used.update((a, b))
-        for word, _ in sorted(self._counts.items(), key=itemgetter(1), reverse=True)[:24]:
+        for word, _ in self._counts.most_common(24):  # as a stable sort by count, cut
             if len(out) >= 12:
                 break
             if (
@@ -1620,7 +1627,8 @@ class Document:
 
     @cached_property
     def language(self) -> str:
-        counts = Counter(self._plain[:2000].split())
+        # Only the words some language lists are counted: each intersection is then small.
+        counts = Counter(filter(_ANY_LANGUAGE_WORD.__contains__, self._plain[:2000].split()))
         scores = {
             code: sum([counts[w] for w in vocab.intersection(counts)])
             for code, vocab in _LANGUAGE_WORDS.items()
