@@ -80,7 +80,7 @@ class Service:
     def start(self) -> None:
         if self.config.executor == "simulate":
             # Loading a tokenizer takes most of a second: do it now, not in the first batch.
-            threading.Thread(target=_warm_tokenizers, name="localbatch-warmup", daemon=True).start()
+            threading.Thread(target=_warm_up, name="localbatch-warmup", daemon=True).start()
         self.engine.start()
 
     def close(self) -> None:
@@ -93,7 +93,11 @@ class Service:
         self.store.close()
 
 
-def _warm_tokenizers() -> None:
+def _warm_up() -> None:
+    """Load what the first batch needs: the tokenizer, and the per-line rules' schema checks
+    (their imports take most of a second on a busy machine)."""
+    import schemas.response_format  # noqa: F401
+    import tasks.capabilities  # noqa: F401
     from tasks.tokens import get_encoding
 
     get_encoding("o200k_base")

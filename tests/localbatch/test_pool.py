@@ -196,3 +196,56 @@ def _state(pid: int) -> str:
     except OSError:
         return "zombie"
     return "zombie" if "State:\tZ" in status else "running"
+
+
+def _serve(data_dir: Path) -> tuple[subprocess.Popen[str], OpenAI]:
+    env = {**os.environ, "OVERNIGHT_LOCAL_API_KEY": "test-key"}
+    command = [sys.executable, "-m", "localbatch", "--port", "0", "--data-dir", str(data_dir)]
+    server = subprocess.Popen(
+        [*command, "--workers", "2", "--log-level", "warning"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    return server, OpenAI(base_url=printed_base_url(server), api_key="test-key", max_retries=3)
+
+
+def test_a_server_killed_with_a_chunk_ahead_writes_every_line_once(tmp_path: Path) -> None:
+    """The engine begins the next chunk on the workers before writing the last one: a server
+    SIGKILLed then, and started again on its data, redoes the unwritten chunks and nothing else."""
+    lines = _lines(2500, preamble=False, responses=False)
+    server, client = _serve(tmp_path)
+    try:
+        file = client.files.create(file=("in.jsonl", jsonl(lines)), purpose="batch")
+        batch = client.batches.create(
+            input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        deadline = time.monotonic() + 120
+        done = 0
+        while done < 3 * POOL_CHUNK and time.monotonic() < deadline:
+            time.sleep(0.05)
+            counts = client.batches.retrieve(batch.id).request_counts
+            done = counts.completed if counts is not None else 0
+        assert 3 * POOL_CHUNK <= done < len(lines), f"killed too late or never: {done} done"
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait(30)
+    server, client = _serve(tmp_path)
+    try:
+        finished = client.batches.retrieve(batch.id)
+        deadline = time.monotonic() + 180
+        while finished.status != "completed" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            finished = client.batches.retrieve(batch.id)
+        assert finished.status == "completed", finished.status
+        assert finished.output_file_id is not None
+        rows = read_lines(client, finished.output_file_id)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    assert [r["custom_id"] for r in rows] == [line["custom_id"] for line in lines]
+    one_thread = Simulator(seed=0).execute(_items(lines))
+    assert [_content(r) for r in rows] == [
+        o.body["choices"][0]["message"]["content"] for o in one_thread if o.body is not None
+    ]
