@@ -107,7 +107,7 @@ def child_build(corpus: str, run_dir: str, shard_requests: int, workers: int, po
     job = _job(corpus, run_dir, shard_requests)
     assert isinstance(job, JobSpec)
     with contextlib.ExitStack() as stack:
-        address = stack.enter_context(_dask_cluster(workers)) if pool == "dask" else None
+        address = stack.enter_context(_dask_cluster(workers, job)) if pool == "dask" else None
         start = time.perf_counter()
         if pool == "threads":
             documents, requests, shard_uris = _build_on_threads(job, run_dir, workers)
@@ -142,7 +142,7 @@ def _requests_digest(shard_uris: list[str]) -> str:
 
 
 @contextlib.contextmanager
-def _dask_cluster(workers: int) -> Iterator[str]:
+def _dask_cluster(workers: int, job: Any) -> Iterator[str]:
     """A LocalCluster of `workers` processes, and Prefect's API warmed up (both untimed)."""
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     import distributed
@@ -164,17 +164,18 @@ def _dask_cluster(workers: int) -> Iterator[str]:
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        client.run(_warm_up_worker)  # a long-lived cluster has its imports and tokenizer loaded
+        # A long-lived cluster has its imports, tokenizer and output schema loaded.
+        client.run(_warm_up_worker, job)
         yield cluster.scheduler_address
 
 
-def _warm_up_worker() -> None:
+def _warm_up_worker(job: Any) -> None:
     import prefect.task_engine  # noqa: F401  (what a worker imports for its first task run)
 
     import tasks.cluster_build  # noqa: F401
-    from tasks.build_pool import _warm_up
+    from tasks.build_pool import warm_up
 
-    _warm_up("gpt-4.1-mini")
+    warm_up(job)
 
 
 def _build_on_threads(job: Any, run_dir: str, workers: int) -> tuple[int, int, list[str]]:

@@ -84,7 +84,7 @@ class PartitionRunner:
             initargs=(self._done_docs, self.should_process, os.getpid()),
         )
         for _ in range(self.workers):  # spawn starts one process per submit while none is idle
-            self._pool.submit(_warm_up, self.job.model)
+            self._pool.submit(warm_up, self.job)
 
     def run(self, run_dir: str, plan: PartitionPlan) -> list[PartitionResult]:
         """Build every partition of `plan`; return their results in partition order."""
@@ -172,13 +172,15 @@ def _init_worker(
     exit_with_parent(parent)
 
 
-def _warm_up(model: str) -> int:
-    """Load what every partition needs (the model's tokenizer, polars) before the first one."""
+def warm_up(job: JobSpec) -> int:
+    """Load what every partition of `job` needs before the first one: polars, the model's
+    tokenizer, and the renderer's output schema (its first build imports the openai client's
+    schema helpers, most of a second). For a worker of the local pool, or of a Dask cluster."""
     import polars  # noqa: F401
 
-    from tasks.tokens import encoding_for_model
+    from tasks.render import RequestRenderer
 
-    encoding_for_model(model).encode_ordinary("warm up")
+    RequestRenderer(job).count("warm up")
     return os.getpid()
 
 
