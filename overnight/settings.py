@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     """`OVERNIGHT_COLLECT_WORKERS`: processes parsing downloaded shards at once (1 parses them
     one after the other in this process); by default one per usable core once there are
     enough lines to repay starting them (`tasks.runs.parse.POOL_MIN_REQUESTS`)."""
-    build_partition_files: int = Field(default=4096, ge=1)
+    build_partition_files: int = Field(default=16_384, ge=1)
     """`OVERNIGHT_BUILD_PARTITION_FILES`: listed files per build partition (the count is
     rounded up to a power of two, at most 32); part of how a run's shards are laid out."""
     dask_address: str | None = None
