@@ -41,6 +41,40 @@ class _Pricer:
             batch=batch,
         )
 
+    def batch_costs(self, frame: pl.DataFrame) -> pl.Series:
+        """`cost` of every row of `frame` (its `model`, `billed`, else 0, and token counts).
+
+        The rates are looked up once per model; the arithmetic is `cost_usd`'s, in Python, as
+        polars' vectorised division may round differently.
+        """
+        rates: dict[str | None, tuple[float, float, float]] = {}
+        costs: list[float] = []
+        for model, billed, input_tokens, cached_tokens, output_tokens in zip(
+            *(frame.get_column(name).to_list() for name in ("model", "billed", *_TOKENS)),
+            strict=True,
+        ):
+            if not billed:
+                costs.append(0.0)
+                continue
+            rate = rates.get(model)
+            if rate is None:
+                price = self.price(model)
+                rate = rates[model] = (
+                    price.batch_input,
+                    price.batch_cached_input,
+                    price.batch_output,
+                )
+            if cached_tokens > input_tokens or min(input_tokens, cached_tokens, output_tokens) < 0:
+                self.cost(model, Usage(input_tokens, cached_tokens, output_tokens))  # raises
+            uncached = input_tokens - cached_tokens
+            costs.append(
+                (uncached * rate[0] + cached_tokens * rate[1] + output_tokens * rate[2]) / 1_000_000
+            )
+        return pl.Series("cost_usd", costs, pl.Float64())
+
+
+_TOKENS = ("input_tokens", "cached_tokens", "output_tokens")
+
 
 def cost_rows(
     manifest: RunManifest, *, results: list[str], errors: list[str], superseded: list[str]

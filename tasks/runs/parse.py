@@ -13,10 +13,12 @@ after its worker has written all of its parts; a worker that dies leaves its sha
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import logging
 import multiprocessing
 import os
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -36,7 +38,8 @@ from tasks.outputs import (
     Classified,
     Outcome,
     Usage,
-    classify_line,
+    answer_of,
+    classify_record,
     is_simulated,
 )
 from tasks.pricing import load_pricing
@@ -95,7 +98,7 @@ def _missing_line(shard: ShardRecord, custom_id: str) -> Classified:
     )
 
 
-_OUTCOME_SCHEMA: dict[str, pl.DataType] = {
+_LINE_SCHEMA: dict[str, pl.DataType] = {
     "custom_id": pl.String(),
     "kind": pl.String(),
     "model": pl.String(),
@@ -103,7 +106,6 @@ _OUTCOME_SCHEMA: dict[str, pl.DataType] = {
     "cached_tokens": pl.Int64(),
     "output_tokens": pl.Int64(),
     "reasoning_tokens": pl.Int64(),
-    "cost_usd": pl.Float64(),
     "billed": pl.Boolean(),
     "raw_output": pl.String(),
     "stage": pl.String(),
@@ -112,7 +114,10 @@ _OUTCOME_SCHEMA: dict[str, pl.DataType] = {
     "retryable": pl.Boolean(),
     "simulated": pl.Boolean(),
 }
-"""One row per request line as judged; `kind` is result, error or retry."""
+"""One row per request line as judged (its `cost_usd` is added per part); `kind` is result,
+error or retry."""
+
+_NO_TOKENS = (0, 0, 0, 0)
 
 
 def _run_simulated(manifest: RunManifest, pending: list[ShardRecord]) -> bool:
@@ -155,9 +160,11 @@ def parse_shard(
 ) -> None:
     """Turn one shard's output and error files into result, error and superseded parts.
 
-    Lines are judged one by one into plain columns; every PART_ROWS lines, identities come
-    from the shard's index by one join and typed output columns from one vectorised JSON
-    decode, and the part is written, so memory stays at a few columns of PART_ROWS lines.
+    Lines are judged one by one into plain rows, the common valid answer by `answer_of` and
+    every other line by `classify_record`; every PART_ROWS lines the rows become columns,
+    costs are priced, identities come from the shard's index by one join and typed output
+    columns from one vectorised JSON decode, and the part is written, so memory stays at a
+    few columns of PART_ROWS lines.
     `run_simulated` is the run's word for lines without an answer (see `_run_simulated`,
     which works it out when None). Only `shard`'s counters change; the manifest is not saved.
     """
@@ -165,17 +172,18 @@ def parse_shard(
         run_simulated = _run_simulated(manifest, [shard])
     index = tables.read_parquet(shard.index_uri).drop("input_tokens")
     requested = index.get_column("custom_id").to_list()
-    known = set(requested)
+    unseen = set(requested)
     last_attempt = shard.attempt >= manifest.max_attempts or manifest.cancel_requested
     # The embedded backend only simulates. Elsewhere each answer says whether the simulator
     # wrote it; a line without an answer (an HTTP error, an expired line) takes its batch's
     # run's word: simulated if any answer of the run so far said so.
     simulator_backend = manifest.backend == EMBEDDED
     simulated_seen: list[bool | None] = [True if simulator_backend else None]
-    cols: dict[str, list[Any]] = {name: [] for name in _OUTCOME_SCHEMA}
-    seen: set[str] = set()
+    rows: list[tuple[Any, ...]] = []
+    validate = output_model.__pydantic_validator__.validate_json
 
-    def add(c: Classified) -> None:
+    def row(c: Classified) -> tuple[Any, ...]:
+        """The columns of a line judged by `classify_record` (results among them, rarely)."""
         retry_it = c.outcome == "retryable" or (
             retry_invalid_outputs and c.code in INVALID_OUTPUT_CODES
         )
@@ -188,36 +196,42 @@ def parse_shard(
             if retry_it:
                 c.message += f" (gave up after {shard.attempt} attempt(s))"
         usage = c.usage or Usage()
-        model = c.model or shard.model
-        for name, value in (
-            ("custom_id", c.custom_id),
-            ("kind", kind),
-            ("model", model),
-            ("input_tokens", usage.input_tokens),
-            ("cached_tokens", usage.cached_tokens),
-            ("output_tokens", usage.output_tokens),
-            ("reasoning_tokens", usage.reasoning_tokens),
-            ("cost_usd", pricer.cost(model, c.usage)),
-            ("billed", c.usage is not None),
-            ("raw_output", c.raw_output if kind == "result" else None),
-            ("stage", c.stage),
-            ("code", c.code or None),
-            ("message", c.message[:4000] or None),
-            ("retryable", c.outcome == "retryable"),
-            ("simulated", True if simulator_backend else c.simulated),
-        ):
-            cols[name].append(value)
+        return (
+            c.custom_id,
+            kind,
+            c.model or shard.model,
+            usage.input_tokens,
+            usage.cached_tokens,
+            usage.output_tokens,
+            usage.reasoning_tokens,
+            c.usage is not None,
+            c.raw_output if kind == "result" else None,
+            c.stage,
+            c.code or None,
+            c.message[:4000] or None,
+            c.outcome == "retryable",
+            True if simulator_backend else c.simulated,
+        )
 
     retry: list[str] = []
     shard.parts = 0
 
     def flush() -> None:
         """Write the lines judged so far as one part of each kind, and start afresh."""
-        if None in cols["simulated"] and simulated_seen[0] is None:
-            simulated_seen[0] = any(v is True for v in cols["simulated"]) or run_simulated
+        # Rows become columns once per part: cheaper than one append per column per line.
+        columns: dict[str, list[Any]] = {name: [] for name in _LINE_SCHEMA}
+        if rows:
+            columns = dict(zip(_LINE_SCHEMA, map(list, zip(*rows, strict=True)), strict=True))
+        rows.clear()
+        if None in columns["simulated"] and simulated_seen[0] is None:
+            simulated_seen[0] = any(v is True for v in columns["simulated"]) or run_simulated
+        judged = pl.DataFrame(columns, schema=_LINE_SCHEMA)
+        del columns
         judged = (
-            pl.DataFrame(cols, schema=_OUTCOME_SCHEMA)
-            .with_columns(pl.col("simulated").fill_null(bool(simulated_seen[0])))
+            judged.with_columns(
+                pricer.batch_costs(judged),
+                pl.col("simulated").fill_null(bool(simulated_seen[0])),
+            )
             .join(index, on="custom_id", how="left")
             .with_columns(
                 run_id=pl.lit(manifest.run_id),
@@ -227,8 +241,6 @@ def parse_shard(
                 written_at=pl.lit(utcnow()).dt.cast_time_unit("us"),
             )
         )
-        for values in cols.values():
-            values.clear()
         kind = pl.col("kind")
         errors_schema = pl.Schema(tables.errors_schema())
         retried = judged.filter(kind == "retry")
@@ -250,25 +262,67 @@ def parse_shard(
         retry.extend(retried.get_column("custom_id").to_list())
 
     shard.results = shard.errors = 0
-    for uri in (shard.output_uri, shard.error_uri):
-        for line in _iter_lines(uri):
-            c = classify_line(line, output_model)
-            if c.custom_id not in known or c.custom_id in seen:
-                log.warning("ignoring an unexpected output line for %r", c.custom_id)
-                continue
-            seen.add(c.custom_id)
-            add(c)
-            if len(cols["custom_id"]) >= PART_ROWS:
-                flush()
-    for custom_id in requested:
-        if custom_id not in seen:
-            add(_missing_line(shard, custom_id))
-            if len(cols["custom_id"]) >= PART_ROWS:
-                flush()
-    if cols["custom_id"] or not shard.parts:
-        flush()
+    with _cycle_collector_paused():
+        for uri in (shard.output_uri, shard.error_uri):
+            for line in _iter_lines(uri):
+                record = orjson.loads(line)
+                answer = answer_of(record, validate)
+                if answer is None:
+                    c = classify_record(record, output_model)
+                    custom_id = c.custom_id
+                else:
+                    custom_id, content, model, tokens, simulated = answer
+                if custom_id not in unseen:
+                    log.warning("ignoring an unexpected output line for %r", custom_id)
+                    continue
+                unseen.discard(custom_id)
+                if answer is None:
+                    rows.append(row(c))
+                else:
+                    rows.append(
+                        (
+                            custom_id,
+                            "result",
+                            model or shard.model,
+                            *(tokens or _NO_TOKENS),
+                            tokens is not None,
+                            content,
+                            None,
+                            None,
+                            None,
+                            False,
+                            True if simulator_backend else simulated,
+                        )
+                    )
+                if len(rows) >= PART_ROWS:
+                    flush()
+        for custom_id in requested:
+            if custom_id in unseen:
+                rows.append(row(_missing_line(shard, custom_id)))
+                if len(rows) >= PART_ROWS:
+                    flush()
+        if rows or not shard.parts:
+            flush()
     storage.write_bytes(_retry_uri(manifest, shard), orjson.dumps(retry))
     shard.retryable = len(retry)
+
+
+@contextlib.contextmanager
+def _cycle_collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while a shard is parsed, then restore it.
+
+    Judging a line makes many short-lived dicts and lists, freed by reference counting but
+    counted by the collector, whose passes over everything still alive (column values, the
+    imported parsing stack) took much of the parse; a shard is bounded (at most 50,000
+    requests to a batch) and makes no cycles worth collecting before it ends.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def parse_outputs(manifest: RunManifest, job: JobSpec, *, workers: int | None = None) -> int:
