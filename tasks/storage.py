@@ -419,6 +419,27 @@ def open_write(uri: str) -> Iterator[IO[bytes]]:
         raise
 
 
+@contextmanager
+def open_write_path(uri: str) -> Iterator[Path]:
+    """A local path to write a file at, by name; like `open_write`, the file appears whole on
+    success (synced) and not at all on error."""
+    target = Path(uri)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp_name)
+        fd = os.open(tmp_name, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
 def write_bytes(uri: str, data: bytes) -> None:
     """Write a whole file or object atomically."""
     with open_write(uri) as fh:

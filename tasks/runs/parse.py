@@ -18,8 +18,14 @@ import itertools
 import logging
 import multiprocessing
 import os
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterator
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
@@ -65,11 +71,12 @@ _PEEK_LINES = 100
 
 def part_uris(manifest: RunManifest, kind: str, shard: ShardRecord) -> list[str]:
     """The parquet parts (`results`, `errors`, `superseded`) that parsing wrote for a shard."""
+    return [_part_uri(manifest, kind, shard, n) for n in range(shard.parts)]
+
+
+def _part_uri(manifest: RunManifest, kind: str, shard: ShardRecord, n: int) -> str:
     stem = shard.key.replace("/", "-")
-    return [
-        storage.join(manifest.run_dir, "parts", kind, f"{stem}-{n:03d}.parquet")
-        for n in range(shard.parts)
-    ]
+    return storage.join(manifest.run_dir, "parts", kind, f"{stem}-{n:03d}.parquet")
 
 
 def _retry_uri(manifest: RunManifest, shard: ShardRecord) -> str:
@@ -213,11 +220,8 @@ def parse_shard(
             True if simulator_backend else c.simulated,
         )
 
-    retry: list[str] = []
-    shard.parts = 0
-
-    def flush() -> None:
-        """Write the lines judged so far as one part of each kind, and start afresh."""
+    def judged_frame() -> pl.DataFrame:
+        """The rows judged so far as typed columns, priced, with their simulated word."""
         # Rows become columns once per part: cheaper than one append per column per line.
         columns: dict[str, list[Any]] = {name: [] for name in _LINE_SCHEMA}
         if rows:
@@ -226,43 +230,63 @@ def parse_shard(
         if None in columns["simulated"] and simulated_seen[0] is None:
             simulated_seen[0] = any(v is True for v in columns["simulated"]) or run_simulated
         judged = pl.DataFrame(columns, schema=_LINE_SCHEMA)
-        del columns
-        judged = (
-            judged.with_columns(
-                pricer.batch_costs(judged),
-                pl.col("simulated").fill_null(bool(simulated_seen[0])),
-            )
-            .join(index, on="custom_id", how="left")
-            .with_columns(
-                run_id=pl.lit(manifest.run_id),
-                job_fingerprint=pl.lit(manifest.job_fingerprint),
-                batch_id=pl.lit(shard.batch_id, pl.String),
-                attempt=pl.lit(shard.attempt, pl.Int64),
-                written_at=pl.lit(utcnow()).dt.cast_time_unit("us"),
-            )
+        return judged.with_columns(
+            pricer.batch_costs(judged), pl.col("simulated").fill_null(bool(simulated_seen[0]))
+        )
+
+    retry: list[str] = []
+
+    def write_part(judged: pl.DataFrame, n: int) -> None:
+        """Write judged lines as part `n` of each kind (on the writer thread).
+
+        One query for all of the part (then one write per kind), so that this thread waits
+        for the GIL, which the judging thread holds, a few times a part, not at every step.
+        """
+        lines = judged.lazy().join(index.lazy(), on="custom_id", how="left", maintain_order="left")
+        lines = lines.with_columns(
+            run_id=pl.lit(manifest.run_id),
+            job_fingerprint=pl.lit(manifest.job_fingerprint),
+            batch_id=pl.lit(shard.batch_id, pl.String),
+            attempt=pl.lit(shard.attempt, pl.Int64),
+            written_at=pl.lit(utcnow()).dt.cast_time_unit("us"),
         )
         kind = pl.col("kind")
         errors_schema = pl.Schema(tables.errors_schema())
-        retried = judged.filter(kind == "retry")
-        parts = {
-            "results": tables.results_frame(judged.filter(kind == "result"), output_model),
-            "errors": judged.filter(kind == "error")
-            .select(list(errors_schema))
-            .cast(errors_schema),
-            "superseded": retried.filter(pl.col("billed"))
-            .select(list(errors_schema))
-            .cast(errors_schema),
+        queries = {
+            "errors": lines.filter(kind == "error").select(list(errors_schema)),
+            "superseded": lines.filter(kind == "retry", pl.col("billed")).select(
+                list(errors_schema)
+            ),
+            "retry": lines.filter(kind == "retry").select("custom_id"),
         }
-        shard.parts += 1
+        results = lines.filter(kind == "result")
+        try:
+            found = pl.collect_all([tables.results_lazy(results, output_model), *queries.values()])
+        except pl.exceptions.PolarsError:  # a value polars cannot read: pydantic converts
+            found = [
+                tables.results_frame(results.collect(), output_model),
+                *pl.collect_all(list(queries.values())),
+            ]
+        parts = {
+            "results": found[0],
+            "errors": found[1].cast(errors_schema),
+            "superseded": found[2].cast(errors_schema),
+        }
         for name, part in parts.items():
-            tables.write_parquet(part, part_uris(manifest, name, shard)[-1])
+            tables.write_parquet(part, _part_uri(manifest, name, shard, n))
         failpoint("during-parse")
         shard.results += parts["results"].height
         shard.errors += parts["errors"].height
-        retry.extend(retried.get_column("custom_id").to_list())
+        retry.extend(found[3].get_column("custom_id").to_list())
 
-    shard.results = shard.errors = 0
-    with _cycle_collector_paused():
+    shard.parts = shard.results = shard.errors = 0
+    with _cycle_collector_paused(), _OneBehind() as writer:
+
+        def flush() -> None:
+            """Hand the lines judged so far to the writer as the next part; start afresh."""
+            writer.submit(write_part, judged_frame(), shard.parts)
+            shard.parts += 1
+
         for uri in (shard.output_uri, shard.error_uri):
             for line in _iter_lines(uri):
                 record = orjson.loads(line)
@@ -305,6 +329,39 @@ def parse_shard(
             flush()
     storage.write_bytes(_retry_uri(manifest, shard), orjson.dumps(retry))
     shard.retryable = len(retry)
+
+
+class _OneBehind:
+    """One background thread that runs jobs one after the other, at most one at a time.
+
+    `submit` first waits for the job before (so one part is written while the next is
+    judged, and no more are held), and leaving the block waits for the last one; a job's
+    error is raised by the next `submit` or on leaving. Parts are joined, decoded and
+    written by polars, which releases the GIL, so the writing overlaps the judging.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="overnight-parts")
+        self._last: Future[None] | None = None
+
+    def submit(self, job: Callable[..., None], *args: Any) -> None:
+        self._wait()
+        self._last = self._pool.submit(job, *args)
+
+    def _wait(self) -> None:
+        last, self._last = self._last, None
+        if last is not None:
+            last.result()
+
+    def __enter__(self) -> _OneBehind:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        try:
+            if kind is None:
+                self._wait()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 @contextlib.contextmanager
