@@ -239,17 +239,20 @@ def parse_shard(
     def write_part(judged: pl.DataFrame, n: int) -> None:
         """Write judged lines as part `n` of each kind (on the writer thread).
 
-        One query for all of the part (then one write per kind), so that this thread waits
-        for the GIL, which the judging thread holds, a few times a part, not at every step.
+        Few polars calls for all of the part (a join, one query, one write per kind), so that
+        this thread waits for the GIL, which the judging thread holds, a few times a part, not
+        at every step.
         """
-        lines = judged.lazy().join(index.lazy(), on="custom_id", how="left", maintain_order="left")
-        lines = lines.with_columns(
+        joined = judged.join(index, on="custom_id", how="left", maintain_order="left")
+        joined = joined.with_columns(
             run_id=pl.lit(manifest.run_id),
             job_fingerprint=pl.lit(manifest.job_fingerprint),
             batch_id=pl.lit(shard.batch_id, pl.String),
             attempt=pl.lit(shard.attempt, pl.Int64),
             written_at=pl.lit(utcnow()).dt.cast_time_unit("us"),
         )
+        # Joined once, eagerly: as part of the queries below, the join is made for each.
+        lines = joined.lazy()
         kind = pl.col("kind")
         errors_schema = pl.Schema(tables.errors_schema())
         queries = {
