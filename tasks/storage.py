@@ -383,8 +383,9 @@ def iter_lines(uri: str) -> Iterator[bytes]:
         return
     with open(uri, "rb", buffering=1 << 20) as fh:
         for line in fh:
-            if line.strip():
-                yield line.rstrip(b"\r\n")
+            line = line.rstrip(b"\r\n")
+            if line and not line.isspace():
+                yield line
 
 
 def read_bytes(uri: str) -> bytes:

@@ -45,31 +45,28 @@ class _Pricer:
         """`cost` of every row of `frame` (its `model`, `billed`, else 0, and token counts).
 
         The rates are looked up once per model; the arithmetic is `cost_usd`'s, in Python, as
-        polars' vectorised division may round differently.
+        polars divides a column by a number as a multiplication by its inverse (off by one
+        bit at times). Bad usage raises `cost`'s error for the first row that has it.
         """
-        rates: dict[str | None, tuple[float, float, float]] = {}
-        costs: list[float] = []
-        for model, billed, input_tokens, cached_tokens, output_tokens in zip(
-            *(frame.get_column(name).to_list() for name in ("model", "billed", *_TOKENS)),
-            strict=True,
-        ):
-            if not billed:
-                costs.append(0.0)
-                continue
-            rate = rates.get(model)
-            if rate is None:
-                price = self.price(model)
-                rate = rates[model] = (
-                    price.batch_input,
-                    price.batch_cached_input,
-                    price.batch_output,
-                )
-            if cached_tokens > input_tokens or min(input_tokens, cached_tokens, output_tokens) < 0:
-                self.cost(model, Usage(input_tokens, cached_tokens, output_tokens))  # raises
-            uncached = input_tokens - cached_tokens
-            costs.append(
-                (uncached * rate[0] + cached_tokens * rate[1] + output_tokens * rate[2]) / 1_000_000
+        billed = frame.filter("billed")
+        bad = billed.filter(
+            (pl.col("cached_tokens") > pl.col("input_tokens")) | (pl.min_horizontal(_TOKENS) < 0)
+        )
+        if bad.height:
+            row = bad.row(0, named=True)
+            self.cost(row["model"], Usage(*(row[name] for name in _TOKENS)))
+        rates = {
+            m: (p.batch_input, p.batch_cached_input, p.batch_output)
+            for m in billed.get_column("model").unique()
+            for p in [self.price(m)]
+        }
+        costs = [
+            ((i - c) * rates[m][0] + c * rates[m][1] + o * rates[m][2]) / 1_000_000 if b else 0.0
+            for m, b, i, c, o in zip(
+                *(frame.get_column(name).to_list() for name in ("model", "billed", *_TOKENS)),
+                strict=True,
             )
+        ]
         return pl.Series("cost_usd", costs, pl.Float64())
 
 
