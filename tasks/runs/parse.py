@@ -35,10 +35,9 @@ import polars as pl
 from pydantic import BaseModel
 
 from schemas.job import JobSpec
-from schemas.manifest import RunManifest, ShardRecord, utcnow
+from schemas.manifest import EMBEDDED, RunManifest, ShardRecord, utcnow
 from tasks import storage, tables
 from tasks.failpoints import failpoint
-from tasks.gateway import EMBEDDED
 from tasks.outputs import (
     INVALID_OUTPUT_CODES,
     Classified,
