@@ -16,6 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.build import ShardInfo
 
+EMBEDDED = "embedded"
+"""The backend name of the embedded local Batch API (see `tasks.gateway`)."""
+OPENAI = "https://api.openai.com/v1"
+"""The backend name of OpenAI's own Batch API (its base URL)."""
+
 ShardState = Literal[
     "built", "uploading", "uploaded", "creating", "created", "terminal", "downloaded", "parsed"
 ]
@@ -145,7 +150,7 @@ class RunManifest(BaseModel):
     output: str
     status: RunStatus = "submitting"
     backend: str = ""
-    """`openai` or `local`: which Batch API the run's batches live on."""
+    """Which Batch API the run's batches live on: `EMBEDDED`, `OPENAI` or another base URL."""
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None

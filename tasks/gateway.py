@@ -24,6 +24,8 @@ import openai
 from openai.types import Batch
 
 from overnight.settings import Settings, get_settings
+from schemas.manifest import EMBEDDED as EMBEDDED
+from schemas.manifest import OPENAI as OPENAI
 from tasks import storage
 
 if TYPE_CHECKING:
@@ -31,10 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EMBEDDED = "embedded"
-"""The backend name of the embedded local Batch API."""
-OPENAI = "https://api.openai.com/v1"
-"""The backend name of OpenAI's own Batch API (its base URL)."""
 
 Endpoint = Literal["/v1/chat/completions", "/v1/responses"]
 

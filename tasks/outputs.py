@@ -8,6 +8,7 @@ A success is recognised by `response.status_code == 200`, never by `error is Non
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -74,28 +75,34 @@ def is_simulated(body: dict[str, Any]) -> bool:
     return isinstance(metadata, dict) and metadata.get("overnight_executor") == "simulate"
 
 
-def usage_of(body: dict[str, Any]) -> Usage | None:
-    """Token usage of a chat completion or a Responses object (cached ⊂ input, reasoning ⊂ output)."""
+Tokens = tuple[int, int, int, int]
+"""Input, cached, output and reasoning tokens of one response, in that order."""
+
+
+def tokens_of(body: dict[str, Any]) -> Tokens | None:
+    """`usage_of` as a plain tuple, for the columns of many lines."""
     usage = body.get("usage")
     if not isinstance(usage, dict):
         return None
     if "prompt_tokens" in usage:
-        return Usage(
-            input_tokens=int(usage.get("prompt_tokens") or 0),
-            cached_tokens=int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0),
-            output_tokens=int(usage.get("completion_tokens") or 0),
-            reasoning_tokens=int(
-                (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
-            ),
+        return (
+            int(usage.get("prompt_tokens") or 0),
+            int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+            int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0),
         )
-    return Usage(
-        input_tokens=int(usage.get("input_tokens") or 0),
-        cached_tokens=int((usage.get("input_tokens_details") or {}).get("cached_tokens") or 0),
-        output_tokens=int(usage.get("output_tokens") or 0),
-        reasoning_tokens=int(
-            (usage.get("output_tokens_details") or {}).get("reasoning_tokens") or 0
-        ),
+    return (
+        int(usage.get("input_tokens") or 0),
+        int((usage.get("input_tokens_details") or {}).get("cached_tokens") or 0),
+        int(usage.get("output_tokens") or 0),
+        int((usage.get("output_tokens_details") or {}).get("reasoning_tokens") or 0),
     )
+
+
+def usage_of(body: dict[str, Any]) -> Usage | None:
+    """Token usage of a chat completion or a Responses object (cached ⊂ input, reasoning ⊂ output)."""
+    tokens = tokens_of(body)
+    return None if tokens is None else Usage(*tokens)
 
 
 def _chat_content(body: dict[str, Any]) -> tuple[str | None, str, str]:
@@ -160,17 +167,21 @@ def validate_body(
     return judged
 
 
+def _content_of(body: dict[str, Any]) -> tuple[str | None, str, str]:
+    """(content, code, message) of a chat completion or a Responses object."""
+    if body.get("object") == "response" or "output" in body:
+        return _responses_content(body)
+    return _chat_content(body)
+
+
 def _judge_body(custom_id: str, body: dict[str, Any], output_model: type[BaseModel]) -> Classified:
     usage = usage_of(body)
     model = body.get("model")
-    if body.get("object") == "response" or "output" in body:
-        content, code, message = _responses_content(body)
-    else:
-        content, code, message = _chat_content(body)
+    content, code, message = _content_of(body)
     if content is None:
         return Classified(custom_id, "terminal", "validation", code, message, model, usage)
     try:
-        output_model.model_validate_json(content)
+        output_model.__pydantic_validator__.validate_json(content)
     except ValidationError as exc:
         kind = "invalid_json" if exc.errors()[0]["type"] == "json_invalid" else "schema_mismatch"
         return Classified(
@@ -186,9 +197,41 @@ def _judge_body(custom_id: str, body: dict[str, Any], output_model: type[BaseMod
     return Classified(custom_id, "ok", model=model, usage=usage, raw_output=content)
 
 
+Answer = tuple[str, str, Any, Tokens | None, bool]
+"""A valid answer: custom_id, content, the body's `model`, tokens and whether simulated."""
+
+
+def answer_of(record: dict[str, Any], validate: Callable[[str], object]) -> Answer | None:
+    """The valid answer of a parsed output line (most lines), else None.
+
+    The common line judged with no more work than it needs: what `classify_record` would
+    judge a result, as plain values. `validate` is the output model's
+    `__pydantic_validator__.validate_json`. For None, `classify_record` says what the line is.
+    """
+    response = record.get("response")
+    if not isinstance(response, dict) or response.get("status_code") != 200:
+        return None
+    body = response.get("body")
+    if not isinstance(body, dict):
+        return None
+    content = _content_of(body)[0]
+    if content is None:
+        return None
+    try:
+        validate(content)
+    except ValidationError:
+        return None
+    custom_id = str(record.get("custom_id"))
+    return custom_id, content, body.get("model"), tokens_of(body), is_simulated(body)
+
+
 def classify_line(line: bytes, output_model: type[BaseModel]) -> Classified:
     """Judge one line of a batch output or error file."""
-    record = orjson.loads(line)
+    return classify_record(orjson.loads(line), output_model)
+
+
+def classify_record(record: dict[str, Any], output_model: type[BaseModel]) -> Classified:
+    """Judge one parsed line of a batch output or error file."""
     custom_id = str(record.get("custom_id"))
     response = record.get("response")
     if isinstance(response, dict):

@@ -383,8 +383,9 @@ def iter_lines(uri: str) -> Iterator[bytes]:
         return
     with open(uri, "rb", buffering=1 << 20) as fh:
         for line in fh:
-            if line.strip():
-                yield line.rstrip(b"\r\n")
+            line = line.rstrip(b"\r\n")
+            if line and not line.isspace():
+                yield line
 
 
 def read_bytes(uri: str) -> bytes:
@@ -413,6 +414,27 @@ def open_write(uri: str) -> Iterator[IO[bytes]]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def open_write_path(uri: str) -> Iterator[Path]:
+    """A local path to write a file at, by name; like `open_write`, the file appears whole on
+    success (synced) and not at all on error."""
+    target = Path(uri)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp_name)
+        fd = os.open(tmp_name, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

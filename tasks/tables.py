@@ -122,23 +122,43 @@ def frame(rows: Sequence[Mapping[str, Any]], schema: Mapping[str, pl.DataType]) 
 def results_frame(judged: pl.DataFrame, output_model: type[BaseModel]) -> pl.DataFrame:
     """Result rows as a typed frame: identity columns as given, schema fields decoded from
     each row's `raw_output` (already validated) by polars in one vectorised pass."""
+    try:
+        return results_lazy(judged.lazy(), output_model).collect()
+    except pl.exceptions.PolarsError:
+        return results_by_pydantic(judged, output_model)
+
+
+def results_lazy(judged: pl.LazyFrame, output_model: type[BaseModel]) -> pl.LazyFrame:
+    """`results_frame` as a query (without its fallback: collecting may raise a PolarsError
+    for a value polars cannot read as its column type; then use `results_by_pydantic`)."""
+    schema = results_schema(output_model)
+    identity = _file_schema(ResultRow)
+    names = [output_column_name(name) for name in output_model.model_fields]
+    decoded = pl.col("raw_output").str.json_decode(struct_for(output_model))
+    return (
+        judged.select(list(identity))
+        .cast(pl.Schema(identity))
+        .with_columns(decoded.struct.rename_fields(names).alias("_output"))
+        .unnest("_output")
+        .select(list(schema))
+    )
+
+
+def results_by_pydantic(judged: pl.DataFrame, output_model: type[BaseModel]) -> pl.DataFrame:
+    """`results_frame` with the schema fields converted by pydantic, row by row: for values
+    polars cannot read as their column type."""
     schema = results_schema(output_model)
     identity = _file_schema(ResultRow)
     base = judged.select(list(identity)).cast(pl.Schema(identity))
     if base.is_empty():
         return pl.DataFrame(schema=schema)
-    struct = struct_for(output_model)
-    try:
-        fields = base.get_column("raw_output").str.json_decode(struct).struct.unnest()
-    except pl.exceptions.PolarsError:
-        # A value polars cannot read as its column type: let pydantic convert, row by row.
-        values = [
-            output_model.model_validate_json(raw).model_dump()
-            for raw in base.get_column("raw_output").to_list()
-        ]
-        fields = frame(
-            values, {n: dtype_for(f.annotation) for n, f in output_model.model_fields.items()}
-        )
+    values = [
+        output_model.model_validate_json(raw).model_dump()
+        for raw in base.get_column("raw_output").to_list()
+    ]
+    fields = frame(
+        values, {n: dtype_for(f.annotation) for n, f in output_model.model_fields.items()}
+    )
     fields = fields.rename({name: output_column_name(name) for name in fields.columns})
     return pl.concat([base, fields], how="horizontal").select(list(schema))
 
@@ -158,8 +178,13 @@ def read_parquet(uri: str, *, columns: Sequence[str] | None = None) -> pl.DataFr
 
 def write_parquet(df: pl.DataFrame, uri: str) -> None:
     """Write a DataFrame as one parquet file or object, atomically."""
-    with storage.open_write(uri) as fh:
-        df.write_parquet(fh, compression="zstd", statistics=True)
+    if storage.local_path(uri) is None:
+        with storage.open_write(uri) as fh:
+            df.write_parquet(fh, compression="zstd", statistics=True)
+        return
+    # By name, polars writes without taking the GIL for each chunk: other threads run.
+    with storage.open_write_path(uri) as path:
+        df.write_parquet(path, compression="zstd", statistics=True)
 
 
 def sink(

@@ -41,6 +41,37 @@ class _Pricer:
             batch=batch,
         )
 
+    def batch_costs(self, frame: pl.DataFrame) -> pl.Series:
+        """`cost` of every row of `frame` (its `model`, `billed`, else 0, and token counts).
+
+        The rates are looked up once per model; the arithmetic is `cost_usd`'s, in Python, as
+        polars divides a column by a number as a multiplication by its inverse (off by one
+        bit at times). Bad usage raises `cost`'s error for the first row that has it.
+        """
+        billed = frame.filter("billed")
+        bad = billed.filter(
+            (pl.col("cached_tokens") > pl.col("input_tokens")) | (pl.min_horizontal(_TOKENS) < 0)
+        )
+        if bad.height:
+            row = bad.row(0, named=True)
+            self.cost(row["model"], Usage(*(row[name] for name in _TOKENS)))
+        rates = {
+            m: (p.batch_input, p.batch_cached_input, p.batch_output)
+            for m in billed.get_column("model").unique()
+            for p in [self.price(m)]
+        }
+        costs = [
+            ((i - c) * rates[m][0] + c * rates[m][1] + o * rates[m][2]) / 1_000_000 if b else 0.0
+            for m, b, i, c, o in zip(
+                *(frame.get_column(name).to_list() for name in ("model", "billed", *_TOKENS)),
+                strict=True,
+            )
+        ]
+        return pl.Series("cost_usd", costs, pl.Float64())
+
+
+_TOKENS = ("input_tokens", "cached_tokens", "output_tokens")
+
 
 def cost_rows(
     manifest: RunManifest, *, results: list[str], errors: list[str], superseded: list[str]

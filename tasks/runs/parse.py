@@ -13,11 +13,19 @@ after its worker has written all of its parts; a worker that dies leaves its sha
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import logging
 import multiprocessing
 import os
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterator
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
@@ -27,16 +35,16 @@ import polars as pl
 from pydantic import BaseModel
 
 from schemas.job import JobSpec
-from schemas.manifest import RunManifest, ShardRecord, utcnow
+from schemas.manifest import EMBEDDED, RunManifest, ShardRecord, utcnow
 from tasks import storage, tables
 from tasks.failpoints import failpoint
-from tasks.gateway import EMBEDDED
 from tasks.outputs import (
     INVALID_OUTPUT_CODES,
     Classified,
     Outcome,
     Usage,
-    classify_line,
+    answer_of,
+    classify_record,
     is_simulated,
 )
 from tasks.pricing import load_pricing
@@ -47,8 +55,10 @@ from tasks.runs.store import RunError, _iter_lines, save_manifest
 log = logging.getLogger(__name__)
 
 
-PART_ROWS = 10_000
-"""Judged lines per parquet part: bounds the memory of parsing, whatever the shard size."""
+PART_ROWS = 5_000
+"""Judged lines per parquet part: bounds the memory of parsing, whatever the shard size (one
+part is written while the next is judged; 5,000 lines took 25 MB less than 10,000 a worker,
+and no longer)."""
 
 POOL_MIN_REQUESTS = 100_000
 """Requests to parse below which, unless a worker count is asked for, shards are parsed in
@@ -62,11 +72,12 @@ _PEEK_LINES = 100
 
 def part_uris(manifest: RunManifest, kind: str, shard: ShardRecord) -> list[str]:
     """The parquet parts (`results`, `errors`, `superseded`) that parsing wrote for a shard."""
+    return [_part_uri(manifest, kind, shard, n) for n in range(shard.parts)]
+
+
+def _part_uri(manifest: RunManifest, kind: str, shard: ShardRecord, n: int) -> str:
     stem = shard.key.replace("/", "-")
-    return [
-        storage.join(manifest.run_dir, "parts", kind, f"{stem}-{n:03d}.parquet")
-        for n in range(shard.parts)
-    ]
+    return storage.join(manifest.run_dir, "parts", kind, f"{stem}-{n:03d}.parquet")
 
 
 def _retry_uri(manifest: RunManifest, shard: ShardRecord) -> str:
@@ -95,7 +106,7 @@ def _missing_line(shard: ShardRecord, custom_id: str) -> Classified:
     )
 
 
-_OUTCOME_SCHEMA: dict[str, pl.DataType] = {
+_LINE_SCHEMA: dict[str, pl.DataType] = {
     "custom_id": pl.String(),
     "kind": pl.String(),
     "model": pl.String(),
@@ -103,7 +114,6 @@ _OUTCOME_SCHEMA: dict[str, pl.DataType] = {
     "cached_tokens": pl.Int64(),
     "output_tokens": pl.Int64(),
     "reasoning_tokens": pl.Int64(),
-    "cost_usd": pl.Float64(),
     "billed": pl.Boolean(),
     "raw_output": pl.String(),
     "stage": pl.String(),
@@ -112,7 +122,10 @@ _OUTCOME_SCHEMA: dict[str, pl.DataType] = {
     "retryable": pl.Boolean(),
     "simulated": pl.Boolean(),
 }
-"""One row per request line as judged; `kind` is result, error or retry."""
+"""One row per request line as judged (its `cost_usd` is added per part); `kind` is result,
+error or retry."""
+
+_NO_TOKENS = (0, 0, 0, 0)
 
 
 def _run_simulated(manifest: RunManifest, pending: list[ShardRecord]) -> bool:
@@ -155,9 +168,11 @@ def parse_shard(
 ) -> None:
     """Turn one shard's output and error files into result, error and superseded parts.
 
-    Lines are judged one by one into plain columns; every PART_ROWS lines, identities come
-    from the shard's index by one join and typed output columns from one vectorised JSON
-    decode, and the part is written, so memory stays at a few columns of PART_ROWS lines.
+    Lines are judged one by one into plain rows, the common valid answer by `answer_of` and
+    every other line by `classify_record`; every PART_ROWS lines the rows become columns,
+    costs are priced, identities come from the shard's index by one join and typed output
+    columns from one vectorised JSON decode, and the part is written, so memory stays at a
+    few columns of PART_ROWS lines.
     `run_simulated` is the run's word for lines without an answer (see `_run_simulated`,
     which works it out when None). Only `shard`'s counters change; the manifest is not saved.
     """
@@ -165,17 +180,18 @@ def parse_shard(
         run_simulated = _run_simulated(manifest, [shard])
     index = tables.read_parquet(shard.index_uri).drop("input_tokens")
     requested = index.get_column("custom_id").to_list()
-    known = set(requested)
+    unseen = set(requested)
     last_attempt = shard.attempt >= manifest.max_attempts or manifest.cancel_requested
     # The embedded backend only simulates. Elsewhere each answer says whether the simulator
     # wrote it; a line without an answer (an HTTP error, an expired line) takes its batch's
     # run's word: simulated if any answer of the run so far said so.
     simulator_backend = manifest.backend == EMBEDDED
     simulated_seen: list[bool | None] = [True if simulator_backend else None]
-    cols: dict[str, list[Any]] = {name: [] for name in _OUTCOME_SCHEMA}
-    seen: set[str] = set()
+    rows: list[tuple[Any, ...]] = []
+    validate = output_model.__pydantic_validator__.validate_json
 
-    def add(c: Classified) -> None:
+    def row(c: Classified) -> tuple[Any, ...]:
+        """The columns of a line judged by `classify_record` (results among them, rarely)."""
         retry_it = c.outcome == "retryable" or (
             retry_invalid_outputs and c.code in INVALID_OUTPUT_CODES
         )
@@ -188,87 +204,186 @@ def parse_shard(
             if retry_it:
                 c.message += f" (gave up after {shard.attempt} attempt(s))"
         usage = c.usage or Usage()
-        model = c.model or shard.model
-        for name, value in (
-            ("custom_id", c.custom_id),
-            ("kind", kind),
-            ("model", model),
-            ("input_tokens", usage.input_tokens),
-            ("cached_tokens", usage.cached_tokens),
-            ("output_tokens", usage.output_tokens),
-            ("reasoning_tokens", usage.reasoning_tokens),
-            ("cost_usd", pricer.cost(model, c.usage)),
-            ("billed", c.usage is not None),
-            ("raw_output", c.raw_output if kind == "result" else None),
-            ("stage", c.stage),
-            ("code", c.code or None),
-            ("message", c.message[:4000] or None),
-            ("retryable", c.outcome == "retryable"),
-            ("simulated", True if simulator_backend else c.simulated),
-        ):
-            cols[name].append(value)
+        return (
+            c.custom_id,
+            kind,
+            c.model or shard.model,
+            usage.input_tokens,
+            usage.cached_tokens,
+            usage.output_tokens,
+            usage.reasoning_tokens,
+            c.usage is not None,
+            c.raw_output if kind == "result" else None,
+            c.stage,
+            c.code or None,
+            c.message[:4000] or None,
+            c.outcome == "retryable",
+            True if simulator_backend else c.simulated,
+        )
+
+    def judged_frame() -> pl.DataFrame:
+        """The rows judged so far as typed columns, priced, with their simulated word."""
+        # Rows become columns once per part: cheaper than one append per column per line.
+        columns: dict[str, list[Any]] = {name: [] for name in _LINE_SCHEMA}
+        if rows:
+            columns = dict(zip(_LINE_SCHEMA, map(list, zip(*rows, strict=True)), strict=True))
+        rows.clear()
+        if None in columns["simulated"] and simulated_seen[0] is None:
+            simulated_seen[0] = any(v is True for v in columns["simulated"]) or run_simulated
+        judged = pl.DataFrame(columns, schema=_LINE_SCHEMA)
+        return judged.with_columns(
+            pricer.batch_costs(judged), pl.col("simulated").fill_null(bool(simulated_seen[0]))
+        )
 
     retry: list[str] = []
-    shard.parts = 0
 
-    def flush() -> None:
-        """Write the lines judged so far as one part of each kind, and start afresh."""
-        if None in cols["simulated"] and simulated_seen[0] is None:
-            simulated_seen[0] = any(v is True for v in cols["simulated"]) or run_simulated
-        judged = (
-            pl.DataFrame(cols, schema=_OUTCOME_SCHEMA)
-            .with_columns(pl.col("simulated").fill_null(bool(simulated_seen[0])))
-            .join(index, on="custom_id", how="left")
-            .with_columns(
-                run_id=pl.lit(manifest.run_id),
-                job_fingerprint=pl.lit(manifest.job_fingerprint),
-                batch_id=pl.lit(shard.batch_id, pl.String),
-                attempt=pl.lit(shard.attempt, pl.Int64),
-                written_at=pl.lit(utcnow()).dt.cast_time_unit("us"),
-            )
+    def write_part(judged: pl.DataFrame, n: int) -> None:
+        """Write judged lines as part `n` of each kind (on the writer thread).
+
+        Few polars calls for all of the part (a join, one query, one write per kind), so that
+        this thread waits for the GIL, which the judging thread holds, a few times a part, not
+        at every step.
+        """
+        joined = judged.join(index, on="custom_id", how="left", maintain_order="left")
+        joined = joined.with_columns(
+            run_id=pl.lit(manifest.run_id),
+            job_fingerprint=pl.lit(manifest.job_fingerprint),
+            batch_id=pl.lit(shard.batch_id, pl.String),
+            attempt=pl.lit(shard.attempt, pl.Int64),
+            written_at=pl.lit(utcnow()).dt.cast_time_unit("us"),
         )
-        for values in cols.values():
-            values.clear()
+        # Joined once, eagerly: as part of the queries below, the join is made for each.
+        lines = joined.lazy()
         kind = pl.col("kind")
         errors_schema = pl.Schema(tables.errors_schema())
-        retried = judged.filter(kind == "retry")
-        parts = {
-            "results": tables.results_frame(judged.filter(kind == "result"), output_model),
-            "errors": judged.filter(kind == "error")
-            .select(list(errors_schema))
-            .cast(errors_schema),
-            "superseded": retried.filter(pl.col("billed"))
-            .select(list(errors_schema))
-            .cast(errors_schema),
+        queries = {
+            "errors": lines.filter(kind == "error").select(list(errors_schema)),
+            "superseded": lines.filter(kind == "retry", pl.col("billed")).select(
+                list(errors_schema)
+            ),
+            "retry": lines.filter(kind == "retry").select("custom_id"),
         }
-        shard.parts += 1
+        results = lines.filter(kind == "result")
+        try:
+            found = pl.collect_all([tables.results_lazy(results, output_model), *queries.values()])
+        except pl.exceptions.PolarsError:  # a value polars cannot read: pydantic converts
+            found = [
+                tables.results_frame(results.collect(), output_model),
+                *pl.collect_all(list(queries.values())),
+            ]
+        parts = {
+            "results": found[0],
+            "errors": found[1].cast(errors_schema),
+            "superseded": found[2].cast(errors_schema),
+        }
         for name, part in parts.items():
-            tables.write_parquet(part, part_uris(manifest, name, shard)[-1])
+            tables.write_parquet(part, _part_uri(manifest, name, shard, n))
         failpoint("during-parse")
         shard.results += parts["results"].height
         shard.errors += parts["errors"].height
-        retry.extend(retried.get_column("custom_id").to_list())
+        retry.extend(found[3].get_column("custom_id").to_list())
 
-    shard.results = shard.errors = 0
-    for uri in (shard.output_uri, shard.error_uri):
-        for line in _iter_lines(uri):
-            c = classify_line(line, output_model)
-            if c.custom_id not in known or c.custom_id in seen:
-                log.warning("ignoring an unexpected output line for %r", c.custom_id)
-                continue
-            seen.add(c.custom_id)
-            add(c)
-            if len(cols["custom_id"]) >= PART_ROWS:
-                flush()
-    for custom_id in requested:
-        if custom_id not in seen:
-            add(_missing_line(shard, custom_id))
-            if len(cols["custom_id"]) >= PART_ROWS:
-                flush()
-    if cols["custom_id"] or not shard.parts:
-        flush()
+    shard.parts = shard.results = shard.errors = 0
+    with _cycle_collector_paused(), _OneBehind() as writer:
+
+        def flush() -> None:
+            """Hand the lines judged so far to the writer as the next part; start afresh."""
+            writer.submit(write_part, judged_frame(), shard.parts)
+            shard.parts += 1
+
+        for uri in (shard.output_uri, shard.error_uri):
+            for line in _iter_lines(uri):
+                record = orjson.loads(line)
+                answer = answer_of(record, validate)
+                if answer is None:
+                    c = classify_record(record, output_model)
+                    custom_id = c.custom_id
+                else:
+                    custom_id, content, model, tokens, simulated = answer
+                if custom_id not in unseen:
+                    log.warning("ignoring an unexpected output line for %r", custom_id)
+                    continue
+                unseen.discard(custom_id)
+                if answer is None:
+                    rows.append(row(c))
+                else:
+                    rows.append(
+                        (
+                            custom_id,
+                            "result",
+                            model or shard.model,
+                            *(tokens or _NO_TOKENS),
+                            tokens is not None,
+                            content,
+                            None,
+                            None,
+                            None,
+                            False,
+                            True if simulator_backend else simulated,
+                        )
+                    )
+                if len(rows) >= PART_ROWS:
+                    flush()
+        for custom_id in requested:
+            if custom_id in unseen:
+                rows.append(row(_missing_line(shard, custom_id)))
+                if len(rows) >= PART_ROWS:
+                    flush()
+        if rows or not shard.parts:
+            flush()
     storage.write_bytes(_retry_uri(manifest, shard), orjson.dumps(retry))
     shard.retryable = len(retry)
+
+
+class _OneBehind:
+    """One background thread that runs jobs one after the other, at most one at a time.
+
+    `submit` first waits for the job before (so one part is written while the next is
+    judged, and no more are held), and leaving the block waits for the last one; a job's
+    error is raised by the next `submit` or on leaving. Parts are joined, decoded and
+    written by polars, which releases the GIL, so the writing overlaps the judging.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="overnight-parts")
+        self._last: Future[None] | None = None
+
+    def submit(self, job: Callable[..., None], *args: Any) -> None:
+        self._wait()
+        self._last = self._pool.submit(job, *args)
+
+    def _wait(self) -> None:
+        last, self._last = self._last, None
+        if last is not None:
+            last.result()
+
+    def __enter__(self) -> _OneBehind:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        try:
+            if kind is None:
+                self._wait()
+        finally:
+            self._pool.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def _cycle_collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while a shard is parsed, then restore it.
+
+    Judging a line makes many short-lived dicts and lists, freed by reference counting but
+    counted by the collector, whose passes over everything still alive (column values, the
+    imported parsing stack) took much of the parse; a shard is bounded (at most 50,000
+    requests to a batch) and makes no cycles worth collecting before it ends.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def parse_outputs(manifest: RunManifest, job: JobSpec, *, workers: int | None = None) -> int:
