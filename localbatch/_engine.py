@@ -395,8 +395,8 @@ class Engine:
                         self._sleep(faults.line_delay_seconds * len(lines))
                     items, pending = self._begin_lines(record, lines, faults)
                     chunk = _Chunk(items, pending, len(lines), cursor.offset, cursor.line_no)
-                elif lines:
-                    items, skipped = self._skip_lines(record, lines, stop_reason or "cancelled")
+                elif lines and stop_reason is not None:  # after a cancel or expiry
+                    items, skipped = self._skip_lines(record, lines, stop_reason)
                     chunk = _Chunk(items, _done(skipped), 0, cursor.offset, cursor.line_no)
                 if ahead is not None:
                     for item, outcome in zip(ahead.items, ahead.pending(), strict=True):
