@@ -16,6 +16,7 @@ worker that dies takes only its chunk back to the engine's thread.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -74,6 +75,7 @@ def _warm_up() -> bool:
     from tasks.tokens import get_encoding
 
     get_encoding("o200k_base").encode_ordinary("warm up")
+    gc.freeze()  # what is loaded lives as long as the worker: out of the collector's passes
     return True
 
 
