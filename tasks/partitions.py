@@ -26,6 +26,7 @@ from typing import IO, Any
 
 import orjson
 
+from overnight.settings import Settings
 from schemas.job import SourceSpec
 from tasks import storage
 from tasks.sources._listing import list_source
@@ -33,10 +34,11 @@ from tasks.storage import ObjectInfo
 
 BUCKETS = 64
 MAX_PARTITIONS = 32
-FILES_PER_PARTITION = 16_384
+FILES_PER_PARTITION: int = Settings.model_fields["build_partition_files"].default
 """Listed entries per partition (before rounding the count up to a power of two): a partition
 of ~2 KB documents takes ~5 s on one core, so a Prefect task's own cost on a Dask worker (a
-new API client and settings per task run, ~0.5 s) stays near a tenth of it."""
+new API client and settings per task run, ~0.5 s) stays near a tenth of it. The default of
+`OVERNIGHT_BUILD_PARTITION_FILES`, stated once, in `overnight.settings`."""
 
 
 @dataclass(frozen=True, slots=True)
