@@ -18,7 +18,9 @@ import itertools
 import logging
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+import sys
+import threading
+from collections.abc import Callable
 from concurrent.futures import (
     FIRST_COMPLETED,
     Future,
@@ -46,6 +48,7 @@ from tasks.outputs import (
     answer_of,
     classify_record,
     is_simulated,
+    tokens_of,
 )
 from tasks.pricing import load_pricing
 from tasks.processes import exit_with_parent, usable_cores
@@ -284,7 +287,7 @@ def parse_shard(
         retry.extend(found[3].get_column("custom_id").to_list())
 
     shard.parts = shard.results = shard.errors = 0
-    with _cycle_collector_paused(), _OneBehind() as writer:
+    with _parsing_mode, _OneBehind() as writer:
 
         def flush() -> None:
             """Hand the lines judged so far to the writer as the next part; start afresh."""
@@ -299,19 +302,21 @@ def parse_shard(
                     c = classify_record(record, output_model)
                     custom_id = c.custom_id
                 else:
-                    custom_id, content, model, tokens, simulated = answer
-                if custom_id not in unseen:
+                    custom_id, content, body = answer
+                try:
+                    unseen.remove(custom_id)
+                except KeyError:
                     log.warning("ignoring an unexpected output line for %r", custom_id)
                     continue
-                unseen.discard(custom_id)
                 if answer is None:
                     rows.append(row(c))
                 else:
+                    tokens = tokens_of(body)
                     rows.append(
                         (
                             custom_id,
                             "result",
-                            model or shard.model,
+                            body.get("model") or shard.model,
                             *(tokens or _NO_TOKENS),
                             tokens is not None,
                             content,
@@ -319,7 +324,7 @@ def parse_shard(
                             None,
                             None,
                             False,
-                            True if simulator_backend else simulated,
+                            True if simulator_backend else is_simulated(body),
                         )
                     )
                 if len(rows) >= PART_ROWS:
@@ -368,22 +373,42 @@ class _OneBehind:
             self._pool.shutdown(wait=True)
 
 
-@contextlib.contextmanager
-def _cycle_collector_paused() -> Iterator[None]:
-    """Pause Python's cycle collector while a shard is parsed, then restore it.
+class _ParsingMode:
+    """While shards are parsed here: no cycle collection, and thread switches every 0.5 ms.
 
     Judging a line makes many short-lived dicts and lists, freed by reference counting but
-    counted by the collector, whose passes over everything still alive (column values, the
-    imported parsing stack) took much of the parse; a shard is bounded (at most 50,000
-    requests to a batch) and makes no cycles worth collecting before it ends.
+    counted by the cycle collector, whose passes over everything still alive took much of
+    the parse; a shard is bounded (at most 50,000 requests to a batch) and makes no cycles
+    worth collecting before it ends. The part writer needs the GIL back after each polars
+    call, and the judging thread, which never blocks, gives it up only when asked, after
+    the switch interval (5 ms by default). Both are process-wide: the first of the shards
+    parsed at once (on threads) sets them, the last one to finish restores them.
     """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._restore = (True, 0.005)
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if not self._inside:
+                self._restore = (gc.isenabled(), sys.getswitchinterval())
+                gc.disable()
+                sys.setswitchinterval(min(self._restore[1], 0.0005))
+            self._inside += 1
+
+    def __exit__(self, *_: object) -> None:
+        with self._lock:
+            self._inside -= 1
+            if not self._inside:
+                collect, interval = self._restore
+                if collect:
+                    gc.enable()
+                sys.setswitchinterval(interval)
+
+
+_parsing_mode = _ParsingMode()
 
 
 def parse_outputs(manifest: RunManifest, job: JobSpec, *, workers: int | None = None) -> int:
