@@ -124,9 +124,10 @@ _LINE_SCHEMA: dict[str, pl.DataType] = {
     "message": pl.String(),
     "retryable": pl.Boolean(),
     "simulated": pl.Boolean(),
+    "index_row": pl.Int64(),
 }
 """One row per request line as judged (its `cost_usd` is added per part); `kind` is result,
-error or retry."""
+error or retry; `index_row` is the request's row in the shard's index."""
 
 _NO_TOKENS = (0, 0, 0, 0)
 
@@ -173,7 +174,7 @@ def parse_shard(
 
     Lines are judged one by one into plain rows, the common valid answer by `answer_of` and
     every other line by `classify_record`; every PART_ROWS lines the rows become columns,
-    costs are priced, identities come from the shard's index by one join and typed output
+    costs are priced, identities are gathered from the shard's index by row and typed output
     columns from one vectorised JSON decode, and the part is written, so memory stays at a
     few columns of PART_ROWS lines.
     `run_simulated` is the run's word for lines without an answer (see `_run_simulated`,
@@ -182,8 +183,11 @@ def parse_shard(
     if run_simulated is None:
         run_simulated = _run_simulated(manifest, [shard])
     index = tables.read_parquet(shard.index_uri).drop("input_tokens")
+    # Each request's row in the index, until its line is read (the build refuses a custom_id
+    # twice, so a shard's are unique); a line whose custom_id is not here is unexpected.
     requested = index.get_column("custom_id").to_list()
-    unseen = set(requested)
+    unseen = {custom_id: n for n, custom_id in enumerate(requested)}
+    identities = index.drop("custom_id")
     last_attempt = shard.attempt >= manifest.max_attempts or manifest.cancel_requested
     # The embedded backend only simulates. Elsewhere each answer says whether the simulator
     # wrote it; a line without an answer (an HTTP error, an expired line) takes its batch's
@@ -193,7 +197,7 @@ def parse_shard(
     rows: list[tuple[Any, ...]] = []
     validate = output_model.__pydantic_validator__.validate_json
 
-    def row(c: Classified) -> tuple[Any, ...]:
+    def row(c: Classified, index_row: int) -> tuple[Any, ...]:
         """The columns of a line judged by `classify_record` (results among them, rarely)."""
         retry_it = c.outcome == "retryable" or (
             retry_invalid_outputs and c.code in INVALID_OUTPUT_CODES
@@ -222,6 +226,7 @@ def parse_shard(
             c.message[:4000] or None,
             c.outcome == "retryable",
             True if simulator_backend else c.simulated,
+            index_row,
         )
 
     def judged_frame() -> pl.DataFrame:
@@ -243,11 +248,13 @@ def parse_shard(
     def write_part(judged: pl.DataFrame, n: int) -> None:
         """Write judged lines as part `n` of each kind (on the writer thread).
 
-        Few polars calls for all of the part (a join, one query, one write per kind), so that
+        Few polars calls for all of the part (a gather, one query, one write per kind), so that
         this thread waits for the GIL, which the judging thread holds, a few times a part, not
         at every step.
         """
-        joined = judged.join(index, on="custom_id", how="left", maintain_order="left")
+        # The requests' identities by their rows in the index: cheaper than a join by custom_id.
+        at = judged.get_column("index_row")
+        joined = judged.drop("index_row").hstack(identities.select(pl.all().gather(at)))
         joined = joined.with_columns(
             run_id=pl.lit(manifest.run_id),
             job_fingerprint=pl.lit(manifest.job_fingerprint),
@@ -303,13 +310,12 @@ def parse_shard(
                     custom_id = c.custom_id
                 else:
                     custom_id, content, body = answer
-                try:
-                    unseen.remove(custom_id)
-                except KeyError:
+                index_row = unseen.pop(custom_id, None)
+                if index_row is None:
                     log.warning("ignoring an unexpected output line for %r", custom_id)
                     continue
                 if answer is None:
-                    rows.append(row(c))
+                    rows.append(row(c, index_row))
                 else:
                     tokens = tokens_of(body)
                     rows.append(
@@ -325,15 +331,15 @@ def parse_shard(
                             None,
                             False,
                             True if simulator_backend else is_simulated(body),
+                            index_row,
                         )
                     )
                 if len(rows) >= PART_ROWS:
                     flush()
-        for custom_id in requested:
-            if custom_id in unseen:
-                rows.append(row(_missing_line(shard, custom_id)))
-                if len(rows) >= PART_ROWS:
-                    flush()
+        for custom_id, index_row in unseen.items():  # in the index's order
+            rows.append(row(_missing_line(shard, custom_id), index_row))
+            if len(rows) >= PART_ROWS:
+                flush()
         if rows or not shard.parts:
             flush()
     storage.write_bytes(_retry_uri(manifest, shard), orjson.dumps(retry))
