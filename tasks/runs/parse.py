@@ -495,6 +495,8 @@ def _parse_in_pool(
     context = multiprocessing.get_context("spawn")
     # Workers read the run's settings, not its list of shards: send them the manifest without.
     run = manifest.model_copy(update={"shards": []})
+    # Priced here, so that a worker neither imports the settings nor reads the pricing file.
+    pricer = _Pricer(load_pricing(), job.model)
     todo = iter(pending)
     running: dict[Future[_Parsed], ShardRecord] = {}
     failure: BaseException | None = None
@@ -510,7 +512,7 @@ def _parse_in_pool(
                 shard = next(todo, None)
                 if shard is None:
                     break
-                future = pool.submit(_parse_in_worker, run, shard, job, run_simulated)
+                future = pool.submit(_parse_in_worker, run, shard, job, pricer, run_simulated)
                 running[future] = shard
             if not running:
                 break
@@ -537,17 +539,10 @@ def _parse_in_pool(
         raise failure
 
 
-_pricers: dict[str, _Pricer] = {}
-"""A worker's pricers, per job model: the pricing table is read once per process."""
-
-
 def _parse_in_worker(
-    manifest: RunManifest, shard: ShardRecord, job: JobSpec, run_simulated: bool
+    manifest: RunManifest, shard: ShardRecord, job: JobSpec, pricer: _Pricer, run_simulated: bool
 ) -> _Parsed:
     """In a pool worker: parse one shard into its parts; return its new counters."""
-    pricer = _pricers.get(job.model)
-    if pricer is None:
-        pricer = _pricers[job.model] = _Pricer(load_pricing(), job.model)
     parse_shard(
         manifest,
         shard,
