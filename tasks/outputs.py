@@ -84,19 +84,28 @@ def tokens_of(body: dict[str, Any]) -> Tokens | None:
     usage = body.get("usage")
     if not isinstance(usage, dict):
         return None
-    if "prompt_tokens" in usage:
-        return (
-            int(usage.get("prompt_tokens") or 0),
-            int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0),
-            int(usage.get("completion_tokens") or 0),
-            int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0),
-        )
+    chat = "prompt_tokens" in usage
+    inputs, input_details, outputs, output_details = _CHAT_USAGE if chat else _RESPONSES_USAGE
     return (
-        int(usage.get("input_tokens") or 0),
-        int((usage.get("input_tokens_details") or {}).get("cached_tokens") or 0),
-        int(usage.get("output_tokens") or 0),
-        int((usage.get("output_tokens_details") or {}).get("reasoning_tokens") or 0),
+        int(usage.get(inputs) or 0),
+        int((usage.get(input_details) or {}).get("cached_tokens") or 0),
+        int(usage.get(outputs) or 0),
+        int((usage.get(output_details) or {}).get("reasoning_tokens") or 0),
     )
+
+
+_CHAT_USAGE = (
+    "prompt_tokens",
+    "prompt_tokens_details",
+    "completion_tokens",
+    "completion_tokens_details",
+)
+_RESPONSES_USAGE = (
+    "input_tokens",
+    "input_tokens_details",
+    "output_tokens",
+    "output_tokens_details",
+)
 
 
 def usage_of(body: dict[str, Any]) -> Usage | None:
@@ -197,16 +206,16 @@ def _judge_body(custom_id: str, body: dict[str, Any], output_model: type[BaseMod
     return Classified(custom_id, "ok", model=model, usage=usage, raw_output=content)
 
 
-Answer = tuple[str, str, Any, Tokens | None, bool]
-"""A valid answer: custom_id, content, the body's `model`, tokens and whether simulated."""
+def answer_of(
+    record: dict[str, Any], validate: Callable[[str], object]
+) -> tuple[str, str, dict[str, Any]] | None:
+    """The custom_id, content and body of a parsed output line whose answer is valid (most
+    lines), else None.
 
-
-def answer_of(record: dict[str, Any], validate: Callable[[str], object]) -> Answer | None:
-    """The valid answer of a parsed output line (most lines), else None.
-
-    The common line judged with no more work than it needs: what `classify_record` would
-    judge a result, as plain values. `validate` is the output model's
-    `__pydantic_validator__.validate_json`. For None, `classify_record` says what the line is.
+    The common line judged with no more work than it needs: a line `classify_record` would
+    judge a result, whose model, usage (`tokens_of`) and simulated mark (`is_simulated`) its
+    body gives. `validate` is the output model's `__pydantic_validator__.validate_json`.
+    For None, `classify_record` says what the line is.
     """
     response = record.get("response")
     if not isinstance(response, dict) or response.get("status_code") != 200:
@@ -221,8 +230,7 @@ def answer_of(record: dict[str, Any], validate: Callable[[str], object]) -> Answ
         validate(content)
     except ValidationError:
         return None
-    custom_id = str(record.get("custom_id"))
-    return custom_id, content, body.get("model"), tokens_of(body), is_simulated(body)
+    return str(record.get("custom_id")), content, body
 
 
 def classify_line(line: bytes, output_model: type[BaseModel]) -> Classified:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
@@ -44,30 +45,35 @@ class _Pricer:
     def batch_costs(self, frame: pl.DataFrame) -> pl.Series:
         """`cost` of every row of `frame` (its `model`, `billed`, else 0, and token counts).
 
-        The rates are looked up once per model; the arithmetic is `cost_usd`'s, in Python, as
-        polars divides a column by a number as a multiplication by its inverse (off by one
-        bit at times). Bad usage raises `cost`'s error for the first row that has it.
+        The rates are looked up once per model; the arithmetic is `cost_usd`'s, on whole
+        columns, in its order, to the last bit: polars divides a column by a number as a
+        multiplication by its inverse (off by one bit at times), so the division is by a
+        column of that number. Bad usage raises `cost`'s error for the first row that has it.
         """
-        billed = frame.filter("billed")
-        bad = billed.filter(
+        billed = frame.get_column("billed").fill_null(False)
+        models = frame.get_column("model").fill_null("")  # no model: the fallback's rates
+        usage = frame.select("model", *_TOKENS)  # not the rows' other (long) columns
+        bad = usage.filter(billed).filter(
             (pl.col("cached_tokens") > pl.col("input_tokens")) | (pl.min_horizontal(_TOKENS) < 0)
         )
         if bad.height:
             row = bad.row(0, named=True)
             self.cost(row["model"], Usage(*(row[name] for name in _TOKENS)))
-        rates = {
-            m: (p.batch_input, p.batch_cached_input, p.batch_output)
-            for m in billed.get_column("model").unique()
-            for p in [self.price(m)]
-        }
-        costs = [
-            ((i - c) * rates[m][0] + c * rates[m][1] + o * rates[m][2]) / 1_000_000 if b else 0.0
-            for m, b, i, c, o in zip(
-                *(frame.get_column(name).to_list() for name in ("model", "billed", *_TOKENS)),
-                strict=True,
-            )
-        ]
-        return pl.Series("cost_usd", costs, pl.Float64())
+        prices = {m: self.price(m) for m in models.filter(billed).unique().to_list()}
+
+        def rate(of: Callable[[ModelPrice], float]) -> pl.Series:
+            by_model = {m: of(p) for m, p in prices.items()}
+            return models.replace_strict(by_model, default=0.0, return_dtype=pl.Float64())
+
+        inputs, cached, outputs = (frame.get_column(name) for name in _TOKENS)
+        million = pl.repeat(1_000_000.0, frame.height, eager=True)
+        costs = (
+            (inputs - cached) * rate(lambda p: p.batch_input)
+            + cached * rate(lambda p: p.batch_cached_input)
+            + outputs * rate(lambda p: p.batch_output)
+        ) / million
+        nothing = pl.repeat(0.0, frame.height, eager=True)
+        return costs.zip_with(billed, nothing).cast(pl.Float64()).alias("cost_usd")
 
 
 _TOKENS = ("input_tokens", "cached_tokens", "output_tokens")

@@ -15,7 +15,7 @@ from tasks.runs.costs import _Pricer
 def test_batch_costs_are_the_costs_of_each_line() -> None:
     pricer = _Pricer(load_pricing(), "gpt-4.1-mini")
     draw = random.Random(13)
-    models = ["gpt-4.1-mini-2025-04-14", "gpt-4o-2024-08-06", "gpt-4.1", "no-such-model", ""]
+    models = ["gpt-4.1-mini-2025-04-14", "gpt-4o-2024-08-06", "gpt-4.1", "no-such-model", "", None]
     rows = []
     for _ in range(5_000):
         input_tokens = draw.randrange(0, 200_000)
