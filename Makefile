@@ -15,7 +15,12 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# The project's own modules are compiled once here, as pip compiles what it installs: every
+# process (a command, the local API, each worker) then loads them instead of compiling them
+# again (~0.3 s of CPU a process where PYTHONDONTWRITEBYTECODE is set). Only changed files
+# are compiled again.
 install: $(BIN)/.installed
+	@PYTHONDONTWRITEBYTECODE= $(BIN)/python -m compileall -q flows tasks schemas localbatch overnight benchmarks >/dev/null
 
 # Headless Chromium renders the HTML report in its tests (skipped without it). Installed with
 # apt-get where that works (root, Debian/Ubuntu; ~2 min, ~115 MB download); never fails the build.
@@ -47,3 +52,4 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .prefect-home .pytest_cache .mypy_cache .ruff_cache
+	find flows tasks schemas localbatch overnight benchmarks tests -name __pycache__ -prune -exec rm -rf {} +
