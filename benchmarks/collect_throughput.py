@@ -10,7 +10,10 @@ completions whose content is a DocumentSummary), then, each in a fresh process:
 - `collect`'s work on our side, `parse_outputs` + `finalize_run` (classification, validation,
   parquet parts, the results/errors/costs tables, the ledger), with 1 worker (this process)
   and with one worker process per core (pool start included);
-- with --compare-threads, the same shards parsed on a thread pool of one thread per core.
+- with --compare-threads, the same shards parsed on a thread pool of one thread per core;
+- with --compare-script, what a hand-written collect does (the usual script after OpenAI's
+  batch guide: `json.loads`, the answer validated into the model, rows kept as dicts, one
+  DataFrame written at the end), in one process, for scale.
 
 It prints lines per second, the ratio of each to the ceiling measured in the same run, the
 peak RSS of the whole process tree (the collect and its workers, sampled from /proc every
@@ -257,6 +260,44 @@ def child_ceiling(template: str, workers: int) -> None:
     print(json.dumps({"lines": lines, "seconds": seconds}))
 
 
+def child_script(template: str, out: str) -> None:
+    """What a hand-written collect does (the usual script after OpenAI's batch guide): every
+    line through `json.loads`, each answer validated into the model, rows kept as dicts, one
+    DataFrame, one parquet file; no identities, costs, retries or resume."""
+    from pydantic import ValidationError
+
+    from schemas.summary import DocumentSummary
+
+    manifest = RunManifest.model_validate_json(Path(template).read_bytes())
+    start = time.perf_counter()
+    results: list[dict[str, object]] = []
+    errors: list[dict[str, object]] = []
+    for shard in manifest.shards:
+        with open(str(shard.output_uri), encoding="utf-8") as fh:
+            for line in fh:
+                record = json.loads(line)
+                body = record["response"]["body"]
+                content = body["choices"][0]["message"]["content"]
+                try:
+                    summary = DocumentSummary.model_validate_json(content)
+                except ValidationError as exc:
+                    errors.append({"custom_id": record["custom_id"], "error": str(exc)})
+                    continue
+                usage = body["usage"]
+                results.append(
+                    {
+                        "custom_id": record["custom_id"],
+                        **summary.model_dump(),
+                        "input_tokens": usage["prompt_tokens"],
+                        "output_tokens": usage["completion_tokens"],
+                    }
+                )
+    pl.DataFrame(results).write_parquet(out)
+    pl.DataFrame(errors).write_parquet(out + ".errors")
+    seconds = time.perf_counter() - start
+    print(json.dumps({"lines": len(results) + len(errors), "seconds": seconds}))
+
+
 _P = 1_000_000_007
 
 
@@ -284,12 +325,21 @@ def main() -> None:
     parser.add_argument(
         "--compare-threads", action="store_true", help="also parse on a thread pool"
     )
+    parser.add_argument(
+        "--compare-script",
+        action="store_true",
+        help="also time a hand-written collect (json + Pydantic + one DataFrame, one process)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--child", nargs=2, metavar=("TEMPLATE", "ROOT"), help=argparse.SUPPRESS)
     parser.add_argument("--child-workers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--child-pool", default="processes", help=argparse.SUPPRESS)
     parser.add_argument("--ceiling", metavar="TEMPLATE", help=argparse.SUPPRESS)
+    parser.add_argument("--script", nargs=2, metavar=("TEMPLATE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.script:
+        child_script(*args.script)
+        return
     if args.child:
         child_collect(*args.child, args.child_workers, args.child_pool)
         return
@@ -357,6 +407,17 @@ def main() -> None:
             )
             digests[label] = [table_digest(uri) for uri in result["tables"].values()]
             shutil.rmtree(run_root, ignore_errors=True)
+        if args.compare_script:
+            script, rss = run_child(
+                __file__, ["--script", str(template), str(tmp / "script.parquet")]
+            )
+            rate = script["lines"] / script["seconds"]
+            print(
+                f"  a hand-written collect (json + Pydantic + one DataFrame, 1 process): "
+                f"{script['lines']:,} lines in {script['seconds']:.2f} s = {rate:,.0f} lines/s "
+                f"= {rate / ceiling_rate:.0%} of the ceiling; peak RSS {rss:.0f} MB",
+                flush=True,
+            )
         same = len({json.dumps(d) for d in digests.values()}) == 1
         print(
             f"  results and errors tables identical across worker counts: {'yes' if same else 'NO'}"

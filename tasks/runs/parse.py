@@ -63,11 +63,12 @@ PART_ROWS = 5_000
 part is written while the next is judged; 5,000 lines took 25 MB less than 10,000 a worker,
 and no longer)."""
 
-POOL_MIN_REQUESTS = 100_000
+POOL_MIN_REQUESTS = 200_000
 """Requests to parse below which, unless a worker count is asked for, shards are parsed in
-this process: each worker process takes about a second to start (it imports the parsing
-stack) while this process judges ~35,000 lines a second, so a smaller pool loses time
-(measured with benchmarks/collect_throughput.py)."""
+this process: each worker process takes about half a second to start (it imports the parsing
+stack) while this process judges ~70,000 lines a second, so a smaller pool loses time
+(benchmarks/collect_throughput.py, 2 cores: at 100,000 lines 1.46 s in this process against
+1.69 s on 2 workers; even at 200,000; 4.68 against 4.33 s at 300,000)."""
 
 _PEEK_LINES = 100
 """Output lines read per shard, at most, to find the run's first answer (`_run_simulated`)."""
