@@ -1159,6 +1159,12 @@ class Document:
             (kind, _BOLD.sub("", text).strip() if _has_markup(text) else text)
             for kind, text in units
         ]
+        # Columns laid out with spaces (an invoice, a PDF's text) are read as single spaces,
+        # as a model would quote them.
+        out = [
+            (kind, " ".join(text.split()) if "  " in text or "\t" in text else text)
+            for kind, text in out
+        ]
         out = [(kind, text) for kind, text in out if len(text) > 1]
         if not out:
             out = [("sentence", line) for line in self._header_lines]

@@ -297,3 +297,13 @@ def test_answers_are_the_same_in_every_process() -> None:
         for seed in (1, 2, 3, 4)
     }
     assert len(answers) == 1
+
+
+def test_text_laid_out_in_columns_is_quoted_with_single_spaces(client: OpenAI) -> None:
+    name = "invoice-acme-1042.txt"
+    text = (SAMPLES / name).read_text(encoding="utf-8")
+    assert "     " in text  # the sample lays its header out in columns, as invoices do
+    answer = _answers(client, [_line("inv", PROMPT.format(id=name, text=text))])["inv"]
+    quoted = [answer["title"], answer["summary"], *answer["key_points"], *answer["action_items"]]
+    for value in quoted:
+        assert "  " not in value and "\t" not in value, value
