@@ -1395,6 +1395,12 @@ class Document:
             self._prose, key=lambda i: (-scores[i] * (0.5 if lengths[i] > 25 else 1.0), i)
         )
         chosen = self._distinct(order, target, avoid=avoid)
+        if len(chosen) < lo and not self.level:
+            # Too few real sentences (an invoice, a form): its best other lines, as a model
+            # asked for `lo` facts would still list some.
+            prose = set(self._prose)
+            rest = [i for i in self._ranked(list(range(n))) if i not in prose]
+            chosen += self._distinct(rest, lo - len(chosen), avoid=avoid | frozenset(chosen))
         return [short_sentence(self.sentences[i], 22 - 5 * self.level) for i in sorted(chosen)]
 
     @cached_property

@@ -307,3 +307,5 @@ def test_text_laid_out_in_columns_is_quoted_with_single_spaces(client: OpenAI) -
     quoted = [answer["title"], answer["summary"], *answer["key_points"], *answer["action_items"]]
     for value in quoted:
         assert "  " not in value and "\t" not in value, value
+    # "The three to seven most important facts": a form with few real sentences still has three
+    assert 3 <= len(answer["key_points"]) <= 7, answer["key_points"]
