@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+SOURCES := flows tasks schemas localbatch overnight benchmarks
 # Prefect runs offline with a throw-away home and no telemetry.
 export PREFECT_HOME ?= $(CURDIR)/.prefect-home
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
@@ -20,7 +21,7 @@ $(BIN)/.installed: pyproject.toml
 # again (~0.3 s of CPU a process where PYTHONDONTWRITEBYTECODE is set). Only changed files
 # are compiled again.
 install: $(BIN)/.installed
-	@PYTHONDONTWRITEBYTECODE= $(BIN)/python -m compileall -q flows tasks schemas localbatch overnight benchmarks >/dev/null
+	@PYTHONDONTWRITEBYTECODE= $(BIN)/python -m compileall -q $(SOURCES) >/dev/null
 
 # Headless Chromium renders the HTML report in its tests (skipped without it). Installed with
 # apt-get where that works (root, Debian/Ubuntu; ~2 min, ~115 MB download); never fails the build.
@@ -52,4 +53,4 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .prefect-home .pytest_cache .mypy_cache .ruff_cache
-	find flows tasks schemas localbatch overnight benchmarks tests -name __pycache__ -prune -exec rm -rf {} +
+	find $(SOURCES) tests -name __pycache__ -prune -exec rm -rf {} +

@@ -1155,17 +1155,7 @@ class Document:
     def _units(self) -> list[tuple[str, str]]:
         """(kind, text) of each sentence or list item, in order; headers or headings if none."""
         units, headings, _ = self._layout
-        out = [
-            (kind, _BOLD.sub("", text).strip() if _has_markup(text) else text)
-            for kind, text in units
-        ]
-        # Columns laid out with spaces (an invoice, a PDF's text) are read as single spaces,
-        # as a model would quote them.
-        out = [
-            (kind, " ".join(text.split()) if "  " in text or "\t" in text else text)
-            for kind, text in out
-        ]
-        out = [(kind, text) for kind, text in out if len(text) > 1]
+        out = [(kind, plain) for kind, text in units if len(plain := _quoted(text)) > 1]
         if not out:
             out = [("sentence", line) for line in self._header_lines]
             out = out or [("sentence", h) for h in headings]
@@ -1396,11 +1386,11 @@ class Document:
         )
         chosen = self._distinct(order, target, avoid=avoid)
         if len(chosen) < lo and not self.level:
-            # Too few real sentences (an invoice, a form): its best other lines, as a model
-            # asked for `lo` facts would still list some.
+            # Too few real sentences (an invoice, a form): its best other lines too, as a
+            # model asked for `lo` facts would still list some.
             prose = set(self._prose)
-            rest = [i for i in self._ranked(list(range(n))) if i not in prose]
-            chosen += self._distinct(rest, lo - len(chosen), avoid=avoid | frozenset(chosen))
+            rest = self._ranked([i for i in range(n) if i not in prose])
+            chosen = self._distinct(order + rest, lo, avoid=avoid)
         return [short_sentence(self.sentences[i], 22 - 5 * self.level) for i in sorted(chosen)]
 
     @cached_property
@@ -1766,6 +1756,16 @@ def _is_heading_line(line: str, nxt: str) -> bool:
     if len(words) > 8 or len(line) > 60 or "," in line[:-1]:
         return False
     return not (nxt[:1].islower() and not _URL.match(nxt))
+
+
+def _quoted(text: str) -> str:
+    """A sentence as a model would quote it: without bold markers, and columns laid out with
+    spaces (an invoice, a PDF's text) read as single spaces."""
+    if _has_markup(text):
+        text = _BOLD.sub("", text).strip()
+    if "  " in text or "\t" in text:
+        text = " ".join(text.split())
+    return text
 
 
 def _has_markup(text: str) -> bool:

@@ -406,24 +406,14 @@ def open_write(uri: str) -> Iterator[IO[bytes]]:
             # upload_fileobj uses one PUT or a multipart upload that is completed or aborted.
             s3_client().upload_fileobj(tmp, bucket, key)
         return
-    target = Path(uri)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with open_write_path(uri) as path, path.open("wb") as fh:
+        yield fh
 
 
 @contextmanager
 def open_write_path(uri: str) -> Iterator[Path]:
-    """A local path to write a file at, by name; like `open_write`, the file appears whole on
-    success (synced) and not at all on error."""
+    """A local path to write a file at, by name (a temporary one beside it): the file appears
+    whole on success (synced) and not at all on error. `open_write`'s local files use it."""
     target = Path(uri)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

@@ -282,7 +282,7 @@ def parse_shard(
             found = pl.collect_all([tables.results_lazy(results, output_model), *queries.values()])
         except pl.exceptions.PolarsError:  # a value polars cannot read: pydantic converts
             found = [
-                tables.results_frame(results.collect(), output_model),
+                tables.results_by_pydantic(results.collect(), output_model),
                 *pl.collect_all(list(queries.values())),
             ]
         parts = {

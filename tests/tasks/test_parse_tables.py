@@ -20,9 +20,10 @@ import polars as pl
 import pytest
 
 from schemas.job import JobSpec
-from schemas.manifest import RunManifest, ShardRecord
+from schemas.manifest import RunManifest
 from tasks import runs
 from tasks.outputs import SIMULATED_FINGERPRINT
+from tests.tasks._runs import downloaded_shard, new_run, summary_job
 
 GOLDEN = Path(__file__).with_name("parse_tables.golden.json")
 
@@ -205,32 +206,10 @@ def make_run(
 ) -> tuple[RunManifest, JobSpec]:
     """Four downloaded shards: every kind of line (output and error files, duplicates,
     strangers, missing lines); a batch that failed; one that expired; one cancelled."""
-    job = JobSpec.model_validate(
-        {
-            "name": "golden",
-            "source": {"uri": str(root / "docs")},
-            "output": str(root / "out"),
-            "model": "gpt-4.1-mini",
-            "system_prompt": "Summarize.",
-            "output_schema": "schemas.summary:DocumentSummary",
-            "params": {"max_output_tokens": 600},
-            "limits": {"retry_invalid_outputs": retry_invalid_outputs},
-        }
-    )
-    run_dir = root / "out" / "runs" / "golden-run"
+    job = summary_job(root, "golden", limits={"retry_invalid_outputs": retry_invalid_outputs})
     data = root / "data"
     data.mkdir(parents=True)
-    manifest = RunManifest(
-        run_id="golden-run",
-        job_name=job.name,
-        job_fingerprint=job.fingerprint(),
-        job=job.model_dump(mode="json"),
-        run_dir=str(run_dir),
-        output=job.output,
-        backend=backend,
-        status="in_progress",
-        max_attempts=max_attempts,
-    )
+    manifest = new_run(job, "golden-run", backend=backend, max_attempts=max_attempts)
     missing = 3
     shards: list[dict[str, Any]] = [
         {"status": "completed", "size": len(CHAT_BODIES) + len(ERROR_LINES) + missing},
@@ -267,22 +246,14 @@ def make_run(
             (data / "shard-2.output.jsonl").write_bytes(_output_line(ids[1], 1, 200, _chat()))
             output_uri = str(data / "shard-2.output.jsonl")
         manifest.shards.append(
-            ShardRecord(
-                key=f"a{1 + s % 2}/shard-{s:05d}",
+            downloaded_shard(
+                data,
+                s,
+                job,
+                size,
                 attempt=1 + s % 2,
-                shard_id=f"shard-{s:05d}",
-                uri=str(data / f"shard-{s}.jsonl"),
-                index_uri=str(data / f"shard-{s}.index.parquet"),
-                sha256="0" * 64,
-                requests=size,
-                bytes=0,
-                input_tokens=700 * size,
-                model=job.model,
-                endpoint=job.endpoint,
-                state="downloaded",
-                batch_id=f"batch_{s}",
                 batch_status=spec["status"],
-                batch_errors=spec.get("errors", []),
+                batch_errors=spec.get("errors"),
                 output_uri=output_uri,
                 error_uri=error_uri,
             )

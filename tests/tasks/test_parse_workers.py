@@ -16,11 +16,12 @@ from polars.testing import assert_frame_equal
 
 from overnight.settings import get_settings
 from schemas.job import JobSpec
-from schemas.manifest import RunManifest, ShardRecord
+from schemas.manifest import RunManifest
 from tasks import runs
 from tasks.outputs import SIMULATED_FINGERPRINT
 from tasks.processes import usable_cores
 from tasks.runs.parse import PART_ROWS, POOL_MIN_REQUESTS, parse_workers
+from tests.tasks._runs import downloaded_shard, new_run, summary_job
 
 ANSWER = {
     "title": "Quarterly report",
@@ -74,31 +75,11 @@ def make_run(
 ) -> RunManifest:
     """A run whose shards are all downloaded; the first one's batch failed (no answers), and
     the last has `big_shard_lines` lines if given."""
-    job = JobSpec.model_validate(
-        {
-            "name": "parse-test",
-            "source": {"uri": str(root / "docs")},
-            "output": str(root / "out"),
-            "model": "gpt-4.1-mini",
-            "system_prompt": "Summarize.",
-            "output_schema": "schemas.summary:DocumentSummary",
-            "params": {"max_output_tokens": 600},
-        }
-    )
-    run_dir = root / "out" / "runs" / "parse-run"
+    job = summary_job(root, "parse-test")
     data = root / "data"
     data.mkdir(parents=True)
-    manifest = RunManifest(
-        run_id="parse-run",
-        job_name=job.name,
-        job_fingerprint=job.fingerprint(),
-        job=job.model_dump(mode="json"),
-        run_dir=str(run_dir),
-        output=job.output,
-        backend="local-test",  # not the embedded one: lines without an answer ask the run
-        status="in_progress",
-        max_attempts=max_attempts,
-    )
+    # not the embedded backend: lines without an answer ask the run
+    manifest = new_run(job, "parse-run", backend="local-test", max_attempts=max_attempts)
     sizes = [lines] * shards
     if big_shard_lines:
         sizes[-1] = big_shard_lines
@@ -124,22 +105,13 @@ def make_run(
                 + b"\n"
             )
         manifest.shards.append(
-            ShardRecord(
-                key=f"a1/shard-{s:05d}",
-                attempt=1,
-                shard_id=f"shard-{s:05d}",
-                uri=str(data / f"shard-{s}.jsonl"),
-                index_uri=str(data / f"shard-{s}.index.parquet"),
-                sha256="0" * 64,
-                requests=lines,
-                bytes=0,
-                input_tokens=700 * lines,
-                model=job.model,
-                endpoint=job.endpoint,
-                state="downloaded",
-                batch_id=f"batch_{s}",
+            downloaded_shard(
+                data,
+                s,
+                job,
+                lines,
                 batch_status="failed" if failed else "completed",
-                batch_errors=[{"code": "server_error", "message": "boom"}] if failed else [],
+                batch_errors=[{"code": "server_error", "message": "boom"}] if failed else None,
                 output_uri=None if failed else str(output),
             )
         )
