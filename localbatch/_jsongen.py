@@ -200,7 +200,7 @@ class SchemaFaker:
         *,
         nullable: bool = False,
         owner: str = "",
-        context: str = "",
+        siblings: dict[str, Any] | None = None,
     ) -> Any:
         if depth > HARD_DEPTH:
             return None
@@ -211,10 +211,13 @@ class SchemaFaker:
             options = s["enum"]
             if depth > MAX_DEPTH and None in options:
                 return None
+            context = (
+                " ".join(v for v in siblings.values() if isinstance(v, str)) if siblings else ""
+            )
             return doc.choose(options, path, context or owner)
         branches = s.get("anyOf") or s.get("oneOf")
         if isinstance(branches, list) and branches:
-            return self._choose_branch(branches, name, path, doc, depth, idx, s, owner, context)
+            return self._choose_branch(branches, name, path, doc, depth, idx, s, owner, siblings)
         kind = s.get("type")
         if isinstance(kind, list):
             non_null = [k for k in kind if k != "null"]
@@ -258,7 +261,7 @@ class SchemaFaker:
         idx: int,
         parent: dict[str, Any],
         owner: str,
-        context: str,
+        siblings: dict[str, Any] | None,
     ) -> Any:
         resolved = [self.resolve(b) for b in branches]
         non_null = [b for b in resolved if b.get("type") != "null"]
@@ -272,7 +275,7 @@ class SchemaFaker:
         if "description" in parent and "description" not in chosen:
             chosen = {**chosen, "description": parent["description"]}
         return self._value(
-            chosen, name, path, doc, depth, idx, nullable=nullable, owner=owner, context=context
+            chosen, name, path, doc, depth, idx, nullable=nullable, owner=owner, siblings=siblings
         )
 
     # -- types --------------------------------------------------------------------------------
@@ -286,9 +289,8 @@ class SchemaFaker:
             for key, sub in props.items():
                 # Fields of the idx-th item describe the idx-th thing found; enums read their
                 # siblings (an email's kind comes from its address).
-                context = " ".join(v for v in out.values() if isinstance(v, str))
                 value = self._value(
-                    sub, key, f"{path}.{key}", doc, depth + 1, idx, owner=owner, context=context
+                    sub, key, f"{path}.{key}", doc, depth + 1, idx, owner=owner, siblings=out
                 )
                 out[key] = value
         required = s.get("required")

@@ -667,6 +667,19 @@ _TYPE_CUES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
         ("press release",),
     ),
 }
+_CUE_KINDS: dict[str, tuple[str, ...]] = {
+    word: tuple(kind for kind, (words, _) in _TYPE_CUES.items() if word in words)
+    for word in frozenset().union(*(words for words, _ in _TYPE_CUES.values()))
+}
+_CUE_WORDS = frozenset(_CUE_KINDS)
+"""Every kind's cue words, and the kinds each one cues: a document's are found in one pass."""
+_KIND_NORMS = {kind: math.sqrt(len(words)) for kind, (words, _) in _TYPE_CUES.items()}
+_PHRASE_WORDS = {
+    phrase: frozenset(_CONTENT_WORD.findall(phrase)).difference(STOPWORDS)
+    for _, phrases in _TYPE_CUES.values()
+    for phrase in phrases
+}
+"""A cue phrase's content words: a text without one of them as a word lacks the phrase."""
 _LANGUAGE_WORDS: dict[str, frozenset[str]] = {
     "en": frozenset(
         [
@@ -1663,19 +1676,35 @@ class Document:
     def _opening(self) -> str:
         return self._plain[:6000]
 
-    def _kind_score(self, kind: str) -> float:
-        """How strongly the text reads as this kind of document (cue words, phrases, headers)."""
-        words, phrases = _TYPE_CUES[kind]
+    @cached_property
+    def _kind_scores(self) -> dict[str, float]:
+        """How strongly the text reads as each kind of document (cue words, phrases, headers).
+
+        A kind's score is its cue words' counts (at most 5 each) over the square root of how
+        many it has, 3 for each in the title or first heading, and 2 for each of its phrases
+        in the opening or header names. Every kind is scored from one pass over the cue words
+        the document has.
+        """
         counts = self._counts
-        cued = words & self._vocabulary
-        score = sum([min(counts[w], 5) for w in cued]) / math.sqrt(len(words))
+        cued = dict.fromkeys(_TYPE_CUES, 0)
+        for word in _CUE_WORDS & self._vocabulary:
+            found = min(counts[word], 5)
+            for kind in _CUE_KINDS[word]:
+                cued[kind] += found
         lead, headers = self._lead_words
-        score += 3 * len(words & lead)
         opening = self._opening
-        for phrase in phrases:
-            if phrase in headers or (" " in phrase and phrase in opening):
-                score += 2
-        return score
+        vocabulary = self._vocabulary
+        scores: dict[str, float] = {}
+        for kind, (words, phrases) in _TYPE_CUES.items():
+            score = cued[kind] / _KIND_NORMS[kind]
+            score += 3 * len(words & lead)
+            for phrase in phrases:
+                if phrase in headers or (
+                    " " in phrase and _PHRASE_WORDS[phrase] <= vocabulary and phrase in opening
+                ):
+                    score += 2
+            scores[kind] = score
+        return scores
 
     def choose(self, options: list[Any], path: str, context: str = "") -> Any:
         """The enum option the text supports best (keyword match), else 'other', else hashed."""
@@ -1693,7 +1722,8 @@ class Document:
                 return hit
         cued = [o for o in strings if o.lower() in _TYPE_CUES]
         if len(cued) >= 3:
-            scores = {o: self._kind_score(o.lower()) for o in cued}
+            kinds = self._kind_scores
+            scores = {o: kinds[o.lower()] for o in cued}
             best = max(cued, key=lambda o: (scores[o], -cued.index(o)))
             if scores[best]:
                 return best
@@ -1735,7 +1765,8 @@ def _context_choice(lowered: dict[str, str], context: str) -> str | None:
 def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     if not a or not b:
         return 0.0
-    return len(a & b) / len(a | b)
+    shared = len(a & b)
+    return shared / (len(a) + len(b) - shared)  # the union's size, without making the union
 
 
 def _is_heading_line(line: str, nxt: str) -> bool:
