@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,9 +19,12 @@ if TYPE_CHECKING:
     from schemas.job import JobSpec
     from schemas.manifest import RunManifest
 
-console = Console(stderr=True)
+# Text from documents, file names and answers is printed as is: rich markup ("[/INST]",
+# "[1]") and emoji codes (":smile:") are read only where a line asks for them (`markup=True`,
+# its values escaped).
+console = Console(stderr=True, markup=False, emoji=False)
 # Piped output (CI logs, files) gets a wide page rather than rich's 80-column default.
-out = Console() if sys.stdout.isatty() else Console(width=160)
+out = Console(markup=False, emoji=False, width=None if sys.stdout.isatty() else 160)
 
 JobFile = Annotated[
     Path, typer.Argument(help="Job file (TOML or YAML), e.g. data/jobs/nightly_summary.toml")
@@ -37,7 +41,9 @@ def debugging() -> bool:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    console.print(
+        f"[red]error:[/red] {escape(message)}", markup=True, highlight=False, soft_wrap=True
+    )
     return typer.Exit(code)
 
 
@@ -71,6 +77,7 @@ def _clear_errors() -> Iterator[None]:
         PrefectUnreachable,
         BotoCoreError,
         ClientError,
+        OSError,  # the local disk: not a folder, no permission, no space
     ) as exc:
         if debugging():
             raise
@@ -144,7 +151,8 @@ def run(job_file: JobFile, full: Full = False, retry_failed: RetryFailed = False
     except KeyboardInterrupt:
         console.print(
             "\n[yellow]Stopped waiting.[/yellow] The run's batches go on; "
-            f"`overnight collect {job_file}` finishes it."
+            f"`overnight collect {escape(str(job_file))}` finishes it.",
+            markup=True,
         )
         raise typer.Exit(130) from None
     _print_outcome(load_manifest(summary["run_dir"]))
@@ -159,9 +167,10 @@ def _print_outcome(manifest: RunManifest) -> None:
         out.print(cost_table(costs))
     c = manifest.counts
     out.print(
-        f"run {manifest.run_id}: [bold]{manifest.status}[/bold] · {c.documents_seen} documents "
-        f"({c.documents_skipped} unchanged, {c.documents_rejected} rejected) · "
-        f"{c.requests} requests → {c.results} results, {c.errors} error rows"
+        f"run {escape(manifest.run_id)}: [bold]{manifest.status}[/bold] · {c.documents_seen} "
+        f"documents ({c.documents_skipped} unchanged, {c.documents_rejected} rejected) · "
+        f"{c.requests} requests → {c.results} results, {c.errors} error rows",
+        markup=True,
     )
     for name, uri in manifest.tables.items():
         out.print(f"  {name:8} {uri}", highlight=False, soft_wrap=True)
@@ -169,24 +178,44 @@ def _print_outcome(manifest: RunManifest) -> None:
         _print_error_reasons(manifest, warn=c.results == 0 and c.requests > 0)
 
 
+_SHOWN_REASONS = 6
+
+
 def _print_error_reasons(manifest: RunManifest, *, warn: bool) -> None:
-    """The commonest reasons rows ended in `errors`, each with one example message."""
+    """The commonest reasons rows ended in `errors`, each with its count and one example
+    message (examples differ within a reason: each names its own document); how to list the
+    rest when there are more."""
     import polars as pl
 
     from tasks import tables
 
-    errors = tables.read_parquet(manifest.tables["errors"], columns=["stage", "code", "message"])
+    errors = tables.read_parquet(
+        manifest.tables["errors"], columns=["stage", "code", "document_id", "message"]
+    )
     reasons = (
         errors.group_by("stage", "code")
-        .agg(pl.len().alias("rows"), pl.col("message").first())
-        .sort("rows", descending=True)
+        .agg(pl.len().alias("rows"), pl.col("document_id").first(), pl.col("message").first())
+        .sort("rows", "stage", "code", descending=[True, False, False])
     )
     if warn:
-        out.print("[bold red]No request succeeded.[/bold red] Most common reasons:")
+        out.print("[bold red]No request succeeded.[/bold red] Most common reasons:", markup=True)
     else:
         out.print("errors by reason:")
-    for stage, code, rows, message in reasons.head(5).iter_rows():
-        out.print(f"  {rows:>7} {stage}/{code}: {message[:120]}", highlight=False)
+    for stage, code, rows, document, message in reasons.head(_SHOWN_REASONS).iter_rows():
+        example = " ".join(f"{document}: {message or ''}".split())  # on one line
+        out.print(f"  {rows:>7} {stage}/{code}  e.g. {example[:140]}", highlight=False)
+    rest = reasons.slice(_SHOWN_REASONS)
+    if rest.height:
+        sql = (
+            "select stage, code, count(*) as n from errors "
+            f"where run_id = '{manifest.run_id}' group by all order by n desc"
+        )
+        out.print(
+            f"  and {rest.height} more reason(s), {rest.get_column('rows').sum()} row(s): "
+            f'overnight query -o {shlex.quote(manifest.output)} "{sql}"',
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def submit(job_file: JobFile, full: Full = False, retry_failed: RetryFailed = False) -> None:
@@ -237,6 +266,7 @@ def collect(
         if outcome.problem:
             console.print(
                 f"[red]error:[/red] run {escape(outcome.run_id)}: {escape(outcome.problem)}",
+                markup=True,
                 highlight=False,
                 soft_wrap=True,
             )
@@ -258,9 +288,9 @@ def status(
 
     location = _output_of(job_file, output)
     if run_id:
-        out.print(
-            reporting.progress_table(runs.load_manifest(storage.join(location, "runs", run_id)))
-        )
+        with _clear_errors():
+            manifest = runs.load_manifest(storage.join(location, "runs", run_id))
+        out.print(reporting.progress_table(manifest))
         return
     table = Table(title=f"runs under {location}", title_justify="left")
     for column in ("run", "status", "progress", "requests", "results", "errors", "estimate $"):
@@ -295,6 +325,7 @@ def status(
             f"[red]{escape(m.run_id)}[/red] could not move forward ({when}): "
             f"{escape(m.problem or '')}\n  fix that, then `overnight collect` carries it on; "
             f"or give it up with `overnight cancel {escape(m.run_id)}`",
+            markup=True,
             highlight=False,
             soft_wrap=True,
         )
@@ -381,22 +412,23 @@ def query(
         out.print(table)
         out.print(f"{answer.height} row(s)")
         return
-    if fmt in ("table", "csv"):
-        text = answer.write_csv()
-        if to is None:
-            sys.stdout.write(text)
-        else:
-            to.write_text(text)
-    elif fmt == "json":
-        text = answer.write_json()
-        if to is None:
-            sys.stdout.write(text + "\n")
-        else:
-            to.write_text(text)
-    else:
-        if to is None:
-            raise _fail("--format parquet needs --to FILE")
-        answer.write_parquet(to)
+    if fmt == "parquet" and to is None:
+        raise _fail("--format parquet needs --to FILE")
+    with _clear_errors():  # a --to folder that does not exist: one line
+        if fmt in ("table", "csv"):
+            text = answer.write_csv()
+            if to is None:
+                sys.stdout.write(text)
+            else:
+                to.write_text(text)
+        elif fmt == "json":
+            text = answer.write_json()
+            if to is None:
+                sys.stdout.write(text + "\n")
+            else:
+                to.write_text(text)
+        elif to is not None:
+            answer.write_parquet(to)
     if to is not None:
         console.print(f"wrote {answer.height} row(s) to {to}")
 
@@ -438,7 +470,8 @@ def report(
         if to.suffix in (".html", ".htm")
         else report_markdown(parts, title=title)
     )
-    to.write_text(text, encoding="utf-8")
+    with _clear_errors():
+        to.write_text(text, encoding="utf-8")
     console.print(f"wrote {to}")
 
 

@@ -75,7 +75,7 @@ def estimate(
     from overnight._commands import _clear_errors, _load
     from tasks.estimate import BudgetExceededError, check_budget, estimate_job, estimate_tables
 
-    console = Console()
+    console = Console(markup=False, emoji=False)  # names and paths print as is
     err = Console(stderr=True)
     job = _load(job_file)
     with _clear_errors():

@@ -262,9 +262,18 @@ def import_output_model(path: str, search_dir: str | None = None) -> type[BaseMo
     except ImportError as exc:
         where = f" (looked in the installed packages and {search_dir})" if search_dir else ""
         raise ValueError(f"cannot import module {module_name!r}{where}: {exc}") from None
+    except Exception as exc:  # the user's module itself fails: a syntax error, a raise
+        where = f"{exc.filename}, line {exc.lineno}" if isinstance(exc, SyntaxError) else ""
+        detail = f"{type(exc).__name__}: {exc.msg if isinstance(exc, SyntaxError) else exc}"
+        raise ValueError(
+            f"importing module {module_name!r} failed ({where or 'while it ran'}): {detail}"
+        ) from None
     cls = getattr(module, attr, None)
-    if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
-        raise ValueError(f"{path!r} is not a Pydantic model class (module {module.__file__})")
+    if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or cls is BaseModel:
+        raise ValueError(
+            f"{path!r} is not a Pydantic model class of your own (module {module.__file__}): "
+            "name a class that subclasses pydantic.BaseModel"
+        )
     return cls
 
 

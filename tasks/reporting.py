@@ -100,7 +100,7 @@ def live_progress(manifest: RunManifest) -> Iterator[Callable[[RunManifest], boo
     While it is drawn, Prefect's per-task log lines are held back (they would tear the table);
     off a terminal, `show` draws nothing and returns False so the caller logs instead.
     """
-    console = Console(stderr=True)
+    console = Console(stderr=True, markup=False, emoji=False)  # cells hold text as is
     if not console.is_terminal:
         yield lambda _manifest: False
         return

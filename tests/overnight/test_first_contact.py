@@ -8,6 +8,7 @@ says so.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -312,3 +313,108 @@ def test_a_base_url_without_a_key_is_refused_not_simulated(tmp_path: Path) -> No
     assert not (tmp_path / "out" / "runs").exists() or not any(
         p.name != "_locks" and p.name != "_open" for p in (tmp_path / "out" / "runs").iterdir()
     )
+
+
+def test_text_that_looks_like_rich_markup_prints_as_is(tmp_path: Path) -> None:
+    # Regression: "[/bold]" in a file name made `run` exit 1 after writing every table, and
+    # `query` crashed on "[/bold]" and dropped "[x]"-like text and ":smile:" codes.
+    docs = tmp_path / "docs"
+    shutil.copytree(SAMPLES, docs)
+    (docs / "dangling.txt").symlink_to("/nonexistent/[/bold] oops")
+    for n in range(6):  # more reasons than the summary shows
+        (docs / f"odd-{n}.bin").write_bytes(b"\x7fELF" + bytes([n]) * 64)
+    env = fresh_env(tmp_path)
+    ran = overnight("run", str(job_file(tmp_path, source=str(docs))), env=env)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "[/bold] oops" in ran.stdout
+    assert "errors by reason:" in ran.stdout
+    listed = ran.stdout.split("errors by reason:")[1]
+    assert " e.g. " in listed
+    shown = overnight(
+        "query", "-o", str(tmp_path / "out"),
+        "select '[/bold] x' as a, '[x] done, see [note] and arr[i] :smile:' as b",
+        env=env,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "[/bold] x" in shown.stdout
+    assert "[x] done, see [note] and arr[i] :smile:" in shown.stdout
+
+
+def test_errors_by_reason_says_how_to_list_the_reasons_it_leaves_out(tmp_path: Path) -> None:
+    # Regression: only the five commonest reasons were listed, with nothing saying more
+    # existed, and one message stood for all of a reason's rows as if every file said it.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "fine.txt").write_text("The committee approved the budget for the new library.")
+    (docs / "empty.txt").write_text("")
+    (docs / "dangling.txt").symlink_to(tmp_path / "nowhere")
+    (docs / "loop1").symlink_to(docs / "loop2")
+    (docs / "loop2").symlink_to(docs / "loop1")
+    (docs / "bad.json").write_text('{"id": 1, "text": ')
+    (docs / "bad.pdf").write_bytes(b"%PDF-1.4 broken")
+    (docs / "bad.gz").write_bytes(b"\x1f\x8b not gzip")
+    (docs / "bad.csv").write_text('id,text\n1,"unterminated\n')
+    (docs / "bad.docx").write_bytes(b"PK\x03\x04 broken")
+    (docs / "bad.zip").write_bytes(b"PK\x03\x04broken")
+    (docs / "binary.txt").write_bytes(b"\x7fELF" + bytes(64))
+    env = fresh_env(tmp_path)
+    ran = overnight("run", str(job_file(tmp_path, source=str(docs))), env=env)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    listed = [line for line in ran.stdout.split("errors by reason:")[1].splitlines() if line]
+    shown = [line for line in listed if " e.g. " in line]
+    assert len(shown) == 6
+    assert any("load/empty  e.g. empty.txt: the file is empty" in line for line in shown)
+    rest = [line for line in listed if "more reason(s)" in line]
+    assert len(rest) == 1
+    command = shlex.split(rest[0].split(": ", 1)[1])
+    assert command[:2] == ["overnight", "query"]
+    answer = overnight(*command[1:], "--format", "csv", env=env)
+    assert answer.returncode == 0, answer.stderr
+    counted = answer.stdout.splitlines()[1:]
+    assert len(counted) == len(shown) + int(rest[0].split("and ")[1].split()[0])
+
+
+def test_a_schema_module_that_fails_to_import_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text("def broken(:\n    pass\n")
+    (tmp_path / "raising.py").write_text("raise RuntimeError('no database here')\n")
+    env = fresh_env(tmp_path)
+    cases = {
+        "broken:Gist": "importing module 'broken' failed (",
+        "raising:Gist": "RuntimeError: no database here",
+        "pydantic:BaseModel": "is not a Pydantic model class of your own",
+    }
+    for schema, expected in cases.items():
+        job = job_file(
+            tmp_path,
+            **{
+                'output_schema = "schemas.summary:DocumentSummary"': (f'output_schema = "{schema}"')
+            },
+        )
+        line = _only_line(overnight("estimate", str(job), env=env))
+        assert expected in line, line
+    syntax = _only_line(
+        overnight("estimate", str(job_file(tmp_path, **{
+            'output_schema = "schemas.summary:DocumentSummary"': 'output_schema = "broken:X"'
+        })), env=env)
+    )  # fmt: skip
+    assert "broken.py, line 1" in syntax and "SyntaxError" in syntax
+
+
+def test_a_missing_run_or_an_unwritable_answer_file_is_one_line(tmp_path: Path) -> None:
+    env = fresh_env(tmp_path)
+    ran = overnight("run", str(job_file(tmp_path)), env=env)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    out = str(tmp_path / "out")
+    missing = _only_line(overnight("status", "-o", out, "--run", "no-such-run", env=env))
+    assert missing.startswith("error: ") and "no-such-run" in missing
+    unwritable = _only_line(
+        overnight("query", "-o", out, "--to", str(tmp_path / "no" / "dir.csv"), "select 1",
+                  env=env)
+    )  # fmt: skip
+    assert unwritable.startswith("error: ") and "no/dir.csv" in unwritable
+    (tmp_path / "a-file").write_text("not a folder")
+    under_file = _only_line(
+        overnight("run", str(job_file(tmp_path, **{f'output = "{tmp_path / "out"}"': (
+            f'output = "{tmp_path / "a-file" / "out"}"')})), env=env)
+    )  # fmt: skip
+    assert under_file.startswith("error: ") and "a-file" in under_file
