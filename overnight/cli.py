@@ -60,6 +60,11 @@ def estimate(
     full: bool = typer.Option(
         False, "--full", help="Price every document, not only those the next run would send."
     ),
+    retry_failed: bool = typer.Option(
+        False,
+        "--retry-failed",
+        help="Also price documents that ended in a terminal error (as `run --retry-failed`).",
+    ),
 ) -> None:
     """Count a job's documents, requests and tokens and price them; nothing is sent or written.
 
@@ -83,7 +88,9 @@ def estimate(
         if not full:
             from tasks.ledger import Ledger
 
-            ledger = Ledger.load(job.output, job.name, job.fingerprint())
+            ledger = Ledger.load(
+                job.output, job.name, job.fingerprint(), retry_failed=retry_failed
+            )
             should_process = ledger.should_process if len(ledger) else None
         result = estimate_job(job, should_process=should_process)
     for table in estimate_tables(result):

@@ -27,7 +27,13 @@ LEDGER_SCHEMA: dict[str, pl.DataType] = {
     "recorded_at": pl.Datetime("us", "UTC"),
 }
 """One row per result or error row of a run. `outcome`: ok (a result), failed (a terminal
-error), retry (a retryable error)."""
+error), retry (a retryable error, or one that says nothing about the document)."""
+
+NOT_THE_DOCUMENTS_FAULT = ("duplicate_id", "batch_cancelled")
+"""Terminal error codes that are no verdict on the document itself: another document had its
+id, or a cancel stopped its request before it ran. The next run takes such a document again
+(as `retry`), where a terminal error of its own (empty, undecodable, refused) is skipped until
+`--retry-failed`."""
 
 
 def _key(document_id: str, content_sha256: str | None) -> int:
@@ -59,7 +65,11 @@ def record_run(
     def build(paths: list[str]) -> pl.LazyFrame:
         results, errors = paths
         keys = ["document_id", "content_sha256"]
-        outcome = pl.when(pl.col("retryable")).then(pl.lit("retry")).otherwise(pl.lit("failed"))
+        outcome = (
+            pl.when(pl.col("retryable") | pl.col("code").is_in(NOT_THE_DOCUMENTS_FAULT))
+            .then(pl.lit("retry"))
+            .otherwise(pl.lit("failed"))
+        )
         return (
             pl.concat(
                 [

@@ -101,6 +101,12 @@ def test_cancel_while_batches_are_completed_running_validating_and_unsent(
     assert costs["batch_cost_usd"].sum() == pytest.approx(results["cost_usd"].sum())
     assert any("never ran" in note for note in final.notes)
 
+    # The next night takes the cancelled documents again (a cancel is no verdict on them)
+    # and skips the ones the finished batch did.
+    again = runs.prepare_run(job)
+    assert again.counts.requests == errors.height
+    assert again.counts.documents_skipped == results.height
+
 
 def test_cancel_after_every_batch_finished_keeps_and_bills_everything(
     backend: LocalBatchServer, make_job: Callable[..., JobSpec], tmp_path: Path

@@ -162,3 +162,22 @@ def test_with_a_prefect_api_the_commands_run_as_flows_and_fail_in_one_line(
     with get_client(sync_client=True) as client:
         messages = [log.message for log in client.read_logs()]
     assert any(m.startswith("resuming open run") for m in messages)
+
+
+def test_estimate_retry_failed_prices_what_run_retry_failed_would_send(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    write_corpus(tmp_path / "docs", 2)
+    (tmp_path / "docs" / "empty.txt").write_text("")  # a terminal failure of its own
+    job_file = _job_file(tmp_path, make_job())
+    ran = overnight("run", str(job_file))
+    assert ran.returncode == 0, ran.stderr[-3000:]
+
+    def skipped(*options: str) -> int:
+        shown = runner.invoke(app, ["estimate", *options, str(job_file)])
+        assert shown.exit_code == 0, shown.output
+        line = next(line for line in shown.output.splitlines() if "skipped" in line)
+        return int(line.split("│")[2])
+
+    assert skipped() == 3
+    assert skipped("--retry-failed") == 2

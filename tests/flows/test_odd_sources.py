@@ -82,3 +82,30 @@ def test_a_run_with_nothing_to_send_closes_at_once_as_done(
         ["empty", "symlink_loop"] if mode == "all rejected" else []
     )
     assert set(manifest.tables) == {"results", "errors", "costs"}
+
+
+def test_a_document_rejected_for_a_duplicate_id_is_taken_again_once_the_clash_is_gone(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    # Regression: a `duplicate_id` rejection was remembered as the document's own terminal
+    # failure, so the document was skipped every night after the other one went away.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "note.txt").write_text("The harbor office moves to the river building in May.")
+    (docs / "records.jsonl").write_text(
+        '{"id": "note.txt", "text": "The invoice for the ledger audit is due on Friday."}\n'
+    )
+    job = make_job()
+    job = job.model_copy(update={"source": job.source.model_copy(update={"id_field": "id"})})
+    night = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
+    first = _finish(runs.prepare_run(job, now=night).run_dir)
+    _, errors = assert_every_input_has_one_row(first)
+    assert errors["code"].to_list() == ["duplicate_id"]
+    rejected_uri = errors["source_uri"].item()
+    kept = docs / "records.jsonl" if rejected_uri.endswith("note.txt") else docs / "note.txt"
+    kept.unlink()  # the clash is gone; the rejected document itself is unchanged
+
+    second = _finish(runs.prepare_run(job, now=night + timedelta(days=1)).run_dir)
+    assert second.counts.requests == 1, "the document rejected for its id is taken again"
+    results, _ = assert_every_input_has_one_row(second)
+    assert results["source_uri"].to_list() == [rejected_uri]
