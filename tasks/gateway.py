@@ -154,10 +154,21 @@ def _embedded_client(settings: Settings) -> openai.OpenAI:
     return _embedded.client(max_retries=CLIENT_RETRIES)
 
 
-def backend_unavailable(backend: str) -> str:
-    """Why a run's backend cannot be reached now, and what to do about it."""
+def backend_unavailable(backend: str, *, batches_created: bool = True) -> str:
+    """Why a run's backend cannot be reached now, and what to do about it.
+
+    A run none of whose batches was created yet is not bound to its backend: the next
+    `run` or `submit` moves it to the backend configured then (`_move_backend`), and says so.
+    """
     where = "OpenAI" if backend == OPENAI else backend
     set_url = "" if backend == OPENAI else f" and OPENAI_BASE_URL={backend}"
+    if not batches_created:
+        return (
+            f"this run was meant for {where}, which cannot be reached now (OPENAI_API_KEY is "
+            "not set), but none of its batches was created there: `overnight run` or "
+            "`overnight submit` of its job moves the run to the backend configured now and "
+            f"sends its documents there; or set OPENAI_API_KEY{set_url} and collect again"
+        )
     return (
         f"this run's batches live on {where}, but OPENAI_API_KEY is not set, so they cannot "
         f"be collected or cancelled now: set OPENAI_API_KEY{set_url} (the key the run was "

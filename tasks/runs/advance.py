@@ -21,7 +21,7 @@ import logging
 from schemas.job import JobSpec
 from schemas.manifest import RunManifest, utcnow
 from tasks import storage
-from tasks.gateway import Gateway, get_gateway
+from tasks.gateway import Gateway
 from tasks.locks import LockBusy, lease
 from tasks.runs.download import download_outputs
 from tasks.runs.finalize import finalize_run
@@ -31,7 +31,7 @@ from tasks.runs.prepare import _prepare_run
 from tasks.runs.reduce import plan_reduce
 from tasks.runs.retry import plan_retries
 from tasks.runs.store import RunError, _open_marker, load_manifest, save_manifest
-from tasks.runs.submit import submit_ready
+from tasks.runs.submit import any_batch_created, run_gateway, submit_ready
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,11 @@ def _advance_run(run_dir: str, *, gateway: Gateway | None) -> RunManifest:
             now=None,
             backend=manifest.backend,
         )
-    gateway = gateway or get_gateway(manifest.backend)
+    if manifest.cancel_requested and not any_batch_created(manifest):
+        # Nothing reached the API: the cancelled run closes here, whatever its backend.
+        finalize_run(manifest, job)
+        return manifest
+    gateway = gateway or run_gateway(manifest)
     submit_ready(manifest, gateway, max_in_flight_tokens=job.limits.max_in_flight_tokens)
     poll_batches(manifest, gateway)
     download_outputs(manifest, gateway)

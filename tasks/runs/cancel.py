@@ -8,10 +8,10 @@ import openai
 
 from schemas.manifest import BatchCancel, RunManifest, ShardRecord
 from tasks import storage
-from tasks.gateway import Gateway, get_gateway
+from tasks.gateway import Gateway
 from tasks.locks import LockBusy, lease
 from tasks.runs.store import RunError, load_manifest, save_manifest
-from tasks.runs.submit import _adopt_for_cancel
+from tasks.runs.submit import _adopt_for_cancel, run_gateway
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +36,17 @@ def _cancel_run(run_dir: str, *, gateway: Gateway | None) -> RunManifest:
     manifest = load_manifest(run_dir)
     if not manifest.is_open:
         raise RunError(f"run {manifest.run_id} is {manifest.status}; nothing to cancel")
-    gateway = gateway or get_gateway(manifest.backend)
+    if gateway is None and any(s.state in ("creating", "created") for s in manifest.shards):
+        gateway = run_gateway(manifest)  # a run none of whose batches was created needs none
     manifest.cancel_requested = True
     save_manifest(manifest)
     report: list[BatchCancel] = []
     for shard in manifest.shards:
-        if shard.state == "creating":
+        if shard.state == "creating" and gateway is not None:
             _adopt_for_cancel(gateway, manifest, shard)
         if shard.state in ("built", "uploading", "uploaded"):
             report.append(BatchCancel(shard=shard.key, outcome="not_submitted"))
-        elif shard.state == "created" and shard.batch_id:
+        elif shard.state == "created" and shard.batch_id and gateway is not None:
             report.append(_cancel_batch(gateway, shard))
         else:
             report.append(

@@ -30,6 +30,7 @@ from tasks.runs.store import (
     manifest_uri,
     save_manifest,
 )
+from tasks.runs.submit import any_batch_created
 
 log = logging.getLogger(__name__)
 
@@ -223,9 +224,7 @@ def _move_backend(manifest: RunManifest, backend: str) -> bool:
     succeed unseen), so such a run stays where it is. Uploaded files are left behind: the
     shards upload again to the new backend.
     """
-    if any(
-        s.state not in ("built", "uploading", "uploaded") or s.batch_id for s in manifest.shards
-    ):
+    if any_batch_created(manifest):
         return False
     note = (
         f"moving run {manifest.run_id} from {manifest.backend or 'an unknown backend'} to "

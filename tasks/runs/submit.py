@@ -19,11 +19,31 @@ from schemas.manifest import (
     utcnow,
 )
 from tasks.failpoints import failpoint
-from tasks.gateway import Gateway, get_gateway
+from tasks.gateway import Gateway, GatewayError, backend_unavailable, get_gateway
 from tasks.polling import policy_for
 from tasks.runs.store import RunError, load_manifest, save_manifest
 
 log = logging.getLogger(__name__)
+
+
+def any_batch_created(manifest: RunManifest) -> bool:
+    """Whether a batch of this run may exist on its backend (a shard reached `creating`: the
+    create call can succeed unseen)."""
+    return any(
+        s.state not in ("built", "uploading", "uploaded") or s.batch_id for s in manifest.shards
+    )
+
+
+def run_gateway(manifest: RunManifest) -> Gateway:
+    """The gateway to a run's backend; when that cannot be reached, why, for this run."""
+    try:
+        return get_gateway(manifest.backend)
+    except GatewayError:
+        if manifest.backend and not any_batch_created(manifest):
+            raise GatewayError(
+                backend_unavailable(manifest.backend, batches_created=False)
+            ) from None
+        raise
 
 
 _TRANSIENT = (

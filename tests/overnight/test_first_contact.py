@@ -418,3 +418,31 @@ def test_a_missing_run_or_an_unwritable_answer_file_is_one_line(tmp_path: Path) 
             f'output = "{tmp_path / "a-file" / "out"}"')})), env=env)
     )  # fmt: skip
     assert under_file.startswith("error: ") and "a-file" in under_file
+
+
+def test_a_run_that_never_reached_its_api_says_what_the_next_command_does(
+    tmp_path: Path,
+) -> None:
+    # Regression: collect and cancel of a run whose submit never reached its API said a new
+    # submit would start a new run, when it moves this one; cancel could not close it at all.
+    port = _closed_port()
+    unreachable = fresh_env(
+        tmp_path, OPENAI_API_KEY="any-key", OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1"
+    )
+    job = str(job_file(tmp_path))
+    assert overnight("submit", job, env=unreachable).returncode == 2
+    env = fresh_env(tmp_path)
+    refused = overnight("collect", job, env=env)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    line = refused.stderr.splitlines()[-1]
+    assert line.startswith("error: run ")
+    assert f"meant for http://127.0.0.1:{port}/v1" in line
+    assert "none of its batches was created there" in line
+    assert "moves the run to the backend configured now" in line
+
+    (run_dir,) = [p for p in (tmp_path / "out" / "runs").iterdir() if not p.name.startswith("_")]
+    cancelled = overnight("cancel", run_dir.name, job, env=env)
+    assert cancelled.returncode == 0, cancelled.stderr[-2000:]
+    collected = overnight("collect", job, env=env)
+    assert collected.returncode == 0, collected.stderr[-2000:]
+    assert f"{run_dir.name}: cancelled" in collected.stdout
