@@ -48,7 +48,9 @@ class LocalBatchServer:
         import uvicorn
 
         from localbatch._app import create_app
+        from localbatch._store import check_unlocked
 
+        check_unlocked(self._config.data_dir)
         self._app = create_app(self._config)
         config = uvicorn.Config(
             self._app,

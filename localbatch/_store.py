@@ -63,6 +63,20 @@ class StoreLockedError(RuntimeError):
     """Another server already uses this data directory."""
 
 
+def check_unlocked(data_dir: Path) -> None:
+    """Raise StoreLockedError now if another server holds `data_dir` (a server about to start
+    says so in one line, before its web stack logs a failed startup)."""
+    lock = data_dir / "lock"
+    if not lock.exists():
+        return
+    with open(lock, "a+b") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            raise StoreLockedError(f"another local Batch API server uses {data_dir}") from exc
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 def new_file_id() -> str:
     return "file-" + "".join(secrets.choice(_ALPHABET) for _ in range(22))
 

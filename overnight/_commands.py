@@ -203,7 +203,9 @@ def _print_error_reasons(manifest: RunManifest, *, warn: bool) -> None:
         out.print("errors by reason:")
     for stage, code, rows, document, message in reasons.head(_SHOWN_REASONS).iter_rows():
         example = " ".join(f"{document}: {message or ''}".split())  # on one line
-        out.print(f"  {rows:>7} {stage}/{code}  e.g. {example[:140]}", highlight=False)
+        out.print(
+            f"  {rows:>7} {stage}/{code}  e.g. {example[:140]}", highlight=False, soft_wrap=True
+        )
     rest = reasons.slice(_SHOWN_REASONS)
     if rest.height:
         sql = (

@@ -131,8 +131,10 @@ def _embedded_client(settings: Settings) -> openai.OpenAI:
         except RuntimeError as exc:
             raise GatewayError(
                 f"cannot start the embedded local Batch API in {settings.local_batch_dir} "
-                f"({exc}); if another overnight process is using it, let it finish, or set "
-                "OVERNIGHT_HOME to use another folder"
+                f"({exc}); if another overnight command is using it, let it finish; if it is "
+                "`overnight serve`, point this command at that server (OPENAI_BASE_URL="
+                "http://127.0.0.1:PORT/v1 and its key); or set OVERNIGHT_HOME to use another "
+                "folder"
             ) from exc
         atexit.register(server.stop)
         _embedded = server

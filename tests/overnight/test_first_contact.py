@@ -446,3 +446,28 @@ def test_a_run_that_never_reached_its_api_says_what_the_next_command_does(
     collected = overnight("collect", job, env=env)
     assert collected.returncode == 0, collected.stderr[-2000:]
     assert f"{run_dir.name}: cancelled" in collected.stdout
+
+
+def test_a_run_beside_overnight_serve_on_the_same_home_is_one_line(tmp_path: Path) -> None:
+    # Regression: the embedded API's failed start printed ~25 lines of web-server traceback.
+    env = fresh_env(tmp_path)
+    port = _closed_port()
+    server = subprocess.Popen(
+        [*OVERNIGHT, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        line = _only_line(overnight("run", str(job_file(tmp_path)), env=env))
+        assert line.startswith("error: cannot start the embedded local Batch API in ")
+        assert "`overnight serve`" in line
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
