@@ -46,7 +46,7 @@ def checked_image(data: bytes) -> CheckedImage | tuple[RejectCode, str]:
     API after the batch was paid for. JPEGs decode at 1/8 scale (still reading every block).
     Images over Pillow's decompression-bomb limit are rejected as too large.
     """
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as image:
@@ -66,9 +66,11 @@ def checked_image(data: bytes) -> CheckedImage | tuple[RejectCode, str]:
     except Exception as exc:  # Pillow raises many exception types on malformed images
         kind = sniff(data)
         found = "" if kind in (BINARY, "text") else f" (its signature says {kind})"
-        return "undecodable", (
-            f"not a valid image{found}: Pillow cannot decode it: {type(exc).__name__}: {exc}"
-        )
+        if isinstance(exc, UnidentifiedImageError):
+            reason = "its bytes match no image format Pillow reads"
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
+        return "undecodable", f"not a valid image{found}: Pillow cannot decode it: {reason}"
     return CheckedImage(_PIL_MIMES[found], size)
 
 

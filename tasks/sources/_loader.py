@@ -34,6 +34,9 @@ from tasks.sources._sniffing import BINARY, SNIFF_BYTES, classify, looks_like_ht
 from tasks.sources._text import HTML_SUFFIXES, TEXT_SUFFIXES, read_decoded, read_text
 from tasks.storage import ObjectInfo
 
+_BINARY_FORMATS = frozenset({".pdf", ".msg", *IMAGE_TYPES, *OFFICE_TYPES}) - {".rtf"}
+"""Formats whose files start with a signature: one with none, holding text, is read as text."""
+
 SUPPORTED_SUFFIXES = (
     frozenset(TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES | TABLE_SUFFIXES | {".json", ".pdf"})
     | frozenset(IMAGE_TYPES)
@@ -119,6 +122,13 @@ class Loader(Outcomes):
                 return
             if not data:
                 yield self.reject(info, "empty", "empty after gunzip", sha256=sha)
+                return
+        if suffix in _BINARY_FORMATS:
+            text = classify(data)[1]
+            if text is not None:  # plain text under a binary format's name: read what it holds
+                yield read_decoded(
+                    self, info, text, sha, size=len(data), html=looks_like_html(text)
+                )
                 return
         if suffix == ".json":
             yield from read_json(self, info, data, sha)

@@ -84,7 +84,7 @@ def read_office(
         return out.reject(
             info,
             "undecodable",
-            f"kreuzberg cannot read it as {what}: {type(exc).__name__}: {exc}",
+            f"kreuzberg cannot read it as {what}: {_named(exc)}",
             sha256=sha,
         )
     meta = {"format": suffix[1:]}
@@ -98,3 +98,10 @@ def _unclosed_groups(rtf: bytes) -> int:
     """How many `{` groups of an RTF file are never closed (more than 0: it was cut short)."""
     plain = _RTF_ESCAPES.sub(b"", rtf)
     return plain.count(b"{") - plain.count(b"}")
+
+
+def _named(exc: BaseException) -> str:
+    """An error as `Type: message`, once (kreuzberg's messages already start with the type)."""
+    text = str(exc)
+    name = type(exc).__name__
+    return text if text.startswith(f"{name}:") else f"{name}: {text}"

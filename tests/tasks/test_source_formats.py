@@ -237,3 +237,23 @@ def test_office_files_and_email_from_s3(s3_bucket: str) -> None:
     assert attachment.source_uri == f"s3://{s3_bucket}/in/invoice.eml.gz"
     assert attachment.parent_id == "invoice.eml.gz"
     assert (doc(items, "review.docx.gz").text or "").startswith("Quarterly supplier review")
+
+
+@pytest.mark.parametrize("name", ["notes.docx", "scan.pdf", "photo.png", "mail.msg"])
+def test_plain_text_under_a_binary_formats_name_is_read_as_text(name: str, tmp_path: Path) -> None:
+    # Regression: such a file was rejected as an unreadable DOCX, PDF or image.
+    (tmp_path / name).write_text("The board approved the new office lease on Monday.\n")
+    assert doc(load(tmp_path), name).text.startswith("The board approved the new office lease")
+
+
+def test_a_broken_file_says_what_is_wrong_without_internals(tmp_path: Path) -> None:
+    # Regression: messages showed "ParsingError: ParsingError: ..." and a BytesIO repr.
+    (tmp_path / "broken.docx").write_bytes(b"PK\x03\x04broken-zip")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    items = load(tmp_path)
+    docx, png = rejected(items, "broken.docx"), rejected(items, "broken.png")
+    assert docx.message.startswith("kreuzberg cannot read it as a DOCX file: ParsingError: DOCX")
+    assert png.message == (
+        "not a valid image (its signature says image/png): Pillow cannot decode it: its bytes "
+        "match no image format Pillow reads"
+    )
