@@ -174,6 +174,16 @@ def _print_outcome(manifest: RunManifest) -> None:
     )
     for name, uri in manifest.tables.items():
         out.print(f"  {name:8} {uri}", highlight=False, soft_wrap=True)
+    if not c.documents_seen:
+        source = manifest.job.get("source") or {}
+        filtered = source.get("include") or source.get("exclude")
+        matching = " matching its include/exclude patterns" if filtered else ""
+        console.print(
+            f"warning: the source {source.get('uri')} holds no documents{matching}: check "
+            "source.uri in the job file",
+            highlight=False,
+            soft_wrap=True,
+        )
     if c.errors:
         _print_error_reasons(manifest, warn=c.results == 0 and c.requests > 0)
 

@@ -178,9 +178,10 @@ def list_entries(
                 rel = key[len(prefix) :]
                 if not rel:
                     continue
-                is_dir = key.endswith("/")
-                if is_dir:
-                    rel = rel.rstrip("/")
+                # A key ending in "/" is a folder marker, unless it holds bytes: then it is a
+                # document like any other (named without its slash), never silently dropped.
+                is_dir = key.endswith("/") and not obj["Size"]
+                rel = rel.rstrip("/")
                 if not _matches(rel, include, exclude):
                     continue
                 yield ObjectInfo(

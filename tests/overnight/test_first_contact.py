@@ -471,3 +471,11 @@ def test_a_run_beside_overnight_serve_on_the_same_home_is_one_line(tmp_path: Pat
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_run_over_an_empty_source_warns(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    env = fresh_env(tmp_path)
+    ran = overnight("run", str(job_file(tmp_path, source=str(tmp_path / "empty"))), env=env)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert f"warning: the source {tmp_path / 'empty'} holds no documents" in ran.stderr

@@ -422,6 +422,18 @@ def test_s3_source_pages_filters_and_reads_every_format(
             assert item.code == other.code
 
 
+def test_an_s3_key_ending_in_a_slash_that_holds_bytes_is_a_document(s3_bucket: str) -> None:
+    # Regression: such an object was taken for a folder marker and dropped with no row.
+    client = storage.s3_client()
+    client.put_object(Bucket=s3_bucket, Key="in/", Body=b"")  # a folder marker
+    client.put_object(Bucket=s3_bucket, Key="in/sub/", Body=b"")
+    client.put_object(Bucket=s3_bucket, Key="in/notes/", Body=b"Minutes of the May meeting.")
+    items = load(f"s3://{s3_bucket}/in")
+    assert sorted(items) == ["notes"]
+    assert doc(items, "notes").text == "Minutes of the May meeting."
+    assert doc(items, "notes").source_uri == f"s3://{s3_bucket}/in/notes/"
+
+
 def test_s3_include_and_prefix_without_slash(s3_bucket: str) -> None:
     upload(s3_bucket, "docs/", ["plain.txt", "notes.md", "bom.txt"])
     items = load(f"s3://{s3_bucket}/docs/", include=("*.md", "bom*"))
