@@ -443,7 +443,9 @@ def _embed(text: str, dims: int, seed: int) -> list[float]:
         for k in range(2):
             slot = (h >> (k * 20)) % dims
             vector[slot] += 1.0 if (h >> (40 + k)) & 1 else -1.0
-    norm = sum(v * v for v in vector) ** 0.5 or 1.0
+    norm = sum(v * v for v in vector) ** 0.5
+    if not norm:  # the words' signs cancelled out: never a zero vector (its cosine is NaN)
+        vector[stable_hash(str(seed), text) % dims] = norm = 1.0
     return [round(v / norm, 6) for v in vector]
 
 

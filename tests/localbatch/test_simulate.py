@@ -370,3 +370,22 @@ def test_hostile_request_bodies_fail_alone_and_never_the_batch(client: OpenAI) -
     assert len(out["many-choices"]["response"]["body"]["choices"]) == 128
     assert err["messages-not-a-list"]["response"]["status_code"] == 400
     assert client.batches.retrieve(batch.id).status == "completed"  # still answering
+
+
+def test_embeddings_are_never_zero_vectors(client: OpenAI) -> None:
+    # Regression: a word whose hashed features cancelled out gave an all-zero vector, whose
+    # cosine similarity with anything is NaN (one in 16 single words at 8 dimensions).
+    words = [f"w{i}" for i in range(200)]
+    line = {
+        "custom_id": "e",
+        "method": "POST",
+        "url": "/v1/embeddings",
+        "body": {"model": "text-embedding-3-small", "input": words, "dimensions": 8},
+    }
+    out, err = results(client, run_batch(client, [line], endpoint="/v1/embeddings"))
+    assert err == {}
+    vectors = [d.embedding for d in CreateEmbeddingResponse.model_validate(
+        out["e"]["response"]["body"]).data]  # fmt: skip
+    assert len(vectors) == 200
+    for vector in vectors:
+        assert abs(sum(v * v for v in vector) - 1.0) < 1e-4
