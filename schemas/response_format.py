@@ -136,6 +136,9 @@ class SchemaProblem:
     keyword: str | None
     """The keyword that is not permitted there, if the problem is one keyword."""
     message: str
+    openai: str | None = None
+    """OpenAI's own words for this problem, where users' reports quote them (see
+    `openai_message`)."""
 
     @property
     def json_path(self) -> str:
@@ -147,7 +150,16 @@ class SchemaProblem:
         return f"{self.json_path}: {self.message}"
 
     def openai_message(self) -> str:
-        """The problem in the words OpenAI's API uses (after "Invalid schema for ...: ")."""
+        """The problem in the words OpenAI's API uses (after "Invalid schema for ...: ").
+
+        Quoted from users' reports of OpenAI's 400 answers: a root that is no object
+        ("schema must be a JSON Schema of 'type: \"object\"', got 'type: \"array\"'."), and
+        "In context=(...), 'required' is required to be supplied and to be an array including
+        every key in properties. Missing 'x'." and "..., 'additionalProperties' is required to
+        be supplied and to be false."; the rest in the same `In context=` form, unconfirmed.
+        """
+        if self.openai is not None:
+            return self.openai
         if self.keyword is not None:
             return f"In context={self.context!r}, '{self.keyword}' is not permitted."
         return f"In context={self.context!r}, {self.message}"
@@ -164,9 +176,15 @@ def schema_problems(schema: dict[str, Any]) -> list[SchemaProblem]:
     """
     problems: list[SchemaProblem] = []
     if schema.get("type") != "object":
+        got = schema.get("type")
         problems.append(
             SchemaProblem(
-                (), None, "the root must be an object (type: object), not a union or a scalar"
+                (),
+                None,
+                "the root must be an object (type: object), not a union or a scalar",
+                openai=f"schema must be a JSON Schema of 'type: \"object\"', got 'type: \"{got}\"'."
+                if isinstance(got, str)
+                else None,
             )
         )
     counts = {"properties": 0, "enum": 0, "chars": 0}
@@ -178,8 +196,10 @@ def schema_problems(schema: dict[str, Any]) -> list[SchemaProblem]:
             counts["chars"] += sum(len(str(name)) for name in found)
     visited_defs: set[str] = set()
 
-    def add(context: tuple[str, ...], keyword: str | None, message: str) -> None:
-        problems.append(SchemaProblem(context, keyword, message))
+    def add(
+        context: tuple[str, ...], keyword: str | None, message: str, openai: str | None = None
+    ) -> None:
+        problems.append(SchemaProblem(context, keyword, message, openai))
 
     def walk(node: object, path: tuple[str, ...], depth: int) -> None:
         if not isinstance(node, dict):
@@ -251,6 +271,8 @@ def schema_problems(schema: dict[str, Any]) -> list[SchemaProblem]:
                     None,
                     "free-form object (a dict, or additionalProperties not false); "
                     "strict mode needs a model with fixed fields",
+                    openai=f"In context={path!r}, 'additionalProperties' is required to be "
+                    "supplied and to be false.",
                 )
             props = node.get("properties", {})
             if isinstance(props, dict):
@@ -259,7 +281,14 @@ def schema_problems(schema: dict[str, Any]) -> list[SchemaProblem]:
                 required = set(node.get("required", []))
                 for key, sub in props.items():
                     if key not in required:
-                        add((*path, "properties", key), None, "every property must be required")
+                        add(
+                            (*path, "properties", key),
+                            None,
+                            "every property must be required",
+                            openai=f"In context={path!r}, 'required' is required to be supplied "
+                            "and to be an array including every key in properties. Missing "
+                            f"'{key}'.",
+                        )
                     walk(sub, (*path, "properties", str(key)), depth)
         walk(node.get("items"), (*path, "items"), depth)
         for i, variant in enumerate(node.get("anyOf", []) or []):

@@ -150,6 +150,33 @@ def test_effort_schema_and_context_problems_are_refused_per_line(client: OpenAI)
     assert batch.usage.input_tokens == out["fine"]["response"]["body"]["usage"]["prompt_tokens"]
 
 
+def test_schema_refusals_use_openais_words(client: OpenAI) -> None:
+    # The wording users quote from OpenAI's 400 answers, so that code matching on it (or a
+    # person searching for it) meets the same text here.
+    optional = {
+        **SUMMARY_SCHEMA,
+        "required": [k for k in SUMMARY_SCHEMA["required"] if k != "keywords"],
+    }
+    open_object = {**SUMMARY_SCHEMA, "additionalProperties": True}
+    root_array = {"type": "array", "items": SUMMARY_SCHEMA}
+    lines = [
+        chat_line("optional", document(1), schema=optional),
+        chat_line("open", document(2), schema=open_object),
+        chat_line("array", document(3), schema=root_array),
+    ]
+    _, err = results(client, run_file(client, jsonl(lines).decode()))
+    prefix = "Invalid schema for response_format 'summary_v1': "
+    messages = {key: line["response"]["body"]["error"]["message"] for key, line in err.items()}
+    assert messages == {
+        "optional": prefix + "In context=(), 'required' is required to be supplied and to be an "
+        "array including every key in properties. Missing 'keywords'.",
+        "open": prefix + "In context=(), 'additionalProperties' is required to be supplied and "
+        "to be false.",
+        "array": prefix + "schema must be a JSON Schema of 'type: \"object\"', got 'type: "
+        '"array"\'.',
+    }
+
+
 def test_responses_lines_are_checked_too(client: OpenAI) -> None:
     lines = [
         responses_line("effort", document(1), model="o4-mini", reasoning={"effort": "minimal"}),
