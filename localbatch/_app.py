@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -444,6 +445,9 @@ class _Guard:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                # Every answer names its request, as OpenAI's do (the SDK's `_request_id`).
+                request_id = b"req_" + secrets.token_hex(16).encode()
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
             await send(message)
 
         try:

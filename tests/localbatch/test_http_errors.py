@@ -171,3 +171,15 @@ def test_models_are_listed_for_clients_that_probe_them(client: OpenAI) -> None:
     ids = [m.id for m in client.models.list()]
     assert "gpt-4o-mini" in ids and "text-embedding-3-small" in ids
     assert client.models.retrieve("ft:gpt-4o-mini:acme::x1").id == "ft:gpt-4o-mini:acme::x1"
+
+
+def test_every_answer_names_its_request(client: OpenAI) -> None:
+    # As OpenAI's answers do (`x-request-id`), which the SDK exposes as `_request_id` and users
+    # quote to support: errors included.
+    listed = client.batches.with_raw_response.list()
+    first = listed.headers.get("x-request-id", "")
+    assert first.startswith("req_") and len(first) == 36
+    assert client.batches.with_raw_response.list().headers["x-request-id"] != first
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.batches.retrieve("batch_nope")
+    assert missing.value.request_id is not None and missing.value.request_id.startswith("req_")
