@@ -13,6 +13,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import PurePosixPath
 from typing import Any
 
 import orjson
@@ -221,6 +222,11 @@ def _routes(holder: _Holder) -> list[Route]:
                 )
             if upload.file_field != "file" or not tmp.exists():
                 raise missing_param("file")
+            suffix = PurePosixPath(upload.filename or "").suffix.lower()
+            if suffix and suffix != ".jsonl":
+                # OpenAI's answer to `notes.txt` with purpose=batch, as quoted in users'
+                # reports; a name without an extension (a client's default) is let through.
+                raise APIError(400, "Invalid file format for Batch API. Must be .jsonl")
             ttl = _expires_after(
                 {
                     "anchor": upload.fields["expires_after[anchor]"],

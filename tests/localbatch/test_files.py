@@ -131,3 +131,18 @@ def test_bad_list_parameters_are_400(raw: httpx2.Client) -> None:
     for query in ("limit=0", "limit=abc", "limit=10001", "order=sideways", "after=file-nope"):
         response = raw.get(f"/v1/files?{query}")
         assert response.status_code == 400, query
+
+
+def test_a_file_not_named_jsonl_is_refused_for_batch(client: OpenAI) -> None:
+    # OpenAI refuses `notes.txt` with purpose=batch at upload (as users' reports quote it).
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.files.create(file=("notes.txt", b'{"custom_id": "a"}\n'), purpose="batch")
+    assert refused.value.status_code == 400
+    assert refused.value.body == {
+        "message": "Invalid file format for Batch API. Must be .jsonl",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+    kept = client.files.create(file=("INPUT.JSONL", b'{"custom_id": "a"}\n'), purpose="batch")
+    assert kept.filename == "INPUT.JSONL"
