@@ -88,9 +88,7 @@ def estimate(
         if not full:
             from tasks.ledger import Ledger
 
-            ledger = Ledger.load(
-                job.output, job.name, job.fingerprint(), retry_failed=retry_failed
-            )
+            ledger = Ledger.load(job.output, job.name, job.fingerprint(), retry_failed=retry_failed)
             should_process = ledger.should_process if len(ledger) else None
         result = estimate_job(job, should_process=should_process)
     for table in estimate_tables(result):
