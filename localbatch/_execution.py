@@ -112,10 +112,12 @@ def output_line(item_key: str, custom_id: str, outcome: Outcome) -> dict[str, An
     }
 
 
-def http_error(status_code: int, message: str, *, type: str, code: str | None) -> Outcome:
+def http_error(
+    status_code: int, message: str, *, type: str, code: str | None, param: str | None = None
+) -> Outcome:
     return Outcome(
         status_code=status_code,
-        body={"error": {"message": message, "type": type, "param": None, "code": code}},
+        body={"error": {"message": message, "type": type, "param": param, "code": code}},
     )
 
 

@@ -5,8 +5,22 @@ Every line of a batch is checked against the model-capabilities file (`data/mode
 (`tasks.capabilities.request_problems`): an unknown model is a 404 `model_not_found`, a
 parameter the model refuses a 400 `unsupported_parameter` / `unsupported_value`, a strict
 schema outside OpenAI's subset a 400 `invalid_json_schema`, a prompt plus output cap over the
-model's window a 400 `context_length_exceeded`. Each lands in the error file as an HTTP-level
-line (`response.status_code`, `response.body.error`, `error: null`), as OpenAI writes it.
+model's window a 400 `context_length_exceeded`. Before any of that, the body's fields are
+checked against the fields of the endpoint's request schema in OpenAI's OpenAPI spec
+(`localbatch._fields`), and `"stream": true` is refused. Each lands in the error file as an
+HTTP-level line (`response.status_code`, `response.body.error`, `error: null`), as OpenAI
+writes it.
+
+What is confirmed of OpenAI's answers here (from public copies of them):
+- an unknown chat body field: `Unrecognized request argument supplied: <name>`, param and code
+  null (e.g. github.com/davidmigloz/langchain_dart/issues/712, coroot/coroot/issues/698);
+- an unknown Responses body field: `Unknown parameter: '<name>'.`, param `<name>`, code
+  `unknown_parameter` (github.com/1jehuang/jcode/issues/1028, quoting a nested one).
+Not confirmed: the answer to an unknown embeddings field (given chat's, the older stack's),
+which field is named when there are several (the first in the body here), and whether OpenAI
+checks fields before or after the model. What OpenAI does with `"stream": true` in a batch
+line was not found either: its docs only say batch bodies take no streaming, so it is refused
+per line, in our words, since a batch cannot stream.
 
 `ServerConfig.lenient` turns all of this off, for upstreams (self-hosted models) that accept
 more than OpenAI does.
@@ -19,7 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from localbatch._errors import error_body
 from localbatch._execution import Outcome, WorkItem
+from localbatch._fields import BODY_FIELDS
 from localbatch._prompts import TokenCounter, chat_messages, responses_messages
 
 if TYPE_CHECKING:
@@ -34,6 +50,27 @@ _CAP_FIELDS = {
 
 def _outcome(problem: RequestProblem) -> Outcome:
     return Outcome(status_code=problem.status_code, body=problem.error_body())
+
+
+def _unknown_field(url: str, body: dict[str, Any], unknown: set[str]) -> Outcome:
+    name = next(key for key in body if key in unknown)  # the first, in the order written
+    if url == "/v1/responses":
+        error = error_body(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
+    else:
+        error = error_body(f"Unrecognized request argument supplied: {name}")
+    return Outcome(status_code=400, body=error)
+
+
+def _stream_refused() -> Outcome:
+    return Outcome(
+        status_code=400,
+        body=error_body(
+            "Invalid value for 'stream': true. A batch request cannot be streamed; remove "
+            "'stream' or set it to false.",
+            param="stream",
+            code="invalid_value",
+        ),
+    )
 
 
 def _schema(url: str, body: dict[str, Any]) -> Any:
@@ -65,7 +102,14 @@ class LineRules:
         from tasks.capabilities import context_problem, request_problems, unknown_model
 
         body = item.body
-        model = body.get("model") if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            return None  # validation already failed such a batch
+        accepted = BODY_FIELDS.get(item.url)
+        if accepted is not None and (unknown := body.keys() - accepted):
+            return _unknown_field(item.url, body, unknown)
+        if body.get("stream") is True:
+            return _stream_refused()
+        model = body.get("model")
         if not isinstance(model, str):
             return None  # validation already failed such a batch
         caps = self.table.get(model)

@@ -69,11 +69,15 @@ class _Completion:
 
 
 def _missing(name: str) -> Outcome:
+    # `param` names the field, as in OpenAI's other missing_required_parameter answers (e.g.
+    # `messages[4].content[0].type`); for a missing `messages` itself only third-party copies
+    # of the answer were found, not one quoted from OpenAI.
     return http_error(
         400,
         f"Missing required parameter: '{name}'.",
         type="invalid_request_error",
         code="missing_required_parameter",
+        param=name,
     )
 
 

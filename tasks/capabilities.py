@@ -13,8 +13,10 @@ two can never disagree.
 
 The wordings are OpenAI's where public answers of the API show them: `unsupported_parameter`
 for `max_tokens` / `top_p` / `reasoning_effort`, `unsupported_value` for `temperature`,
-`context_length_exceeded` on chat, `model_not_found`, "max_tokens is too large", the image
-content type, an image data URL that is not one ("Invalid image URL: ... but got a value
+`context_length_exceeded` on chat, `model_not_found`, "max_tokens is too large", a Responses
+`max_output_tokens` under 16 (`integer_below_min_value`; quoted in
+github.com/earendil-works/pi/issues/6265, in full in vectorize-io/hindsight/issues/58), the
+image content type, an image data URL that is not one ("Invalid image URL: ... but got a value
 without the 'data:' prefix" / "empty base64-encoded bytes"), image bytes that do not decode
 (`invalid_image_format`), and `invalid_json_schema` ("In context=(...), 'minLength' is not
 permitted."). Ours, in OpenAI's style, where no answer was found: a model on an endpoint it
@@ -60,6 +62,8 @@ SAMPLING_PARAMS = (
 """Chat parameters reasoning models refuse outright (temperature is refused unless 1)."""
 RESPONSES_SAMPLING_PARAMS = ("temperature", "top_p", "top_logprobs")
 """Responses parameters reasoning models refuse."""
+RESPONSES_MIN_OUTPUT_TOKENS = 16
+"""The least `max_output_tokens` the Responses API takes, any model (its OpenAPI spec's minimum)."""
 
 
 class CapabilitiesError(Exception):
@@ -240,6 +244,21 @@ def _cap_problem(caps: ModelCapabilities, param: str, value: object) -> RequestP
     )
 
 
+def _below_min_output(value: object) -> RequestProblem | None:
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or value >= RESPONSES_MIN_OUTPUT_TOKENS
+    ):
+        return None
+    return RequestProblem(
+        param="max_output_tokens",
+        code="integer_below_min_value",
+        message="Invalid 'max_output_tokens': integer below minimum value. Expected a value >= "
+        f"{RESPONSES_MIN_OUTPUT_TOKENS}, but got {value} instead.",
+    )
+
+
 UNSUPPORTED_IMAGE = (
     "You uploaded an unsupported image. Please make sure your image has of one the following "
     "formats: ['png', 'jpeg', 'gif', 'webp']."
@@ -411,6 +430,8 @@ def request_problems(
         spec = fmt.get("json_schema") if isinstance(fmt, dict) else None
         problems += _format_problems(caps, fmt, spec, "response_format", "response_format")
     elif endpoint == "/v1/responses":
+        problem = _below_min_output(body.get("max_output_tokens"))
+        problems += [problem] if problem else []
         if caps.reasoning:
             problems += [
                 _unsupported_parameter(p)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from schemas.job import JobSpec, JobSpecError
 from tasks.capabilities import (
+    RESPONSES_MIN_OUTPUT_TOKENS,
     CapabilitiesError,
     ModelCapabilities,
     RequestProblem,
@@ -43,6 +44,11 @@ def _field(problem: RequestProblem) -> str:
 
 def _advice(job: JobSpec, caps: ModelCapabilities, problem: RequestProblem) -> str:
     model, field, param = job.model, _field(problem), problem.param or ""
+    if problem.code == "integer_below_min_value":
+        return (
+            "the Responses API takes max_output_tokens of at least "
+            f"{RESPONSES_MIN_OUTPUT_TOKENS}; set {field} to {RESPONSES_MIN_OUTPUT_TOKENS} or more"
+        )
     if field == "params.max_output_tokens":
         return (
             f"{model} writes at most {caps.max_output_tokens} output tokens; set "

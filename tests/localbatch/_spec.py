@@ -48,14 +48,39 @@ def spec_path() -> Path | None:
 
 
 @cache
-def _registry() -> Registry[Any] | None:
+def load_spec() -> dict[str, Any] | None:
+    """The spec as a plain dict (loaded once), or None when it is not at hand."""
     path = spec_path()
     if path is None:
         return None
     with path.open("rb") as fh:
-        spec = yaml.load(fh, Loader=yaml.CSafeLoader)
+        spec: dict[str, Any] = yaml.load(fh, Loader=yaml.CSafeLoader)
+    return spec
+
+
+@cache
+def _registry() -> Registry[Any] | None:
+    spec = load_spec()
+    if spec is None:
+        return None
     resource = Resource.from_contents(spec, default_specification=DRAFT202012)
     return Registry().with_resource(SPEC_URI, resource)
+
+
+def request_fields(schema_name: str) -> frozenset[str]:
+    """The fields a request schema takes: its `properties`, through `allOf` and `$ref`."""
+    spec = load_spec()
+    if spec is None:
+        raise RuntimeError("the OpenAI OpenAPI spec is not available (set OPENAI_OPENAPI_SPEC)")
+    schemas = spec["components"]["schemas"]
+
+    def fields(schema: dict[str, Any]) -> frozenset[str]:
+        if "$ref" in schema:
+            return fields(schemas[schema["$ref"].rsplit("/", 1)[1]])
+        found = frozenset(schema.get("properties", {}))
+        return found.union(*(fields(part) for part in schema.get("allOf", [])))
+
+    return fields(schemas[schema_name])
 
 
 @cache

@@ -134,6 +134,25 @@ def test_missing_batch_parameters_are_400(raw: httpx2.Client) -> None:
         assert response.json()["error"]["param"] == missing
 
 
+def test_an_unknown_batch_create_field_is_400_and_no_batch_is_made(client: OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        _create(client, extra_body={"foo": 1})
+    assert caught.value.body == {
+        "message": "Unrecognized request argument supplied: foo",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+    assert client.batches.list().data == []
+    # Every field of the spec's CreateBatchRequest is still taken.
+    _create(
+        client,
+        metadata={"run": "1"},
+        output_expires_after={"anchor": "created_at", "seconds": 3600},
+    )
+    assert len(client.batches.list().data) == 1
+
+
 def test_unknown_input_file_is_404_and_output_file_is_400(client: OpenAI) -> None:
     with pytest.raises(openai.NotFoundError):
         _create(client, input_file_id="file-missing")

@@ -228,3 +228,111 @@ def test_lenient_runs_every_line_as_given(make_server: MakeServer, make_client: 
     assert len(out) == 4 and not err
     unknown = run_file(client, jsonl([chat_line("a", document(1), model="local-llama")]).decode())
     assert unknown.request_counts is not None and unknown.request_counts.completed == 1
+    extras = [
+        chat_line("typo", document(1), foo_bar=1),
+        chat_line("streamed", document(2), stream=True),
+    ]
+    out, err = results(client, run_file(client, jsonl(extras).decode()))
+    assert set(out) == {"typo", "streamed"} and not err
+    short = [responses_line("short", document(3), max_output_tokens=8)]
+    out, err = results(client, run_file(client, jsonl(short).decode(), "/v1/responses"))
+    assert set(out) == {"short"} and not err
+
+
+def test_a_body_field_outside_the_spec_is_refused_per_line(client: OpenAI) -> None:
+    chat = run_file(
+        client,
+        jsonl(
+            [
+                chat_line("typo", document(1), foo_bar=1),
+                chat_line("streamed", document(2), stream=True),
+                chat_line("not-streamed", document(3), stream=False, seed=7, store=False),
+            ]
+        ).decode(),
+    )
+    out, err = results(client, chat)
+    assert set(out) == {"not-streamed"}
+    assert_refused(
+        err["typo"],
+        status=400,
+        code=None,
+        param=None,
+        message="Unrecognized request argument supplied: foo_bar",
+    )
+    assert_refused(
+        err["streamed"],
+        status=400,
+        code="invalid_value",
+        param="stream",
+        message="Invalid value for 'stream': true. A batch request cannot be streamed; remove "
+        "'stream' or set it to false.",
+    )
+    responses = run_file(
+        client,
+        jsonl(
+            [
+                responses_line("typo", document(1), foo_bar=1),
+                responses_line("chat-shaped", document(2), messages=[]),
+                responses_line("fine", document(3), truncation="auto", store=False),
+            ]
+        ).decode(),
+        endpoint="/v1/responses",
+    )
+    out, err = results(client, responses)
+    assert set(out) == {"fine"}
+    assert_refused(
+        err["typo"],
+        status=400,
+        code="unknown_parameter",
+        param="foo_bar",
+        message="Unknown parameter: 'foo_bar'.",
+    )
+    assert_refused(
+        err["chat-shaped"],
+        status=400,
+        code="unknown_parameter",
+        param="messages",
+        message="Unknown parameter: 'messages'.",
+    )
+    embedding = {
+        "custom_id": "e",
+        "method": "POST",
+        "url": "/v1/embeddings",
+        "body": {"model": "text-embedding-3-small", "input": "text", "messages": []},
+    }
+    [line] = read_lines(
+        client, run_file(client, jsonl([embedding]).decode(), "/v1/embeddings").error_file_id
+    )
+    assert line["response"]["body"]["error"]["message"] == (
+        "Unrecognized request argument supplied: messages"
+    )
+
+
+def test_a_responses_output_cap_under_16_is_refused_per_line(client: OpenAI) -> None:
+    lines = [
+        responses_line("15", document(1), max_output_tokens=15),
+        responses_line("16", document(2), max_output_tokens=16),
+    ]
+    out, err = results(client, run_file(client, jsonl(lines).decode(), "/v1/responses"))
+    assert set(out) == {"16"}
+    assert_refused(
+        err["15"],
+        status=400,
+        code="integer_below_min_value",
+        param="max_output_tokens",
+        message="Invalid 'max_output_tokens': integer below minimum value. Expected a value "
+        ">= 16, but got 15 instead.",
+    )
+
+
+def test_a_missing_messages_names_the_param(client: OpenAI) -> None:
+    line = chat_line("none", document(1))
+    del line["body"]["messages"]
+    [refused] = read_lines(client, run_file(client, jsonl([line]).decode()).error_file_id)
+    assert_refused(
+        refused,
+        status=400,
+        code="missing_required_parameter",
+        param="messages",
+        message="Missing required parameter: 'messages'.",
+    )

@@ -232,7 +232,12 @@ def test_request_errors_in_a_body_become_400_lines(client: OpenAI) -> None:
     out, err = results(client, batch)
     assert list(out) == ["good"]
     assert err["bad"]["response"]["status_code"] == 400
-    assert err["bad"]["response"]["body"]["error"]["param"] is None or True
+    assert err["bad"]["response"]["body"]["error"] == {
+        "message": "Missing required parameter: 'messages'.",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "missing_required_parameter",
+    }
     assert batch.request_counts is not None and batch.request_counts.failed == 1
 
 

@@ -44,7 +44,7 @@ def test_yaml_job_file(tmp_path: Path) -> None:
     (tmp_path / "job.yaml").write_text(
         "name: y-job\nsource: {uri: docs}\noutput: s3://bucket/out\nmodel: gpt-4o-mini\n"
         "system_prompt: Hi\noutput_schema: schemas.invoice:InvoiceV1\n"
-        "endpoint: /v1/responses\nparams: {max_output_tokens: 10}\n"
+        "endpoint: /v1/responses\nparams: {max_output_tokens: 100}\n"
     )
     spec = load_job(tmp_path / "job.yaml")
     assert spec.source.uri == str(tmp_path / "docs")

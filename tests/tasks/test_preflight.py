@@ -100,6 +100,18 @@ def test_an_output_cap_above_the_model_limit_is_refused(tmp_path: Path) -> None:
     )
 
 
+def test_an_output_cap_under_16_is_refused_on_responses_only(tmp_path: Path) -> None:
+    data = job_data(tmp_path, endpoint="/v1/responses", params={"max_output_tokens": 10})
+    assert refusal(data) == (
+        "job.toml: refused before anything is built or sent: params.max_output_tokens: the "
+        "Responses API takes max_output_tokens of at least 16; set params.max_output_tokens to "
+        "16 or more (OpenAI: \"Invalid 'max_output_tokens': integer below minimum value. "
+        'Expected a value >= 16, but got 10 instead.")'
+    )
+    parse_job(job_data(tmp_path, endpoint="/v1/responses", params={"max_output_tokens": 16}))
+    parse_job(job_data(tmp_path, params={"max_output_tokens": 10}))  # chat takes it
+
+
 def test_a_chunk_budget_plus_output_over_the_window_is_refused(tmp_path: Path) -> None:
     message = refusal(
         job_data(

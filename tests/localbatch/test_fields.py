@@ -1,0 +1,65 @@
+"""The body fields the local API accepts are the spec's, and the project's own requests use
+only those."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from localbatch._fields import BODY_FIELDS, CREATE_BATCH_FIELDS
+from schemas.job import load_job
+from tasks.capabilities import RESPONSES_MIN_OUTPUT_TOKENS
+from tasks.render import request_body
+from tests.localbatch._spec import load_spec, request_fields
+
+JOBS = Path(__file__).resolve().parents[2] / "data" / "jobs"
+REQUEST_SCHEMAS = {
+    "/v1/chat/completions": "CreateChatCompletionRequest",
+    "/v1/responses": "CreateResponse",
+    "/v1/embeddings": "CreateEmbeddingRequest",
+}
+
+
+def _literal(fields: frozenset[str]) -> str:
+    return "frozenset({" + ", ".join(repr(f) for f in sorted(fields)) + "})"
+
+
+@pytest.mark.parametrize("endpoint", sorted(REQUEST_SCHEMAS))
+def test_body_fields_are_the_spec_request_schema(endpoint: str) -> None:
+    derived = request_fields(REQUEST_SCHEMAS[endpoint])
+    assert BODY_FIELDS[endpoint] == derived, (
+        f"localbatch/_fields.py is out of date with the spec for {endpoint}; "
+        f"use {_literal(derived)}"
+    )
+
+
+def test_create_batch_fields_are_the_spec_request_schema() -> None:
+    derived = request_fields("CreateBatchRequest")
+    assert derived == CREATE_BATCH_FIELDS, f"use {_literal(derived)}"
+
+
+def test_every_endpoint_the_server_takes_has_its_fields() -> None:
+    from localbatch._app import SUPPORTED_ENDPOINTS
+
+    assert set(BODY_FIELDS) == set(SUPPORTED_ENDPOINTS) == set(REQUEST_SCHEMAS)
+
+
+def test_the_responses_minimum_output_cap_is_the_spec_minimum() -> None:
+    spec = load_spec()
+    assert spec is not None
+    minimums = {
+        option.get("minimum")
+        for part in spec["components"]["schemas"]["CreateResponse"]["allOf"]
+        if "$ref" not in part
+        for option in part.get("properties", {}).get("max_output_tokens", {}).get("anyOf", [])
+    } - {None}
+    assert minimums == {RESPONSES_MIN_OUTPUT_TOKENS}
+
+
+@pytest.mark.parametrize("endpoint", ["/v1/chat/completions", "/v1/responses"])
+@pytest.mark.parametrize("name", ["nightly_summary", "invoices", "contacts"])
+def test_the_shipped_jobs_send_only_spec_fields(name: str, endpoint: str) -> None:
+    job = load_job(JOBS / f"{name}.toml").model_copy(update={"endpoint": endpoint})
+    body = request_body(job, "document text")
+    assert body.keys() <= BODY_FIELDS[endpoint]
