@@ -2,9 +2,8 @@
 
 `iter_documents` streams: files are listed page by page and read one by one; JSONL is read
 line by line, CSV and TSV row by row, Parquet in batches of rows. Nothing about the corpus is
-kept. Every file
-or record becomes exactly one `Document` or one `RejectedDocument` (with `stage="load"` and a
-code saying why): bad input never stops a run and never disappears.
+kept. Every file or record becomes exactly one `Document` or one `RejectedDocument` (with
+`stage="load"` and a code saying why): bad input never stops a run and never disappears.
 
 Formats, by extension (a trailing `.gz` is decompressed transparently):
 
