@@ -1,9 +1,9 @@
 """Read documents from a folder or an S3 prefix, one at a time, into `Document`s.
 
 `iter_documents` streams: files are listed page by page and read one by one; JSONL is read
-line by line, CSV and Parquet in batches of rows. Nothing about the corpus is kept. Every file
-or record becomes exactly one `Document` or one `RejectedDocument` (with `stage="load"` and a
-code saying why): bad input never stops a run and never disappears.
+line by line, CSV and TSV row by row, Parquet in batches of rows. Nothing about the corpus is
+kept. Every file or record becomes exactly one `Document` or one `RejectedDocument` (with
+`stage="load"` and a code saying why): bad input never stops a run and never disappears.
 
 Formats, by extension (a trailing `.gz` is decompressed transparently):
 
@@ -15,7 +15,8 @@ Formats, by extension (a trailing `.gz` is decompressed transparently):
   block elements and entity quirks.
 - `.json`: one record (an object) or a list of records; `.jsonl .ndjson`: one record a line.
   A record's text is `source.text_field`; its id `source.id_field` or `key#n`.
-- `.csv .tsv .parquet`: one record a row (polars, in batches).
+- `.csv .tsv .parquet`: one record a row (CSV/TSV with the `csv` module, a bad or ragged row
+  rejected on its own; Parquet with polars, in batches). Record files are decoded like text.
 - `.pdf`: the text layer through pypdfium2; a scanned PDF (most pages without text) becomes
   an image document, one JPEG per page, for vision models (`_pdf`); over `source.max_pages`
   pages it is rejected as `too_many_pages`, and with every page blank as `empty`.
@@ -70,7 +71,7 @@ from tasks.sources._sniffing import (
 from tasks.sources._text import HTML_SUFFIXES, TEXT_SUFFIXES, html_to_text, normalize_text
 
 TABLE_BATCH_ROWS = 10_000
-"""Rows of a CSV, TSV or Parquet file turned into documents at a time."""
+"""Rows of a Parquet file turned into documents at a time."""
 
 __all__ = [
     "BINARY",

@@ -24,12 +24,24 @@ def decode_text(data: bytes) -> str | None:
     "naïve" into "naďve". Text the detector reads clearly better (Cyrillic, Greek, Central
     European with letters cp1252 lacks, CJK) keeps the detector's answer.
     """
+    found = _decoded(data)
+    return None if found is None else found[1]
+
+
+def text_encoding(data: bytes) -> str | None:
+    """The codec `decode_text` reads these bytes with (`utf-8-sig` for UTF-8 with a BOM)."""
+    found = _decoded(data)
+    return None if found is None else found[0]
+
+
+def _decoded(data: bytes) -> tuple[str, str] | None:
+    """`decode_text`, with the name of the codec that read the bytes."""
     try:
         if data.startswith(codecs.BOM_UTF8):
-            return data[3:].decode("utf-8")
+            return "utf-8-sig", data[3:].decode("utf-8")
         if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            return data.decode("utf-16")
-        return data.decode("utf-8")
+            return "utf-16", data.decode("utf-16")
+        return "utf-8", data.decode("utf-8")
     except UnicodeDecodeError:
         pass
     if b"\x00" in data:
@@ -43,13 +55,13 @@ def decode_text(data: bytes) -> str | None:
         western = None
     western_mess = 1.0 if western is None else mess_ratio(_accented_lines(western), 1.0)
     if western is not None and western_mess == 0.0:
-        return western  # nothing reads cleaner: no need to ask the detector
+        return "cp1252", western  # nothing reads cleaner: no need to ask the detector
     best = from_bytes(data).best()
-    guess = None if best is None else str(best)
+    guess = None if best is None else (best.encoding, str(best))
     if western is None or (best is not None and best.encoding in _WESTERN_ENCODINGS):
         return guess
-    limit = 0.2 if guess is None else mess_ratio(_accented_lines(guess), 1.0)
-    return western if western_mess <= limit + WESTERN_SLACK else guess
+    limit = 0.2 if guess is None else mess_ratio(_accented_lines(guess[1]), 1.0)
+    return ("cp1252", western) if western_mess <= limit + WESTERN_SLACK else guess
 
 
 WESTERN_SLACK = 0.02

@@ -14,7 +14,7 @@ import pytest
 from schemas.documents import Document, RejectedDocument
 from schemas.job import SourceSpec
 from tasks import sources, storage
-from tasks.sources import SourceError, iter_documents
+from tasks.sources import SourceError, _records, iter_documents
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 
@@ -234,6 +234,34 @@ def test_csv_tsv_and_parquet_rows(cases: dict[str, Any]) -> None:
     assert rejected(cases, "notext.csv").code == "missing_text_field"
 
 
+def test_record_files_are_decoded_like_text_files(cases: dict[str, Any]) -> None:
+    assert doc(cases, "rows-cp1252.csv#0").text == "Naïve café, Straße – 5 € a month"
+    assert doc(cases, "rows-cp1252.csv#1").metadata == {"team": "Besançon"}
+    assert doc(cases, "rows-utf16.tsv#0").text == "日本語のテキスト"
+    assert doc(cases, "rows-utf16.tsv#1").metadata == {"team": "Athens"}
+    assert doc(cases, "records-bom.jsonl#0").text == "first line after a BOM"
+    assert doc(cases, "records-bom.jsonl#1").text == "second line"
+    assert doc(cases, "single-bom.json").text == "a record saved by Notepad, with a BOM"
+
+
+def test_each_bad_row_of_a_csv_is_a_reject_of_its_own(cases: dict[str, Any]) -> None:
+    assert doc(cases, "rows-broken.csv#0").text == "first good row"
+    ragged = rejected(cases, "rows-broken.csv#1")
+    assert (ragged.code, ragged.message) == (
+        "bad_record",
+        "row 1 (line 3) has 5 fields where the header has 3",
+    )
+    stray = rejected(cases, "rows-broken.csv#2")
+    assert stray.code == "bad_record"
+    assert "row 2 (line 4) cannot be read: ',' expected after '\"'" in stray.message
+    assert doc(cases, "rows-broken.csv#3").text == "trailing empty fields are fine"
+    never_closed = rejected(cases, "rows-broken.csv#4")
+    assert never_closed.code == "bad_record"
+    assert "row 4 (line 6) cannot be read: a quoted field is never closed" in never_closed.message
+    assert doc(cases, "rows-broken.csv#5").text == "last good row"
+    assert len([key for key in cases if key.startswith("rows-broken.csv")]) == 6
+
+
 @pytest.mark.parametrize(
     ("key", "code"),
     [
@@ -334,6 +362,110 @@ def test_tables_are_read_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert rejected(items, "t.parquet#3").code == "empty"
 
 
+# -- record files: one bad row, one reject ----------------------------------------------------
+
+
+def thousand_rows(bad_row: str, *, quoted: bool = True) -> str:
+    lines = [f'{i},"row {i} text"' if quoted else f"{i},row {i} text" for i in range(1000)]
+    lines[500] = bad_row
+    return "id,text\n" + "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("quoted", [True, False], ids=["quoted-rows-after", "quote-runs-to-eof"])
+def test_unterminated_quote_at_row_500_no_longer_loses_rows_0_to_499(
+    tmp_path: Path, quoted: bool
+) -> None:
+    (tmp_path / "rows.csv").write_text(thousand_rows('500,"unterminated', quoted=quoted))
+    items = load(tmp_path)
+    assert len(items) == 1000
+    for i in (*range(500), *range(501, 1000)):
+        assert doc(items, f"rows.csv#{i}").text == f"row {i} text"
+    bad = rejected(items, "rows.csv#500")
+    assert bad.code == "bad_record"
+    assert bad.message.startswith("row 500 (line 502) cannot be read: ")
+    assert bad.message.endswith("reading went on at line 503")
+
+
+def test_ragged_row_is_a_bad_record_not_silently_cut_to_its_first_columns(tmp_path: Path) -> None:
+    (tmp_path / "rows.csv").write_text(thousand_rows("500,too,many,columns,here"))
+    items = load(tmp_path)
+    bad = rejected(items, "rows.csv#500")
+    assert (bad.code, bad.message) == (
+        "bad_record",
+        "row 500 (line 502) has 5 fields where the header has 2",
+    )
+    assert doc(items, "rows.csv#499").text == "row 499 text"
+    assert doc(items, "rows.csv#501").text == "row 501 text"
+
+
+def test_cp1252_utf16_and_bom_record_files_are_no_longer_rejected_whole(tmp_path: Path) -> None:
+    (tmp_path / "latin.csv").write_bytes(
+        "id,text\n1,naïve café\n2,costs 5 € a month\n".encode("cp1252")
+    )
+    (tmp_path / "wide.csv").write_bytes("id,text\n1,naïve\n2,日本\n".encode("utf-16"))
+    (tmp_path / "wide.jsonl").write_bytes('{"text": "é"}\n{"text": "ü"}\n'.encode("utf-16"))
+    (tmp_path / "wide.json").write_bytes('[{"text": "Ω"}]'.encode("utf-16"))
+    (tmp_path / "latin.jsonl").write_bytes('{"text": "naïve"}\n'.encode("cp1252"))
+    (tmp_path / "bom.jsonl").write_bytes('\ufeff{"text": "after a BOM"}\n'.encode())
+    (tmp_path / "bom.json").write_bytes('\ufeff{"text": "one record"}'.encode())
+    (tmp_path / "bom.tsv").write_bytes("\ufefftext\tteam\nà la tab\tops\n".encode())
+    items = load(tmp_path, metadata_fields=("team",))
+    assert {key: doc(items, key).text for key in items} == {
+        "latin.csv#0": "naïve café",
+        "latin.csv#1": "costs 5 € a month",
+        "wide.csv#0": "naïve",
+        "wide.csv#1": "日本",
+        "wide.jsonl#0": "é",
+        "wide.jsonl#1": "ü",
+        "wide.json#0": "Ω",
+        "latin.jsonl#0": "naïve",
+        "bom.jsonl#0": "after a BOM",
+        "bom.json": "one record",
+        "bom.tsv#0": "à la tab",
+    }
+    assert doc(items, "bom.tsv#0").metadata == {"team": "ops"}
+
+
+def test_a_row_in_another_encoding_costs_only_that_row(tmp_path: Path) -> None:
+    rows = [f"{i},ünïcödé row {i}".encode() for i in range(5)]
+    rows[2] = "2,caf\xe9 in cp1252".encode("latin-1")
+    (tmp_path / "mixed.csv").write_bytes(b"id,text\n" + b"\n".join(rows) + b"\n")
+    lone = (
+        "id,text\n1,a\n".encode("utf-16")
+        + b"2\x00,\x00\x00\xd8\n\x00"
+        + "3,c\n".encode("utf-16-le")
+    )
+    (tmp_path / "lone.csv").write_bytes(lone)
+    items = load(tmp_path)
+    assert doc(items, "mixed.csv#1").text == "ünïcödé row 1"
+    bad = rejected(items, "mixed.csv#2")
+    assert (bad.code, bad.message) == (
+        "undecodable",
+        "row 2 (line 4) holds bytes that are not utf-8",
+    )
+    assert doc(items, "mixed.csv#3").text == "ünïcödé row 3"
+    assert [doc(items, "lone.csv#0").text, doc(items, "lone.csv#2").text] == ["a", "c"]
+    assert rejected(items, "lone.csv#1").message == "row 1 (line 3) holds bytes that are not UTF-16"
+
+
+def test_rows_whose_quotes_never_close_cannot_make_reading_endless(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_records, "ROW_SLACK_BYTES", 0)
+    monkeypatch.setattr(_records, "REREAD_FACTOR", 0)
+    body = [f"{i},row {i}" for i in range(30)]
+    body[3] = '3,"open'
+    body[20] = '20,"open again'
+    (tmp_path / "t.csv").write_text("id,text\n" + "\n".join(body) + "\n")
+    items = load(tmp_path, max_document_bytes=60)
+    assert rejected(items, "t.csv#3").code == "too_large"  # ran over 60 bytes: cut off
+    assert doc(items, "t.csv#4").text == "row 4"
+    assert doc(items, "t.csv#19").text == "row 19"
+    stop = rejected(items, "t.csv#21")
+    assert stop.message.startswith("reading stopped at row 21 (line 23): too many rows")
+    assert "t.csv#22" not in items
+
+
 def test_streams_lazily_and_missing_source_is_an_error(tmp_path: Path) -> None:
     stream = iter_documents(SourceSpec(uri=str(tmp_path / "nowhere")))
     assert inspect.isgenerator(stream)
@@ -394,6 +526,10 @@ def test_s3_source_pages_filters_and_reads_every_format(
         "records.jsonl.gz",
         "rows.csv",
         "rows.parquet",
+        "rows-broken.csv",
+        "rows-cp1252.csv",
+        "rows-utf16.tsv",
+        "records-bom.jsonl",
         "doc.pdf",
         "pixel.png",
         "empty.txt",
