@@ -53,7 +53,11 @@ def _decoded(data: bytes) -> tuple[str, str] | None:
         western: str | None = data.decode("cp1252")
     except UnicodeDecodeError:  # bytes cp1252 leaves undefined: not Western text
         western = None
-    western_mess = 1.0 if western is None else mess_ratio(_accented_lines(western), 1.0)
+    western_mess = (
+        1.0
+        if western is None
+        else mess_ratio(_accented_lines(western.translate(_CP1252_PUNCTUATION)), 1.0)
+    )
     if western is not None and western_mess == 0.0:
         return "cp1252", western  # nothing reads cleaner: no need to ask the detector
     best = from_bytes(data).best()
@@ -64,6 +68,13 @@ def _decoded(data: bytes) -> tuple[str, str] | None:
     return ("cp1252", western) if western_mess <= limit + WESTERN_SLACK else guess
 
 
+_CP1252_PUNCTUATION = str.maketrans(
+    {"€": "$", "‘": "'", "’": "'", "‚": ",", "“": '"', "”": '"', "„": '"', "–": "-",
+     "—": "-", "…": ".", "•": "*", "™": "T", "‹": "<", "›": ">"}
+)  # fmt: skip
+"""cp1252's own punctuation (bytes 0x80–0x9f), read as ASCII before judging how cleanly the
+bytes read as cp1252: the detector's mess measure counts "€5" or "5 €" next to digits as
+noise, and took "2,€5" for Lithuanian cp775 ("Ć5") or "€5" for Ukrainian cp1125 ("А5")."""
 WESTERN_SLACK = 0.02
 """How much messier than the detector's guess a cp1252 reading may be and still be preferred."""
 _WESTERN_ENCODINGS = frozenset({"cp1252", "latin_1", "iso8859_15"})

@@ -107,6 +107,10 @@ def test_latin1_real_samples_decode_as_western_text(cases: dict[str, Any]) -> No
     [
         ("The naïve approach", "latin-1"),
         ("A naïve café owner said: “déjà vu” – it costs 5 €.", "cp1252"),
+        # Regressions: short rows with a euro sign read as Lithuanian or Ukrainian.
+        ("1,naïve café\n2,€5\n", "cp1252"),
+        ("€5\n", "cp1252"),
+        ("Prix: 5€ pour le café crème\n", "cp1252"),
         ("Être élève à l'école, ça coûte", "latin-1"),
         ("Grüße aus Köln, schöne Straße", "latin-1"),
         ("El pingüino comió piñas en Logroño, ¿verdad?", "latin-1"),
