@@ -402,6 +402,16 @@ def request_problems(
         ]
     problems: list[RequestProblem] = []
     if endpoint == "/v1/chat/completions":
+        if body.get("messages") == []:
+            # OpenAI's answer, as users' reports quote it.
+            return [
+                RequestProblem(
+                    param="messages",
+                    code="empty_array",
+                    message="Invalid 'messages': empty array. Expected an array with minimum "
+                    "length 1, but got an empty array instead.",
+                )
+            ]
         if caps.reasoning:
             if body.get("max_tokens") is not None:
                 problems.append(_unsupported_parameter("max_tokens", "max_completion_tokens"))

@@ -336,3 +336,17 @@ def test_a_missing_messages_names_the_param(client: OpenAI) -> None:
         param="messages",
         message="Missing required parameter: 'messages'.",
     )
+
+
+def test_an_empty_messages_array_is_refused_in_openais_words(client: OpenAI) -> None:
+    line = chat_line("empty", document(1))
+    line["body"]["messages"] = []
+    [refused] = read_lines(client, run_file(client, jsonl([line]).decode()).error_file_id)
+    assert_refused(
+        refused,
+        status=400,
+        code="empty_array",
+        param="messages",
+        message="Invalid 'messages': empty array. Expected an array with minimum length 1, but "
+        "got an empty array instead.",
+    )
