@@ -15,7 +15,8 @@ import shutil
 import tempfile
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -187,6 +188,22 @@ def write_parquet(df: pl.DataFrame, uri: str) -> None:
         df.write_parquet(path, compression="zstd", statistics=True)
 
 
+@contextmanager
+def local_copies(sources: Sequence[str]) -> Iterator[list[str]]:
+    """Local paths of parquet files or objects, for one polars query over all of them: local
+    files as they are, S3 objects fetched into a temporary folder (removed on leaving)."""
+    with tempfile.TemporaryDirectory(prefix="overnight-parts-") as tmp:
+        local: list[str] = []
+        for i, uri in enumerate(sources):
+            path = storage.local_path(uri)
+            if path is None:
+                path = Path(tmp) / f"part-{i:05d}.parquet"
+                with storage.open_read(uri) as src, open(path, "wb") as out_fh:
+                    shutil.copyfileobj(src, out_fh, 1 << 20)
+            local.append(str(path))
+        yield local
+
+
 def sink(
     sources: Sequence[str],
     dest: str,
@@ -198,15 +215,10 @@ def sink(
     and returns the LazyFrame to write; polars' streaming engine keeps memory to a few row
     groups. Returns the row count written.
     """
-    with tempfile.TemporaryDirectory(prefix="overnight-sink-") as tmp:
-        local: list[str] = []
-        for i, uri in enumerate(sources):
-            path = storage.local_path(uri)
-            if path is None:
-                path = Path(tmp) / f"part-{i:05d}.parquet"
-                with storage.open_read(uri) as src, open(path, "wb") as out_fh:
-                    shutil.copyfileobj(src, out_fh, 1 << 20)
-            local.append(str(path))
+    with (
+        local_copies(sources) as local,
+        tempfile.TemporaryDirectory(prefix="overnight-sink-") as tmp,
+    ):
         out = Path(tmp) / "out.parquet"
         build(local).sink_parquet(out, compression="zstd", row_group_size=10_000)
         rows = int(pl.scan_parquet(out).select(pl.len()).collect().item())

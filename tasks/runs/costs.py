@@ -87,8 +87,6 @@ def cost_rows(
     `results` and `errors` parts hold each request's one row; `superseded` parts hold billed
     attempts that were retried, which count in tokens and cost but not in requests.
     """
-    succeeded = set(results)
-    final = results + errors
     columns = [
         "model",
         "simulated",
@@ -96,33 +94,44 @@ def cost_rows(
         "cached_tokens",
         "output_tokens",
         "reasoning_tokens",
+        "cost_usd",
     ]
-    frames = []
-    # Every part named here was written when its shard was parsed (empty ones included).
-    for uri, is_final in [(u, True) for u in final] + [(u, False) for u in superseded]:
-        df = tables.read_parquet(uri, columns=[*columns, "cost_usd"])
-        if df.is_empty():
-            continue
-        frames.append(df.with_columns(succeeded=pl.lit(uri in succeeded), final=pl.lit(is_final)))
     pricing = load_pricing()
     pricer = _Pricer(pricing, str(manifest.job["model"]))
-    if not frames:
-        return []
-    grouped = (
-        pl.concat(frames)
-        .group_by("model", "simulated")
-        .agg(
-            requests=pl.col("final").sum(),
-            succeeded=(pl.col("succeeded") & pl.col("final")).sum(),
-            failed=(~pl.col("succeeded") & pl.col("final")).sum(),
-            input_tokens=pl.col("input_tokens").sum(),
-            cached_tokens=pl.col("cached_tokens").sum(),
-            output_tokens=pl.col("output_tokens").sum(),
-            reasoning_tokens=pl.col("reasoning_tokens").sum(),
-            batch_cost_usd=pl.col("cost_usd").sum(),
+    kinds = [(results, True, True), (errors, False, True), (superseded, False, False)]
+    # One query over every part (empty ones included: each was written when its shard was
+    # parsed), read by polars' threads, instead of one read per part.
+    with tables.local_copies([uri for uris, _, _ in kinds for uri in uris]) as local:
+        scans = []
+        start = 0
+        for uris, succeeded, final in kinds:
+            paths, start = local[start : start + len(uris)], start + len(uris)
+            if paths:
+                scans.append(
+                    pl.scan_parquet(paths)
+                    .select(columns)
+                    .with_columns(succeeded=pl.lit(succeeded), final=pl.lit(final))
+                )
+        if not scans:
+            return []
+        grouped = (
+            pl.concat(scans)
+            .group_by("model", "simulated")
+            .agg(
+                requests=pl.col("final").sum(),
+                succeeded=(pl.col("succeeded") & pl.col("final")).sum(),
+                failed=(~pl.col("succeeded") & pl.col("final")).sum(),
+                input_tokens=pl.col("input_tokens").sum(),
+                cached_tokens=pl.col("cached_tokens").sum(),
+                output_tokens=pl.col("output_tokens").sum(),
+                reasoning_tokens=pl.col("reasoning_tokens").sum(),
+                batch_cost_usd=pl.col("cost_usd").sum(),
+            )
+            .sort("model", "simulated")
+            .collect()
         )
-        .sort("model", "simulated")
-    )
+    if grouped.is_empty():
+        return []
     rows = []
     for g in grouped.iter_rows(named=True):
         standard = pricer.cost(
