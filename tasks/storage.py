@@ -198,6 +198,12 @@ def list_entries(
         yield _local_info(str(root), root.name, st)
         return
     if not root.is_dir():
+        if root.is_symlink():
+            try:
+                root.stat()
+            except OSError as exc:
+                what = "a symbolic link loop" if exc.errno == errno.ELOOP else "a broken link"
+                raise StorageError(f"the source folder {uri} is {what}: {exc.strerror}") from None
         raise StorageError(f"no such folder: {uri}")
     st = root.stat()
     try:

@@ -61,6 +61,16 @@ def test_missing_local_folder_is_a_clear_error(tmp_path: Path) -> None:
         list(storage.list_files(str(tmp_path / "nope")))
 
 
+def test_a_source_folder_that_is_a_link_loop_or_broken_link_says_so(tmp_path: Path) -> None:
+    # Regression: both said "no such folder", though the path is there.
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "broken").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(storage.StorageError, match="is a symbolic link loop"):
+        list(storage.list_files(str(tmp_path / "loop")))
+    with pytest.raises(storage.StorageError, match="is a broken link"):
+        list(storage.list_files(str(tmp_path / "broken")))
+
+
 def test_list_dirs_names_only_the_first_level(root: str) -> None:
     _populate(root)
     assert storage.list_dirs(root) == ["skip", "sub"]
