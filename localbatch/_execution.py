@@ -95,7 +95,7 @@ def output_line(item_key: str, custom_id: str, outcome: Outcome) -> dict[str, An
     if outcome.status_code is not None:
         response = {
             "status_code": outcome.status_code,
-            "request_id": hex_id("req:" + item_key),
+            "request_id": "req_" + hex_id("req:" + item_key),
             "body": (
                 orjson.Fragment(outcome.encoded_body)
                 if outcome.encoded_body is not None

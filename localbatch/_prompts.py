@@ -139,6 +139,15 @@ def responses_messages(body: dict[str, Any]) -> list[Message] | None:
     if isinstance(instructions, str) and instructions:
         out.append(Message(role="system", text=instructions))
     raw = body.get("input")
+    prompt = body.get("prompt")
+    if raw is None and isinstance(prompt, dict):
+        # A stored prompt (`prompt.id`) stands in for `input`, which the spec makes optional.
+        # Its text lives on OpenAI's side: the simulator answers about its variables.
+        variables = prompt.get("variables")
+        pairs = variables.items() if isinstance(variables, dict) else ()
+        text = "\n".join(f"{name}: {value}" for name, value in pairs if isinstance(value, str))
+        out.append(Message(role="user", text=text or f"Stored prompt {prompt.get('id')}"))
+        return out
     if isinstance(raw, str):
         out.append(Message(role="user", text=raw))
         return out

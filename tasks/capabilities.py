@@ -339,6 +339,20 @@ def _image_problems(
     return problems
 
 
+def _mentions_json(messages: object) -> bool:
+    """Whether any message's text says "json" (in any case): JSON mode's precondition."""
+    if not isinstance(messages, list):
+        return True  # a missing or malformed `messages` is refused for that instead
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        parts = content if isinstance(content, list) else [content]
+        for part in parts:
+            text = part.get("text") if isinstance(part, dict) else part
+            if isinstance(text, str) and "json" in text.lower():
+                return True
+    return False
+
+
 def _format_problems(
     caps: ModelCapabilities, fmt: object, spec: object, param: str, schema_param: str
 ) -> list[RequestProblem]:
@@ -439,6 +453,20 @@ def request_problems(
         fmt = body.get("response_format")
         spec = fmt.get("json_schema") if isinstance(fmt, dict) else None
         problems += _format_problems(caps, fmt, spec, "response_format", "response_format")
+        if (
+            isinstance(fmt, dict)
+            and fmt.get("type") == "json_object"
+            and not _mentions_json(body.get("messages"))
+        ):
+            # OpenAI's JSON mode answer, as widely reported (the exact text is unconfirmed).
+            problems.append(
+                RequestProblem(
+                    param="messages",
+                    code=None,
+                    message="'messages' must contain the word 'json' in some form, to use "
+                    "'response_format' of type 'json_object'.",
+                )
+            )
     elif endpoint == "/v1/responses":
         problem = _below_min_output(body.get("max_output_tokens"))
         problems += [problem] if problem else []

@@ -350,3 +350,24 @@ def test_an_empty_messages_array_is_refused_in_openais_words(client: OpenAI) -> 
         message="Invalid 'messages': empty array. Expected an array with minimum length 1, but "
         "got an empty array instead.",
     )
+
+
+def test_json_mode_without_the_word_json_is_refused(client: OpenAI) -> None:
+    # OpenAI refuses JSON mode unless some message says "json" (a model left uninstructed
+    # can emit whitespace until its cap).
+    silent = chat_line("silent", "x", response_format={"type": "json_object"})
+    silent["body"]["messages"] = [{"role": "user", "content": "Tell me about the harbor."}]
+    told = chat_line("told", "x", response_format={"type": "json_object"})
+    told["body"]["messages"] = [
+        {"role": "user", "content": [{"type": "text", "text": "The harbor, as Json."}]}
+    ]
+    out, err = results(client, run_file(client, jsonl([silent, told]).decode()))
+    assert set(out) == {"told"}
+    assert_refused(
+        err["silent"],
+        status=400,
+        code=None,
+        param="messages",
+        message="'messages' must contain the word 'json' in some form, to use 'response_format' "
+        "of type 'json_object'.",
+    )

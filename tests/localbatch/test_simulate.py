@@ -394,3 +394,25 @@ def test_embeddings_are_never_zero_vectors(client: OpenAI) -> None:
     assert len(vectors) == 200
     for vector in vectors:
         assert abs(sum(v * v for v in vector) - 1.0) < 1e-4
+
+
+def test_a_responses_line_with_a_stored_prompt_and_no_input_is_answered(client: OpenAI) -> None:
+    # Regression: `input` is optional when a stored `prompt` stands in for it; such a line was
+    # refused with "Missing required parameter: 'input'."
+    line = {
+        "custom_id": "stored",
+        "method": "POST",
+        "url": "/v1/responses",
+        "body": {
+            "model": "gpt-4.1-mini",
+            "prompt": {
+                "id": "pmpt_123",
+                "version": "2",
+                "variables": {"customer": "Acme", "issue": "The invoice total is wrong."},
+            },
+        },
+    }
+    out, err = results(client, run_batch(client, [line], endpoint="/v1/responses"))
+    assert err == {}
+    response = Response.model_validate(out["stored"]["response"]["body"])
+    assert response.status == "completed" and response.output_text
