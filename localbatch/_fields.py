@@ -99,3 +99,33 @@ CREATE_BATCH_FIELDS = frozenset(
     {"completion_window", "endpoint", "input_file_id", "metadata", "output_expires_after"}
 )
 """The fields of a `POST /v1/batches` body (`CreateBatchRequest`)."""
+
+BODY_BOUNDS: dict[str, dict[str, tuple[str, float | None, float | None]]] = {
+    "/v1/chat/completions": {
+        "frequency_penalty": ("number", -2, 2),
+        "n": ("integer", 1, 128),
+        "presence_penalty": ("number", -2, 2),
+        "temperature": ("number", 0, 2),
+        "top_logprobs": ("integer", 0, 20),
+        "top_p": ("number", 0, 1),
+    },
+    "/v1/responses": {
+        "max_output_tokens": ("integer", 16, None),
+        "temperature": ("number", 0, 2),
+        "top_logprobs": ("integer", 0, 20),
+        "top_p": ("number", 0, 1),
+    },
+    "/v1/embeddings": {"dimensions": ("integer", 1, None)},
+}
+"""(type, minimum, maximum) of the body fields whose spec schema bounds a number (`seed`, whose
+bounds are the int64 range, left out)."""
+
+BODY_ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
+    "/v1/chat/completions": {"prompt_cache_retention": ("in_memory", "24h")},
+    "/v1/responses": {
+        "prompt_cache_retention": ("in_memory", "24h"),
+        "truncation": ("auto", "disabled"),
+    },
+    "/v1/embeddings": {"encoding_format": ("float", "base64")},
+}
+"""The body fields whose spec schema lists their string values."""

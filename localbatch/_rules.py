@@ -35,7 +35,7 @@ import orjson
 
 from localbatch._errors import error_body
 from localbatch._execution import Outcome, WorkItem
-from localbatch._fields import BODY_FIELDS
+from localbatch._fields import BODY_BOUNDS, BODY_ENUMS, BODY_FIELDS
 from localbatch._prompts import TokenCounter, chat_messages, responses_messages
 
 if TYPE_CHECKING:
@@ -59,6 +59,56 @@ def _unknown_field(url: str, body: dict[str, Any], unknown: set[str]) -> Outcome
     else:
         error = error_body(f"Unrecognized request argument supplied: {name}")
     return Outcome(status_code=400, body=error)
+
+
+def _value_problem(url: str, body: dict[str, Any]) -> Outcome | None:
+    """A body value outside its spec bounds, type or listed values, in OpenAI's validation
+    words ("Invalid 'max_output_tokens': integer below minimum value. Expected a value >= 16,
+    but got 5 instead." is quoted from OpenAI; the others follow the same pattern)."""
+    for name, (kind, low, high) in BODY_BOUNDS.get(url, {}).items():
+        value = body.get(name)
+        if value is None:
+            continue
+        integer = kind == "integer"
+        if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
+            wanted = "an integer" if integer else "a number"
+            got = {str: "a string", bool: "a boolean", list: "an array", dict: "an object"}.get(
+                type(value), "a decimal" if isinstance(value, float) else "another type"
+            )
+            return _invalid(
+                f"Invalid type for '{name}': expected {wanted}, but got {got} instead.",
+                name,
+                "invalid_type",
+            )
+        what = "integer" if integer else "decimal"
+        if low is not None and value < low:
+            return _invalid(
+                f"Invalid '{name}': {what} below minimum value. Expected a value >= {low:g}, "
+                f"but got {value!r} instead.",
+                name,
+                f"{what}_below_min_value",
+            )
+        if high is not None and value > high:
+            return _invalid(
+                f"Invalid '{name}': {what} above maximum value. Expected a value <= {high:g}, "
+                f"but got {value!r} instead.",
+                name,
+                f"{what}_above_max_value",
+            )
+    for name, allowed in BODY_ENUMS.get(url, {}).items():
+        value = body.get(name)
+        if value is not None and value not in allowed:
+            listed = ", ".join(f"'{v}'" for v in allowed[:-1]) + f" and '{allowed[-1]}'"
+            return _invalid(
+                f"Invalid value: {str(value)[:64]!r}. Supported values are: {listed}.",
+                name,
+                "invalid_value",
+            )
+    return None
+
+
+def _invalid(message: str, param: str, code: str) -> Outcome:
+    return Outcome(status_code=400, body=error_body(message, param=param, code=code))
 
 
 def _stream_refused() -> Outcome:
@@ -109,6 +159,9 @@ class LineRules:
             return _unknown_field(item.url, body, unknown)
         if body.get("stream") is True:
             return _stream_refused()
+        refused = _value_problem(item.url, body)
+        if refused is not None:
+            return refused
         model = body.get("model")
         if not isinstance(model, str):
             return None  # validation already failed such a batch

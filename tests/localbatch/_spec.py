@@ -84,6 +84,35 @@ def request_fields(schema_name: str) -> frozenset[str]:
 
 
 @cache
+def request_properties(schema_name: str) -> list[tuple[str, dict[str, Any]]]:
+    """(field, schema) of a request schema's properties through `allOf` and `$ref`, each
+    `anyOf` option of a field (references followed) listed on its own."""
+    spec = load_spec()
+    if spec is None:
+        raise RuntimeError("the OpenAI OpenAPI spec is not available (set OPENAI_OPENAPI_SPEC)")
+    schemas = spec["components"]["schemas"]
+
+    def resolve(schema: Any) -> Any:
+        while isinstance(schema, dict) and "$ref" in schema:
+            schema = schemas[schema["$ref"].rsplit("/", 1)[1]]
+        return schema
+
+    def properties(schema: dict[str, Any]) -> dict[str, Any]:
+        schema = resolve(schema)
+        found = dict(schema.get("properties", {}))
+        for part in schema.get("allOf", []):
+            found.update(properties(part))
+        return found
+
+    out = []
+    for name, field_schema in sorted(properties(schemas[schema_name]).items()):
+        for option in field_schema.get("anyOf") or [field_schema]:
+            option = resolve(option)
+            if isinstance(option, dict):
+                out.append((name, option))
+    return out
+
+
 def validator(schema_name: str) -> Draft202012Validator:
     registry = _registry()
     if registry is None:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from localbatch._fields import BODY_FIELDS, CREATE_BATCH_FIELDS
+from localbatch._fields import BODY_BOUNDS, BODY_ENUMS, BODY_FIELDS, CREATE_BATCH_FIELDS
 from schemas.job import load_job
 from tasks.capabilities import RESPONSES_MIN_OUTPUT_TOKENS
 from tasks.render import request_body
-from tests.localbatch._spec import load_spec, request_fields
+from tests.localbatch._spec import load_spec, request_fields, request_properties
 
 JOBS = Path(__file__).resolve().parents[2] / "data" / "jobs"
 REQUEST_SCHEMAS = {
@@ -63,3 +63,19 @@ def test_the_shipped_jobs_send_only_spec_fields(name: str, endpoint: str) -> Non
     job = load_job(JOBS / f"{name}.toml").model_copy(update={"endpoint": endpoint})
     body = request_body(job, "document text")
     assert body.keys() <= BODY_FIELDS[endpoint]
+
+
+@pytest.mark.parametrize("endpoint", sorted(REQUEST_SCHEMAS))
+def test_value_bounds_and_enums_are_the_specs(endpoint: str) -> None:
+    bounds: dict[str, tuple[str, float | None, float | None]] = {}
+    enums: dict[str, tuple[str, ...]] = {}
+    for name, option in request_properties(REQUEST_SCHEMAS[endpoint]):
+        kind = option.get("type")
+        if name == "seed":
+            continue  # the int64 range: nothing to check
+        if kind in ("integer", "number") and ("minimum" in option or "maximum" in option):
+            bounds[name] = (kind, option.get("minimum"), option.get("maximum"))
+        if kind == "string" and "enum" in option and name != "model":
+            enums[name] = tuple(option["enum"])
+    assert BODY_BOUNDS.get(endpoint, {}) == bounds, f"localbatch/_fields.py: use {bounds}"
+    assert BODY_ENUMS.get(endpoint, {}) == enums, f"localbatch/_fields.py: use {enums}"

@@ -371,3 +371,47 @@ def test_json_mode_without_the_word_json_is_refused(client: OpenAI) -> None:
         message="'messages' must contain the word 'json' in some form, to use 'response_format' "
         "of type 'json_object'.",
     )
+
+
+def test_values_outside_the_specs_bounds_are_refused_per_line(client: OpenAI) -> None:
+    lines = [
+        chat_line("hot", document(1), temperature=5),
+        chat_line("none", document(2), n=0),
+        chat_line("text-n", document(3), n="3"),
+        chat_line("many-logprobs", document(4), logprobs=True, top_logprobs=30),
+        chat_line("fine", document(5), temperature=2, n=1, top_p=1),
+    ]
+    out, err = results(client, run_file(client, jsonl(lines).decode()))
+    assert set(out) == {"fine"}
+    expected = {
+        "hot": ("decimal_above_max_value", "temperature", "Invalid 'temperature': decimal "
+                "above maximum value. Expected a value <= 2, but got 5 instead."),
+        "none": ("integer_below_min_value", "n", "Invalid 'n': integer below minimum value. "
+                 "Expected a value >= 1, but got 0 instead."),
+        "text-n": ("invalid_type", "n", "Invalid type for 'n': expected an integer, but got a "
+                   "string instead."),
+        "many-logprobs": ("integer_above_max_value", "top_logprobs", "Invalid 'top_logprobs': "
+                          "integer above maximum value. Expected a value <= 20, but got 30 "
+                          "instead."),
+    }  # fmt: skip
+    for key, (code, param, message) in expected.items():
+        assert_refused(err[key], status=400, code=code, param=param, message=message)
+
+
+def test_an_embeddings_encoding_outside_the_specs_values_is_refused(client: OpenAI) -> None:
+    line = {
+        "custom_id": "int8",
+        "method": "POST",
+        "url": "/v1/embeddings",
+        "body": {"model": "text-embedding-3-small", "input": "a", "encoding_format": "int8"},
+    }
+    [refused] = read_lines(
+        client, run_file(client, jsonl([line]).decode(), endpoint="/v1/embeddings").error_file_id
+    )
+    assert_refused(
+        refused,
+        status=400,
+        code="invalid_value",
+        param="encoding_format",
+        message="Invalid value: 'int8'. Supported values are: 'float' and 'base64'.",
+    )
