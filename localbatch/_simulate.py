@@ -230,24 +230,30 @@ class Simulator:
         if not messages:
             return _missing("messages")
         schema, json_mode = _chat_format(body)
+        forced = _forced_function(body, responses=False)
+        if forced is not None:  # the call's arguments are written as its parameters ask
+            schema, json_mode = forced[1], False
         cap = body.get("max_completion_tokens", body.get("max_tokens"))
         done = self._complete(item, messages, schema, json_mode, cap, body.get("reasoning_effort"))
         text, finish, prompt, cached = done.text, done.finish, done.prompt, done.cached
         completion, reasoning, refused = done.completion, done.reasoning, done.refused
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": text,
+            "refusal": REFUSAL_TEXT if refused else None,
+            "annotations": [],
+        }
+        if forced is not None and not refused:
+            call_id = "call_" + short_id("call:" + item.key, 24)
+            function = {"name": forced[0], "arguments": text or "{}"}
+            message["content"] = None
+            message["tool_calls"] = [{"id": call_id, "type": "function", "function": function}]
+            if finish == "stop" and body.get("tool_choice") == "required":
+                finish = "tool_calls"  # a named tool_choice ends "stop", as OpenAI's do
         n_raw = body.get("n")
         n = min(n_raw, 128) if isinstance(n_raw, int) and n_raw > 1 else 1
         choices: list[dict[str, Any]] = [
-            {
-                "index": i,
-                "message": {
-                    "role": "assistant",
-                    "content": text,
-                    "refusal": REFUSAL_TEXT if refused else None,
-                    "annotations": [],
-                },
-                "logprobs": None,
-                "finish_reason": finish,
-            }
+            {"index": i, "message": message, "logprobs": None, "finish_reason": finish}
             for i in range(n)
         ]
         completion *= n
@@ -288,6 +294,9 @@ class Simulator:
         if not messages:
             return _missing("input")
         schema, json_mode, text_format = _responses_format(body)
+        forced = _forced_function(body, responses=True)
+        if forced is not None:
+            schema, json_mode = forced[1], False
         reasoning_cfg = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
         effort = reasoning_cfg.get("effort") if reasoning_cfg else None
         cap = body.get("max_output_tokens")
@@ -307,15 +316,27 @@ class Simulator:
             output.append(
                 {"id": "rs_" + short_id("rs:" + item.key, 40), "type": "reasoning", "summary": []}
             )
-        output.append(
-            {
-                "id": "msg_" + short_id("msg:" + item.key, 40),
-                "type": "message",
-                "status": "incomplete" if incomplete else "completed",
-                "role": "assistant",
-                "content": content,
-            }
-        )
+        if forced is not None and not refused:
+            output.append(
+                {
+                    "id": "fc_" + short_id("fc:" + item.key, 40),
+                    "type": "function_call",
+                    "status": "incomplete" if incomplete else "completed",
+                    "call_id": "call_" + short_id("call:" + item.key, 24),
+                    "name": forced[0],
+                    "arguments": text or "{}",
+                }
+            )
+        else:
+            output.append(
+                {
+                    "id": "msg_" + short_id("msg:" + item.key, 40),
+                    "type": "message",
+                    "status": "incomplete" if incomplete else "completed",
+                    "role": "assistant",
+                    "content": content,
+                }
+            )
         raw_metadata = body.get("metadata")
         metadata: dict[str, Any] = raw_metadata if isinstance(raw_metadata, dict) else {}
         result = {
@@ -414,6 +435,39 @@ class Simulator:
 def _sees(messages: list[Message]) -> bool:
     """True when a request has images or files: what the simulator cannot look at."""
     return any(message.visuals for message in messages)
+
+
+def _forced_function(body: dict[str, Any], *, responses: bool) -> tuple[str, dict[str, Any]] | None:
+    """(name, parameters schema) of the function a request forces the model to call: the one
+    `tool_choice` names, or the first for `"required"`; None when the model may answer text."""
+    choice = body.get("tool_choice")
+    tools = body.get("tools")
+    if choice in (None, "auto", "none") or not isinstance(tools, list):
+        return None
+    functions: dict[str, dict[str, Any]] = {}
+    for tool in tools:
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            continue
+        spec = tool if responses else tool.get("function")
+        if isinstance(spec, dict) and isinstance(spec.get("name"), str):
+            parameters = spec.get("parameters")
+            functions[spec["name"]] = (
+                parameters
+                if isinstance(parameters, dict) and parameters
+                else {"type": "object", "properties": {}}  # a function without parameters
+            )
+    if not functions:
+        return None
+    if choice == "required":
+        name = next(iter(functions))
+    elif isinstance(choice, dict) and choice.get("type") == "function":
+        named = choice.get("name") if responses else (choice.get("function") or {}).get("name")
+        if named not in functions:
+            return None
+        name = named
+    else:
+        return None
+    return name, functions[name]
 
 
 def _chat_format(body: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:

@@ -418,3 +418,57 @@ def test_a_responses_line_with_a_stored_prompt_and_no_input_is_answered(client: 
     assert err == {}
     response = Response.model_validate(out["stored"]["response"]["body"])
     assert response.status == "completed" and response.output_text
+
+
+WEATHER = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string", "description": "The city named in the text."},
+        "days": {"type": "integer", "minimum": 1, "maximum": 7},
+    },
+    "required": ["city", "days"],
+    "additionalProperties": False,
+}
+
+
+def test_a_forced_function_call_is_answered_with_a_tool_call(client: OpenAI) -> None:
+    # Regression: forced tool calls were answered with text, so code reading
+    # `message.tool_calls[0]` (forced function calling for extraction) crashed.
+    tools = [
+        {"type": "function", "function": {"name": "noop", "parameters": {}}},
+        {"type": "function", "function": {"name": "forecast", "parameters": WEATHER}},
+    ]
+    named = {"type": "function", "function": {"name": "forecast"}}
+    lines = [
+        chat_line("named", document(1), tools=tools, tool_choice=named),
+        chat_line("required", document(2), tools=tools, tool_choice="required"),
+        chat_line("auto", document(3), tools=tools),
+    ]
+    out, err = results(client, run_batch(client, lines))
+    assert err == {}
+    for key, name, finish in (("named", "forecast", "stop"), ("required", "noop", "tool_calls")):
+        body = out[key]["response"]["body"]
+        assert spec_errors("CreateChatCompletionResponse", body) == []
+        choice = ChatCompletion.model_validate(body).choices[0]
+        assert choice.finish_reason == finish and choice.message.content is None
+        call = (choice.message.tool_calls or [])[0]
+        assert call.function.name == name and call.id.startswith("call_")  # type: ignore[union-attr]
+        arguments = json.loads(call.function.arguments)  # type: ignore[union-attr]
+        jsonschema.validate(arguments, WEATHER if name == "forecast" else {"type": "object"})
+    assert ChatCompletion.model_validate(out["auto"]["response"]["body"]).choices[0].message.content
+
+
+def test_a_forced_function_call_in_the_responses_api(client: OpenAI) -> None:
+    line = responses_line(
+        "named",
+        document(1),
+        tools=[{"type": "function", "name": "forecast", "parameters": WEATHER, "strict": True}],
+        tool_choice={"type": "function", "name": "forecast"},
+    )
+    out, err = results(client, run_batch(client, [line], endpoint="/v1/responses"))
+    assert err == {}
+    body = out["named"]["response"]["body"]
+    assert spec_errors("Response", body) == []
+    [call] = Response.model_validate(body).output
+    assert call.type == "function_call" and call.name == "forecast"
+    jsonschema.validate(json.loads(call.arguments), WEATHER)
