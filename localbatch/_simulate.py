@@ -156,7 +156,8 @@ class Simulator:
         elif json_mode:
             text = orjson.dumps({"summary": doc.summary(), "keywords": doc.topics(5)}).decode()
         else:
-            text = doc.summary()
+            # A text with no content words ("hi") has no sentence to rank: it is its own gist.
+            text = doc.summary() or doc.sentences[0]
         if item.fault == "invalid_json":
             text = text[: max(1, len(text) // 2)]
             if not text.startswith("{"):

@@ -131,6 +131,15 @@ def test_plain_text_without_a_schema(client: OpenAI) -> None:
         json.loads(contents[0])
 
 
+def test_a_short_prompt_gets_a_non_empty_answer(client: OpenAI) -> None:
+    # Regression: "hi" (no content word to rank) got an empty answer of 0 tokens.
+    lines = [chat_line(f"q{i}", text) for i, text in enumerate(["hi", "What is 2+2?"])]
+    out, _ = results(client, run_batch(client, lines))
+    for key in ("q0", "q1"):
+        body = out[key]["response"]["body"]
+        assert message_content(out[key]) and body["usage"]["completion_tokens"] > 0
+
+
 def test_same_seed_same_outputs(
     make_server: MakeServer, make_client: MakeClient, tmp_path: Path
 ) -> None:
