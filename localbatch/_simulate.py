@@ -164,6 +164,31 @@ class Simulator:
                 text = "{" + text
         return text
 
+    def _logprobs(self, item: WorkItem, text: str, top: int) -> list[dict[str, Any]]:
+        """Per-token log probabilities of an answer, as asked for (`logprobs`): its real tokens,
+        made-up but deterministic probabilities, and `top` alternatives a token, most likely
+        (the token written) first."""
+        encoding = self._counter(item.model).encoding
+        common = encoding.encode_ordinary(_COMMON_WORDS)  # the alternatives, less likely
+        entries = []
+        for position, token in enumerate(encoding.encode_ordinary(text)):
+            spread = stable_hash(item.key, str(position)) % 1000
+            chosen = -round(spread / 4000, 6)  # the written token is the likeliest: > -0.25
+
+            def entry(token_id: int, logprob: float) -> dict[str, Any]:
+                raw = encoding.decode_single_token_bytes(token_id)
+                return {
+                    "token": raw.decode("utf-8", "replace"),
+                    "logprob": logprob,
+                    "bytes": list(raw),
+                }
+
+            others = [t for t in common if t != token][: max(0, top - 1)]
+            alternatives = [entry(t, round(chosen - 1.5 - k, 6)) for k, t in enumerate(others)]
+            first = entry(token, chosen)
+            entries.append({**first, "top_logprobs": [first, *alternatives] if top else []})
+        return entries
+
     def _reasoning(self, item: WorkItem, effort: Any, doc: Document) -> int:
         if not isinstance(effort, str) or effort not in _REASONING_BUDGET:
             return 0
@@ -253,8 +278,13 @@ class Simulator:
                 finish = "tool_calls"  # a named tool_choice ends "stop", as OpenAI's do
         n_raw = body.get("n")
         n = min(n_raw, 128) if isinstance(n_raw, int) and n_raw > 1 else 1
+        logprobs: dict[str, Any] | None = None
+        if body.get("logprobs") is True and isinstance(message["content"], str):
+            top = body.get("top_logprobs")
+            entries = self._logprobs(item, message["content"], top if isinstance(top, int) else 0)
+            logprobs = {"content": entries, "refusal": None}
         choices: list[dict[str, Any]] = [
-            {"index": i, "message": message, "logprobs": None, "finish_reason": finish}
+            {"index": i, "message": message, "logprobs": logprobs, "finish_reason": finish}
             for i in range(n)
         ]
         completion *= n
@@ -309,8 +339,16 @@ class Simulator:
         if refused:
             content = [{"type": "refusal", "refusal": REFUSAL_TEXT}]
         else:
+            include = body.get("include")
+            wanted = isinstance(include, list) and "message.output_text.logprobs" in include
+            top = body.get("top_logprobs")
+            entries = (
+                self._logprobs(item, text or "", top if isinstance(top, int) else 0)
+                if wanted
+                else []
+            )
             content = [
-                {"type": "output_text", "text": text or "", "annotations": [], "logprobs": []}
+                {"type": "output_text", "text": text or "", "annotations": [], "logprobs": entries}
             ]
         output: list[dict[str, Any]] = []
         if reasoning:
@@ -436,6 +474,9 @@ class Simulator:
 def _sees(messages: list[Message]) -> bool:
     """True when a request has images or files: what the simulator cannot look at."""
     return any(message.visuals for message in messages)
+
+
+_COMMON_WORDS = " the a and of to in is that it for on with as was at by an be this"
 
 
 def _forced_function(body: dict[str, Any], *, responses: bool) -> tuple[str, dict[str, Any]] | None:

@@ -481,3 +481,34 @@ def test_a_forced_function_call_in_the_responses_api(client: OpenAI) -> None:
     [call] = Response.model_validate(body).output
     assert call.type == "function_call" and call.name == "forecast"
     jsonschema.validate(json.loads(call.arguments), WEATHER)
+
+
+def test_logprobs_are_given_when_asked_for(client: OpenAI) -> None:
+    # Regression: `logprobs: true` gave `logprobs: null`, so code reading
+    # `choice.logprobs.content` (a classifier's confidence) crashed.
+    lines = [
+        chat_line(
+            "asked", "Is this invoice paid? Answer yes or no.", logprobs=True, top_logprobs=3
+        ),
+        chat_line("plain", "Is this invoice paid? Answer yes or no."),
+    ]
+    out, err = results(client, run_batch(client, lines))
+    assert err == {}
+    body = out["asked"]["response"]["body"]
+    assert spec_errors("CreateChatCompletionResponse", body) == []
+    choice = ChatCompletion.model_validate(body).choices[0]
+    assert choice.logprobs is not None and choice.logprobs.content
+    tokens = choice.logprobs.content
+    assert "".join(t.token for t in tokens) == choice.message.content
+    assert len(tokens) == body["usage"]["completion_tokens"]
+    for token in tokens:
+        assert token.logprob <= 0 and len(token.top_logprobs) == 3
+        assert token.top_logprobs[0].token == token.token
+        assert all(a.logprob < token.logprob for a in token.top_logprobs[1:])
+    assert out["plain"]["response"]["body"]["choices"][0]["logprobs"] is None
+    responses = responses_line(
+        "r", "Is this invoice paid?", include=["message.output_text.logprobs"], top_logprobs=2
+    )
+    answered, _ = results(client, run_batch(client, [responses], endpoint="/v1/responses"))
+    [part] = Response.model_validate(answered["r"]["response"]["body"]).output[0].content
+    assert part.logprobs and all(len(t.top_logprobs) == 2 for t in part.logprobs)
