@@ -339,6 +339,36 @@ def _image_problems(
     return problems
 
 
+def _tool_problems(tools: object, *, chat: bool) -> list[RequestProblem]:
+    """A strict function tool whose parameters fall outside strict mode's schema subset.
+
+    OpenAI's answer, as users' reports quote it: "Invalid schema for function 'x': In
+    context=(...), ...", param `tools[i].function.parameters`, code
+    `invalid_function_parameters` (the Responses param, `tools[i].parameters`, is inferred).
+    Only tools marked `strict: true` are checked.
+    """
+    if not isinstance(tools, list):
+        return []
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            continue
+        spec = tool.get("function") if chat else tool
+        if not isinstance(spec, dict) or spec.get("strict") is not True:
+            continue
+        parameters = spec.get("parameters")
+        problems = cached_schema_problems(parameters) if isinstance(parameters, dict) else []
+        if problems:
+            where = f"tools[{i}].function.parameters" if chat else f"tools[{i}].parameters"
+            return [
+                RequestProblem(
+                    param=where,
+                    code="invalid_function_parameters",
+                    message=f"Invalid schema for function '{spec.get('name')}': {problems[0]}",
+                )
+            ]
+    return []
+
+
 def _mentions_json(messages: object) -> bool:
     """Whether any message's text says "json" (in any case): JSON mode's precondition."""
     if not isinstance(messages, list):
@@ -450,6 +480,7 @@ def request_problems(
             problem = _cap_problem(caps, field, body.get(field))
             problems += [problem] if problem else []
         problems += _image_problems(caps, body.get("messages"), "messages", chat=True)
+        problems += _tool_problems(body.get("tools"), chat=True)
         fmt = body.get("response_format")
         spec = fmt.get("json_schema") if isinstance(fmt, dict) else None
         problems += _format_problems(caps, fmt, spec, "response_format", "response_format")
@@ -483,6 +514,7 @@ def request_problems(
         problem = _cap_problem(caps, "max_output_tokens", body.get("max_output_tokens"))
         problems += [problem] if problem else []
         problems += _image_problems(caps, body.get("input"), "input", chat=False)
+        problems += _tool_problems(body.get("tools"), chat=False)
         text = body.get("text")
         fmt = text.get("format") if isinstance(text, dict) else None
         problems += _format_problems(caps, fmt, fmt, "text.format", "text.format.schema")

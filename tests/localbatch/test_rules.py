@@ -415,3 +415,22 @@ def test_an_embeddings_encoding_outside_the_specs_values_is_refused(client: Open
         param="encoding_format",
         message="Invalid value: 'int8'. Supported values are: 'float' and 'base64'.",
     )
+
+
+def test_a_strict_function_tool_outside_the_schema_subset_is_refused(client: OpenAI) -> None:
+    loose = {"type": "object", "properties": {"city": {"type": "string", "minLength": 2}}}
+    tool = {"type": "function", "function": {"name": "forecast", "strict": True}}
+    strict = chat_line("strict", document(1), tools=[{**tool, "function": {
+        **tool["function"], "parameters": loose}}])  # fmt: skip
+    lenient = chat_line("lenient", document(2), tools=[{"type": "function", "function": {
+        "name": "forecast", "parameters": loose}}])  # fmt: skip
+    out, err = results(client, run_file(client, jsonl([strict, lenient]).decode()))
+    assert set(out) == {"lenient"}  # not strict: any JSON schema goes
+    assert_refused(
+        err["strict"],
+        status=400,
+        code="invalid_function_parameters",
+        param="tools[0].function.parameters",
+        message="Invalid schema for function 'forecast': In context=(), 'additionalProperties' "
+        "is required to be supplied and to be false.",
+    )
