@@ -36,7 +36,7 @@ from localbatch._errors import (
     missing_param,
     not_found,
 )
-from localbatch._fields import CREATE_BATCH_FIELDS
+from localbatch._fields import CREATE_BATCH_FIELDS, first_unknown
 from localbatch._multipart import receive_upload
 from localbatch._service import Service
 from localbatch._store import BatchRecord, FileRecord, new_batch_id, new_file_id
@@ -301,10 +301,9 @@ def _routes(holder: _Holder) -> list[Route]:
         body = await _json_body(request)
         # OpenAI's answer as the tester saw it (not found in a public copy): the fields are
         # CreateBatchRequest's properties in its OpenAPI spec.
-        unknown = body.keys() - CREATE_BATCH_FIELDS
-        if unknown:
-            name = next(key for key in body if key in unknown)
-            raise bad_request(f"Unrecognized request argument supplied: {name}")
+        unknown = first_unknown(body, CREATE_BATCH_FIELDS)
+        if unknown is not None:
+            raise bad_request(f"Unrecognized request argument supplied: {unknown}")
         for name in ("input_file_id", "endpoint", "completion_window"):
             if body.get(name) is None:
                 raise missing_param(name)

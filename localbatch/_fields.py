@@ -110,15 +110,15 @@ BODY_BOUNDS: dict[str, dict[str, tuple[str, float | None, float | None]]] = {
         "top_p": ("number", 0, 1),
     },
     "/v1/responses": {
-        "max_output_tokens": ("integer", 16, None),
         "temperature": ("number", 0, 2),
         "top_logprobs": ("integer", 0, 20),
         "top_p": ("number", 0, 1),
     },
     "/v1/embeddings": {"dimensions": ("integer", 1, None)},
 }
-"""(type, minimum, maximum) of the body fields whose spec schema bounds a number (`seed`, whose
-bounds are the int64 range, left out)."""
+"""(type, minimum, maximum) of the body fields whose spec schema bounds a number. Left out:
+`seed` (its bounds are the int64 range) and the Responses `max_output_tokens` minimum, which
+`tasks.capabilities` checks for the job preflight and the server alike."""
 
 BODY_ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
     "/v1/chat/completions": {"prompt_cache_retention": ("in_memory", "24h")},
@@ -129,3 +129,9 @@ BODY_ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
     "/v1/embeddings": {"encoding_format": ("float", "base64")},
 }
 """The body fields whose spec schema lists their string values."""
+
+
+def first_unknown(body: dict[str, object], accepted: frozenset[str]) -> str | None:
+    """The first field of `body`, in the order written, that is not among `accepted`."""
+    unknown = body.keys() - accepted
+    return next((key for key in body if key in unknown), None) if unknown else None

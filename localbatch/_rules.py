@@ -35,7 +35,7 @@ import orjson
 
 from localbatch._errors import error_body
 from localbatch._execution import Outcome, WorkItem
-from localbatch._fields import BODY_BOUNDS, BODY_ENUMS, BODY_FIELDS
+from localbatch._fields import BODY_BOUNDS, BODY_ENUMS, BODY_FIELDS, first_unknown
 from localbatch._prompts import TokenCounter, chat_messages, responses_messages
 
 if TYPE_CHECKING:
@@ -52,8 +52,7 @@ def _outcome(problem: RequestProblem) -> Outcome:
     return Outcome(status_code=problem.status_code, body=problem.error_body())
 
 
-def _unknown_field(url: str, body: dict[str, Any], unknown: set[str]) -> Outcome:
-    name = next(key for key in body if key in unknown)  # the first, in the order written
+def _unknown_field(url: str, name: str) -> Outcome:
     if url == "/v1/responses":
         error = error_body(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
     else:
@@ -112,14 +111,11 @@ def _invalid(message: str, param: str, code: str) -> Outcome:
 
 
 def _stream_refused() -> Outcome:
-    return Outcome(
-        status_code=400,
-        body=error_body(
-            "Invalid value for 'stream': true. A batch request cannot be streamed; remove "
-            "'stream' or set it to false.",
-            param="stream",
-            code="invalid_value",
-        ),
+    return _invalid(
+        "Invalid value for 'stream': true. A batch request cannot be streamed; remove 'stream' "
+        "or set it to false.",
+        "stream",
+        "invalid_value",
     )
 
 
@@ -155,8 +151,8 @@ class LineRules:
         if not isinstance(body, dict):
             return None  # validation already failed such a batch
         accepted = BODY_FIELDS.get(item.url)
-        if accepted is not None and (unknown := body.keys() - accepted):
-            return _unknown_field(item.url, body, unknown)
+        if accepted is not None and (unknown := first_unknown(body, accepted)) is not None:
+            return _unknown_field(item.url, unknown)
         if body.get("stream") is True:
             return _stream_refused()
         refused = _value_problem(item.url, body)

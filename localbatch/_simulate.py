@@ -170,19 +170,15 @@ class Simulator:
         (the token written) first."""
         encoding = self._counter(item.model).encoding
         common = encoding.encode_ordinary(_COMMON_WORDS)  # the alternatives, less likely
+
+        def entry(token_id: int, logprob: float) -> dict[str, Any]:
+            raw = encoding.decode_single_token_bytes(token_id)
+            return {"token": raw.decode("utf-8", "replace"), "logprob": logprob, "bytes": list(raw)}
+
         entries = []
         for position, token in enumerate(encoding.encode_ordinary(text)):
             spread = stable_hash(item.key, str(position)) % 1000
             chosen = -round(spread / 4000, 6)  # the written token is the likeliest: > -0.25
-
-            def entry(token_id: int, logprob: float) -> dict[str, Any]:
-                raw = encoding.decode_single_token_bytes(token_id)
-                return {
-                    "token": raw.decode("utf-8", "replace"),
-                    "logprob": logprob,
-                    "bytes": list(raw),
-                }
-
             others = [t for t in common if t != token][: max(0, top - 1)]
             alternatives = [entry(t, round(chosen - 1.5 - k, 6)) for k, t in enumerate(others)]
             first = entry(token, chosen)

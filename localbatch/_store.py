@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import orjson
 
@@ -63,6 +63,14 @@ class StoreLockedError(RuntimeError):
     """Another server already uses this data directory."""
 
 
+def _lock(fh: IO[bytes], data_dir: Path) -> None:
+    """Take the data directory's lock, or raise StoreLockedError if another server holds it."""
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        raise StoreLockedError(f"another local Batch API server uses {data_dir}") from exc
+
+
 def check_unlocked(data_dir: Path) -> None:
     """Raise StoreLockedError now if another server holds `data_dir` (a server about to start
     says so in one line, before its web stack logs a failed startup)."""
@@ -70,10 +78,7 @@ def check_unlocked(data_dir: Path) -> None:
     if not lock.exists():
         return
     with open(lock, "a+b") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            raise StoreLockedError(f"another local Batch API server uses {data_dir}") from exc
+        _lock(fh, data_dir)
         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
@@ -238,10 +243,10 @@ class Store:
             folder.mkdir(parents=True, exist_ok=True)
         self._lock_fh = open(data_dir / "lock", "a+b")  # noqa: SIM115 - held for our lifetime
         try:
-            fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
+            _lock(self._lock_fh, data_dir)
+        except StoreLockedError:
             self._lock_fh.close()
-            raise StoreLockedError(f"another local Batch API server uses {data_dir}") from exc
+            raise
         for stale in self.tmp_dir.iterdir():
             if stale.is_file():
                 stale.unlink(missing_ok=True)

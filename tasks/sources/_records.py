@@ -24,7 +24,7 @@ import orjson
 
 from schemas.documents import Document, RejectCode, RejectedDocument
 from tasks.sources._reading import GZIP_ERRORS, READ_ERRORS, is_read_failure, local_copy
-from tasks.sources._sniffing import decode_text, text_encoding
+from tasks.sources._sniffing import UTF16_BOMS, decode_text, text_encoding
 from tasks.storage import ObjectInfo
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ REREAD_FACTOR = 2
 """Bad CSV rows may make at most this many times the file's size be read again (each is read
 again from its second line); past that, the rest of the file is one reject."""
 NOT_TEXT = "not text in UTF-8, UTF-16 or a recognisable encoding"
-_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
 def _batch_rows() -> int:
@@ -77,7 +76,7 @@ def text_file(info: ObjectInfo, gz: bool) -> Iterator[TextFile | None]:
         with open(path, "rb") as fh:
             head = fh.read(3)
             fh.seek(0)
-            if head.startswith(_UTF16_BOMS):
+            if head.startswith(UTF16_BOMS):
                 with tempfile.NamedTemporaryFile(prefix="overnight-utf8-") as tmp:
                     problem = transcode_utf16(fh, tmp)
                     tmp.flush()

@@ -111,7 +111,7 @@ def classify(data: bytes) -> tuple[str, str | None]:
     if kind is not None:
         gzipped = kind in ("application/gzip", "application/x-gzip")
         return ("application/gzip" if gzipped else kind), None
-    if b"\x00" in data[:SNIFF_BYTES] and not data.startswith(_UTF16_BOMS):
+    if b"\x00" in data[:SNIFF_BYTES] and not data.startswith(UTF16_BOMS):
         return BINARY, None
     text = decode_text(data)
     if text is None:
@@ -122,7 +122,7 @@ def classify(data: bytes) -> tuple[str, str | None]:
     return "text", text
 
 
-_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
 def looks_like_html(text: str) -> bool:

@@ -71,8 +71,8 @@ def test_value_bounds_and_enums_are_the_specs(endpoint: str) -> None:
     enums: dict[str, tuple[str, ...]] = {}
     for name, option in request_properties(REQUEST_SCHEMAS[endpoint]):
         kind = option.get("type")
-        if name == "seed":
-            continue  # the int64 range: nothing to check
+        if name == "seed" or (endpoint == "/v1/responses" and name == "max_output_tokens"):
+            continue  # the int64 range; the minimum tasks.capabilities checks (test below)
         if kind in ("integer", "number") and ("minimum" in option or "maximum" in option):
             bounds[name] = (kind, option.get("minimum"), option.get("maximum"))
         if kind == "string" and "enum" in option and name != "model":
