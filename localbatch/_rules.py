@@ -7,7 +7,9 @@ parameter the model refuses a 400 `unsupported_parameter` / `unsupported_value`,
 schema outside OpenAI's subset a 400 `invalid_json_schema`, a prompt plus output cap over the
 model's window a 400 `context_length_exceeded`. Before any of that, the body's fields are
 checked against the fields of the endpoint's request schema in OpenAI's OpenAPI spec
-(`localbatch._fields`), and `"stream": true` is refused. Each lands in the error file as an
+(`localbatch._fields`), `"stream": true` and `stream_options` are refused, and so is a chat
+`messages` list OpenAI refuses (an unknown or missing role, a missing content, a tool message
+that answers no tool call, a tool call left unanswered; `_message_problem`). Each lands in the error file as an
 HTTP-level line (`response.status_code`, `response.body.error`, `error: null`), as OpenAI
 writes it.
 
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from localbatch._errors import error_body
+from localbatch._errors import error_body, missing_param
 from localbatch._execution import Outcome, WorkItem
 from localbatch._fields import BODY_BOUNDS, BODY_ENUMS, BODY_FIELDS, first_unknown
 from localbatch._prompts import TokenCounter, chat_messages, responses_messages
@@ -119,6 +121,101 @@ def _stream_refused() -> Outcome:
     )
 
 
+def _stream_options_refused() -> Outcome:
+    # OpenAI's answer, as users' reports quote it (github.com/BerriAI/litellm/issues/5803).
+    return Outcome(
+        status_code=400,
+        body=error_body(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+        ),
+    )
+
+
+_ROLES = ("system", "assistant", "user", "function", "tool", "developer")
+"""The chat message roles OpenAI takes (its `ChatCompletionRequestMessage` variants)."""
+_CONTENT_REQUIRED = frozenset({"system", "developer", "user", "tool", "function"})
+"""The roles whose message requires `content` (an assistant's may have tool calls instead)."""
+
+
+def _type_name(value: object) -> str:
+    names = {str: "a string", bool: "a boolean", int: "an integer", float: "a decimal"}
+    names |= {list: "an array", dict: "an object", type(None): "null"}
+    return names.get(type(value), "another type")
+
+
+def _message_problem(messages: object) -> Outcome | None:
+    """The first problem OpenAI answers in a chat `messages` list, in its words: an item that
+    is no object, a role missing or unknown, a content missing, a tool message that answers no
+    tool call before it, or a tool call that no tool message answers.
+
+    Confirmed from OpenAI's answers quoted in users' reports: "Invalid value: 'developer'.
+    Supported values are: ..." with param `messages[0].role` and code `invalid_value`
+    (run-llama/llama_index/issues/17748; the list here adds 'developer', which the API has
+    taken since); "Missing required parameter: 'messages[2].content[0].type'." (the pattern,
+    neuron-core/neuron-ai/issues/292); "Invalid parameter: messages with role 'tool' must be a
+    response to a preceeding message with 'tool_calls'." and "An assistant message with
+    'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The
+    following tool_call_ids did not have response messages: ...", both with param
+    `messages.[N].role` and code null (run-llama/llama_index/issues/10493,
+    RamiAwar/dataline/issues/172). Not confirmed: the wording for an item that is no object.
+    """
+    if not isinstance(messages, list):
+        return None  # a missing or mistyped `messages` is answered elsewhere
+    unanswered: list[object] = []  # the ids of the tool calls of the last assistant message not yet answered
+    asked_at = 0
+    for n, message in enumerate(messages):
+        where = f"messages[{n}]"
+        if not isinstance(message, dict):
+            return _invalid(
+                f"Invalid type for '{where}': expected an object, but got "
+                f"{_type_name(message)} instead.",
+                where,
+                "invalid_type",
+            )
+        role = message.get("role")
+        if role is None:
+            return Outcome(status_code=400, body=missing_param(f"{where}.role").body())
+        if not isinstance(role, str) or role not in _ROLES:
+            listed = ", ".join(f"'{r}'" for r in _ROLES[:-1]) + f", and '{_ROLES[-1]}'"
+            return _invalid(
+                f"Invalid value: {str(role)[:64]!r}. Supported values are: {listed}.",
+                f"{where}.role",
+                "invalid_value",
+            )
+        if role in _CONTENT_REQUIRED and "content" not in message:
+            return Outcome(status_code=400, body=missing_param(f"{where}.content").body())
+        if role == "tool":
+            if message.get("tool_call_id") not in unanswered:
+                return Outcome(
+                    status_code=400,
+                    body=error_body(
+                        "Invalid parameter: messages with role 'tool' must be a response to a "
+                        "preceeding message with 'tool_calls'.",
+                        param=f"messages.[{n}].role",
+                    ),
+                )
+            unanswered.remove(message["tool_call_id"])
+            continue
+        if unanswered:
+            break
+        calls = message.get("tool_calls") if role == "assistant" else None
+        if isinstance(calls, list):
+            unanswered = [c.get("id") for c in calls if isinstance(c, dict)]
+            asked_at = n
+    if not unanswered:
+        return None
+    return Outcome(
+        status_code=400,
+        body=error_body(
+            "An assistant message with 'tool_calls' must be followed by tool messages "
+            "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+            f"response messages: {', '.join(map(str, unanswered))}",
+            param=f"messages.[{asked_at}].role",
+        ),
+    )
+
+
 def _schema(url: str, body: dict[str, Any]) -> Any:
     if url == "/v1/chat/completions":
         fmt = body.get("response_format")
@@ -130,7 +227,7 @@ def _schema(url: str, body: dict[str, Any]) -> Any:
 
 
 class LineRules:
-    """Checks request lines against the capabilities file; safe to share between threads."""
+    """Checks request lines against the spec and the capabilities file; safe to share between threads."""
 
     def __init__(self, table: CapabilitiesTable | None = None) -> None:
         from tasks.capabilities import load_capabilities
@@ -155,7 +252,11 @@ class LineRules:
             return _unknown_field(item.url, unknown)
         if body.get("stream") is True:
             return _stream_refused()
+        if body.get("stream_options") is not None and body.get("stream") is not True:
+            return _stream_options_refused()
         refused = _value_problem(item.url, body)
+        if refused is None and item.url == "/v1/chat/completions":
+            refused = _message_problem(body.get("messages"))
         if refused is not None:
             return refused
         model = body.get("model")

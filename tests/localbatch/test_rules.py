@@ -338,6 +338,94 @@ def test_a_missing_messages_names_the_param(client: OpenAI) -> None:
     )
 
 
+def _with_messages(custom_id: str, *messages: Any) -> dict[str, Any]:
+    line = chat_line(custom_id, document(1))
+    line["body"]["messages"] = list(messages)
+    return line
+
+
+USER = {"role": "user", "content": "What is the weather in Oslo? Answer in JSON."}
+CALL = {
+    "id": "call_1",
+    "type": "function",
+    "function": {"name": "weather", "arguments": '{"city": "Oslo"}'},
+}
+ASKS = {"role": "assistant", "content": None, "tool_calls": [CALL]}
+ANSWER = {"role": "tool", "tool_call_id": "call_1", "content": '{"celsius": 4}'}
+
+
+def test_messages_openai_refuses_are_refused_per_line(client: OpenAI) -> None:
+    lines = [
+        _with_messages("unknown-role", {"role": "human", "content": "Hi"}),
+        _with_messages("no-role", {"content": "Hi"}),
+        _with_messages("no-content", {"role": "user"}),
+        _with_messages("not-an-object", "Hi"),
+        _with_messages("stray-tool", USER, ANSWER),
+        _with_messages("unanswered", USER, ASKS, {"role": "user", "content": "And Bergen?"}),
+        _with_messages("left-open", USER, ASKS),
+        _with_messages(
+            "answered", {"role": "developer", "content": "JSON only."}, USER, ASKS, ANSWER
+        ),
+        chat_line("stream-options", document(2), stream_options={"include_usage": True}),
+    ]
+    out, err = results(client, run_file(client, jsonl(lines).decode()))
+    assert set(out) == {"answered"}
+    assert_refused(
+        err["unknown-role"],
+        status=400,
+        code="invalid_value",
+        param="messages[0].role",
+        message="Invalid value: 'human'. Supported values are: 'system', 'assistant', 'user', "
+        "'function', 'tool', and 'developer'.",
+    )
+    assert_refused(
+        err["no-role"],
+        status=400,
+        code="missing_required_parameter",
+        param="messages[0].role",
+        message="Missing required parameter: 'messages[0].role'.",
+    )
+    assert_refused(
+        err["no-content"],
+        status=400,
+        code="missing_required_parameter",
+        param="messages[0].content",
+        message="Missing required parameter: 'messages[0].content'.",
+    )
+    assert_refused(
+        err["not-an-object"],
+        status=400,
+        code="invalid_type",
+        param="messages[0]",
+        message="Invalid type for 'messages[0]': expected an object, but got a string instead.",
+    )
+    assert_refused(
+        err["stray-tool"],
+        status=400,
+        code=None,
+        param="messages.[1].role",
+        message="Invalid parameter: messages with role 'tool' must be a response to a "
+        "preceeding message with 'tool_calls'.",
+    )
+    for custom_id in ("unanswered", "left-open"):
+        assert_refused(
+            err[custom_id],
+            status=400,
+            code=None,
+            param="messages.[1].role",
+            message="An assistant message with 'tool_calls' must be followed by tool messages "
+            "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+            "response messages: call_1",
+        )
+    assert_refused(
+        err["stream-options"],
+        status=400,
+        code=None,
+        param="stream_options",
+        message="The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+    )
+
+
 def test_an_empty_messages_array_is_refused_in_openais_words(client: OpenAI) -> None:
     line = chat_line("empty", document(1))
     line["body"]["messages"] = []
