@@ -162,7 +162,7 @@ def _message_problem(messages: object) -> Outcome | None:
     """
     if not isinstance(messages, list):
         return None  # a missing or mistyped `messages` is answered elsewhere
-    unanswered: list[object] = []  # the ids of the tool calls of the last assistant message not yet answered
+    unanswered: list[object] = []  # the ids of the last assistant tool calls not yet answered
     asked_at = 0
     for n, message in enumerate(messages):
         where = f"messages[{n}]"
