@@ -9,7 +9,8 @@ model's window a 400 `context_length_exceeded`. Before any of that, the body's f
 checked against the fields of the endpoint's request schema in OpenAI's OpenAPI spec
 (`localbatch._fields`), `"stream": true` and `stream_options` are refused, and so is a chat
 `messages` list OpenAI refuses (an unknown or missing role, a missing content, a tool message
-that answers no tool call, a tool call left unanswered; `_message_problem`). Each lands in the error file as an
+that answers no tool call, a tool call left unanswered; `_message_problem`), and embeddings
+inputs that are empty, over the model's input limit or over 300,000 tokens in all. Each lands in the error file as an
 HTTP-level line (`response.status_code`, `response.body.error`, `error: null`), as OpenAI
 writes it.
 
@@ -41,7 +42,7 @@ from localbatch._fields import BODY_BOUNDS, BODY_ENUMS, BODY_FIELDS, first_unkno
 from localbatch._prompts import TokenCounter, chat_messages, responses_messages
 
 if TYPE_CHECKING:
-    from tasks.capabilities import CapabilitiesTable, RequestProblem
+    from tasks.capabilities import CapabilitiesTable, ModelCapabilities, RequestProblem
     from tasks.imagetokens import ImageTokenRule
 
 _CAP_FIELDS = {
@@ -131,6 +132,9 @@ def _stream_options_refused() -> Outcome:
         ),
     )
 
+
+EMBEDDING_REQUEST_TOKENS = 300_000
+"""The most tokens an embeddings request's inputs may hold in all (OpenAI's OpenAPI spec)."""
 
 _ROLES = ("system", "assistant", "user", "function", "tool", "developer")
 """The chat message roles OpenAI takes (its `ChatCompletionRequestMessage` variants)."""
@@ -268,6 +272,8 @@ class LineRules:
         problems = request_problems(caps, item.url, body)
         if problems:
             return _outcome(problems[0])
+        if item.url == "/v1/embeddings":
+            return self._embedding_problem(caps, raw, body)
         fields = _CAP_FIELDS.get(item.url)
         if fields is None:
             return None
@@ -285,13 +291,71 @@ class LineRules:
         problem = context_problem(caps, item.url, input_tokens=tokens, output_cap=cap)
         return _outcome(problem) if problem is not None else None
 
-    def _input_tokens(
-        self, model: str, url: str, body: dict[str, Any], rule: ImageTokenRule
-    ) -> int:
+    def _counter(self, model: str, rule: ImageTokenRule) -> TokenCounter:
         counter = self._counters.get(model)
         if counter is None:
             with self._lock:
                 counter = self._counters.setdefault(model, TokenCounter(model, rule))
+        return counter
+
+    def _embedding_problem(
+        self, caps: ModelCapabilities, raw: bytes, body: dict[str, Any]
+    ) -> Outcome | None:
+        """An embeddings `input` OpenAI refuses: an empty one, one over the model's input
+        limit, or inputs over 300,000 tokens in all (its OpenAPI spec's limits).
+
+        OpenAI's answers, as users' reports quote them: "'$.input' is invalid. Please check
+        the API reference: ..." for an empty string (openai/openai-python/issues/576,
+        aryn-ai/sycamore/pull/943), "Invalid 'input': maximum context length is 8192 tokens."
+        (neo4j-labs/agent-memory/issues/104), and "Requested N tokens, max 300000 tokens per
+        request" with type and code `max_tokens_per_request` (assafelovic/gpt-researcher/
+        issues/1524). An empty array gets the first answer here too (not confirmed).
+        """
+        given = body.get("input")
+        tokens_given = isinstance(given, list) and given and all(type(t) is int for t in given)
+        items = [given] if isinstance(given, str) or tokens_given else given
+        if not isinstance(items, list):
+            return None  # the simulator answers a mistyped input
+        if not items or any(item in ("", []) for item in items):
+            return Outcome(
+                status_code=400,
+                body=error_body(
+                    "'$.input' is invalid. Please check the API reference: "
+                    "https://platform.openai.com/docs/api-reference."
+                ),
+            )
+        if len(raw) <= caps.context_window:
+            return None  # every token is at least one byte of the line: nothing is over
+        counter = self._counter(caps.model, caps.image_rule())
+        total = 0
+        for item in items:
+            if isinstance(item, str):
+                count = counter.count(item)
+            else:
+                count = len(item) if isinstance(item, list) else 0
+            if count > caps.context_window:
+                return Outcome(
+                    status_code=400,
+                    body=error_body(
+                        f"Invalid 'input': maximum context length is {caps.context_window} tokens."
+                    ),
+                )
+            total += count
+        if total > EMBEDDING_REQUEST_TOKENS:
+            return Outcome(
+                status_code=400,
+                body=error_body(
+                    f"Requested {total} tokens, max {EMBEDDING_REQUEST_TOKENS} tokens per request",
+                    type="max_tokens_per_request",
+                    code="max_tokens_per_request",
+                ),
+            )
+        return None
+
+    def _input_tokens(
+        self, model: str, url: str, body: dict[str, Any], rule: ImageTokenRule
+    ) -> int:
+        counter = self._counter(model, rule)
         messages = (
             chat_messages(body) if url == "/v1/chat/completions" else responses_messages(body)
         )

@@ -8,6 +8,7 @@ import openai
 import pytest
 from openai import OpenAI
 
+from tasks.tokens import count_tokens
 from tests.localbatch._helpers import (
     SUMMARY_SCHEMA,
     chat_line,
@@ -503,6 +504,51 @@ def test_an_embeddings_encoding_outside_the_specs_values_is_refused(client: Open
         param="encoding_format",
         message="Invalid value: 'int8'. Supported values are: 'float' and 'base64'.",
     )
+
+
+def test_embeddings_inputs_openai_refuses_are_refused_per_line(client: OpenAI) -> None:
+    def line(custom_id: str, given: Any) -> dict[str, Any]:
+        body = {"model": "text-embedding-3-small", "input": given}
+        return {"custom_id": custom_id, "method": "POST", "url": "/v1/embeddings", "body": body}
+
+    word = "harbor "  # one token a word
+    lines = [
+        line("empty", ""),
+        line("empty-item", ["a", ""]),
+        line("too-long", word * 9_000),
+        line("too-long-tokens", [17] * 8_193),
+        line("too-many", [word * 8_000] * 40),
+        line("at-the-limit", [word * 8_000, [17] * 8_192]),
+    ]
+    batch = run_file(client, jsonl(lines).decode(), endpoint="/v1/embeddings")
+    out, err = results(client, batch)
+    assert set(out) == {"at-the-limit"}
+    for key in ("empty", "empty-item"):
+        assert_refused(
+            err[key],
+            status=400,
+            code=None,
+            param=None,
+            message="'$.input' is invalid. Please check the API reference: "
+            "https://platform.openai.com/docs/api-reference.",
+        )
+    for key in ("too-long", "too-long-tokens"):
+        assert_refused(
+            err[key],
+            status=400,
+            code=None,
+            param=None,
+            message="Invalid 'input': maximum context length is 8192 tokens.",
+        )
+    each = count_tokens(word * 8_000, "text-embedding-3-small")  # 8,000 and some
+    error = err["too-many"]["response"]["body"]["error"]
+    assert err["too-many"]["response"]["status_code"] == 400
+    assert error == {
+        "message": f"Requested {40 * each} tokens, max 300000 tokens per request",
+        "type": "max_tokens_per_request",
+        "param": None,
+        "code": "max_tokens_per_request",
+    }
 
 
 def test_a_strict_function_tool_outside_the_schema_subset_is_refused(client: OpenAI) -> None:
