@@ -9,7 +9,8 @@ model's window a 400 `context_length_exceeded`. Before any of that, the body's f
 checked against the fields of the endpoint's request schema in OpenAI's OpenAPI spec
 (`localbatch._fields`), `"stream": true` and `stream_options` are refused, and so is a chat
 `messages` list OpenAI refuses (an unknown or missing role, a missing content, a tool message
-that answers no tool call, a tool call left unanswered; `_message_problem`), and embeddings
+that answers no tool call, a tool call left unanswered; `_message_problem`), a Responses input
+message whose role is missing or unknown, and embeddings
 inputs that are empty, over the model's input limit or over 300,000 tokens in all. Each lands in the error file as an
 HTTP-level line (`response.status_code`, `response.body.error`, `error: null`), as OpenAI
 writes it.
@@ -220,6 +221,31 @@ def _message_problem(messages: object) -> Outcome | None:
     )
 
 
+_INPUT_ROLES = ("user", "assistant", "system", "developer")
+"""The roles of a Responses input message (the spec's `EasyInputMessage.role`, in its order)."""
+
+
+def _input_problem(given: object) -> Outcome | None:
+    """A Responses `input` message with a role missing or outside the spec's, in the words of
+    chat's answer (OpenAI's own for the Responses API was not found)."""
+    if not isinstance(given, list):
+        return None  # a string, or a mistyped input answered elsewhere
+    for n, item in enumerate(given):
+        if not isinstance(item, dict) or ("role" not in item and item.get("type") != "message"):
+            continue  # not a message: a tool call output, a reference, ...
+        role = item.get("role")
+        if role is None:
+            return Outcome(status_code=400, body=missing_param(f"input[{n}].role").body())
+        if not isinstance(role, str) or role not in _INPUT_ROLES:
+            listed = ", ".join(f"'{r}'" for r in _INPUT_ROLES[:-1]) + f", and '{_INPUT_ROLES[-1]}'"
+            return _invalid(
+                f"Invalid value: {str(role)[:64]!r}. Supported values are: {listed}.",
+                f"input[{n}].role",
+                "invalid_value",
+            )
+    return None
+
+
 def _schema(url: str, body: dict[str, Any]) -> Any:
     if url == "/v1/chat/completions":
         fmt = body.get("response_format")
@@ -261,6 +287,8 @@ class LineRules:
         refused = _value_problem(item.url, body)
         if refused is None and item.url == "/v1/chat/completions":
             refused = _message_problem(body.get("messages"))
+        elif refused is None and item.url == "/v1/responses":
+            refused = _input_problem(body.get("input"))
         if refused is not None:
             return refused
         model = body.get("model")

@@ -427,6 +427,38 @@ def test_messages_openai_refuses_are_refused_per_line(client: OpenAI) -> None:
     )
 
 
+def test_responses_input_roles_openai_refuses_are_refused_per_line(client: OpenAI) -> None:
+    def line(custom_id: str, *items: Any) -> dict[str, Any]:
+        return responses_line(custom_id, document(1), input=list(items))
+
+    lines = [
+        line("unknown-role", {"role": "human", "content": "Hi"}),
+        line("no-role", {"type": "message", "content": "Hi"}),
+        line(
+            "fine",
+            {"role": "developer", "content": "JSON only."},
+            {"role": "user", "content": "Hi"},
+        ),
+    ]
+    out, err = results(client, run_file(client, jsonl(lines).decode(), "/v1/responses"))
+    assert set(out) == {"fine"}
+    assert_refused(
+        err["unknown-role"],
+        status=400,
+        code="invalid_value",
+        param="input[0].role",
+        message="Invalid value: 'human'. Supported values are: 'user', 'assistant', 'system', "
+        "and 'developer'.",
+    )
+    assert_refused(
+        err["no-role"],
+        status=400,
+        code="missing_required_parameter",
+        param="input[0].role",
+        message="Missing required parameter: 'input[0].role'.",
+    )
+
+
 def test_an_empty_messages_array_is_refused_in_openais_words(client: OpenAI) -> None:
     line = chat_line("empty", document(1))
     line["body"]["messages"] = []
