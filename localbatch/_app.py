@@ -442,10 +442,10 @@ def _routes(holder: _Holder) -> list[Route]:
 class _Guard:
     """Outermost layer: the catch-all, bearer auth, and API-level fault injection."""
 
-    def __init__(self, app: ASGIApp, holder: _Holder, api_key: str) -> None:
+    def __init__(self, app: ASGIApp, holder: _Holder, api_key: str | None) -> None:
         self.app = app
         self.holder = holder
-        self._key = api_key.encode()
+        self._key = None if api_key is None else api_key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -531,7 +531,9 @@ class _Guard:
                 "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
             )
         scheme, _, token = header.partition(b" ")
-        if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), self._key):
+        if scheme.lower() != b"bearer" or not token.strip():
+            return APIError(401, "Incorrect API key provided.", code="invalid_api_key")
+        if self._key is not None and not hmac.compare_digest(token.strip(), self._key):
             return APIError(401, "Incorrect API key provided.", code="invalid_api_key")
         return None
 
@@ -571,6 +573,7 @@ def create_app(config: ServerConfig) -> Starlette:
         APIError: api_error,
     }
     app = Starlette(routes=_routes(holder), exception_handlers=handlers, lifespan=lifespan)
-    app.add_middleware(_Guard, holder=holder, api_key=config.api_key.get_secret_value())
+    key = None if config.api_key is None else config.api_key.get_secret_value()
+    app.add_middleware(_Guard, holder=holder, api_key=key)
     app.state.config = config
     return app

@@ -121,8 +121,9 @@ class ServerConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
     """0 picks a free port (see `LocalBatchServer.base_url`)."""
-    api_key: SecretStr = SecretStr(DEFAULT_API_KEY)
-    """The bearer key clients must send."""
+    api_key: SecretStr | None = SecretStr(DEFAULT_API_KEY)
+    """The bearer key clients must send; None takes any key (a request without one is still
+    refused, as OpenAI refuses it)."""
 
     executor: ExecutorName = "simulate"
     simulate_workers: int = Field(default=0, ge=0)

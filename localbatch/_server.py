@@ -9,7 +9,7 @@ import urllib.request
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from localbatch._config import FaultConfig, ServerConfig
+from localbatch._config import DEFAULT_API_KEY, FaultConfig, ServerConfig
 
 if TYPE_CHECKING:
     import openai
@@ -156,7 +156,9 @@ class LocalBatchServer:
 
     @property
     def api_key(self) -> str:
-        return self._config.api_key.get_secret_value()
+        """The key this server's clients send (`DEFAULT_API_KEY` when it takes any key)."""
+        key = self._config.api_key
+        return DEFAULT_API_KEY if key is None else key.get_secret_value()
 
     def client(self, **kwargs: Any) -> openai.OpenAI:
         """An `openai.OpenAI` pointed at this server; keyword arguments are passed through."""

@@ -36,13 +36,14 @@ def serve(
         ),
     ] = None,
     api_key: Annotated[
-        str,
+        str | None,
         typer.Option(
             envvar="OVERNIGHT_LOCAL_API_KEY",
-            help=f"Bearer key clients must send. Default: the local-only key '{DEFAULT_API_KEY}'.",
+            help="Bearer key clients must send. Default: any key is taken (a request without "
+            "one is refused, as OpenAI refuses it), so clients work unchanged.",
             show_default=False,
         ),
-    ] = DEFAULT_API_KEY,
+    ] = None,
     executor: Annotated[
         Literal["simulate", "forward"],
         typer.Option(
@@ -162,18 +163,18 @@ def serve(
     if ":" in shown_host and not shown_host.startswith("["):
         shown_host = f"[{shown_host}]"
     base_url = f"http://{shown_host}:{bound_port}/v1"
-    key_hint = (
-        "the documented default local key (see --help)"
-        if api_key == DEFAULT_API_KEY
-        else "the key you set with OVERNIGHT_LOCAL_API_KEY or --api-key"
+    shown_key, key_hint = (
+        (DEFAULT_API_KEY, "any key is taken (--api-key to require one)")
+        if api_key is None
+        else ("...", "the key you set with OVERNIGHT_LOCAL_API_KEY or --api-key")
     )
     mode = ", lenient: lines are not checked as OpenAI checks them" if lenient else ""
     typer.echo(f"overnight local Batch API ({executor}{mode}) at {base_url}")
     typer.echo(f"data dir: {config.data_dir}")
     typer.echo("point any OpenAI client at it:")
     typer.echo(f"  export OPENAI_BASE_URL={base_url}")
-    typer.echo(f"  export OPENAI_API_KEY=...  # {key_hint}")
-    typer.echo(f"  python: openai.OpenAI(base_url='{base_url}', api_key=...)")
+    typer.echo(f"  export OPENAI_API_KEY={shown_key}  # {key_hint}")
+    typer.echo(f"  python: openai.OpenAI(base_url='{base_url}', api_key='{shown_key}')")
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(config),

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import openai
 import typer
 from typer.testing import CliRunner
@@ -84,10 +85,45 @@ def test_serve_runs_in_the_foreground_and_never_prints_the_key(tmp_path: Path) -
         assert file.bytes == 0
     finally:
         process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=30)
-        output.append(rest)
+        process.wait(timeout=30)
+        # Read through the pipe's text buffer (communicate would read past what readline
+        # already buffered, and lose it).
+        assert process.stdout is not None
+        output.append(process.stdout.read())
     assert process.returncode in (0, 130)  # 130: ended by SIGINT after a clean shutdown
     assert "very-secret-key-123" not in "".join(output)
+
+
+def test_serve_without_a_key_takes_any_key_but_not_none(tmp_path: Path) -> None:
+    """Other projects' clients work unchanged, whatever key they carry; the banner's export
+    lines can be pasted as they are."""
+    env = {k: v for k, v in os.environ.items() if k != "OVERNIGHT_LOCAL_API_KEY"}
+    command = [sys.executable, "-m", "localbatch", "--port", "0", "--log-level", "warning"]
+    command += ["--data-dir", str(tmp_path / "d")]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    output: list[str] = []
+    try:
+        base_url = printed_base_url(process, output)
+        for _ in range(200):
+            try:
+                theirs = openai.OpenAI(base_url=base_url, api_key="sk-their-own-key", max_retries=0)
+                assert theirs.batches.list().data == []
+                break
+            except openai.APIConnectionError:
+                time.sleep(0.05)
+        assert openai.OpenAI(base_url=base_url, api_key="x", max_retries=0).files.list().data == []
+        bare = httpx.get(f"{base_url}/batches", timeout=10)
+        assert bare.status_code == 401
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+        # Read through the pipe's text buffer (communicate would read past what readline
+        # already buffered, and lose it).
+        assert process.stdout is not None
+        output.append(process.stdout.read())
+    assert "export OPENAI_API_KEY=overnight-local  # any key is taken" in "".join(output)
 
 
 def test_serve_lenient_runs_lines_openai_would_refuse(tmp_path: Path) -> None:
