@@ -259,7 +259,8 @@ def collect_output(
                 manifest = runs.load_manifest(run_dir)
         except Exception as exc:
             problem = describe_failure(exc)
-            runtime.logger.error("run %s: %s", run_id, problem)
+            if len(run_dirs) > 1:  # said as it happens; a lone run's is said once, at the end
+                runtime.logger.error("run %s: %s", run_id, problem)
             runs.record_problem(run_dir, problem)
             outcomes.append(CollectOutcome(run_id, run_dir, "failed", problem))
             continue

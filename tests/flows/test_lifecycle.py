@@ -118,6 +118,23 @@ def test_one_broken_run_does_not_stop_the_others(
     assert f"overnight cancel {broken.run_id}" in status.stdout
 
 
+def test_a_lone_broken_run_is_reported_once(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    write_corpus(tmp_path / "docs", 2)
+    broken = runs.prepare_run(make_job(), backend=f"http://127.0.0.1:{_closed_port()}/v1")
+    collected = subprocess.run(
+        [sys.executable, "-m", "overnight.cli", "collect", "-o", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=300,
+    )
+    assert collected.returncode == 2, collected.stderr
+    said = [line for line in collected.stderr.splitlines() if broken.run_id in line]
+    assert len(said) == 1 and said[0].startswith(f"error: run {broken.run_id}: cannot reach")
+
+
 def _table_text(manifest: runs.RunManifest) -> str:
     from rich.console import Console
 
