@@ -303,6 +303,8 @@ def status(
         with _clear_errors():
             manifest = runs.load_manifest(storage.join(location, "runs", run_id))
         out.print(reporting.progress_table(manifest))
+        for note in manifest.notes:
+            out.print(note, highlight=False, soft_wrap=True)
         return
     table = Table(title=f"runs under {location}", title_justify="left")
     for column in ("run", "status", "progress", "requests", "results", "errors", "estimate $"):
@@ -315,9 +317,10 @@ def status(
         m = runs.load_manifest(run_dir)
         if m.is_open and m.problem:
             problems.append(m)
+        refused = any(note.startswith("refused:") for note in m.notes)
         table.add_row(
             m.run_id,
-            m.status,
+            f"{m.status} (refused: nothing sent)" if refused else m.status,
             f"{reporting.progress_fraction(m):.0%}",
             str(m.counts.requests),
             *(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -303,3 +306,21 @@ def test_submit_refuses_a_run_over_budget_before_sending_anything(
     assert manifest.status == "cancelled" and manifest.notes[0].startswith("refused:")
     assert runs.list_open_runs(job.output) == []
     assert list(backend.client().batches.list()) == [], "nothing was sent"
+    # `status` says it was refused and why, not only "cancelled"
+    listed = subprocess.run(
+        [sys.executable, "-m", "overnight.cli", "status", "-o", job.output],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "250"},
+        timeout=120,
+    )
+    assert "cancelled (refused: nothing sent)" in listed.stdout, listed.stdout
+    run_id = manifest.run_id
+    one = subprocess.run(
+        [sys.executable, "-m", "overnight.cli", "status", "-o", job.output, "--run", run_id],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "250"},
+        timeout=120,
+    )
+    assert "refused: " in one.stdout and "exceeds budget_usd" in one.stdout, one.stdout
