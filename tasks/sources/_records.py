@@ -501,6 +501,8 @@ def read_csv(
             if row is None:
                 break
             rows.n += 1
+            if not row:  # a blank line: no record (as csv readers skip them), no reject
+                continue
             yield csv_row(out, info, text, lines, header, row, index, text_at, id_at, meta_at)
     if text.problem is not None:
         yield out.reject(info, "undecodable", text.problem, document_id=f"{info.key}#{rows.n}")

@@ -402,6 +402,16 @@ def test_ragged_row_is_a_bad_record_not_silently_cut_to_its_first_columns(tmp_pa
     assert doc(items, "rows.csv#501").text == "row 501 text"
 
 
+def test_blank_lines_of_a_csv_are_no_records_and_no_rejects(tmp_path: Path) -> None:
+    (tmp_path / "rows.csv").write_text("id,text\n1,first\n\n2,second\n\n\n3,\n")
+    items = load(tmp_path)
+    # A blank line still counts in the row numbers, so the ids of the rows after it are the
+    # same as before blank lines were skipped.
+    assert sorted(items) == ["rows.csv#0", "rows.csv#2", "rows.csv#5"]
+    assert doc(items, "rows.csv#2").text == "second"
+    assert rejected(items, "rows.csv#5").code == "empty"  # a row with no text is still said
+
+
 def test_cp1252_utf16_and_bom_record_files_are_no_longer_rejected_whole(tmp_path: Path) -> None:
     (tmp_path / "latin.csv").write_bytes(
         "id,text\n1,naïve café\n2,costs 5 € a month\n".encode("cp1252")
