@@ -149,6 +149,20 @@ def _type_name(value: object) -> str:
     return names.get(type(value), "another type")
 
 
+def _role_problem(role: object, where: str, allowed: tuple[str, ...]) -> Outcome | None:
+    """A message's role missing, or not one of `allowed`, in OpenAI's words."""
+    if role is None:
+        return Outcome(status_code=400, body=missing_param(f"{where}.role").body())
+    if isinstance(role, str) and role in allowed:
+        return None
+    listed = ", ".join(f"'{r}'" for r in allowed[:-1]) + f", and '{allowed[-1]}'"
+    return _invalid(
+        f"Invalid value: {str(role)[:64]!r}. Supported values are: {listed}.",
+        f"{where}.role",
+        "invalid_value",
+    )
+
+
 def _message_problem(messages: object) -> Outcome | None:
     """The first problem OpenAI answers in a chat `messages` list, in its words: an item that
     is no object, a role missing or unknown, a content missing, a tool message that answers no
@@ -179,15 +193,9 @@ def _message_problem(messages: object) -> Outcome | None:
                 "invalid_type",
             )
         role = message.get("role")
-        if role is None:
-            return Outcome(status_code=400, body=missing_param(f"{where}.role").body())
-        if not isinstance(role, str) or role not in _ROLES:
-            listed = ", ".join(f"'{r}'" for r in _ROLES[:-1]) + f", and '{_ROLES[-1]}'"
-            return _invalid(
-                f"Invalid value: {str(role)[:64]!r}. Supported values are: {listed}.",
-                f"{where}.role",
-                "invalid_value",
-            )
+        refused = _role_problem(role, where, _ROLES)
+        if refused is not None:
+            return refused
         if role in _CONTENT_REQUIRED and "content" not in message:
             return Outcome(status_code=400, body=missing_param(f"{where}.content").body())
         if role == "tool":
@@ -233,16 +241,9 @@ def _input_problem(given: object) -> Outcome | None:
     for n, item in enumerate(given):
         if not isinstance(item, dict) or ("role" not in item and item.get("type") != "message"):
             continue  # not a message: a tool call output, a reference, ...
-        role = item.get("role")
-        if role is None:
-            return Outcome(status_code=400, body=missing_param(f"input[{n}].role").body())
-        if not isinstance(role, str) or role not in _INPUT_ROLES:
-            listed = ", ".join(f"'{r}'" for r in _INPUT_ROLES[:-1]) + f", and '{_INPUT_ROLES[-1]}'"
-            return _invalid(
-                f"Invalid value: {str(role)[:64]!r}. Supported values are: {listed}.",
-                f"input[{n}].role",
-                "invalid_value",
-            )
+        refused = _role_problem(item.get("role"), f"input[{n}]", _INPUT_ROLES)
+        if refused is not None:
+            return refused
     return None
 
 
