@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from localbatch._defaults import (
     DEFAULT_API_KEY,
     DEFAULT_PORT,
+    MAX_EMBEDDING_INPUTS_PER_BATCH,
     MAX_LINES_PER_BATCH,
     MAX_UPLOAD_BYTES,
 )
@@ -19,6 +20,7 @@ from localbatch._defaults import (
 __all__ = [
     "DEFAULT_API_KEY",
     "DEFAULT_PORT",
+    "MAX_EMBEDDING_INPUTS_PER_BATCH",
     "MAX_LINES_PER_BATCH",
     "MAX_UPLOAD_BYTES",
     "ExecutorName",
@@ -165,6 +167,8 @@ class ServerConfig(BaseModel):
     """An input file larger than this fails validation (`file_too_large`)."""
     max_lines_per_batch: int = Field(default=MAX_LINES_PER_BATCH, ge=1)
     """More lines than this fail validation (`too_many_tasks`)."""
+    max_embedding_inputs_per_batch: int = Field(default=MAX_EMBEDDING_INPUTS_PER_BATCH, ge=1)
+    """An embeddings batch with more inputs than this, over all its lines, fails validation."""
     max_concurrent_batches: int = Field(default=2, ge=1, le=64)
     """Batches executed at the same time; others wait in `validating`."""
 

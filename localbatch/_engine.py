@@ -296,6 +296,7 @@ class Engine:
                 self.store.content_path(input_file.id),
                 endpoint=record.endpoint,
                 max_lines=self.config.max_lines_per_batch,
+                max_embedding_inputs=self.config.max_embedding_inputs_per_batch,
                 max_bytes=self.config.max_batch_input_bytes,
                 count_tokens=faults.batch_enqueued_token_limit is not None,
             )

@@ -46,6 +46,7 @@ def test_server_config_fields_and_defaults(tmp_path: Path) -> None:
     assert "test-key" not in repr(config)
     assert config.max_upload_bytes == 209_715_200
     assert config.max_lines_per_batch == 50_000
+    assert config.max_embedding_inputs_per_batch == 50_000
     assert config.lenient is False  # lines are checked as OpenAI checks them unless asked
     assert config.simulate_workers == 0  # one simulator process per core for big batches
     assert set(ServerConfig.model_fields) == {
@@ -72,6 +73,7 @@ def test_server_config_fields_and_defaults(tmp_path: Path) -> None:
         "max_upload_bytes",
         "max_batch_input_bytes",
         "max_lines_per_batch",
+        "max_embedding_inputs_per_batch",
         "max_concurrent_batches",
         "log_level",
     }

@@ -119,6 +119,27 @@ def test_too_many_tasks(make_server: MakeServer, make_client: MakeClient) -> Non
     assert wait_for(client, batch.id).status == "completed"
 
 
+def test_too_many_embedding_inputs(make_server: MakeServer, make_client: MakeClient) -> None:
+    # OpenAI's spec (CreateBatchRequest.endpoint): an embeddings batch holds at most 50,000
+    # embedding inputs across all its requests, whatever its number of lines.
+    client = make_client(make_server(max_embedding_inputs_per_batch=5))
+
+    def line(i: int, value: Any) -> dict[str, Any]:
+        body = {"model": "text-embedding-3-small", "input": value}
+        return {"custom_id": f"e{i}", "method": "POST", "url": "/v1/embeddings", "body": body}
+
+    over = [line(0, ["a", "b", "c"]), line(1, "d"), line(2, ["e", "f"])]
+    assert _codes(_fail(client, jsonl(over), "/v1/embeddings")) == [("too_many_tasks", None, None)]
+    # A token array is one input; five inputs in all is at the limit.
+    fits = [line(0, ["a", "b", "c"]), line(1, [1, 2, 3]), line(2, "d")]
+    batch = client.batches.create(
+        input_file_id=upload(client, jsonl(fits)).id,
+        endpoint="/v1/embeddings",
+        completion_window="24h",
+    )
+    assert wait_for(client, batch.id).status == "completed"
+
+
 def test_input_file_too_large(make_server: MakeServer, make_client: MakeClient) -> None:
     client = make_client(make_server(max_batch_input_bytes=500))
     assert _codes(_fail(client, jsonl([_good(i) for i in range(4)]))) == [
