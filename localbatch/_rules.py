@@ -134,6 +134,31 @@ def _stream_options_refused() -> Outcome:
     )
 
 
+EMBEDDING_ITEMS = 2048
+"""The most inputs one embeddings request may hold (the spec's `maxItems`)."""
+
+
+def embedding_inputs(value: object) -> list[str | list[int]] | None:
+    """The inputs of an embeddings body's `input`, or None where the spec refuses its shape: a
+    non-empty string, or an array of 1 to 2048 non-empty strings, of tokens (one input), or of
+    non-empty token arrays."""
+
+    def tokens(x: object) -> bool:
+        return isinstance(x, list) and bool(x) and all(type(t) is int for t in x)
+
+    if isinstance(value, str):
+        return [value] if value else None
+    if not isinstance(value, list) or not 1 <= len(value) <= EMBEDDING_ITEMS:
+        return None
+    if all(isinstance(x, str) and x for x in value):
+        return list(value)
+    if tokens(value):
+        return [value]
+    if all(tokens(x) for x in value):
+        return list(value)
+    return None
+
+
 EMBEDDING_REQUEST_TOKENS = 300_000
 """The most tokens an embeddings request's inputs may hold in all (OpenAI's OpenAPI spec)."""
 
@@ -338,14 +363,13 @@ class LineRules:
         aryn-ai/sycamore/pull/943), "Invalid 'input': maximum context length is 8192 tokens."
         (neo4j-labs/agent-memory/issues/104), and "Requested N tokens, max 300000 tokens per
         request" with type and code `max_tokens_per_request` (assafelovic/gpt-researcher/
-        issues/1524). An empty array gets the first answer here too (not confirmed).
+        issues/1524). The first answer is given here to any input outside the spec's shape
+        (`embedding_inputs`); only the empty string's is confirmed.
         """
-        given = body.get("input")
-        tokens_given = isinstance(given, list) and given and all(type(t) is int for t in given)
-        items = [given] if isinstance(given, str) or tokens_given else given
-        if not isinstance(items, list):
-            return None  # the simulator answers a mistyped input
-        if not items or any(item in ("", []) for item in items):
+        if "input" not in body:
+            return None  # answered as a missing parameter
+        items = embedding_inputs(body["input"])
+        if items is None:
             return Outcome(
                 status_code=400,
                 body=error_body(
@@ -358,10 +382,7 @@ class LineRules:
         counter = self._counter(caps.model, caps.image_rule())
         total = 0
         for item in items:
-            if isinstance(item, str):
-                count = counter.count(item)
-            else:
-                count = len(item) if isinstance(item, list) else 0
+            count = counter.count(item) if isinstance(item, str) else len(item)
             if count > caps.context_window:
                 return Outcome(
                     status_code=400,

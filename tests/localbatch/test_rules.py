@@ -547,15 +547,21 @@ def test_embeddings_inputs_openai_refuses_are_refused_per_line(client: OpenAI) -
     lines = [
         line("empty", ""),
         line("empty-item", ["a", ""]),
+        line("no-items", []),
+        line("too-many-items", ["a"] * 2_049),
+        line("mixed", ["a", [17]]),
         line("too-long", word * 9_000),
-        line("too-long-tokens", [17] * 8_193),
+        line("too-long-tokens", [[17] * 8_193]),
+        line("flat-tokens-over-2048", [17] * 2_049),
         line("too-many", [word * 8_000] * 40),
-        line("at-the-limit", [word * 8_000, [17] * 8_192]),
+        line("at-the-limit", [word * 8_000, word * 8_000]),
+        line("at-the-limit-tokens", [[17] * 8_192]),
     ]
     batch = run_file(client, jsonl(lines).decode(), endpoint="/v1/embeddings")
     out, err = results(client, batch)
-    assert set(out) == {"at-the-limit"}
-    for key in ("empty", "empty-item"):
+    assert set(out) == {"at-the-limit", "at-the-limit-tokens"}
+    shapes = ("empty", "empty-item", "no-items", "too-many-items", "mixed", "flat-tokens-over-2048")
+    for key in shapes:
         assert_refused(
             err[key],
             status=400,
