@@ -21,6 +21,21 @@ from tasks.gateway import reset_gateways
 REPO = Path(__file__).resolve().parents[2]
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
+def overnight(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the real `overnight` command in its own process (wide, so lines are not wrapped)."""
+    return subprocess.run(
+        [sys.executable, "-m", "overnight.cli", *args],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "250"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 @pytest.fixture(scope="session", autouse=True)
 def prefect_harness() -> Iterator[None]:
     from prefect.logging.configuration import setup_logging

@@ -16,22 +16,10 @@ from typer.testing import CliRunner
 
 from overnight.cli import app
 from schemas.job import JobSpec
-from tests.flows.conftest import write_corpus
+from tests.flows.conftest import overnight, write_corpus
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[2]
-
-
-def overnight(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run the real `overnight` command (commands that start flows run in their own process)."""
-    return subprocess.run(
-        [sys.executable, "-m", "overnight.cli", *args],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def _job_file(tmp_path: Path, job: JobSpec) -> Path:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +16,7 @@ from schemas.job import JobSpec
 from tasks import runs
 from tasks.gateway import reset_gateways
 from tasks.lifecycle import DirectRuntime, collect_output, run_job
-from tests.flows.conftest import write_corpus
+from tests.flows.conftest import overnight, write_corpus
 
 
 @pytest.fixture
@@ -105,13 +102,7 @@ def test_one_broken_run_does_not_stop_the_others(
     stuck = runs.load_manifest(broken.run_dir)
     assert stuck.is_open and stuck.problem == problem
 
-    status = subprocess.run(
-        [sys.executable, "-m", "overnight.cli", "status", "-o", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-        timeout=120,
-    )
+    status = overnight("status", "-o", str(tmp_path / "out"))
     assert status.returncode == 0, status.stderr
     assert f"{broken.run_id} could not move forward" in status.stdout
     assert "cannot reach the Batch API" in status.stdout
@@ -123,13 +114,7 @@ def test_a_lone_broken_run_is_reported_once(
 ) -> None:
     write_corpus(tmp_path / "docs", 2)
     broken = runs.prepare_run(make_job(), backend=f"http://127.0.0.1:{_closed_port()}/v1")
-    collected = subprocess.run(
-        [sys.executable, "-m", "overnight.cli", "collect", "-o", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-        timeout=300,
-    )
+    collected = overnight("collect", "-o", str(tmp_path / "out"))
     assert collected.returncode == 2, collected.stderr
     said = [line for line in collected.stderr.splitlines() if broken.run_id in line]
     assert len(said) == 1 and said[0].startswith(f"error: run {broken.run_id}: cannot reach")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +15,12 @@ from flows.run import run
 from localbatch import FaultConfig
 from schemas.job import JobSpec
 from tasks import runs
-from tests.flows.conftest import assert_every_input_has_one_row, read_table, write_corpus
+from tests.flows.conftest import (
+    assert_every_input_has_one_row,
+    overnight,
+    read_table,
+    write_corpus,
+)
 
 
 def _run(job: JobSpec) -> runs.RunManifest:
@@ -307,20 +309,7 @@ def test_submit_refuses_a_run_over_budget_before_sending_anything(
     assert runs.list_open_runs(job.output) == []
     assert list(backend.client().batches.list()) == [], "nothing was sent"
     # `status` says it was refused and why, not only "cancelled"
-    listed = subprocess.run(
-        [sys.executable, "-m", "overnight.cli", "status", "-o", job.output],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "250"},
-        timeout=120,
-    )
+    listed = overnight("status", "-o", job.output)
     assert "cancelled (refused: nothing sent)" in listed.stdout, listed.stdout
-    run_id = manifest.run_id
-    one = subprocess.run(
-        [sys.executable, "-m", "overnight.cli", "status", "-o", job.output, "--run", run_id],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "250"},
-        timeout=120,
-    )
+    one = overnight("status", "-o", job.output, "--run", manifest.run_id)
     assert "refused: " in one.stdout and "exceeds budget_usd" in one.stdout, one.stdout
