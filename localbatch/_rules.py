@@ -7,10 +7,11 @@ parameter the model refuses a 400 `unsupported_parameter` / `unsupported_value`,
 schema outside OpenAI's subset a 400 `invalid_json_schema`, a prompt plus output cap over the
 model's window a 400 `context_length_exceeded`. Before any of that, the body's fields are
 checked against the fields of the endpoint's request schema in OpenAI's OpenAPI spec
-(`localbatch._fields`), `"stream": true` and `stream_options` are refused, and so is a chat
-`messages` list OpenAI refuses (an unknown or missing role, a missing content, a tool message
-that answers no tool call, a tool call left unanswered; `_message_problem`), a Responses input
-message whose role is missing or unknown, and embeddings
+(`localbatch._fields`), `"stream": true` and `stream_options` are refused, and so is a body
+whose shape OpenAI refuses whatever the model (`localbatch._shapes`: messages and their roles,
+contents and tool calls, Responses input roles, the structured-output format and its name,
+function tools, `tool_choice` / `parallel_tool_calls` without tools, `stop`, chat `metadata`
+without `store`), and embeddings
 inputs that are empty, over the model's input limit or over 300,000 tokens in all. Each lands in the error file as an
 HTTP-level line (`response.status_code`, `response.body.error`, `error: null`), as OpenAI
 writes it.
@@ -37,10 +38,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from localbatch._errors import error_body, missing_param
+from localbatch._errors import error_body
 from localbatch._execution import Outcome, WorkItem
 from localbatch._fields import BODY_BOUNDS, BODY_ENUMS, BODY_FIELDS, first_unknown
 from localbatch._prompts import TokenCounter, chat_messages, responses_messages
+from localbatch._shapes import shape_problem
 
 if TYPE_CHECKING:
     from tasks.capabilities import CapabilitiesTable, ModelCapabilities, RequestProblem
@@ -162,115 +164,6 @@ def embedding_inputs(value: object) -> list[str | list[int]] | None:
 EMBEDDING_REQUEST_TOKENS = 300_000
 """The most tokens an embeddings request's inputs may hold in all (OpenAI's OpenAPI spec)."""
 
-_ROLES = ("system", "assistant", "user", "function", "tool", "developer")
-"""The chat message roles OpenAI takes (its `ChatCompletionRequestMessage` variants)."""
-_CONTENT_REQUIRED = frozenset({"system", "developer", "user", "tool", "function"})
-"""The roles whose message requires `content` (an assistant's may have tool calls instead)."""
-
-
-def _type_name(value: object) -> str:
-    names = {str: "a string", bool: "a boolean", int: "an integer", float: "a decimal"}
-    names |= {list: "an array", dict: "an object", type(None): "null"}
-    return names.get(type(value), "another type")
-
-
-def _role_problem(role: object, where: str, allowed: tuple[str, ...]) -> Outcome | None:
-    """A message's role missing, or not one of `allowed`, in OpenAI's words."""
-    if role is None:
-        return Outcome(status_code=400, body=missing_param(f"{where}.role").body())
-    if isinstance(role, str) and role in allowed:
-        return None
-    listed = ", ".join(f"'{r}'" for r in allowed[:-1]) + f", and '{allowed[-1]}'"
-    return _invalid(
-        f"Invalid value: {str(role)[:64]!r}. Supported values are: {listed}.",
-        f"{where}.role",
-        "invalid_value",
-    )
-
-
-def _message_problem(messages: object) -> Outcome | None:
-    """The first problem OpenAI answers in a chat `messages` list, in its words: an item that
-    is no object, a role missing or unknown, a content missing, a tool message that answers no
-    tool call before it, or a tool call that no tool message answers.
-
-    Confirmed from OpenAI's answers quoted in users' reports: "Invalid value: 'developer'.
-    Supported values are: ..." with param `messages[0].role` and code `invalid_value`
-    (run-llama/llama_index/issues/17748; the list here adds 'developer', which the API has
-    taken since); "Missing required parameter: 'messages[2].content[0].type'." (the pattern,
-    neuron-core/neuron-ai/issues/292); "Invalid parameter: messages with role 'tool' must be a
-    response to a preceeding message with 'tool_calls'." and "An assistant message with
-    'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The
-    following tool_call_ids did not have response messages: ...", both with param
-    `messages.[N].role` and code null (run-llama/llama_index/issues/10493,
-    RamiAwar/dataline/issues/172). Not confirmed: the wording for an item that is no object.
-    """
-    if not isinstance(messages, list):
-        return None  # a missing or mistyped `messages` is answered elsewhere
-    unanswered: list[object] = []  # the ids of the last assistant tool calls not yet answered
-    asked_at = 0
-    for n, message in enumerate(messages):
-        where = f"messages[{n}]"
-        if not isinstance(message, dict):
-            return _invalid(
-                f"Invalid type for '{where}': expected an object, but got "
-                f"{_type_name(message)} instead.",
-                where,
-                "invalid_type",
-            )
-        role = message.get("role")
-        refused = _role_problem(role, where, _ROLES)
-        if refused is not None:
-            return refused
-        if role in _CONTENT_REQUIRED and "content" not in message:
-            return Outcome(status_code=400, body=missing_param(f"{where}.content").body())
-        if role == "tool":
-            if message.get("tool_call_id") not in unanswered:
-                return Outcome(
-                    status_code=400,
-                    body=error_body(
-                        "Invalid parameter: messages with role 'tool' must be a response to a "
-                        "preceeding message with 'tool_calls'.",
-                        param=f"messages.[{n}].role",
-                    ),
-                )
-            unanswered.remove(message["tool_call_id"])
-            continue
-        if unanswered:
-            break
-        calls = message.get("tool_calls") if role == "assistant" else None
-        if isinstance(calls, list):
-            unanswered = [c.get("id") for c in calls if isinstance(c, dict)]
-            asked_at = n
-    if not unanswered:
-        return None
-    return Outcome(
-        status_code=400,
-        body=error_body(
-            "An assistant message with 'tool_calls' must be followed by tool messages "
-            "responding to each 'tool_call_id'. The following tool_call_ids did not have "
-            f"response messages: {', '.join(map(str, unanswered))}",
-            param=f"messages.[{asked_at}].role",
-        ),
-    )
-
-
-_INPUT_ROLES = ("user", "assistant", "system", "developer")
-"""The roles of a Responses input message (the spec's `EasyInputMessage.role`, in its order)."""
-
-
-def _input_problem(given: object) -> Outcome | None:
-    """A Responses `input` message with a role missing or outside the spec's, in the words of
-    chat's answer (OpenAI's own for the Responses API was not found)."""
-    if not isinstance(given, list):
-        return None  # a string, or a mistyped input answered elsewhere
-    for n, item in enumerate(given):
-        if not isinstance(item, dict) or ("role" not in item and item.get("type") != "message"):
-            continue  # not a message: a tool call output, a reference, ...
-        refused = _role_problem(item.get("role"), f"input[{n}]", _INPUT_ROLES)
-        if refused is not None:
-            return refused
-    return None
-
 
 def _schema(url: str, body: dict[str, Any]) -> Any:
     if url == "/v1/chat/completions":
@@ -311,10 +204,8 @@ class LineRules:
         if body.get("stream_options") is not None and body.get("stream") is not True:
             return _stream_options_refused()
         refused = _value_problem(item.url, body)
-        if refused is None and item.url == "/v1/chat/completions":
-            refused = _message_problem(body.get("messages"))
-        elif refused is None and item.url == "/v1/responses":
-            refused = _input_problem(body.get("input"))
+        if refused is None:
+            refused = shape_problem(item.url, body)
         if refused is not None:
             return refused
         model = body.get("model")

@@ -427,6 +427,109 @@ def test_messages_openai_refuses_are_refused_per_line(client: OpenAI) -> None:
     )
 
 
+PATTERN = "Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'."
+
+
+def test_chat_shapes_openai_refuses_are_refused_per_line(client: OpenAI) -> None:
+    schema = {"name": "summary_v1", "schema": SUMMARY_SCHEMA, "strict": True}
+    function = {"name": "weather", "parameters": {"type": "object", "properties": {}}}
+    lines = [
+        chat_line("format-type", document(1), response_format={"type": "xml"}),
+        chat_line("no-json-schema", document(1), response_format={"type": "json_schema"}),
+        chat_line("no-name", document(1), response_format={"type": "json_schema",
+                  "json_schema": {"schema": SUMMARY_SCHEMA, "strict": True}}),
+        chat_line("bad-name", document(1), response_format={"type": "json_schema",
+                  "json_schema": {**schema, "name": "my summary"}}),
+        chat_line("long-name", document(1), response_format={"type": "json_schema",
+                  "json_schema": {**schema, "name": "s" * 65}}),
+        chat_line("tool-name", document(1), tools=[{"type": "function",
+                  "function": {**function, "name": "get weather"}}]),
+        chat_line("no-function", document(1), tools=[{"type": "function"}]),
+        chat_line("choice-alone", document(1), tool_choice="auto"),
+        chat_line("parallel-alone", document(1), parallel_tool_calls=False),
+        chat_line("five-stops", document(1), stop=["a", "b", "c", "d", "e"]),
+        chat_line("metadata", document(1), metadata={"team": "ops"}),
+        chat_line("part-type", "x", messages=[{"role": "user", "content": [{"type": "txt"}]}]),
+        chat_line("no-parts", "x", messages=[{"role": "user", "content": []}]),
+        chat_line("fine", document(1), response_format={"type": "json_schema",
+                  "json_schema": schema}, tools=[{"type": "function", "function": function}],
+                  tool_choice="auto", parallel_tool_calls=False, stop=["a", "b", "c", "d"],
+                  metadata={"team": "ops"}, store=True),
+    ]  # fmt: skip
+    out, err = results(client, run_file(client, jsonl(lines).decode()))
+    assert set(out) == {"fine"}
+    name = "response_format.json_schema.name"
+    expected = {
+        "format-type": ("invalid_value", "response_format.type", "Invalid value: 'xml'. "
+                        "Supported values are: 'text', 'json_object', and 'json_schema'."),
+        "no-json-schema": ("missing_required_parameter", "response_format.json_schema",
+                           "Missing required parameter: 'response_format.json_schema'."),
+        "no-name": ("missing_required_parameter", name,
+                    f"Missing required parameter: '{name}'."),
+        "bad-name": ("invalid_value", name,
+                     f"Invalid '{name}': string does not match pattern. {PATTERN}"),
+        "long-name": ("string_above_max_length", name, f"Invalid '{name}': string too long. "
+                      "Expected a string with maximum length 64, but got a string with length "
+                      "65 instead."),
+        "tool-name": ("invalid_value", "tools[0].function.name", "Invalid "
+                      f"'tools[0].function.name': string does not match pattern. {PATTERN}"),
+        "no-function": ("missing_required_parameter", "tools[0].function",
+                        "Missing required parameter: 'tools[0].function'."),
+        "choice-alone": (None, "tool_choice", "Invalid value for 'tool_choice': 'tool_choice' "
+                         "is only allowed when 'tools' are specified."),
+        "parallel-alone": (None, "parallel_tool_calls", "Invalid value for "
+                           "'parallel_tool_calls': 'parallel_tool_calls' is only allowed when "
+                           "'tools' are specified."),
+        "five-stops": ("array_above_max_length", "stop", "Invalid 'stop': array too long. "
+                       "Expected an array with maximum length 4, but got an array with length "
+                       "5 instead."),
+        "metadata": (None, "metadata",
+                     "The 'metadata' parameter is only allowed when 'store' is enabled."),
+        "part-type": ("invalid_value", "messages[0].content[0].type", "Invalid value: 'txt'. "
+                      "Supported values are: 'text', 'image_url', 'input_audio', and 'file'."),
+        "no-parts": ("empty_array", "messages[0].content", "Invalid 'messages[0].content': "
+                     "empty array. Expected an array with minimum length 1, but got an empty "
+                     "array instead."),
+    }  # fmt: skip
+    for key, (code, param, message) in expected.items():
+        assert_refused(err[key], status=400, code=code, param=param, message=message)
+
+
+def test_responses_shapes_openai_refuses_are_refused_per_line(client: OpenAI) -> None:
+    fmt = {"type": "json_schema", "name": "summary_v1", "schema": SUMMARY_SCHEMA, "strict": True}
+    tool = {"type": "function", "name": "weather", "parameters": {"type": "object"}}
+
+    def line(custom_id: str, given: dict[str, Any], **body: Any) -> dict[str, Any]:
+        made = responses_line(custom_id, document(1), **body)
+        made["body"]["text"] = {"format": given}
+        return made
+
+    lines = [
+        line("no-name", {k: v for k, v in fmt.items() if k != "name"}),
+        line("bad-name", {**fmt, "name": "a b"}),
+        line("no-schema", {k: v for k, v in fmt.items() if k != "schema"}),
+        line("format-type", {"type": "yaml"}),
+        line("tool-name", fmt, tools=[{**tool, "name": "get weather"}]),
+        line("fine", fmt, tools=[tool]),
+    ]
+    out, err = results(client, run_file(client, jsonl(lines).decode(), "/v1/responses"))
+    assert set(out) == {"fine"}
+    expected = {
+        "no-name": ("missing_required_parameter", "text.format.name",
+                    "Missing required parameter: 'text.format.name'."),
+        "bad-name": ("invalid_value", "text.format.name",
+                     f"Invalid 'text.format.name': string does not match pattern. {PATTERN}"),
+        "no-schema": ("missing_required_parameter", "text.format.schema",
+                      "Missing required parameter: 'text.format.schema'."),
+        "format-type": ("invalid_value", "text.format.type", "Invalid value: 'yaml'. Supported "
+                        "values are: 'text', 'json_schema', and 'json_object'."),
+        "tool-name": ("invalid_value", "tools[0].name",
+                      f"Invalid 'tools[0].name': string does not match pattern. {PATTERN}"),
+    }  # fmt: skip
+    for key, (code, param, message) in expected.items():
+        assert_refused(err[key], status=400, code=code, param=param, message=message)
+
+
 def test_responses_input_roles_openai_refuses_are_refused_per_line(client: OpenAI) -> None:
     def line(custom_id: str, *items: Any) -> dict[str, Any]:
         return responses_line(custom_id, document(1), input=list(items))

@@ -1,0 +1,318 @@
+"""The shape of a request body as OpenAI checks it, whatever the model: refused in its words.
+
+Each check answers the first problem of a chat or Responses body that OpenAI refuses with a
+400 before any model runs: messages (roles, contents, content parts, tool calls and their
+answers), Responses input roles, the structured-output format (its type, its `json_schema`
+and the schema's name), tools (their function and its name), `tool_choice` and
+`parallel_tool_calls` without tools, more than 4 `stop` sequences, and chat `metadata` without
+`store`.
+
+OpenAI's wordings, as users' reports quote its answers:
+- "Invalid value: 'developer'. Supported values are: ..." with param `messages[0].role` and
+  code `invalid_value` (run-llama/llama_index/issues/17748; the list here adds 'developer',
+  which the API has taken since);
+- "Missing required parameter: 'messages[2].content[0].type'." (neuron-core/neuron-ai/
+  issues/292) and "Missing required parameter: 'text.format.name'." (openai/openai-node/
+  pull/1404), code `missing_required_parameter`;
+- "Invalid parameter: messages with role 'tool' must be a response to a preceeding message
+  with 'tool_calls'." and "An assistant message with 'tool_calls' must be followed by tool
+  messages responding to each 'tool_call_id'. The following tool_call_ids did not have
+  response messages: ...", param `messages.[N].role`, code null (run-llama/llama_index/
+  issues/10493, RamiAwar/dataline/issues/172);
+- "Invalid value for 'parallel_tool_calls': 'parallel_tool_calls' is only allowed when 'tools'
+  are specified." (Upsonic/Upsonic/issues/323);
+- "The 'metadata' parameter is only allowed when 'store' is enabled." (tmc/langchaingo/
+  issues/1484, spiceai/spiceai/pull/5231).
+Ours, in the same patterns, where no quote was found: an item that is no object, the content
+part types of a role, a format type outside the spec's, a schema or function name outside the
+spec's pattern or over 64 characters ("string does not match pattern" / "string too long", the
+validation wording of the API's other answers), `tool_choice` without tools (as
+`parallel_tool_calls`'s), and `stop` over its spec's 4 items.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from localbatch._errors import error_body, missing_param
+from localbatch._execution import Outcome
+
+ROLES = ("system", "assistant", "user", "function", "tool", "developer")
+"""The chat message roles OpenAI takes (its `ChatCompletionRequestMessage` variants)."""
+_CONTENT_REQUIRED = frozenset({"system", "developer", "user", "tool", "function"})
+"""The roles whose message requires `content` (an assistant's may have tool calls instead)."""
+_PART_TYPES = {
+    "user": ("text", "image_url", "input_audio", "file"),
+    "system": ("text",),
+    "developer": ("text",),
+    "tool": ("text",),
+    "assistant": ("text", "refusal"),
+}
+"""The content part types each role's message takes (the spec's `...MessageContentPart`s)."""
+INPUT_ROLES = ("user", "assistant", "system", "developer")
+"""The roles of a Responses input message (the spec's `EasyInputMessage.role`, in its order)."""
+_CHAT_FORMATS = ("text", "json_object", "json_schema")
+_RESPONSES_FORMATS = ("text", "json_schema", "json_object")
+_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
+"""The spec's pattern for a schema's and a function's name, at most 64 characters."""
+_NAME_MAX = 64
+_STOP_MAX = 4
+
+
+def shape_problem(url: str, body: dict[str, Any]) -> Outcome | None:
+    """The first problem of the body's shape that OpenAI refuses, or None."""
+    if url == "/v1/chat/completions":
+        return (
+            _message_problem(body.get("messages"))
+            or _chat_format_problem(body.get("response_format"))
+            or _tools_problem(body, chat=True)
+            or _stop_problem(body.get("stop"))
+            or _metadata_problem(body)
+        )
+    if url == "/v1/responses":
+        return (
+            _input_problem(body.get("input"))
+            or _responses_format_problem(body.get("text"))
+            or _tools_problem(body, chat=False)
+        )
+    return None
+
+
+def _refused(message: str, param: str | None, code: str | None) -> Outcome:
+    return Outcome(status_code=400, body=error_body(message, param=param, code=code))
+
+
+def _missing(param: str) -> Outcome:
+    return Outcome(status_code=400, body=missing_param(param).body())
+
+
+def _listed(values: tuple[str, ...]) -> str:
+    quoted = [f"'{v}'" for v in values]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + ", and " + quoted[-1]
+
+
+def _value_problem(value: object, param: str, allowed: tuple[str, ...]) -> Outcome | None:
+    """`value` missing, or not one of `allowed`."""
+    if value is None:
+        return _missing(param)
+    if isinstance(value, str) and value in allowed:
+        return None
+    return _refused(
+        f"Invalid value: {str(value)[:64]!r}. Supported values are: {_listed(allowed)}.",
+        param,
+        "invalid_value",
+    )
+
+
+def _type_name(value: object) -> str:
+    names = {str: "a string", bool: "a boolean", int: "an integer", float: "a decimal"}
+    names |= {list: "an array", dict: "an object", type(None): "null"}
+    return names.get(type(value), "another type")
+
+
+def _not_object(value: object, param: str) -> Outcome:
+    return _refused(
+        f"Invalid type for '{param}': expected an object, but got {_type_name(value)} instead.",
+        param,
+        "invalid_type",
+    )
+
+
+def _name_problem(name: object, param: str) -> Outcome | None:
+    """A schema's or function's name: present, of the spec's characters, at most 64 long."""
+    if name is None:
+        return _missing(param)
+    if not isinstance(name, str):
+        return _refused(
+            f"Invalid type for '{param}': expected a string, but got {_type_name(name)} instead.",
+            param,
+            "invalid_type",
+        )
+    if len(name) > _NAME_MAX:
+        return _refused(
+            f"Invalid '{param}': string too long. Expected a string with maximum length "
+            f"{_NAME_MAX}, but got a string with length {len(name)} instead.",
+            param,
+            "string_above_max_length",
+        )
+    if not _NAME.match(name):
+        return _refused(
+            f"Invalid '{param}': string does not match pattern. Expected a string that matches "
+            f"the pattern '{_NAME.pattern}'.",
+            param,
+            "invalid_value",
+        )
+    return None
+
+
+def _message_problem(messages: object) -> Outcome | None:
+    """The first problem of a chat `messages` list: an item that is no object, a role missing
+    or unknown, a content missing, empty or of parts its role does not take, a tool message
+    that answers no tool call before it, or a tool call that no tool message answers."""
+    if not isinstance(messages, list):
+        return None  # a missing or mistyped `messages` is answered elsewhere
+    unanswered: list[object] = []  # the ids of the last assistant tool calls not yet answered
+    asked_at = 0
+    for n, message in enumerate(messages):
+        where = f"messages[{n}]"
+        if not isinstance(message, dict):
+            return _not_object(message, where)
+        role = message.get("role")
+        refused = _value_problem(role, f"{where}.role", ROLES)
+        if refused is not None:
+            return refused
+        if role in _CONTENT_REQUIRED and "content" not in message:
+            return _missing(f"{where}.content")
+        refused = _content_problem(message.get("content"), f"{where}.content", str(role))
+        if refused is not None:
+            return refused
+        if role == "tool":
+            if message.get("tool_call_id") not in unanswered:
+                return _refused(
+                    "Invalid parameter: messages with role 'tool' must be a response to a "
+                    "preceeding message with 'tool_calls'.",
+                    f"messages.[{n}].role",
+                    None,
+                )
+            unanswered.remove(message["tool_call_id"])
+            continue
+        if unanswered:
+            break
+        calls = message.get("tool_calls") if role == "assistant" else None
+        if isinstance(calls, list):
+            unanswered = [c.get("id") for c in calls if isinstance(c, dict)]
+            asked_at = n
+    if not unanswered:
+        return None
+    return _refused(
+        "An assistant message with 'tool_calls' must be followed by tool messages responding "
+        "to each 'tool_call_id'. The following tool_call_ids did not have response messages: "
+        f"{', '.join(map(str, unanswered))}",
+        f"messages.[{asked_at}].role",
+        None,
+    )
+
+
+def _content_problem(content: object, where: str, role: str) -> Outcome | None:
+    """A message's content given as parts: at least one, each an object of a type its role
+    takes."""
+    if not isinstance(content, list):
+        return None
+    if not content:
+        return _refused(
+            f"Invalid '{where}': empty array. Expected an array with minimum length 1, but got "
+            "an empty array instead.",
+            where,
+            "empty_array",
+        )
+    allowed = _PART_TYPES.get(role)
+    for n, part in enumerate(content):
+        if not isinstance(part, dict):
+            return _not_object(part, f"{where}[{n}]")
+        if allowed is not None:
+            refused = _value_problem(part.get("type"), f"{where}[{n}].type", allowed)
+            if refused is not None:
+                return refused
+    return None
+
+
+def _input_problem(given: object) -> Outcome | None:
+    """A Responses `input` message with a role missing or outside the spec's."""
+    if not isinstance(given, list):
+        return None  # a string, or a mistyped input answered elsewhere
+    for n, item in enumerate(given):
+        if not isinstance(item, dict) or ("role" not in item and item.get("type") != "message"):
+            continue  # not a message: a tool call output, a reference, ...
+        refused = _value_problem(item.get("role"), f"input[{n}].role", INPUT_ROLES)
+        if refused is not None:
+            return refused
+    return None
+
+
+def _chat_format_problem(fmt: object) -> Outcome | None:
+    """`response_format`: a type of the spec's, and for `json_schema` its object and name."""
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict):
+        return _not_object(fmt, "response_format")
+    kind = fmt.get("type")
+    refused = _value_problem(kind, "response_format.type", _CHAT_FORMATS)
+    if refused is not None or kind != "json_schema":
+        return refused
+    spec = fmt.get("json_schema")
+    if spec is None:
+        return _missing("response_format.json_schema")
+    if not isinstance(spec, dict):
+        return _not_object(spec, "response_format.json_schema")
+    return _name_problem(spec.get("name"), "response_format.json_schema.name")
+
+
+def _responses_format_problem(text: object) -> Outcome | None:
+    """`text.format`: a type of the spec's, and for `json_schema` its name and schema."""
+    fmt = text.get("format") if isinstance(text, dict) else None
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict):
+        return _not_object(fmt, "text.format")
+    kind = fmt.get("type")
+    refused = _value_problem(kind, "text.format.type", _RESPONSES_FORMATS)
+    if refused is not None or kind != "json_schema":
+        return refused
+    refused = _name_problem(fmt.get("name"), "text.format.name")
+    if refused is None and fmt.get("schema") is None:
+        refused = _missing("text.format.schema")
+    return refused
+
+
+def _tools_problem(body: dict[str, Any], *, chat: bool) -> Outcome | None:
+    """Each function tool's function and name; on chat, `tool_choice` and
+    `parallel_tool_calls` only beside tools."""
+    tools = body.get("tools")
+    if isinstance(tools, list):
+        for n, tool in enumerate(tools):
+            if not isinstance(tool, dict):
+                return _not_object(tool, f"tools[{n}]")
+            if tool.get("type") != "function":
+                continue  # built-in and custom tools: checked by the spec's fields only
+            if chat:
+                function = tool.get("function")
+                if function is None:
+                    return _missing(f"tools[{n}].function")
+                if not isinstance(function, dict):
+                    return _not_object(function, f"tools[{n}].function")
+                refused = _name_problem(function.get("name"), f"tools[{n}].function.name")
+            else:
+                refused = _name_problem(tool.get("name"), f"tools[{n}].name")
+            if refused is not None:
+                return refused
+    if not chat or tools:
+        return None
+    for field in ("tool_choice", "parallel_tool_calls"):
+        if body.get(field) is not None:
+            return _refused(
+                f"Invalid value for '{field}': '{field}' is only allowed when 'tools' are "
+                "specified.",
+                field,
+                None,
+            )
+    return None
+
+
+def _stop_problem(stop: object) -> Outcome | None:
+    if not isinstance(stop, list) or len(stop) <= _STOP_MAX:
+        return None
+    return _refused(
+        f"Invalid 'stop': array too long. Expected an array with maximum length {_STOP_MAX}, "
+        f"but got an array with length {len(stop)} instead.",
+        "stop",
+        "array_above_max_length",
+    )
+
+
+def _metadata_problem(body: dict[str, Any]) -> Outcome | None:
+    if body.get("metadata") is None or body.get("store") is True:
+        return None
+    return _refused(
+        "The 'metadata' parameter is only allowed when 'store' is enabled.", "metadata", None
+    )
