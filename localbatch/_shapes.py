@@ -4,8 +4,8 @@ Each check answers the first problem of a chat or Responses body that OpenAI ref
 400 before any model runs: messages (roles, contents, content parts, tool calls and their
 answers), Responses input roles, the structured-output format (its type, its `json_schema`
 and the schema's name), tools (their function and its name), `tool_choice` and
-`parallel_tool_calls` without tools, more than 4 `stop` sequences, and chat `metadata` without
-`store`.
+`parallel_tool_calls` without tools, more than 4 `stop` sequences, chat `metadata` without
+`store`, and chat `top_logprobs` without `logprobs: true`.
 
 OpenAI's wordings, as users' reports quote its answers:
 - "Invalid value: 'developer'. Supported values are: ..." with param `messages[0].role` and
@@ -27,7 +27,8 @@ Ours, in the same patterns, where no quote was found: an item that is no object,
 part types of a role, a format type outside the spec's, a schema or function name outside the
 spec's pattern or over 64 characters ("string does not match pattern" / "string too long", the
 validation wording of the API's other answers), `tool_choice` without tools (as
-`parallel_tool_calls`'s), and `stop` over its spec's 4 items.
+`parallel_tool_calls`'s), `stop` over its spec's 4 items, and `top_logprobs` without
+`logprobs` (its spec: "`logprobs` must be set to `true` if this parameter is used").
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def shape_problem(url: str, body: dict[str, Any]) -> Outcome | None:
             or _tools_problem(body, chat=True)
             or _stop_problem(body.get("stop"))
             or _metadata_problem(body)
+            or _logprobs_problem(body)
         )
     if url == "/v1/responses":
         return (
@@ -307,6 +309,18 @@ def _stop_problem(stop: object) -> Outcome | None:
         f"but got an array with length {len(stop)} instead.",
         "stop",
         "array_above_max_length",
+    )
+
+
+def _logprobs_problem(body: dict[str, Any]) -> Outcome | None:
+    """Chat `top_logprobs` without `logprobs: true`, which its spec requires (our words)."""
+    if body.get("top_logprobs") is None or body.get("logprobs") is True:
+        return None
+    return _refused(
+        "Invalid value for 'top_logprobs': 'logprobs' must be set to true when 'top_logprobs' "
+        "is used.",
+        "top_logprobs",
+        None,
     )
 
 

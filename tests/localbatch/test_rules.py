@@ -449,6 +449,7 @@ def test_chat_shapes_openai_refuses_are_refused_per_line(client: OpenAI) -> None
         chat_line("parallel-alone", document(1), parallel_tool_calls=False),
         chat_line("five-stops", document(1), stop=["a", "b", "c", "d", "e"]),
         chat_line("metadata", document(1), metadata={"team": "ops"}),
+        chat_line("top-logprobs", document(1), top_logprobs=3),
         chat_line("part-type", "x", messages=[{"role": "user", "content": [{"type": "txt"}]}]),
         chat_line("no-parts", "x", messages=[{"role": "user", "content": []}]),
         chat_line("fine", document(1), response_format={"type": "json_schema",
@@ -485,6 +486,8 @@ def test_chat_shapes_openai_refuses_are_refused_per_line(client: OpenAI) -> None
                        "5 instead."),
         "metadata": (None, "metadata",
                      "The 'metadata' parameter is only allowed when 'store' is enabled."),
+        "top-logprobs": (None, "top_logprobs", "Invalid value for 'top_logprobs': 'logprobs' "
+                         "must be set to true when 'top_logprobs' is used."),
         "part-type": ("invalid_value", "messages[0].content[0].type", "Invalid value: 'txt'. "
                       "Supported values are: 'text', 'image_url', 'input_audio', and 'file'."),
         "no-parts": ("empty_array", "messages[0].content", "Invalid 'messages[0].content': "
