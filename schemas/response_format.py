@@ -16,6 +16,7 @@ rules to every request line.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
@@ -88,10 +89,18 @@ def _format_json(model_cls: type[BaseModel], endpoint: Endpoint) -> bytes:
     from openai.lib._parsing._responses import type_to_text_format_param
 
     if endpoint == "/v1/responses":
-        param: object = type_to_text_format_param(model_cls)
+        param: dict[str, Any] = dict(type_to_text_format_param(model_cls))
+        named = param
     else:
-        param = type_to_response_format_param(model_cls)
+        param = dict(cast("dict[str, Any]", type_to_response_format_param(model_cls)))
+        named = param["json_schema"]
+    # The name is the class's; OpenAI takes only [a-zA-Z0-9_-], at most 64 (`class Résumé`
+    # would be refused on every line).
+    named["name"] = _NOT_IN_NAME.sub("_", str(named["name"]))[:64]
     return orjson.dumps(param)
+
+
+_NOT_IN_NAME = re.compile(r"[^a-zA-Z0-9_-]")
 
 
 def response_format_for(model_cls: type[BaseModel], endpoint: Endpoint) -> dict[str, Any]:

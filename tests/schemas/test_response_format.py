@@ -51,6 +51,15 @@ def test_formats_have_the_shape_each_endpoint_expects() -> None:
     }
 
 
+def test_the_schema_name_sent_is_one_openai_takes() -> None:
+    """The name is the class's, and OpenAI refuses one outside [a-zA-Z0-9_-] or over 64."""
+    accented = create_model("Résumé", title=(str, ...))
+    long = create_model("Invoice" * 10, title=(str, ...))
+    chat = response_format_for(accented, "/v1/chat/completions")
+    assert chat["json_schema"]["name"] == "R_sum_"
+    assert response_format_for(long, "/v1/responses")["name"] == ("Invoice" * 10)[:64]
+
+
 def test_returned_formats_are_fresh_copies() -> None:
     first = response_format_for(DocumentSummary, "/v1/chat/completions")
     first["json_schema"]["name"] = "changed"
