@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import signal
 import subprocess
 import time
 from typing import Any
@@ -196,6 +197,16 @@ def results(client: OpenAI, batch: Batch) -> tuple[dict[str, Any], dict[str, Any
 
 def message_content(line: dict[str, Any]) -> str:
     return str(line["response"]["body"]["choices"][0]["message"]["content"])
+
+
+def stop_server(process: subprocess.Popen[str], output: list[str]) -> None:
+    """Stop a `python -m localbatch` child with Ctrl-C and keep the rest of what it printed
+    (read through the pipe's text buffer: `communicate` would skip what `readline` had
+    already buffered)."""
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=30)
+    assert process.stdout is not None
+    output.append(process.stdout.read())
 
 
 def printed_base_url(process: subprocess.Popen[str], output: list[str] | None = None) -> str:

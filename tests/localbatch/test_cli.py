@@ -15,7 +15,7 @@ import typer
 from typer.testing import CliRunner
 
 from localbatch.cli import serve
-from tests.localbatch._helpers import printed_base_url
+from tests.localbatch._helpers import printed_base_url, stop_server
 
 
 def test_serve_options() -> None:
@@ -84,12 +84,7 @@ def test_serve_runs_in_the_foreground_and_never_prints_the_key(tmp_path: Path) -
         file = client.files.create(file=("a.jsonl", b""), purpose="batch")
         assert file.bytes == 0
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
-        # Read through the pipe's text buffer (communicate would read past what readline
-        # already buffered, and lose it).
-        assert process.stdout is not None
-        output.append(process.stdout.read())
+        stop_server(process, output)
     assert process.returncode in (0, 130)  # 130: ended by SIGINT after a clean shutdown
     assert "very-secret-key-123" not in "".join(output)
 
@@ -117,12 +112,7 @@ def test_serve_without_a_key_takes_any_key_but_not_none(tmp_path: Path) -> None:
         bare = httpx.get(f"{base_url}/batches", timeout=10)
         assert bare.status_code == 401
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
-        # Read through the pipe's text buffer (communicate would read past what readline
-        # already buffered, and lose it).
-        assert process.stdout is not None
-        output.append(process.stdout.read())
+        stop_server(process, output)
     assert "export OPENAI_API_KEY=overnight-local  # any key is taken" in "".join(output)
 
 
