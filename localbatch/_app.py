@@ -39,6 +39,7 @@ from localbatch._errors import (
 from localbatch._fields import CREATE_BATCH_FIELDS, first_unknown
 from localbatch._multipart import receive_upload
 from localbatch._service import Service
+from localbatch._shapes import metadata_problem
 from localbatch._store import BatchRecord, FileRecord, new_batch_id, new_file_id
 
 log = logging.getLogger("localbatch")
@@ -130,28 +131,10 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 
 def _metadata(value: Any) -> dict[str, str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise invalid_value("metadata", "Invalid 'metadata': expected an object of strings.")
-    if len(value) > 16:
-        raise invalid_value(
-            "metadata", f"Invalid 'metadata': at most 16 pairs allowed, got {len(value)}."
-        )
-    for key, item in value.items():
-        if len(key) > 64:
-            raise invalid_value(
-                "metadata", f"Invalid 'metadata': key '{key[:64]}...' is longer than 64 characters."
-            )
-        if not isinstance(item, str):
-            raise invalid_value(
-                "metadata", f"Invalid 'metadata': value of '{key}' is not a string."
-            )
-        if len(item) > 512:
-            raise invalid_value(
-                "metadata", f"Invalid 'metadata': value of '{key}' is longer than 512 characters."
-            )
-    return dict(value)
+    problem = metadata_problem(value)
+    if problem is not None:
+        raise invalid_value("metadata", problem)
+    return None if value is None else dict(value)
 
 
 def _expires_after(value: Any, name: str) -> int | None:

@@ -5,7 +5,8 @@ Each check answers the first problem of a chat or Responses body that OpenAI ref
 answers), Responses input roles, the structured-output format (its type, its `json_schema`
 and the schema's name), tools (their function and its name), `tool_choice` and
 `parallel_tool_calls` without tools, more than 4 `stop` sequences, chat `metadata` without
-`store`, and chat `top_logprobs` without `logprobs: true`.
+`store`, `metadata` over OpenAI's limits (16 pairs, keys of 64 characters, values of 512), chat
+`top_logprobs` without `logprobs: true`, and Responses content parts of chat's types.
 
 OpenAI's wordings, as users' reports quote its answers:
 - "Invalid value: 'developer'. Supported values are: ..." with param `messages[0].role` and
@@ -53,6 +54,19 @@ _PART_TYPES = {
 """The content part types each role's message takes (the spec's `...MessageContentPart`s)."""
 INPUT_ROLES = ("user", "assistant", "system", "developer")
 """The roles of a Responses input message (the spec's `EasyInputMessage.role`, in its order)."""
+INPUT_PART_TYPES = (
+    "input_text",
+    "input_image",
+    "input_audio",
+    "output_text",
+    "refusal",
+    "input_file",
+    "computer_screenshot",
+    "summary_text",
+    "encrypted_content",
+)
+"""The content part types of a Responses input message, as OpenAI lists them when it refuses
+a chat-style `text` or `image_url` part (MervinPraison/PraisonAI/issues/3934)."""
 _CHAT_FORMATS = ("text", "json_object", "json_schema")
 _RESPONSES_FORMATS = ("text", "json_schema", "json_object")
 _NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
@@ -77,6 +91,7 @@ def shape_problem(url: str, body: dict[str, Any]) -> Outcome | None:
             _input_problem(body.get("input"))
             or _responses_format_problem(body.get("text"))
             or _tools_problem(body, chat=False)
+            or _metadata_limits(body.get("metadata"))
         )
     return None
 
@@ -227,6 +242,11 @@ def _input_problem(given: object) -> Outcome | None:
         if not isinstance(item, dict) or ("role" not in item and item.get("type") != "message"):
             continue  # not a message: a tool call output, a reference, ...
         refused = _value_problem(item.get("role"), f"input[{n}].role", INPUT_ROLES)
+        parts = item.get("content")
+        for m, part in enumerate(parts if isinstance(parts, list) else ()):
+            if refused is None and isinstance(part, dict):
+                where = f"input[{n}].content[{m}].type"
+                refused = _value_problem(part.get("type"), where, INPUT_PART_TYPES)
         if refused is not None:
             return refused
     return None
@@ -325,8 +345,34 @@ def _logprobs_problem(body: dict[str, Any]) -> Outcome | None:
 
 
 def _metadata_problem(body: dict[str, Any]) -> Outcome | None:
-    if body.get("metadata") is None or body.get("store") is True:
+    if body.get("metadata") is None:
         return None
-    return _refused(
-        "The 'metadata' parameter is only allowed when 'store' is enabled.", "metadata", None
-    )
+    if body.get("store") is not True:
+        return _refused(
+            "The 'metadata' parameter is only allowed when 'store' is enabled.", "metadata", None
+        )
+    return _metadata_limits(body.get("metadata"))
+
+
+def _metadata_limits(value: object) -> Outcome | None:
+    problem = metadata_problem(value)
+    return None if problem is None else _refused(problem, "metadata", "invalid_value")
+
+
+def metadata_problem(value: object) -> str | None:
+    """Why a `metadata` object breaks OpenAI's limits (at most 16 pairs of strings, keys of
+    at most 64 characters, values of at most 512), or None; our words."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        return "Invalid 'metadata': expected an object of strings."
+    if len(value) > 16:
+        return f"Invalid 'metadata': at most 16 pairs allowed, got {len(value)}."
+    for key, item in value.items():
+        if len(key) > 64:
+            return f"Invalid 'metadata': key '{key[:64]}...' is longer than 64 characters."
+        if not isinstance(item, str):
+            return f"Invalid 'metadata': value of '{key}' is not a string."
+        if len(item) > 512:
+            return f"Invalid 'metadata': value of '{key}' is longer than 512 characters."
+    return None

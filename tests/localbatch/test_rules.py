@@ -513,7 +513,9 @@ def test_responses_shapes_openai_refuses_are_refused_per_line(client: OpenAI) ->
         line("no-schema", {k: v for k, v in fmt.items() if k != "schema"}),
         line("format-type", {"type": "yaml"}),
         line("tool-name", fmt, tools=[{**tool, "name": "get weather"}]),
-        line("fine", fmt, tools=[tool]),
+        line("chat-part", fmt, input=[{"role": "user", "content": [{"type": "text"}]}]),
+        line("metadata", fmt, metadata={f"k{i}": "v" for i in range(17)}),
+        line("fine", fmt, tools=[tool], metadata={"team": "ops"}),
     ]
     out, err = results(client, run_file(client, jsonl(lines).decode(), "/v1/responses"))
     assert set(out) == {"fine"}
@@ -528,6 +530,12 @@ def test_responses_shapes_openai_refuses_are_refused_per_line(client: OpenAI) ->
                         "values are: 'text', 'json_schema', and 'json_object'."),
         "tool-name": ("invalid_value", "tools[0].name",
                       f"Invalid 'tools[0].name': string does not match pattern. {PATTERN}"),
+        "chat-part": ("invalid_value", "input[0].content[0].type", "Invalid value: 'text'. "
+                      "Supported values are: 'input_text', 'input_image', 'input_audio', "
+                      "'output_text', 'refusal', 'input_file', 'computer_screenshot', "
+                      "'summary_text', and 'encrypted_content'."),
+        "metadata": ("invalid_value", "metadata",
+                     "Invalid 'metadata': at most 16 pairs allowed, got 17."),
     }  # fmt: skip
     for key, (code, param, message) in expected.items():
         assert_refused(err[key], status=400, code=code, param=param, message=message)
