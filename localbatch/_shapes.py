@@ -25,7 +25,8 @@ OpenAI's wordings, as users' reports quote its answers:
 - "The 'metadata' parameter is only allowed when 'store' is enabled." (tmc/langchaingo/
   issues/1484, spiceai/spiceai/pull/5231).
 Ours, in the same patterns, where no quote was found: an item that is no object, the content
-part types of a role, a format type outside the spec's, a schema or function name outside the
+part types of a role, a part's missing or mistyped text or image (the API's validation
+wording: "Invalid type for '...': expected ..., but got ... instead."), a format type outside the spec's, a schema or function name outside the
 spec's pattern or over 64 characters ("string does not match pattern" / "string too long", the
 validation wording of the API's other answers), `tool_choice` without tools (as
 `parallel_tool_calls`'s), `stop` over its spec's 4 items, and `top_logprobs` without
@@ -138,14 +139,9 @@ def _not_object(value: object, param: str) -> Outcome:
 
 def _name_problem(name: object, param: str) -> Outcome | None:
     """A schema's or function's name: present, of the spec's characters, at most 64 long."""
-    if name is None:
-        return _missing(param)
-    if not isinstance(name, str):
-        return _refused(
-            f"Invalid type for '{param}': expected a string, but got {_type_name(name)} instead.",
-            param,
-            "invalid_type",
-        )
+    refused = _string_problem(name, param)
+    if refused is not None or not isinstance(name, str):
+        return refused
     if len(name) > _NAME_MAX:
         return _refused(
             f"Invalid '{param}': string too long. Expected a string with maximum length "
@@ -212,10 +208,17 @@ def _message_problem(messages: object) -> Outcome | None:
 
 
 def _content_problem(content: object, where: str, role: str) -> Outcome | None:
-    """A message's content given as parts: at least one, each an object of a type its role
-    takes."""
-    if not isinstance(content, list):
+    """A message's content: a string, or at least one part, each an object of a type its role
+    takes, with that type's own field."""
+    if content is None or isinstance(content, str):
         return None
+    if not isinstance(content, list):
+        return _refused(
+            f"Invalid type for '{where}': expected one of a string or array of objects, but got "
+            f"{_type_name(content)} instead.",
+            where,
+            "invalid_type",
+        )
     if not content:
         return _refused(
             f"Invalid '{where}': empty array. Expected an array with minimum length 1, but got "
@@ -225,13 +228,48 @@ def _content_problem(content: object, where: str, role: str) -> Outcome | None:
         )
     allowed = _PART_TYPES.get(role)
     for n, part in enumerate(content):
+        at = f"{where}[{n}]"
         if not isinstance(part, dict):
-            return _not_object(part, f"{where}[{n}]")
-        if allowed is not None:
-            refused = _value_problem(part.get("type"), f"{where}[{n}].type", allowed)
-            if refused is not None:
-                return refused
+            return _not_object(part, at)
+        if allowed is None:
+            continue
+        refused = _value_problem(part.get("type"), f"{at}.type", allowed) or _part_problem(part, at)
+        if refused is not None:
+            return refused
     return None
+
+
+def _part_problem(part: dict[str, Any], at: str) -> Outcome | None:
+    """The field a text, refusal or image part carries: present and of its type."""
+    kind = part["type"]
+    if kind in ("text", "refusal"):
+        return _string_problem(part.get(kind), f"{at}.{kind}")
+    if kind != "image_url":
+        return None
+    image = part.get("image_url")
+    if image is None:
+        return _missing(f"{at}.image_url")
+    if not isinstance(image, dict):
+        return _not_object(image, f"{at}.image_url")
+    refused = _string_problem(image.get("url"), f"{at}.image_url.url")
+    if refused is None and image.get("detail") is not None:
+        refused = _value_problem(image["detail"], f"{at}.image_url.detail", _DETAILS)
+    return refused
+
+
+_DETAILS = ("auto", "low", "high")
+
+
+def _string_problem(value: object, param: str) -> Outcome | None:
+    if value is None:
+        return _missing(param)
+    if isinstance(value, str):
+        return None
+    return _refused(
+        f"Invalid type for '{param}': expected a string, but got {_type_name(value)} instead.",
+        param,
+        "invalid_type",
+    )
 
 
 def _input_problem(given: object) -> Outcome | None:

@@ -452,6 +452,12 @@ def test_chat_shapes_openai_refuses_are_refused_per_line(client: OpenAI) -> None
         chat_line("top-logprobs", document(1), top_logprobs=3),
         chat_line("part-type", "x", messages=[{"role": "user", "content": [{"type": "txt"}]}]),
         chat_line("no-parts", "x", messages=[{"role": "user", "content": []}]),
+        chat_line("number", "x", messages=[{"role": "user", "content": 5}]),
+        chat_line("no-text", "x", messages=[{"role": "user", "content": [{"type": "text"}]}]),
+        chat_line("image-string", "x", messages=[{"role": "user", "content": [
+                  {"type": "image_url", "image_url": "data:image/png;base64,AAAA"}]}]),
+        chat_line("image-detail", "x", messages=[{"role": "user", "content": [
+                  {"type": "image_url", "image_url": {"url": "x", "detail": "ultra"}}]}]),
         chat_line("fine", document(1), response_format={"type": "json_schema",
                   "json_schema": schema}, tools=[{"type": "function", "function": function}],
                   tool_choice="auto", parallel_tool_calls=False, stop=["a", "b", "c", "d"],
@@ -493,6 +499,16 @@ def test_chat_shapes_openai_refuses_are_refused_per_line(client: OpenAI) -> None
         "no-parts": ("empty_array", "messages[0].content", "Invalid 'messages[0].content': "
                      "empty array. Expected an array with minimum length 1, but got an empty "
                      "array instead."),
+        "number": ("invalid_type", "messages[0].content", "Invalid type for "
+                   "'messages[0].content': expected one of a string or array of objects, but "
+                   "got an integer instead."),
+        "no-text": ("missing_required_parameter", "messages[0].content[0].text",
+                    "Missing required parameter: 'messages[0].content[0].text'."),
+        "image-string": ("invalid_type", "messages[0].content[0].image_url", "Invalid type for "
+                         "'messages[0].content[0].image_url': expected an object, but got a "
+                         "string instead."),
+        "image-detail": ("invalid_value", "messages[0].content[0].image_url.detail", "Invalid "
+                         "value: 'ultra'. Supported values are: 'auto', 'low', and 'high'."),
     }  # fmt: skip
     for key, (code, param, message) in expected.items():
         assert_refused(err[key], status=400, code=code, param=param, message=message)
