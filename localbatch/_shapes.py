@@ -326,8 +326,9 @@ def _responses_format_problem(text: object) -> Outcome | None:
 
 
 def _tools_problem(body: dict[str, Any], *, chat: bool) -> Outcome | None:
-    """Each function tool's function and name; on chat, `tool_choice` and
-    `parallel_tool_calls` only beside tools."""
+    """Each function tool's function and name; on chat, no empty `tools`, and `tool_choice`
+    and `parallel_tool_calls` only beside tools (OpenAI's behaviour as vllm-project/vllm/
+    pull/40311 recorded it from the API); on Responses, a `tool_choice` its tools can meet."""
     tools = body.get("tools")
     if isinstance(tools, list):
         for n, tool in enumerate(tools):
@@ -346,7 +347,16 @@ def _tools_problem(body: dict[str, Any], *, chat: bool) -> Outcome | None:
                 refused = _name_problem(tool.get("name"), f"tools[{n}].name")
             if refused is not None:
                 return refused
-    if not chat or tools:
+    if not chat:
+        return _responses_choice_problem(body.get("tool_choice"), tools)
+    if tools == []:
+        return _refused(
+            "Invalid 'tools': empty array. Expected an array with minimum length 1, but got an "
+            "empty array instead.",
+            "tools",
+            "empty_array",
+        )
+    if tools:
         return None
     for field in ("tool_choice", "parallel_tool_calls"):
         if body.get(field) is not None:
@@ -357,6 +367,23 @@ def _tools_problem(body: dict[str, Any], *, chat: bool) -> Outcome | None:
                 None,
             )
     return None
+
+
+def _responses_choice_problem(choice: object, tools: object) -> Outcome | None:
+    """A Responses `tool_choice` that needs a tool the request does not give: `required`
+    without tools, or a named function that is not among them ("auto" and "none" go without
+    tools). OpenAI's answers, as vllm-project/vllm/pull/40399 recorded them from the API."""
+    listed = tools if isinstance(tools, list) else []
+    if choice == "required" and not listed:
+        return _refused(
+            "Tool choice 'required' must be specified with 'tools' parameter.", "tool_choice", None
+        )
+    if not isinstance(choice, dict) or choice.get("type") != "function":
+        return None
+    names = {t.get("name") for t in listed if isinstance(t, dict) and t.get("type") == "function"}
+    if choice.get("name") in names:
+        return None
+    return _refused("Tool choice 'function' not found in 'tools' parameter.", "tool_choice", None)
 
 
 def _stop_problem(stop: object) -> Outcome | None:

@@ -446,6 +446,7 @@ def test_chat_shapes_openai_refuses_are_refused_per_line(client: OpenAI) -> None
                   "function": {**function, "name": "get weather"}}]),
         chat_line("no-function", document(1), tools=[{"type": "function"}]),
         chat_line("choice-alone", document(1), tool_choice="auto"),
+        chat_line("no-tools", document(1), tools=[]),
         chat_line("parallel-alone", document(1), parallel_tool_calls=False),
         chat_line("five-stops", document(1), stop=["a", "b", "c", "d", "e"]),
         chat_line("metadata", document(1), metadata={"team": "ops"}),
@@ -484,6 +485,8 @@ def test_chat_shapes_openai_refuses_are_refused_per_line(client: OpenAI) -> None
                         "Missing required parameter: 'tools[0].function'."),
         "choice-alone": (None, "tool_choice", "Invalid value for 'tool_choice': 'tool_choice' "
                          "is only allowed when 'tools' are specified."),
+        "no-tools": ("empty_array", "tools", "Invalid 'tools': empty array. Expected an array "
+                     "with minimum length 1, but got an empty array instead."),
         "parallel-alone": (None, "parallel_tool_calls", "Invalid value for "
                            "'parallel_tool_calls': 'parallel_tool_calls' is only allowed when "
                            "'tools' are specified."),
@@ -531,11 +534,18 @@ def test_responses_shapes_openai_refuses_are_refused_per_line(client: OpenAI) ->
         line("tool-name", fmt, tools=[{**tool, "name": "get weather"}]),
         line("chat-part", fmt, input=[{"role": "user", "content": [{"type": "text"}]}]),
         line("metadata", fmt, metadata={f"k{i}": "v" for i in range(17)}),
+        line("required-alone", fmt, tool_choice="required"),
+        line("named-missing", fmt, tools=[tool], tool_choice={"type": "function", "name": "x"}),
         line("fine", fmt, tools=[tool], metadata={"team": "ops"}),
+        line("auto-alone", fmt, tool_choice="auto"),
     ]
     out, err = results(client, run_file(client, jsonl(lines).decode(), "/v1/responses"))
-    assert set(out) == {"fine"}
+    assert set(out) == {"fine", "auto-alone"}
     expected = {
+        "required-alone": (None, "tool_choice",
+                           "Tool choice 'required' must be specified with 'tools' parameter."),
+        "named-missing": (None, "tool_choice",
+                          "Tool choice 'function' not found in 'tools' parameter."),
         "no-name": ("missing_required_parameter", "text.format.name",
                     "Missing required parameter: 'text.format.name'."),
         "bad-name": ("invalid_value", "text.format.name",
