@@ -21,16 +21,18 @@ OpenAI's wordings, as users' reports quote its answers:
   response messages: ...", param `messages.[N].role`, code null (run-llama/llama_index/
   issues/10493, RamiAwar/dataline/issues/172);
 - "Invalid value for 'parallel_tool_calls': 'parallel_tool_calls' is only allowed when 'tools'
-  are specified." (Upsonic/Upsonic/issues/323);
+  are specified." (Upsonic/Upsonic/issues/323), and the same for `tool_choice`
+  (writer/writer-framework/pull/1013); which tool_choice and tools OpenAI takes together, on
+  chat and on Responses, as vllm-project/vllm pulls 40311 and 40399 recorded them from the API;
 - "The 'metadata' parameter is only allowed when 'store' is enabled." (tmc/langchaingo/
   issues/1484, spiceai/spiceai/pull/5231).
 Ours, in the same patterns, where no quote was found: an item that is no object, the content
 part types of a role, a part's missing or mistyped text or image (the API's validation
-wording: "Invalid type for '...': expected ..., but got ... instead."), a format type outside the spec's, a schema or function name outside the
-spec's pattern or over 64 characters ("string does not match pattern" / "string too long", the
-validation wording of the API's other answers), `tool_choice` without tools (as
-`parallel_tool_calls`'s), `stop` over its spec's 4 items, and `top_logprobs` without
-`logprobs` (its spec: "`logprobs` must be set to `true` if this parameter is used").
+wording: "Invalid type for '...': expected ..., but got ... instead."), a format type outside
+the spec's, a schema or function name outside the spec's pattern or over 64 characters
+("string does not match pattern" / "string too long", the validation wording of the API's
+other answers), `stop` over its spec's 4 items, metadata over its limits, and `top_logprobs`
+without `logprobs` (its spec: "`logprobs` must be set to `true` if this parameter is used").
 """
 
 from __future__ import annotations
