@@ -382,8 +382,11 @@ def _responses_choice_problem(choice: object, tools: object) -> Outcome | None:
         )
     if not isinstance(choice, dict) or choice.get("type") != "function":
         return None
-    names = {t.get("name") for t in listed if isinstance(t, dict) and t.get("type") == "function"}
-    if choice.get("name") in names:
+    name = choice.get("name")
+    if any(
+        isinstance(t, dict) and t.get("type") == "function" and t.get("name") == name
+        for t in listed
+    ):
         return None
     return _refused("Tool choice 'function' not found in 'tools' parameter.", "tool_choice", None)
 

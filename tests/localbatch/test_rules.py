@@ -536,6 +536,7 @@ def test_responses_shapes_openai_refuses_are_refused_per_line(client: OpenAI) ->
         line("metadata", fmt, metadata={f"k{i}": "v" for i in range(17)}),
         line("required-alone", fmt, tool_choice="required"),
         line("named-missing", fmt, tools=[tool], tool_choice={"type": "function", "name": "x"}),
+        line("named-list", fmt, tools=[tool], tool_choice={"type": "function", "name": ["x"]}),
         line("fine", fmt, tools=[tool], metadata={"team": "ops"}),
         line("auto-alone", fmt, tool_choice="auto"),
     ]
@@ -546,6 +547,8 @@ def test_responses_shapes_openai_refuses_are_refused_per_line(client: OpenAI) ->
                            "Tool choice 'required' must be specified with 'tools' parameter."),
         "named-missing": (None, "tool_choice",
                           "Tool choice 'function' not found in 'tools' parameter."),
+        "named-list": (None, "tool_choice",
+                       "Tool choice 'function' not found in 'tools' parameter."),
         "no-name": ("missing_required_parameter", "text.format.name",
                     "Missing required parameter: 'text.format.name'."),
         "bad-name": ("invalid_value", "text.format.name",
