@@ -222,6 +222,32 @@ def test_an_unknown_model_is_a_404_per_line(client: OpenAI) -> None:
     assert client.models.retrieve("gpt-4o-mini-2024-07-18").id == "gpt-4o-mini-2024-07-18"
 
 
+def test_the_specs_own_batch_example_runs(client: OpenAI) -> None:
+    """The OpenAPI spec's batch input example (gpt-3.5-turbo-0125), and ada embeddings, which
+    other clients' examples still use."""
+    example = {
+        "custom_id": "request-1",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {
+            "model": "gpt-3.5-turbo-0125",
+            "messages": [
+                {"role": "system", "content": "You are a helpful assistant."},
+                {"role": "user", "content": "What is 2+2?"},
+            ],
+            "max_tokens": 1000,
+        },
+    }
+    strict = chat_line("strict", document(1), model="gpt-3.5-turbo-0125", schema=SUMMARY_SCHEMA)
+    out, err = results(client, run_file(client, jsonl([example, strict]).decode()))
+    assert set(out) == {"request-1"} and set(err) == {"strict"}  # no Structured Outputs on 3.5
+    assert out["request-1"]["response"]["body"]["model"] == "gpt-3.5-turbo-0125"
+    ada = {"custom_id": "e", "method": "POST", "url": "/v1/embeddings",
+           "body": {"model": "text-embedding-ada-002", "input": "The harbor budget."}}  # fmt: skip
+    out, err = results(client, run_file(client, jsonl([ada]).decode(), "/v1/embeddings"))
+    assert set(out) == {"e"}
+
+
 def test_lenient_runs_every_line_as_given(make_server: MakeServer, make_client: MakeClient) -> None:
     client = make_client(make_server(lenient=True))
     batch = run_file(client, REASONING_FILE + "\n")
