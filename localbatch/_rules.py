@@ -42,7 +42,7 @@ from localbatch._errors import error_body
 from localbatch._execution import Outcome, WorkItem
 from localbatch._fields import BODY_BOUNDS, BODY_ENUMS, BODY_FIELDS, first_unknown
 from localbatch._prompts import TokenCounter, chat_messages, responses_messages
-from localbatch._shapes import shape_problem
+from localbatch._shapes import listed, shape_problem, type_name
 
 if TYPE_CHECKING:
     from tasks.capabilities import CapabilitiesTable, ModelCapabilities, RequestProblem
@@ -77,11 +77,9 @@ def _value_problem(url: str, body: dict[str, Any]) -> Outcome | None:
         integer = kind == "integer"
         if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
             wanted = "an integer" if integer else "a number"
-            got = {str: "a string", bool: "a boolean", list: "an array", dict: "an object"}.get(
-                type(value), "a decimal" if isinstance(value, float) else "another type"
-            )
             return _invalid(
-                f"Invalid type for '{name}': expected {wanted}, but got {got} instead.",
+                f"Invalid type for '{name}': expected {wanted}, but got {type_name(value)} "
+                "instead.",
                 name,
                 "invalid_type",
             )
@@ -103,9 +101,9 @@ def _value_problem(url: str, body: dict[str, Any]) -> Outcome | None:
     for name, allowed in BODY_ENUMS.get(url, {}).items():
         value = body.get(name)
         if value is not None and value not in allowed:
-            listed = ", ".join(f"'{v}'" for v in allowed[:-1]) + f" and '{allowed[-1]}'"
             return _invalid(
-                f"Invalid value: {str(value)[:64]!r}. Supported values are: {listed}.",
+                f"Invalid value: {str(value)[:64]!r}. Supported values are: "
+                f"{listed(tuple(allowed))}.",
                 name,
                 "invalid_value",
             )

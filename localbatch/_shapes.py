@@ -107,9 +107,12 @@ def _missing(param: str) -> Outcome:
     return Outcome(status_code=400, body=missing_param(param).body())
 
 
-def _listed(values: tuple[str, ...]) -> str:
+def listed(values: tuple[str, ...]) -> str:
+    """Values quoted and listed as OpenAI's answers list them ('a', 'b', and 'c')."""
     quoted = [f"'{v}'" for v in values]
-    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + ", and " + quoted[-1]
+    if len(quoted) <= 2:
+        return " and ".join(quoted)
+    return ", ".join(quoted[:-1]) + ", and " + quoted[-1]
 
 
 def _value_problem(value: object, param: str, allowed: tuple[str, ...]) -> Outcome | None:
@@ -119,13 +122,14 @@ def _value_problem(value: object, param: str, allowed: tuple[str, ...]) -> Outco
     if isinstance(value, str) and value in allowed:
         return None
     return _refused(
-        f"Invalid value: {str(value)[:64]!r}. Supported values are: {_listed(allowed)}.",
+        f"Invalid value: {str(value)[:64]!r}. Supported values are: {listed(allowed)}.",
         param,
         "invalid_value",
     )
 
 
-def _type_name(value: object) -> str:
+def type_name(value: object) -> str:
+    """A JSON value's type as OpenAI's validation answers name it ("an integer", ...)."""
     names = {str: "a string", bool: "a boolean", int: "an integer", float: "a decimal"}
     names |= {list: "an array", dict: "an object", type(None): "null"}
     return names.get(type(value), "another type")
@@ -133,7 +137,7 @@ def _type_name(value: object) -> str:
 
 def _not_object(value: object, param: str) -> Outcome:
     return _refused(
-        f"Invalid type for '{param}': expected an object, but got {_type_name(value)} instead.",
+        f"Invalid type for '{param}': expected an object, but got {type_name(value)} instead.",
         param,
         "invalid_type",
     )
@@ -217,7 +221,7 @@ def _content_problem(content: object, where: str, role: str) -> Outcome | None:
     if not isinstance(content, list):
         return _refused(
             f"Invalid type for '{where}': expected one of a string or array of objects, but got "
-            f"{_type_name(content)} instead.",
+            f"{type_name(content)} instead.",
             where,
             "invalid_type",
         )
@@ -268,7 +272,7 @@ def _string_problem(value: object, param: str) -> Outcome | None:
     if isinstance(value, str):
         return None
     return _refused(
-        f"Invalid type for '{param}': expected a string, but got {_type_name(value)} instead.",
+        f"Invalid type for '{param}': expected a string, but got {type_name(value)} instead.",
         param,
         "invalid_type",
     )
