@@ -149,8 +149,10 @@ def upload(client: OpenAI, data: bytes, name: str = "input.jsonl") -> FileObject
 
 
 def wait_for(
-    client: OpenAI, batch_id: str, statuses: tuple[str, ...] = TERMINAL, timeout: float = 15.0
+    client: OpenAI, batch_id: str, statuses: tuple[str, ...] = TERMINAL, timeout: float = 60.0
 ) -> Batch:
+    # Generous: a batch done early returns at once, and a loaded machine (CI beside other
+    # work) can take several times as long as a quiet one.
     deadline = time.monotonic() + timeout
     while True:
         batch = client.batches.retrieve(batch_id)
