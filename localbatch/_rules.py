@@ -42,7 +42,7 @@ from localbatch._errors import error_body
 from localbatch._execution import Outcome, WorkItem
 from localbatch._fields import BODY_BOUNDS, BODY_ENUMS, BODY_FIELDS, first_unknown
 from localbatch._prompts import TokenCounter, chat_messages, responses_messages
-from localbatch._shapes import listed, shape_problem, type_name
+from localbatch._shapes import embedding_inputs, listed, shape_problem, type_name
 
 if TYPE_CHECKING:
     from tasks.capabilities import CapabilitiesTable, ModelCapabilities, RequestProblem
@@ -132,31 +132,6 @@ def _stream_options_refused() -> Outcome:
             param="stream_options",
         ),
     )
-
-
-EMBEDDING_ITEMS = 2048
-"""The most inputs one embeddings request may hold (the spec's `maxItems`)."""
-
-
-def embedding_inputs(value: object) -> list[str | list[int]] | None:
-    """The inputs of an embeddings body's `input`, or None where the spec refuses its shape: a
-    non-empty string, or an array of 1 to 2048 non-empty strings, of tokens (one input), or of
-    non-empty token arrays."""
-
-    def tokens(x: object) -> bool:
-        return isinstance(x, list) and bool(x) and all(type(t) is int for t in x)
-
-    if isinstance(value, str):
-        return [value] if value else None
-    if not isinstance(value, list) or not 1 <= len(value) <= EMBEDDING_ITEMS:
-        return None
-    if all(isinstance(x, str) and x for x in value):
-        return list(value)
-    if tokens(value):
-        return [value]
-    if all(tokens(x) for x in value):
-        return list(value)
-    return None
 
 
 EMBEDDING_REQUEST_TOKENS = 300_000

@@ -33,6 +33,8 @@ the spec's, a schema or function name outside the spec's pattern or over 64 char
 ("string does not match pattern" / "string too long", the validation wording of the API's
 other answers), `stop` over its spec's 4 items, metadata over its limits, and `top_logprobs`
 without `logprobs` (its spec: "`logprobs` must be set to `true` if this parameter is used").
+`embedding_inputs` reads an embeddings `input` in the shapes the spec takes, for the per-line
+limits (`localbatch._rules`) and the batch-wide count of inputs (`localbatch._validate`).
 """
 
 from __future__ import annotations
@@ -83,7 +85,9 @@ def shape_problem(url: str, body: dict[str, Any]) -> Outcome | None:
     if url == "/v1/chat/completions":
         return (
             _message_problem(body.get("messages"))
-            or _chat_format_problem(body.get("response_format"))
+            or _format_problem(
+                body.get("response_format"), "response_format", _CHAT_FORMATS, "json_schema"
+            )
             or _tools_problem(body, chat=True)
             or _stop_problem(body.get("stop"))
             or _metadata_problem(body)
@@ -92,7 +96,9 @@ def shape_problem(url: str, body: dict[str, Any]) -> Outcome | None:
     if url == "/v1/responses":
         return (
             _input_problem(body.get("input"))
-            or _responses_format_problem(body.get("text"))
+            or _format_problem(
+                _text_format(body.get("text")), "text.format", _RESPONSES_FORMATS, ""
+            )
             or _tools_problem(body, chat=False)
             or _metadata_limits(body.get("metadata"))
         )
@@ -296,39 +302,33 @@ def _input_problem(given: object) -> Outcome | None:
     return None
 
 
-def _chat_format_problem(fmt: object) -> Outcome | None:
-    """`response_format`: a type of the spec's, and for `json_schema` its object and name."""
+def _format_problem(fmt: object, param: str, kinds: tuple[str, ...], nested: str) -> Outcome | None:
+    """A structured-output format: a type of the spec's, and for `json_schema` its name (and on
+    the Responses API, flat, its schema). `nested` names chat's inner object
+    (`response_format.json_schema`); Responses has none ("")."""
     if fmt is None:
         return None
     if not isinstance(fmt, dict):
-        return _not_object(fmt, "response_format")
+        return _not_object(fmt, param)
     kind = fmt.get("type")
-    refused = _value_problem(kind, "response_format.type", _CHAT_FORMATS)
+    refused = _value_problem(kind, f"{param}.type", kinds)
     if refused is not None or kind != "json_schema":
         return refused
-    spec = fmt.get("json_schema")
-    if spec is None:
-        return _missing("response_format.json_schema")
-    if not isinstance(spec, dict):
-        return _not_object(spec, "response_format.json_schema")
-    return _name_problem(spec.get("name"), "response_format.json_schema.name")
-
-
-def _responses_format_problem(text: object) -> Outcome | None:
-    """`text.format`: a type of the spec's, and for `json_schema` its name and schema."""
-    fmt = text.get("format") if isinstance(text, dict) else None
-    if fmt is None:
-        return None
-    if not isinstance(fmt, dict):
-        return _not_object(fmt, "text.format")
-    kind = fmt.get("type")
-    refused = _value_problem(kind, "text.format.type", _RESPONSES_FORMATS)
-    if refused is not None or kind != "json_schema":
-        return refused
-    refused = _name_problem(fmt.get("name"), "text.format.name")
+    if nested:
+        spec = fmt.get(nested)
+        if spec is None:
+            return _missing(f"{param}.{nested}")
+        if not isinstance(spec, dict):
+            return _not_object(spec, f"{param}.{nested}")
+        return _name_problem(spec.get("name"), f"{param}.{nested}.name")
+    refused = _name_problem(fmt.get("name"), f"{param}.name")
     if refused is None and fmt.get("schema") is None:
-        refused = _missing("text.format.schema")
+        refused = _missing(f"{param}.schema")
     return refused
+
+
+def _text_format(text: object) -> object:
+    return text.get("format") if isinstance(text, dict) else None
 
 
 def _tools_problem(body: dict[str, Any], *, chat: bool) -> Outcome | None:
@@ -449,4 +449,29 @@ def metadata_problem(value: object) -> str | None:
             return f"Invalid 'metadata': value of '{key}' is not a string."
         if len(item) > 512:
             return f"Invalid 'metadata': value of '{key}' is longer than 512 characters."
+    return None
+
+
+EMBEDDING_ITEMS = 2048
+"""The most inputs one embeddings request may hold (the spec's `maxItems`)."""
+
+
+def embedding_inputs(value: object) -> list[str | list[int]] | None:
+    """The inputs of an embeddings body's `input`, or None where the spec refuses its shape: a
+    non-empty string, or an array of 1 to 2048 non-empty strings, of tokens (one input), or of
+    non-empty token arrays."""
+
+    def tokens(x: object) -> bool:
+        return isinstance(x, list) and bool(x) and all(type(t) is int for t in x)
+
+    if isinstance(value, str):
+        return [value] if value else None
+    if not isinstance(value, list) or not 1 <= len(value) <= EMBEDDING_ITEMS:
+        return None
+    if all(isinstance(x, str) and x for x in value):
+        return list(value)
+    if tokens(value):
+        return [value]
+    if all(tokens(x) for x in value):
+        return list(value)
     return None

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from localbatch._prompts import TokenCounter, chat_messages, responses_messages
+from localbatch._shapes import embedding_inputs
 
 MAX_REPORTED_ERRORS = 20
 
@@ -183,12 +184,9 @@ def _check_line(result: Validation, raw: bytes, line: int, endpoint: str, seen: 
 
 
 def _embedding_input_count(value: Any) -> int:
-    """The inputs an embeddings body embeds: a string or a token array is one, a list of them
-    is one each (a shape the spec refuses counts as given and fails per line)."""
-    if isinstance(value, str):
-        return 1
-    if not isinstance(value, list):
-        return 0
-    if value and all(isinstance(x, int) and not isinstance(x, bool) for x in value):
-        return 1
-    return len(value)
+    """The inputs an embeddings body embeds (`embedding_inputs`); a shape the spec refuses
+    counts as given (each item one) and fails per line."""
+    inputs = embedding_inputs(value)
+    if inputs is not None:
+        return len(inputs)
+    return len(value) if isinstance(value, list) else int(isinstance(value, str))
