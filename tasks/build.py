@@ -24,6 +24,7 @@ ran: the same requests, the same estimate, shard contents identical up to order.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -117,6 +118,20 @@ def _batched(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
     it = iter(items)
     while batch := list(islice(it, size)):
         yield batch
+
+
+_LONG_SPACE = re.compile(r"\s{64,}")
+
+
+def _edge_slack(text: str, max_chunks: int) -> int:
+    """How many fewer tokens than the whole text `max_chunks` chunks of it can hold, at most.
+
+    A chunk is trimmed at both edges, so whitespace there is in no chunk; and tokens counted
+    piece by piece can come out a few fewer than the whole's at each cut. A whitespace run
+    is at most as many tokens as characters.
+    """
+    longest = max((m.end() - m.start() for m in _LONG_SPACE.finditer(text)), default=63)
+    return 2 * max_chunks * (longest + 8)
 
 
 def _build_reject(doc: Document, code: RejectCode, message: str) -> RejectedDocument:
@@ -278,6 +293,17 @@ class _Planner:
             renderer.user_text(doc, "", chunking.max_chunks, chunking.max_chunks)
         )
         budget = self.max_input - renderer.static_tokens - frame - CHUNK_MARGIN_TOKENS
+        # Too long for max_chunks by its token count alone (a log, a data dump): refused
+        # without splitting it, which takes about half a second a megabyte.
+        text_tokens = total - renderer.static_tokens - frame
+        least = (text_tokens - _edge_slack(doc.text, chunking.max_chunks)) / max(budget, 1)
+        if least > chunking.max_chunks:
+            return _build_reject(
+                doc,
+                "too_many_tokens",
+                f"{text_tokens} text tokens need more than {chunking.max_chunks} chunks of at "
+                f"most {budget}; chunking.max_chunks is {chunking.max_chunks}",
+            )
         for _ in range(4):
             if budget <= chunking.overlap_tokens or budget < 16:
                 break

@@ -12,7 +12,7 @@ import pytest
 from schemas.build import BuildSummary, RequestIndexRow
 from schemas.job import JobSpec, LimitsSpec, parse_job
 from schemas.response_format import response_format_for
-from tasks import storage
+from tasks import build, storage
 from tasks.build import BuildError, build_shards
 from tasks.chunking import split_text
 from tasks.render import RequestRenderer, custom_id_for, token_counter
@@ -449,6 +449,54 @@ def test_too_many_chunks_or_no_chunking_rejects(tmp_path: Path) -> None:
         assert summary.requests == 0
         [reject] = read_lines(summary.rejected_uri)
         assert (reject["code"], reject["stage"]) == ("too_many_tokens", "build")
+
+
+def test_a_document_far_past_max_chunks_is_refused_without_splitting_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A log of many megabytes took seconds a megabyte to split, only to be refused for its
+    # chunk count: one that cannot fit max_chunks by its token count alone is never split.
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "dump.txt").write_text(long_document(120))  # ~6,000 tokens
+    (tmp_path / "in" / "long.txt").write_text(long_document(20))
+    job = make_job(tmp_path / "in", chunking={"max_input_tokens": 900, "max_chunks": 2})
+    split = build.split_text
+    split_lengths: list[int] = []
+
+    def spy(text: str, **kwargs: Any) -> list[str]:
+        split_lengths.append(len(text))
+        return split(text, **kwargs)
+
+    monkeypatch.setattr(build, "split_text", spy)
+    summary = build_shards(job, str(tmp_path / "run"))
+    check_consistent(summary)
+    rejects = {r["document_id"]: r for r in read_lines(summary.rejected_uri)}
+    assert rejects["dump.txt"]["code"] == "too_many_tokens"
+    assert "text tokens need more than 2 chunks" in rejects["dump.txt"]["message"]
+    # The shorter one is split as before, and refused for the chunks it really needs.
+    assert split_lengths == [len(long_document(20))]
+    assert rejects["long.txt"]["message"].startswith("needs ")
+
+
+def test_the_chunk_count_bound_never_refuses_a_document_that_would_fit(tmp_path: Path) -> None:
+    # Documents around the bound, whitespace-heavy ones too: each refused unsplit really
+    # needs more chunks than allowed when split.
+    (tmp_path / "in").mkdir()
+    for n in range(14, 60, 3):
+        (tmp_path / "in" / f"p{n}.txt").write_text(long_document(n))
+        spaced = ("\n" + " " * 300 + "\n").join(f"Section {i}. {PARAGRAPH}" for i in range(n))
+        (tmp_path / "in" / f"s{n}.txt").write_text(spaced)
+    job = make_job(tmp_path / "in", chunking={"max_input_tokens": 900, "max_chunks": 2})
+    summary = build_shards(job, str(tmp_path / "run"))
+    early = 0
+    for reject in read_lines(summary.rejected_uri):
+        message = reject["message"]
+        if "text tokens need more than" in message:
+            early += 1
+            budget = int(message.split("chunks of at most ")[1].split(";")[0])
+            text = (tmp_path / "in" / reject["document_id"]).read_text()
+            assert len(split_text(text, model="gpt-4o-mini", max_tokens=budget)) > 2
+    assert early >= 10  # the bound does refuse most of the long ones unsplit
 
 
 # -- the shard writer on its own -------------------------------------------------------------
