@@ -1035,6 +1035,8 @@ _BREAKS: dict[str, str] = dict.fromkeys([*STOPWORDS, *"\n.,;:!?()"], "")
 _ODD_CHARS = re.compile(r"[\d/@=_\\|<>{}\[\]#*~^]")
 """Digits and markup: many of them make a line a listing, a path or code, not a sentence."""
 _DIGIT_CHARS = frozenset("0123456789")
+_LEADER = re.compile(r"(?:\. ?){4,}")
+"""Dot leaders ("Introduction . . . . 3"): a table of contents, not a sentence."""
 _FILLER = re.compile(r"^(this|here|it|that)\s+(is|are)\s+(a|an|the)?\s*", re.IGNORECASE)
 
 
@@ -1308,7 +1310,8 @@ class Document:
     def _shape(self) -> list[tuple[int, bool]]:
         """(words, reads as prose) of each sentence: prose has few digits, paths or markup."""
         sentences = self.sentences
-        if not _ODD_CHARS.search(" ".join(sentences)):  # plain prose throughout (most text)
+        joined = " ".join(sentences)
+        if not _ODD_CHARS.search(joined) and not _LEADER.search(joined):  # plain prose (most)
             return [(len(sentence.split()), True) for sentence in sentences]
         out = []
         for sentence in sentences:
@@ -1317,6 +1320,7 @@ class Document:
                 len(odd) + 2 * sum(c not in _DIGIT_CHARS for c in odd) <= 0.15 * len(sentence)
                 and "://" not in sentence
             )
+            prose = prose and not _LEADER.search(sentence)
             out.append((len(sentence.split()), prose))
         return out
 

@@ -272,6 +272,32 @@ def test_an_address_inside_a_longer_one_is_not_read_as_words() -> None:
     assert "kerrisk" not in doc.keywords
 
 
+def test_a_table_of_contents_is_not_summarized() -> None:
+    """A PDF manual's text opens with its contents, dot leaders and all; a model would not
+    quote those lines as the summary (one did: "1 2 ASN.1 structure handling . . . . .")."""
+    contents = "\n".join(
+        f"{n} {title} . . . . . . . . . . . . . . . . {n * 3}"
+        for n, title in enumerate(
+            [
+                "Introduction to the library",
+                "Structure handling rules",
+                "Encoding of the values",
+                "Decoding of the values",
+            ],
+            1,
+        )
+    )
+    prose = (
+        "The library parses abstract syntax notation structures at run time. "
+        "It encodes and decodes values with the distinguished encoding rules. "
+        "Programs describe their structures in a text file that the library reads."
+    )
+    doc = Document(f"Library Manual\n\n{contents}\n\n{prose}\n")
+    assert ". . ." not in doc.summary()
+    assert not any(". . ." in point for point in doc.key_sentences(2, 4))
+    assert doc.summary().startswith("The library parses")
+
+
 def test_answers_are_the_same_in_every_process() -> None:
     """The simulator is deterministic per seed across processes, whatever PYTHONHASHSEED is."""
     script = (
