@@ -248,6 +248,28 @@ def test_the_specs_own_batch_example_runs(client: OpenAI) -> None:
     assert set(out) == {"e"}
 
 
+def test_older_models_that_clients_name_run_with_their_own_rules(client: OpenAI) -> None:
+    """gpt-4-turbo, gpt-4, o1 and o3-mini were model_not_found, so clients' examples naming
+    them failed on every line; each now runs, and refuses what that model refuses."""
+    image = {"role": "user", "content": [
+        {"type": "text", "text": "What is shown?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}  # fmt: skip
+    cases = {
+        # a model, and a line it refuses: Structured Outputs, vision, sampling, max_tokens
+        "gpt-4-turbo-2024-04-09": chat_line("no", document(2), schema=SUMMARY_SCHEMA),
+        "gpt-4-0613": {**chat_line("no", ""), "body": {"messages": [image]}},
+        "o1": chat_line("no", document(2), temperature=0.2),
+        "o3-mini": chat_line("no", document(2), max_tokens=300),
+    }
+    for model, refused in cases.items():
+        ok = chat_line("ok", document(1), model=model, max_completion_tokens=400)
+        refused["body"]["model"] = model
+        out, err = results(client, run_file(client, jsonl([ok, refused]).decode()))
+        assert set(out) == {"ok"} and set(err) == {"no"}, model
+        assert out["ok"]["response"]["body"]["model"] == model
+        assert err["no"]["response"]["status_code"] == 400, model
+
+
 def test_lenient_runs_every_line_as_given(make_server: MakeServer, make_client: MakeClient) -> None:
     client = make_client(make_server(lenient=True))
     batch = run_file(client, REASONING_FILE + "\n")

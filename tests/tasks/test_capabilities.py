@@ -38,7 +38,7 @@ def test_every_priced_model_has_capabilities() -> None:
 def test_reasoning_models_are_the_gpt5_family_and_the_o_series() -> None:
     table = load_capabilities()
     reasoning = {name for name, caps in table.models.items() if caps.reasoning}
-    assert reasoning == {"gpt-5", "gpt-5-mini", "gpt-5-nano", "o3", "o4-mini"}
+    assert reasoning == {"gpt-5", "gpt-5-mini", "gpt-5-nano", "o1", "o3", "o3-mini", "o4-mini"}
     assert table.lookup("o3").reasoning_efforts == ("low", "medium", "high")
     assert "minimal" in table.lookup("gpt-5-mini").reasoning_efforts
     assert table.lookup("gpt-4o-mini").context_window == 128_000
