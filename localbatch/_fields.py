@@ -120,6 +120,102 @@ BODY_BOUNDS: dict[str, dict[str, tuple[str, float | None, float | None]]] = {
 `seed` (its bounds are the int64 range) and the Responses `max_output_tokens` minimum, which
 `tasks.capabilities` checks for the job preflight and the server alike."""
 
+BODY_TYPES: dict[str, dict[str, tuple[str, ...]]] = {
+    # CreateChatCompletionRequest
+    "/v1/chat/completions": {
+        "audio": ("null", "object"),
+        "frequency_penalty": ("null", "number"),
+        "function_call": ("object", "string"),
+        "functions": ("array",),
+        "logit_bias": ("null", "object"),
+        "logprobs": ("boolean", "null"),
+        "max_completion_tokens": ("integer", "null"),
+        "max_tokens": ("integer", "null"),
+        "messages": ("array",),
+        "metadata": ("null", "object"),
+        "modalities": ("array", "null"),
+        "model": ("string",),
+        "moderation": ("null", "object"),
+        "n": ("integer", "null"),
+        "parallel_tool_calls": ("boolean",),
+        "prediction": ("null", "object"),
+        "presence_penalty": ("null", "number"),
+        "prompt_cache_key": ("null", "string"),
+        "prompt_cache_options": ("object",),
+        "prompt_cache_retention": ("null", "string"),
+        "reasoning_effort": ("null", "string"),
+        "response_format": ("object",),
+        "safety_identifier": ("null", "string"),
+        "seed": ("integer", "null"),
+        "service_tier": ("null", "string"),
+        "stop": ("array", "null", "string"),
+        "store": ("boolean", "null"),
+        "stream": ("boolean", "null"),
+        "stream_options": ("null", "object"),
+        "temperature": ("null", "number"),
+        "tool_choice": ("object", "string"),
+        "tools": ("array",),
+        "top_logprobs": ("integer", "null"),
+        "top_p": ("null", "number"),
+        "user": ("string",),
+        "verbosity": ("null", "string"),
+        "web_search_options": ("object",),
+    },
+    # CreateResponse
+    "/v1/responses": {
+        "background": ("boolean", "null"),
+        "context_management": ("array", "null"),
+        "conversation": ("null", "object", "string"),
+        "include": ("array", "null"),
+        "input": ("array", "string"),
+        "instructions": ("null", "string"),
+        "max_output_tokens": ("integer", "null"),
+        "max_tool_calls": ("integer", "null"),
+        "metadata": ("null", "object"),
+        "model": ("string",),
+        "moderation": ("null", "object"),
+        "parallel_tool_calls": ("boolean", "null"),
+        "previous_response_id": ("null", "string"),
+        "prompt": ("null", "object"),
+        "prompt_cache_key": ("null", "string"),
+        "prompt_cache_options": ("object",),
+        "prompt_cache_retention": ("null", "string"),
+        "reasoning": ("null", "object"),
+        "safety_identifier": ("null", "string"),
+        "service_tier": ("null", "string"),
+        "store": ("boolean", "null"),
+        "stream": ("boolean", "null"),
+        "stream_options": ("null", "object"),
+        "temperature": ("null", "number"),
+        "text": ("object",),
+        "tool_choice": ("object", "string"),
+        "tools": ("array",),
+        "top_logprobs": ("integer",),
+        "top_p": ("null", "number"),
+        "truncation": ("null", "string"),
+        "user": ("string",),
+    },
+    # CreateEmbeddingRequest
+    "/v1/embeddings": {
+        "dimensions": ("integer",),
+        "encoding_format": ("string",),
+        "input": ("array", "string"),
+        "model": ("string",),
+        "user": ("string",),
+    },
+}
+"""The JSON types each body field's spec schema allows (through `$ref`, `anyOf`, `oneOf` and
+`nullable`): a value of another type is refused, as OpenAI refuses it ("Invalid type for 'n':
+expected an integer, but got a string instead."). `tests/localbatch/test_fields.py` derives
+them from the spec again. A null is taken as the field left out, whatever its types: clients
+send nulls for unset options, and what OpenAI answers to a null where its spec allows none was
+not found."""
+
+OUTPUT_CAP_MINIMUM = {"max_tokens": 1, "max_completion_tokens": 1}
+"""The chat output caps' minimum, which the spec does not write but the API enforces: it
+answered `max_tokens: 0` with "0 is less than the minimum of 1 - 'max_tokens'" (quoted in
+henrycunh/golem issue 44, 2023); refused here in its current validation words."""
+
 BODY_ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
     "/v1/chat/completions": {"prompt_cache_retention": ("in_memory", "24h")},
     "/v1/responses": {

@@ -40,7 +40,14 @@ import orjson
 
 from localbatch._errors import error_body
 from localbatch._execution import Outcome, WorkItem
-from localbatch._fields import BODY_BOUNDS, BODY_ENUMS, BODY_FIELDS, first_unknown
+from localbatch._fields import (
+    BODY_BOUNDS,
+    BODY_ENUMS,
+    BODY_FIELDS,
+    BODY_TYPES,
+    OUTPUT_CAP_MINIMUM,
+    first_unknown,
+)
 from localbatch._prompts import TokenCounter, chat_messages, responses_messages
 from localbatch._shapes import embedding_inputs, listed, shape_problem, type_name
 
@@ -66,38 +73,82 @@ def _unknown_field(url: str, name: str) -> Outcome:
     return Outcome(status_code=400, body=error)
 
 
+_TYPE_WORDS = {
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean",
+    "string": "a string",
+    "array": "an array",
+    "object": "an object",
+}
+
+
+def _of_type(value: object, kind: str) -> bool:
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "array":
+        return isinstance(value, list)
+    return kind == "object" and isinstance(value, dict)
+
+
+def _type_problem(name: str, value: object, allowed: tuple[str, ...]) -> Outcome | None:
+    if value is None or any(_of_type(value, kind) for kind in allowed):
+        return None
+    wanted = [_TYPE_WORDS[kind] for kind in allowed if kind in _TYPE_WORDS]
+    expected = wanted[0] if len(wanted) == 1 else "one of " + " or ".join(wanted)
+    return _invalid(
+        f"Invalid type for '{name}': expected {expected}, but got {type_name(value)} instead.",
+        name,
+        "invalid_type",
+    )
+
+
+def _bounds_problem(
+    name: str, value: object, kind: str, low: float | None, high: float | None
+) -> Outcome | None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    what = "integer" if kind == "integer" else "decimal"
+    if low is not None and value < low:
+        return _invalid(
+            f"Invalid '{name}': {what} below minimum value. Expected a value >= {low:g}, "
+            f"but got {value!r} instead.",
+            name,
+            f"{what}_below_min_value",
+        )
+    if high is not None and value > high:
+        return _invalid(
+            f"Invalid '{name}': {what} above maximum value. Expected a value <= {high:g}, "
+            f"but got {value!r} instead.",
+            name,
+            f"{what}_above_max_value",
+        )
+    return None
+
+
 def _value_problem(url: str, body: dict[str, Any]) -> Outcome | None:
-    """A body value outside its spec bounds, type or listed values, in OpenAI's validation
+    """The first body field, in the order written, whose value is of another type than its
+    spec's or outside its bounds, else one outside its listed values, in OpenAI's validation
     words ("Invalid 'max_output_tokens': integer below minimum value. Expected a value >= 16,
     but got 5 instead." is quoted from OpenAI; the others follow the same pattern)."""
-    for name, (kind, low, high) in BODY_BOUNDS.get(url, {}).items():
-        value = body.get(name)
-        if value is None:
-            continue
-        integer = kind == "integer"
-        if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
-            wanted = "an integer" if integer else "a number"
-            return _invalid(
-                f"Invalid type for '{name}': expected {wanted}, but got {type_name(value)} "
-                "instead.",
-                name,
-                "invalid_type",
-            )
-        what = "integer" if integer else "decimal"
-        if low is not None and value < low:
-            return _invalid(
-                f"Invalid '{name}': {what} below minimum value. Expected a value >= {low:g}, "
-                f"but got {value!r} instead.",
-                name,
-                f"{what}_below_min_value",
-            )
-        if high is not None and value > high:
-            return _invalid(
-                f"Invalid '{name}': {what} above maximum value. Expected a value <= {high:g}, "
-                f"but got {value!r} instead.",
-                name,
-                f"{what}_above_max_value",
-            )
+    types = BODY_TYPES.get(url, {})
+    bounds = BODY_BOUNDS.get(url, {})
+    caps = OUTPUT_CAP_MINIMUM if url == "/v1/chat/completions" else {}
+    for name, value in body.items():
+        allowed = types.get(name)
+        problem = _type_problem(name, value, allowed) if allowed else None
+        if problem is None and name in bounds:
+            problem = _bounds_problem(name, value, *bounds[name])
+        if problem is None and name in caps:
+            problem = _bounds_problem(name, value, "integer", caps[name], None)
+        if problem is not None:
+            return problem
     for name, allowed in BODY_ENUMS.get(url, {}).items():
         value = body.get(name)
         if value is not None and value not in allowed:

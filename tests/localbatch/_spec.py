@@ -113,6 +113,59 @@ def request_properties(schema_name: str) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+_ENUM_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", type(None): "null"}
+
+
+@cache
+def request_types(schema_name: str) -> dict[str, tuple[str, ...] | None]:
+    """The JSON types each field of a request schema allows, through `$ref`, `anyOf`, `oneOf`,
+    `nullable` and enums; None for a field whose types the spec at hand cannot tell (a
+    reference missing from the extracted subset, or a schema without types)."""
+    spec = load_spec()
+    if spec is None:
+        raise RuntimeError("the OpenAI OpenAPI spec is not available (set OPENAI_OPENAPI_SPEC)")
+    schemas = spec["components"]["schemas"]
+
+    def types(schema: Any) -> set[str] | None:
+        if not isinstance(schema, dict):
+            return None
+        if "$ref" in schema:
+            name = schema["$ref"].rsplit("/", 1)[1]
+            return types(schemas[name]) if name in schemas else None
+        found: set[str] = set()
+        kind = schema.get("type")
+        found.update([kind] if isinstance(kind, str) else kind or [])
+        if schema.get("nullable"):
+            found.add("null")
+        for options in (schema.get("anyOf"), schema.get("oneOf")):
+            for option in options or []:
+                sub = types(option)
+                if sub is None:
+                    return None
+                found |= sub
+        if "allOf" in schema and not kind:
+            for part in schema["allOf"]:
+                if sub := types(part):
+                    found |= sub
+                    break
+        if "enum" in schema and not kind:
+            found |= {_ENUM_TYPES[type(value)] for value in schema["enum"]}
+        return found or None
+
+    def properties(schema: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in schema:
+            schema = schemas[schema["$ref"].rsplit("/", 1)[1]]
+        found = dict(schema.get("properties", {}))
+        for part in schema.get("allOf", []):
+            found.update(properties(part))
+        return found
+
+    return {
+        name: tuple(sorted(found)) if (found := types(field)) else None
+        for name, field in sorted(properties(schemas[schema_name]).items())
+    }
+
+
 def validator(schema_name: str) -> Draft202012Validator:
     registry = _registry()
     if registry is None:

@@ -7,11 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from localbatch._fields import BODY_BOUNDS, BODY_ENUMS, BODY_FIELDS, CREATE_BATCH_FIELDS
+from localbatch._fields import (
+    BODY_BOUNDS,
+    BODY_ENUMS,
+    BODY_FIELDS,
+    BODY_TYPES,
+    CREATE_BATCH_FIELDS,
+)
 from schemas.job import load_job
 from tasks.capabilities import RESPONSES_MIN_OUTPUT_TOKENS
 from tasks.render import request_body
-from tests.localbatch._spec import load_spec, request_fields, request_properties
+from tests.localbatch._spec import load_spec, request_fields, request_properties, request_types
 
 JOBS = Path(__file__).resolve().parents[2] / "data" / "jobs"
 REQUEST_SCHEMAS = {
@@ -79,3 +85,15 @@ def test_value_bounds_and_enums_are_the_specs(endpoint: str) -> None:
             enums[name] = tuple(option["enum"])
     assert BODY_BOUNDS.get(endpoint, {}) == bounds, f"localbatch/_fields.py: use {bounds}"
     assert BODY_ENUMS.get(endpoint, {}) == enums, f"localbatch/_fields.py: use {enums}"
+
+
+@pytest.mark.parametrize("endpoint", sorted(REQUEST_SCHEMAS))
+def test_value_types_are_the_specs(endpoint: str) -> None:
+    derived = request_types(REQUEST_SCHEMAS[endpoint])
+    # The extracted subset lacks a few references; the whole spec tells every field's types.
+    known = {name: types for name, types in derived.items() if types is not None}
+    assert len(known) >= len(derived) - 5
+    assert {name: BODY_TYPES[endpoint].get(name) for name in known} == known, (
+        f"localbatch/_fields.py: use {known} (plus the fields the subset cannot tell)"
+    )
+    assert BODY_TYPES[endpoint].keys() <= BODY_FIELDS[endpoint]

@@ -475,6 +475,57 @@ def test_messages_openai_refuses_are_refused_per_line(client: OpenAI) -> None:
     )
 
 
+def test_values_of_another_type_than_the_specs_are_refused_per_line(client: OpenAI) -> None:
+    """A string where the spec takes an integer (a cap read from a config file as text), a
+    boolean written as "true", an output cap of 0: all ran before; OpenAI refuses each."""
+    lines = [
+        chat_line("cap-text", document(1), max_tokens="300"),
+        chat_line("cap-decimal", document(1), max_completion_tokens=300.5),
+        chat_line("cap-zero", document(1), max_tokens=0),
+        chat_line("cap-negative", document(1), max_completion_tokens=-1),
+        chat_line("seed-text", document(1), seed="7"),
+        chat_line("logprobs-text", document(1), logprobs="true"),
+        chat_line("store-number", document(1), store=1),
+        chat_line("user-number", document(1), user=42),
+        chat_line("stop-number", document(1), stop=5),
+        chat_line("nulls", document(1), max_tokens=None, seed=None, user=None, stop=None),
+    ]
+    out, err = results(client, run_file(client, jsonl(lines).decode()))
+    assert set(out) == {"nulls"}  # a null is the field left out
+
+    def typed(name: str, wanted: str, got: str) -> tuple[str, str, str]:
+        return ("invalid_type", name,
+                f"Invalid type for '{name}': expected {wanted}, but got {got} instead.")  # fmt: skip
+
+    expected = {
+        "cap-text": typed("max_tokens", "an integer", "a string"),
+        "cap-decimal": typed("max_completion_tokens", "an integer", "a decimal"),
+        "cap-zero": ("integer_below_min_value", "max_tokens", "Invalid 'max_tokens': integer "
+                     "below minimum value. Expected a value >= 1, but got 0 instead."),
+        "cap-negative": ("integer_below_min_value", "max_completion_tokens", "Invalid "
+                         "'max_completion_tokens': integer below minimum value. Expected a "
+                         "value >= 1, but got -1 instead."),
+        "seed-text": typed("seed", "an integer", "a string"),
+        "logprobs-text": typed("logprobs", "a boolean", "a string"),
+        "store-number": typed("store", "a boolean", "an integer"),
+        "user-number": typed("user", "a string", "an integer"),
+        "stop-number": typed("stop", "one of an array or a string", "an integer"),
+    }  # fmt: skip
+    for custom_id, (code, param, message) in expected.items():
+        assert_refused(err[custom_id], status=400, code=code, param=param, message=message)
+    responses = [
+        responses_line("output-text", document(1), max_output_tokens="500"),
+        responses_line("background-text", document(1), background="no"),
+        responses_line("fine", document(1), max_output_tokens=500),
+    ]
+    out, err = results(client, run_file(client, jsonl(responses).decode(), "/v1/responses"))
+    assert set(out) == {"fine"}
+    assert_refused(err["output-text"], status=400, code="invalid_type",
+                   param="max_output_tokens", message="Invalid type for 'max_output_tokens': "
+                   "expected an integer, but got a string instead.")  # fmt: skip
+    assert err["background-text"]["response"]["body"]["error"]["param"] == "background"
+
+
 PATTERN = "Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'."
 
 
