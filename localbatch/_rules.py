@@ -45,6 +45,7 @@ from localbatch._fields import (
     BODY_ENUMS,
     BODY_FIELDS,
     BODY_TYPES,
+    NESTED_VALUES,
     OUTPUT_CAP_MINIMUM,
     first_unknown,
 )
@@ -161,6 +162,44 @@ def _value_problem(url: str, body: dict[str, Any]) -> Outcome | None:
     return None
 
 
+def _found_at(body: dict[str, Any], path: str) -> list[tuple[str, object]]:
+    """(param, value) of every value at `path` in a body (`tools[].type`: each tool's type),
+    the param written as OpenAI writes it (`tools[1].type`)."""
+    found: list[tuple[str, object]] = [("", body)]
+    for segment in path.split("."):
+        name = segment.removesuffix("[]")
+        deeper: list[tuple[str, object]] = []
+        for where, value in found:
+            if not isinstance(value, dict) or name not in value:
+                continue
+            here, inner = f"{where}.{name}" if where else name, value[name]
+            if segment == name:
+                deeper.append((here, inner))
+            elif isinstance(inner, list):
+                deeper.extend((f"{here}[{n}]", item) for n, item in enumerate(inner))
+        found = deeper
+    return found
+
+
+def _nested_problem(url: str, body: dict[str, Any]) -> Outcome | None:
+    """The first value inside the body, by NESTED_VALUES' order, of another type than its
+    spec's or outside its listed values."""
+    for path, allowed, values in NESTED_VALUES.get(url, ()):
+        if path.partition(".")[0].removesuffix("[]") not in body:
+            continue
+        for param, value in _found_at(body, path):
+            problem = _type_problem(param, value, allowed)
+            if problem is None and values and isinstance(value, str) and value not in values:
+                problem = _invalid(
+                    f"Invalid value: {value[:64]!r}. Supported values are: {listed(values)}.",
+                    param,
+                    "invalid_value",
+                )
+            if problem is not None:
+                return problem
+    return None
+
+
 def _invalid(message: str, param: str, code: str) -> Outcome:
     return Outcome(status_code=400, body=error_body(message, param=param, code=code))
 
@@ -230,6 +269,8 @@ class LineRules:
         refused = _value_problem(item.url, body)
         if refused is None:
             refused = shape_problem(item.url, body)
+        if refused is None:
+            refused = _nested_problem(item.url, body)
         if refused is not None:
             return refused
         model = body.get("model")

@@ -166,6 +166,66 @@ def request_types(schema_name: str) -> dict[str, tuple[str, ...] | None]:
     }
 
 
+def path_types(schema_name: str, path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(JSON types, listed values in the spec's order) of a field inside a request schema,
+    `path` as `tools[].function.strict` (`[]`: each item of an array); every alternative of a
+    union that has the field counts."""
+    spec = load_spec()
+    if spec is None:
+        raise RuntimeError("the OpenAI OpenAPI spec is not available (set OPENAI_OPENAPI_SPEC)")
+    schemas = spec["components"]["schemas"]
+
+    def deref(schema: Any) -> Any:
+        while isinstance(schema, dict) and "$ref" in schema:
+            schema = schemas[schema["$ref"].rsplit("/", 1)[1]]
+        return schema
+
+    def members(schema: Any) -> list[dict[str, Any]]:
+        schema = deref(schema)
+        if not isinstance(schema, dict):
+            return []
+        options = (schema.get("anyOf") or []) + (schema.get("oneOf") or [])
+        if options:
+            own = [schema] if schema.get("properties") or schema.get("type") else []
+            return [m for option in options for m in members(option)] + own
+        if "allOf" in schema:
+            merged: dict[str, Any] = {"properties": {}}
+            for part in schema["allOf"]:
+                for member in members(part):
+                    merged["properties"].update(member.get("properties") or {})
+                    merged.setdefault("type", member.get("type"))
+            return [merged]
+        return [schema]
+
+    current: list[Any] = [schemas[schema_name]]
+    for segment in path.split("."):
+        name = segment.removesuffix("[]")
+        found = [
+            option
+            for schema in current
+            for member in members(schema)
+            if (option := (member.get("properties") or {}).get(name)) is not None
+        ]
+        if segment.endswith("[]"):
+            found = [
+                member["items"]
+                for schema in found
+                for member in members(schema)
+                if member.get("type") == "array" and "items" in member
+            ]
+        current = found
+    types: set[str] = set()
+    values: list[Any] = []
+    for schema in current:
+        for member in members(schema):
+            kind = member.get("type")
+            types.update([kind] if isinstance(kind, str) else kind or [])
+            if member.get("nullable"):
+                types.add("null")
+            values.extend(v for v in member.get("enum", []) if v not in values)
+    return tuple(sorted(types)), tuple(values)
+
+
 def validator(schema_name: str) -> Draft202012Validator:
     registry = _registry()
     if registry is None:

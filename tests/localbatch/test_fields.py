@@ -13,11 +13,18 @@ from localbatch._fields import (
     BODY_FIELDS,
     BODY_TYPES,
     CREATE_BATCH_FIELDS,
+    NESTED_VALUES,
 )
 from schemas.job import load_job
 from tasks.capabilities import RESPONSES_MIN_OUTPUT_TOKENS
 from tasks.render import request_body
-from tests.localbatch._spec import load_spec, request_fields, request_properties, request_types
+from tests.localbatch._spec import (
+    load_spec,
+    path_types,
+    request_fields,
+    request_properties,
+    request_types,
+)
 
 JOBS = Path(__file__).resolve().parents[2] / "data" / "jobs"
 REQUEST_SCHEMAS = {
@@ -97,3 +104,10 @@ def test_value_types_are_the_specs(endpoint: str) -> None:
         f"localbatch/_fields.py: use {known} (plus the fields the subset cannot tell)"
     )
     assert BODY_TYPES[endpoint].keys() <= BODY_FIELDS[endpoint]
+
+
+@pytest.mark.parametrize("endpoint", sorted(NESTED_VALUES))
+def test_nested_value_types_and_values_are_the_specs(endpoint: str) -> None:
+    for path, types, values in NESTED_VALUES[endpoint]:
+        assert path_types(REQUEST_SCHEMAS[endpoint], path) == (types, values), path
+        assert path.partition(".")[0].removesuffix("[]") in BODY_FIELDS[endpoint]

@@ -526,6 +526,73 @@ def test_values_of_another_type_than_the_specs_are_refused_per_line(client: Open
     assert err["background-text"]["response"]["body"]["error"]["param"] == "background"
 
 
+def test_values_inside_the_body_of_another_type_or_value_are_refused(client: OpenAI) -> None:
+    """Inside the body too: a schema's `strict` written "true", a function's parameters as a
+    string, a tool type from an older API, an unknown verbosity; all ran before."""
+    schema = {"name": "summary_v1", "schema": SUMMARY_SCHEMA, "strict": True}
+    params = {"type": "object", "properties": {}}
+    lines = [
+        chat_line("strict-text", document(1),
+                  response_format={"type": "json_schema", "json_schema": {**schema, "strict": "true"}}),
+        chat_line("params-text", document(1),
+                  tools=[{"type": "function", "function": {"name": "f", "parameters": "{}"}}]),
+        chat_line("tool-type", document(1), tools=[{"type": "retrieval"}]),
+        chat_line("name-number", "x", messages=[{"role": "user", "content": "hi", "name": 7}]),
+        chat_line("second-stop", document(1), stop=["END", 3]),
+        chat_line("verbosity", document(1), verbosity="loud"),
+        chat_line("choice", document(1), tool_choice="sometimes",
+                  tools=[{"type": "function", "function": {"name": "f", "parameters": params}}]),
+        chat_line("fine", document(1), verbosity="low", service_tier="auto", stop=["END"],
+                  tools=[{"type": "function", "function": {"name": "f", "parameters": params,
+                                                           "strict": None}}]),
+    ]  # fmt: skip
+    out, err = results(client, run_file(client, jsonl(lines).decode()))
+    assert set(out) == {"fine"}
+
+    def typed(param: str, wanted: str, got: str) -> tuple[str, str, str]:
+        return ("invalid_type", param,
+                f"Invalid type for '{param}': expected {wanted}, but got {got} instead.")  # fmt: skip
+
+    expected = {
+        "strict-text": typed("response_format.json_schema.strict", "a boolean", "a string"),
+        "params-text": typed("tools[0].function.parameters", "an object", "a string"),
+        "tool-type": ("invalid_value", "tools[0].type",
+                      "Invalid value: 'retrieval'. Supported values are: 'function' and 'custom'."),
+        "name-number": typed("messages[0].name", "a string", "an integer"),
+        "second-stop": typed("stop[1]", "a string", "an integer"),
+        "verbosity": ("invalid_value", "verbosity",
+                      "Invalid value: 'loud'. Supported values are: 'low', 'medium', and 'high'."),
+        "choice": ("invalid_value", "tool_choice", "Invalid value: 'sometimes'. Supported "
+                   "values are: 'none', 'auto', and 'required'."),
+    }  # fmt: skip
+    for custom_id, (code, param, message) in expected.items():
+        assert_refused(err[custom_id], status=400, code=code, param=param, message=message)
+    responses = [
+        responses_line("format-strict", document(1), schema=SUMMARY_SCHEMA),
+        responses_line("summary", document(1), model="o4-mini",
+                       reasoning={"effort": "low", "summary": "long"}),
+        responses_line("fine", document(1), model="o4-mini",
+                       reasoning={"effort": "low", "summary": "auto"}),
+    ]  # fmt: skip
+    responses[0]["body"]["text"]["format"]["strict"] = 1
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for line in responses:
+        by_model.setdefault(line["body"]["model"], []).append(line)
+    err = {}
+    for lines_of_model in by_model.values():
+        out, found = results(
+            client, run_file(client, jsonl(lines_of_model).decode(), "/v1/responses")
+        )
+        err.update(found)
+        assert set(out) <= {"fine"}
+    assert_refused(err["format-strict"], status=400, code="invalid_type",
+                   param="text.format.strict", message="Invalid type for 'text.format.strict': "
+                   "expected a boolean, but got an integer instead.")  # fmt: skip
+    assert_refused(err["summary"], status=400, code="invalid_value", param="reasoning.summary",
+                   message="Invalid value: 'long'. Supported values are: 'auto', 'concise', "
+                   "and 'detailed'.")  # fmt: skip
+
+
 PATTERN = "Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'."
 
 
