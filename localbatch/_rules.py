@@ -84,22 +84,32 @@ _TYPE_WORDS = {
 }
 
 
-def _of_type(value: object, kind: str) -> bool:
-    if kind == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "number":
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if kind == "boolean":
-        return isinstance(value, bool)
-    if kind == "string":
-        return isinstance(value, str)
-    if kind == "array":
-        return isinstance(value, list)
-    return kind == "object" and isinstance(value, dict)
+_CLASSES = {
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "string": (str,),
+    "array": (list,),
+    "object": (dict,),
+}
+_ACCEPTS: dict[tuple[str, ...], tuple[tuple[type, ...], bool]] = {}
+
+
+def _accepts(allowed: tuple[str, ...]) -> tuple[tuple[type, ...], bool]:
+    """The Python classes of a field's JSON types, and whether a bool counts (a bool is an
+    int to Python, never an integer or a number to JSON)."""
+    found = _ACCEPTS.get(allowed)
+    if found is None:
+        classes = tuple(c for kind in allowed for c in _CLASSES.get(kind, ()))
+        found = _ACCEPTS[allowed] = (classes, "boolean" in allowed)
+    return found
 
 
 def _type_problem(name: str, value: object, allowed: tuple[str, ...]) -> Outcome | None:
-    if value is None or any(_of_type(value, kind) for kind in allowed):
+    if value is None:
+        return None
+    classes, bools = _accepts(allowed)
+    if isinstance(value, classes) and (bools or not isinstance(value, bool)):
         return None
     wanted = [_TYPE_WORDS[kind] for kind in allowed if kind in _TYPE_WORDS]
     expected = wanted[0] if len(wanted) == 1 else "one of " + " or ".join(wanted)
@@ -162,18 +172,38 @@ def _value_problem(url: str, body: dict[str, Any]) -> Outcome | None:
     return None
 
 
-def _found_at(body: dict[str, Any], path: str) -> list[tuple[str, object]]:
-    """(param, value) of every value at `path` in a body (`tools[].type`: each tool's type),
+_Nested = tuple[tuple[tuple[str, bool], ...], tuple[str, ...], tuple[str, ...]]
+_NESTED: dict[str, dict[str, list[_Nested]]] = {}
+
+
+def _nested_rules(url: str) -> dict[str, list[_Nested]]:
+    """NESTED_VALUES of an endpoint by the body field each path starts at, each path as
+    (name, each item of an array) steps."""
+    rules = _NESTED.get(url)
+    if rules is None:
+        rules = {}
+        for path, allowed, values in NESTED_VALUES.get(url, ()):
+            steps = tuple(
+                (step.removesuffix("[]"), step.endswith("[]")) for step in path.split(".")
+            )
+            rules.setdefault(steps[0][0], []).append((steps, allowed, values))
+        _NESTED[url] = rules
+    return rules
+
+
+def _found_at(
+    body: dict[str, Any], steps: tuple[tuple[str, bool], ...]
+) -> list[tuple[str, object]]:
+    """(param, value) of every value at a path in a body (`tools[].type`: each tool's type),
     the param written as OpenAI writes it (`tools[1].type`)."""
     found: list[tuple[str, object]] = [("", body)]
-    for segment in path.split("."):
-        name = segment.removesuffix("[]")
+    for name, each in steps:
         deeper: list[tuple[str, object]] = []
         for where, value in found:
             if not isinstance(value, dict) or name not in value:
                 continue
             here, inner = f"{where}.{name}" if where else name, value[name]
-            if segment == name:
+            if not each:
                 deeper.append((here, inner))
             elif isinstance(inner, list):
                 deeper.extend((f"{here}[{n}]", item) for n, item in enumerate(inner))
@@ -182,21 +212,21 @@ def _found_at(body: dict[str, Any], path: str) -> list[tuple[str, object]]:
 
 
 def _nested_problem(url: str, body: dict[str, Any]) -> Outcome | None:
-    """The first value inside the body, by NESTED_VALUES' order, of another type than its
-    spec's or outside its listed values."""
-    for path, allowed, values in NESTED_VALUES.get(url, ()):
-        if path.partition(".")[0].removesuffix("[]") not in body:
-            continue
-        for param, value in _found_at(body, path):
-            problem = _type_problem(param, value, allowed)
-            if problem is None and values and isinstance(value, str) and value not in values:
-                problem = _invalid(
-                    f"Invalid value: {value[:64]!r}. Supported values are: {listed(values)}.",
-                    param,
-                    "invalid_value",
-                )
-            if problem is not None:
-                return problem
+    """The first value inside the body (by its fields' order, then NESTED_VALUES') of another
+    type than its spec's or outside its listed values."""
+    rules = _nested_rules(url)
+    for field in body:  # in the order written: the same first problem in every process
+        for steps, allowed, values in rules.get(field, ()):
+            for param, value in _found_at(body, steps):
+                problem = _type_problem(param, value, allowed)
+                if problem is None and values and isinstance(value, str) and value not in values:
+                    problem = _invalid(
+                        f"Invalid value: {value[:64]!r}. Supported values are: {listed(values)}.",
+                        param,
+                        "invalid_value",
+                    )
+                if problem is not None:
+                    return problem
     return None
 
 
