@@ -1035,8 +1035,22 @@ _BREAKS: dict[str, str] = dict.fromkeys([*STOPWORDS, *"\n.,;:!?()"], "")
 _ODD_CHARS = re.compile(r"[\d/@=_\\|<>{}\[\]#*~^]")
 """Digits and markup: many of them make a line a listing, a path or code, not a sentence."""
 _DIGIT_CHARS = frozenset("0123456789")
+_ODD_LIST = "0123456789/@=_\\|<>{}[]#*~^"
 _LEADER = re.compile(r"(?:\. ?){4,}")
 """Dot leaders ("Introduction . . . . 3"): a table of contents, not a sentence."""
+
+
+def _has_odd(text: str) -> bool:
+    """`_ODD_CHARS.search(text)`, ten times faster: a C scan per character beats the regex's
+    character class over the whole text, which plain prose makes it read to the end."""
+    if any(c in text for c in _ODD_LIST):
+        return True
+    return not text.isascii() and _ODD_CHARS.search(text) is not None  # other scripts' digits
+
+
+def _has_leader(text: str) -> bool:
+    """`_LEADER.search(text)`, the regex only run where a leader's start is."""
+    return ("...." in text or ". ." in text) and _LEADER.search(text) is not None
 _FILLER = re.compile(r"^(this|here|it|that)\s+(is|are)\s+(a|an|the)?\s*", re.IGNORECASE)
 
 
@@ -1311,16 +1325,16 @@ class Document:
         """(words, reads as prose) of each sentence: prose has few digits, paths or markup."""
         sentences = self.sentences
         joined = " ".join(sentences)
-        if not _ODD_CHARS.search(joined) and not _LEADER.search(joined):  # plain prose (most)
+        if not _has_odd(joined) and not _has_leader(joined):  # plain prose (most text)
             return [(len(sentence.split()), True) for sentence in sentences]
         out = []
         for sentence in sentences:
-            odd = _ODD_CHARS.findall(sentence) if _ODD_CHARS.search(sentence) else None
+            odd = _ODD_CHARS.findall(sentence) if _has_odd(sentence) else None
             prose = not odd or (
                 len(odd) + 2 * sum(c not in _DIGIT_CHARS for c in odd) <= 0.15 * len(sentence)
                 and "://" not in sentence
             )
-            prose = prose and not _LEADER.search(sentence)
+            prose = prose and not _has_leader(sentence)
             out.append((len(sentence.split()), prose))
         return out
 
