@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -82,6 +83,35 @@ def _clear_errors() -> Iterator[None]:
         if debugging():
             raise
         raise _fail(describe_failure(exc)) from None
+
+
+@contextmanager
+def reading_progress(every: int = 50_000) -> Iterator[Callable[[int], None]]:
+    """A callback counting documents read, shown while the block runs: a live count on a
+    terminal (gone when done), else a line on stderr every `every` documents."""
+    started = time.monotonic()
+    seen = [0, every]
+    if not console.is_terminal:
+
+        def report(n: int) -> None:
+            seen[0] += n
+            if seen[0] >= seen[1]:
+                rate = seen[0] / max(time.monotonic() - started, 1e-9)
+                console.print(f"read {seen[0]:,} documents ({rate:,.0f}/s)")
+                seen[1] = (seen[0] // every + 1) * every
+
+        yield report
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (
+        SpinnerColumn(),
+        TextColumn("reading documents: {task.completed:,.0f} read"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("read", total=None)
+        yield lambda n: bar.advance(task, n)
 
 
 def _load(job_file: Path) -> JobSpec:

@@ -77,7 +77,7 @@ def estimate(
     from rich.console import Console
     from rich.markup import escape
 
-    from overnight._commands import _clear_errors, _load
+    from overnight._commands import _clear_errors, _load, reading_progress
     from tasks.estimate import BudgetExceededError, check_budget, estimate_job, estimate_tables
 
     console = Console(markup=False, emoji=False)  # names and paths print as is
@@ -90,7 +90,8 @@ def estimate(
 
             ledger = Ledger.load(job.output, job.name, job.fingerprint(), retry_failed=retry_failed)
             should_process = ledger.should_process if len(ledger) else None
-        result = estimate_job(job, should_process=should_process)
+        with reading_progress() as progress:
+            result = estimate_job(job, should_process=should_process, progress=progress)
     for table in estimate_tables(result):
         console.print(table)
     try:

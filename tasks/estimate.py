@@ -21,6 +21,7 @@ requests are not billed).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -90,8 +91,11 @@ def estimate_job(
     *,
     should_process: ShouldProcess | None = None,
     pricing: PricingTable | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Estimate:
-    """Count the job's documents, requests and input tokens, and price them. Writes nothing."""
+    """Count the job's documents, requests and input tokens, and price them. Writes nothing.
+
+    `progress(n)` is called with the number of documents read since its previous call."""
     check_job(job)  # what the model would refuse, refused before reading the corpus
     pricing = pricing or load_pricing()
     pricing.price(job.model)  # fail on an unknown model before reading the corpus
@@ -102,7 +106,9 @@ def estimate_job(
     def ignore(_rejected: RejectedDocument) -> None:
         return None
 
-    counts = plan_requests(job, writer, on_reject=ignore, should_process=should_process)
+    counts = plan_requests(
+        job, writer, on_reject=ignore, should_process=should_process, progress=progress
+    )
     return price_counts(job, counts, shards=len(writer.close()), pricing=pricing)
 
 

@@ -99,6 +99,23 @@ def test_estimate_is_a_dry_run(corpus: Path) -> None:
     assert not (corpus / "out").exists()
 
 
+def test_the_estimate_reports_documents_read_as_it_goes(
+    corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from overnight._commands import reading_progress
+
+    seen: list[int] = []
+    estimate = estimate_job(make_job(corpus), progress=seen.append)
+    assert seen and sum(seen) == estimate.documents
+    # Off a terminal (a cron job's log): a line every `every` documents, with the rate.
+    with reading_progress(every=2) as report:
+        for n in (1, 1, 1, 5, 1):
+            report(n)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(" (")[0] for line in lines] == ["read 2 documents", "read 8 documents"]
+    assert lines[0].endswith("/s)")
+
+
 def test_should_process_applies_to_estimates(corpus: Path) -> None:
     estimate = estimate_job(make_job(corpus), should_process=lambda d: d.document_id != "a.txt")
     assert (estimate.documents_skipped, estimate.requests) == (1, 2)
