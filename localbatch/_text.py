@@ -1051,6 +1051,8 @@ def _has_odd(text: str) -> bool:
 def _has_leader(text: str) -> bool:
     """`_LEADER.search(text)`, the regex only run where a leader's start is."""
     return ("...." in text or ". ." in text) and _LEADER.search(text) is not None
+
+
 _FILLER = re.compile(r"^(this|here|it|that)\s+(is|are)\s+(a|an|the)?\s*", re.IGNORECASE)
 
 
