@@ -13,11 +13,17 @@ model's rule) and says so: `system_fingerprint = "fp_overnight_simulated_no_visi
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 import logging
+import math
+import operator
+import random
 import struct
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -530,19 +536,55 @@ def _responses_format(body: dict[str, Any]) -> tuple[dict[str, Any] | None, bool
     return None, fmt.get("type") == "json_object", fmt
 
 
+_EMBED_WORDS, _EMBED_NOISE, _EMBED_SHARED = 0.8, 0.35, 0.45
+"""The weights of an embedding's three parts (see `_embed`): unrelated texts come out at a
+cosine similarity of about 0.2, as real embedding models' do, not 0."""
+
+
+def _unit(vector: list[float]) -> list[float]:
+    norm = math.hypot(*vector)
+    return [v / norm for v in vector] if norm else vector
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_direction(dims: int, seed: int) -> tuple[float, ...]:
+    """The direction every vector of `dims` dimensions leans to, weighted already."""
+    rng = random.Random(stable_hash(str(seed), "shared-direction", str(dims)))
+    return tuple(_EMBED_SHARED * v for v in _unit([rng.gauss(0.0, 1.0) for _ in range(dims)]))
+
+
+@functools.lru_cache(maxsize=64)
+def _noise_values(dims: int) -> tuple[float, ...]:
+    """The noise part's value for each byte of the hash, weighted (5461.25 is the mean of
+    (byte - 127.5)² over the 256 bytes: the noise part comes out a unit vector's share)."""
+    scale = _EMBED_NOISE / math.sqrt(dims * 5461.25)
+    return tuple(scale * (b - 127.5) for b in range(256))
+
+
 def _embed(text: str, dims: int, seed: int) -> list[float]:
-    """A unit vector by feature hashing: texts sharing words point in similar directions."""
-    vector = [0.0] * dims
-    words = text.lower().split() or [""]
-    for word in words[:2048]:
+    """A dense unit vector: texts sharing words point in similar directions.
+
+    The words part is feature hashing (each word adds ±1 in two hashed slots), so shared words
+    make vectors similar; a dense pseudo-random part drawn from the text (uniform bytes of a
+    hash: as dense as gaussian noise once summed, and much cheaper), and a direction shared by
+    every vector of these dimensions (real embeddings all lean one way), make it look like a
+    model's: every value non-zero, unrelated texts mildly similar. The dense parts are summed
+    by C loops (`map`): ~0.1 ms a 1,536-dimension vector.
+    """
+    slots: dict[int, float] = {}
+    for word in (text.lower().split() or [""])[:2048]:
         h = stable_hash(str(seed), word)
         for k in range(2):
             slot = (h >> (k * 20)) % dims
-            vector[slot] += 1.0 if (h >> (40 + k)) & 1 else -1.0
-    norm = sum(v * v for v in vector) ** 0.5
-    if not norm:  # the words' signs cancelled out: never a zero vector (its cosine is NaN)
-        vector[stable_hash(str(seed), text) % dims] = norm = 1.0
-    return [round(v / norm, 6) for v in vector]
+            slots[slot] = slots.get(slot, 0.0) + (1.0 if (h >> (40 + k)) & 1 else -1.0)
+    digest = hashlib.shake_128(f"{seed}:noise:{text}".encode()).digest(dims)
+    shared, noise_of_byte = _shared_direction(dims, seed), _noise_values(dims)
+    vector = list(map(operator.add, shared, map(noise_of_byte.__getitem__, digest)))
+    words = math.hypot(*slots.values())
+    if words:  # zero when the words' signs cancel out: the other parts remain
+        for slot, count in slots.items():
+            vector[slot] += _EMBED_WORDS * count / words
+    return list(map(round, map((1.0 / math.hypot(*vector)).__mul__, vector), repeat(7, dims)))
 
 
 def set_cached_usage(outcome: Outcome, url: str, cached: int, written: int) -> None:

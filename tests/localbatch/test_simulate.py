@@ -407,6 +407,39 @@ def test_embeddings_are_never_zero_vectors(client: OpenAI) -> None:
         assert abs(sum(v * v for v in vector) - 1.0) < 1e-4
 
 
+def test_embeddings_look_like_a_models(client: OpenAI) -> None:
+    """Dense vectors, texts sharing words closer than unrelated ones, unrelated ones mildly
+    similar (as real embeddings are), the same text the same vector. They were 1 to 6 non-zero
+    values out of 1,536, and unrelated texts exactly orthogonal."""
+    texts = [
+        "The harbor board approved the budget for next year",
+        "The harbor board rejected the budget",
+        "Quantum chromodynamics describes how gluons bind quarks",
+        "The harbor board approved the budget for next year",
+    ]
+    line = {
+        "custom_id": "e",
+        "method": "POST",
+        "url": "/v1/embeddings",
+        "body": {"model": "text-embedding-3-small", "input": texts},
+    }
+    out, err = results(client, run_batch(client, [line], endpoint="/v1/embeddings"))
+    assert err == {}
+    vectors = [d.embedding for d in CreateEmbeddingResponse.model_validate(
+        out["e"]["response"]["body"]).data]  # fmt: skip
+
+    def cosine(a: list[float], b: list[float]) -> float:
+        return sum(x * y for x, y in zip(a, b, strict=True))
+
+    for vector in vectors:
+        assert len(vector) == 1536 and abs(cosine(vector, vector) - 1.0) < 1e-4
+        assert sum(1 for v in vector if v == 0.0) < 15  # dense
+    related, unrelated = cosine(vectors[0], vectors[1]), cosine(vectors[0], vectors[2])
+    assert related > unrelated + 0.3
+    assert 0.05 < unrelated < 0.4
+    assert vectors[0] == vectors[3]
+
+
 def test_a_responses_line_with_a_stored_prompt_and_no_input_is_answered(client: OpenAI) -> None:
     # Regression: `input` is optional when a stored `prompt` stands in for it; such a line was
     # refused with "Missing required parameter: 'input'."
