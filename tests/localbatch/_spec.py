@@ -67,12 +67,25 @@ def _registry() -> Registry[Any] | None:
     return Registry().with_resource(SPEC_URI, resource)
 
 
-def request_fields(schema_name: str) -> frozenset[str]:
-    """The fields a request schema takes: its `properties`, through `allOf` and `$ref`."""
+def _spec_schemas() -> dict[str, Any]:
+    """The spec's `components.schemas`; raises when no spec is at hand."""
     spec = load_spec()
     if spec is None:
         raise RuntimeError("the OpenAI OpenAPI spec is not available (set OPENAI_OPENAPI_SPEC)")
-    schemas = spec["components"]["schemas"]
+    schemas: dict[str, Any] = spec["components"]["schemas"]
+    return schemas
+
+
+def _deref(schemas: dict[str, Any], schema: Any) -> Any:
+    """A schema with its `$ref`s followed."""
+    while isinstance(schema, dict) and "$ref" in schema:
+        schema = schemas[schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def request_fields(schema_name: str) -> frozenset[str]:
+    """The fields a request schema takes: its `properties`, through `allOf` and `$ref`."""
+    schemas = _spec_schemas()
 
     def fields(schema: dict[str, Any]) -> frozenset[str]:
         if "$ref" in schema:
@@ -87,15 +100,10 @@ def request_fields(schema_name: str) -> frozenset[str]:
 def request_properties(schema_name: str) -> list[tuple[str, dict[str, Any]]]:
     """(field, schema) of a request schema's properties through `allOf` and `$ref`, each
     `anyOf` option of a field (references followed) listed on its own."""
-    spec = load_spec()
-    if spec is None:
-        raise RuntimeError("the OpenAI OpenAPI spec is not available (set OPENAI_OPENAPI_SPEC)")
-    schemas = spec["components"]["schemas"]
+    schemas = _spec_schemas()
 
     def resolve(schema: Any) -> Any:
-        while isinstance(schema, dict) and "$ref" in schema:
-            schema = schemas[schema["$ref"].rsplit("/", 1)[1]]
-        return schema
+        return _deref(schemas, schema)
 
     def properties(schema: dict[str, Any]) -> dict[str, Any]:
         schema = resolve(schema)
@@ -121,10 +129,7 @@ def request_types(schema_name: str) -> dict[str, tuple[str, ...] | None]:
     """The JSON types each field of a request schema allows, through `$ref`, `anyOf`, `oneOf`,
     `nullable` and enums; None for a field whose types the spec at hand cannot tell (a
     reference missing from the extracted subset, or a schema without types)."""
-    spec = load_spec()
-    if spec is None:
-        raise RuntimeError("the OpenAI OpenAPI spec is not available (set OPENAI_OPENAPI_SPEC)")
-    schemas = spec["components"]["schemas"]
+    schemas = _spec_schemas()
 
     def types(schema: Any) -> set[str] | None:
         if not isinstance(schema, dict):
@@ -170,15 +175,10 @@ def path_types(schema_name: str, path: str) -> tuple[tuple[str, ...], tuple[str,
     """(JSON types, listed values in the spec's order) of a field inside a request schema,
     `path` as `tools[].function.strict` (`[]`: each item of an array); every alternative of a
     union that has the field counts."""
-    spec = load_spec()
-    if spec is None:
-        raise RuntimeError("the OpenAI OpenAPI spec is not available (set OPENAI_OPENAPI_SPEC)")
-    schemas = spec["components"]["schemas"]
+    schemas = _spec_schemas()
 
     def deref(schema: Any) -> Any:
-        while isinstance(schema, dict) and "$ref" in schema:
-            schema = schemas[schema["$ref"].rsplit("/", 1)[1]]
-        return schema
+        return _deref(schemas, schema)
 
     def members(schema: Any) -> list[dict[str, Any]]:
         schema = deref(schema)

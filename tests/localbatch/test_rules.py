@@ -475,6 +475,12 @@ def test_messages_openai_refuses_are_refused_per_line(client: OpenAI) -> None:
     )
 
 
+def typed(param: str, wanted: str, got: str) -> tuple[str, str, str]:
+    """(code, param, message) of OpenAI's answer to a value of the wrong type."""
+    return ("invalid_type", param,
+            f"Invalid type for '{param}': expected {wanted}, but got {got} instead.")  # fmt: skip
+
+
 def test_values_of_another_type_than_the_specs_are_refused_per_line(client: OpenAI) -> None:
     """A string where the spec takes an integer (a cap read from a config file as text), a
     boolean written as "true", an output cap of 0: all ran before; OpenAI refuses each."""
@@ -492,10 +498,6 @@ def test_values_of_another_type_than_the_specs_are_refused_per_line(client: Open
     ]
     out, err = results(client, run_file(client, jsonl(lines).decode()))
     assert set(out) == {"nulls"}  # a null is the field left out
-
-    def typed(name: str, wanted: str, got: str) -> tuple[str, str, str]:
-        return ("invalid_type", name,
-                f"Invalid type for '{name}': expected {wanted}, but got {got} instead.")  # fmt: skip
 
     expected = {
         "cap-text": typed("max_tokens", "an integer", "a string"),
@@ -548,10 +550,6 @@ def test_values_inside_the_body_of_another_type_or_value_are_refused(client: Ope
     ]  # fmt: skip
     out, err = results(client, run_file(client, jsonl(lines).decode()))
     assert set(out) == {"fine"}
-
-    def typed(param: str, wanted: str, got: str) -> tuple[str, str, str]:
-        return ("invalid_type", param,
-                f"Invalid type for '{param}': expected {wanted}, but got {got} instead.")  # fmt: skip
 
     expected = {
         "strict-text": typed("response_format.json_schema.strict", "a boolean", "a string"),
