@@ -293,12 +293,51 @@ def _input_problem(given: object) -> Outcome | None:
             continue  # not a message: a tool call output, a reference, ...
         refused = _value_problem(item.get("role"), f"input[{n}].role", INPUT_ROLES)
         parts = item.get("content")
+        if refused is None and parts is not None and not isinstance(parts, str | list):
+            refused = _refused(
+                f"Invalid type for 'input[{n}].content': expected one of a string or array of "
+                f"objects, but got {type_name(parts)} instead.",
+                f"input[{n}].content",
+                "invalid_type",
+            )
         for m, part in enumerate(parts if isinstance(parts, list) else ()):
-            if refused is None and isinstance(part, dict):
-                where = f"input[{n}].content[{m}].type"
-                refused = _value_problem(part.get("type"), where, INPUT_PART_TYPES)
+            if refused is not None:
+                break
+            at = f"input[{n}].content[{m}]"
+            if not isinstance(part, dict):
+                refused = _not_object(part, at)
+            else:
+                refused = _value_problem(part.get("type"), f"{at}.type", INPUT_PART_TYPES)
+                refused = refused or _input_part_problem(part, at)
         if refused is not None:
             return refused
+    return None
+
+
+_INPUT_DETAILS = ("low", "high", "auto", "original")
+"""A Responses image part's `detail` (the spec's `ImageDetail`). The spec also marks it
+required, but OpenAI's own examples send image parts without it: not required here."""
+_INPUT_PART_STRINGS = {
+    "input_image": ("image_url", "file_id"),
+    "input_file": ("file_id", "file_data", "file_url", "filename"),
+}
+"""The optional string fields of a Responses image or file part (the spec's
+`InputImageContent`, `InputFileContent`)."""
+
+
+def _input_part_problem(part: dict[str, Any], at: str) -> Outcome | None:
+    """A Responses content part's own fields: a text part's text, present and a string; an
+    image or file part's fields strings where given, an image's detail one of the spec's."""
+    kind = part["type"]
+    if kind in ("input_text", "output_text"):
+        return _string_problem(part.get("text"), f"{at}.text")
+    for name in _INPUT_PART_STRINGS.get(kind, ()):
+        if part.get(name) is not None:
+            refused = _string_problem(part[name], f"{at}.{name}")
+            if refused is not None:
+                return refused
+    if kind == "input_image" and part.get("detail") is not None:
+        return _value_problem(part["detail"], f"{at}.detail", _INPUT_DETAILS)
     return None
 
 

@@ -766,6 +766,42 @@ def test_responses_input_roles_openai_refuses_are_refused_per_line(client: OpenA
     )
 
 
+def test_responses_content_parts_of_the_wrong_shape_are_refused(client: OpenAI) -> None:
+    """A text part whose text is a number, an image URL that is not a string, a part that is
+    a bare string, a content that is a number, an unknown image detail: all ran before."""
+
+    def line(custom_id: str, content: object) -> dict[str, Any]:
+        return responses_line(custom_id, document(1), input=[{"role": "user", "content": content}])
+
+    image = "https://example.com/chart.png"
+    lines = [
+        line("text-number", [{"type": "input_text", "text": 5}]),
+        line("no-text", [{"type": "input_text"}]),
+        line("url-number", [{"type": "input_image", "image_url": 5}]),
+        line("bare-string", ["hello"]),
+        line("content-number", 5),
+        line("detail", [{"type": "input_image", "image_url": image, "detail": "ultra"}]),
+        # OpenAI's own examples send image parts without `detail`, which its spec requires.
+        line("fine", [{"type": "input_text", "text": "Describe."},
+                      {"type": "input_image", "image_url": image}]),
+    ]  # fmt: skip
+    out, err = results(client, run_file(client, jsonl(lines).decode(), "/v1/responses"))
+    assert set(out) == {"fine"}
+    at = "input[0].content"
+    expected = {
+        "text-number": typed(f"{at}[0].text", "a string", "an integer"),
+        "no-text": ("missing_required_parameter", f"{at}[0].text",
+                    f"Missing required parameter: '{at}[0].text'."),
+        "url-number": typed(f"{at}[0].image_url", "a string", "an integer"),
+        "bare-string": typed(f"{at}[0]", "an object", "a string"),
+        "content-number": typed(at, "one of a string or array of objects", "an integer"),
+        "detail": ("invalid_value", f"{at}[0].detail", "Invalid value: 'ultra'. Supported "
+                   "values are: 'low', 'high', 'auto', and 'original'."),
+    }  # fmt: skip
+    for custom_id, (code, param, message) in expected.items():
+        assert_refused(err[custom_id], status=400, code=code, param=param, message=message)
+
+
 def test_an_empty_messages_array_is_refused_in_openais_words(client: OpenAI) -> None:
     line = chat_line("empty", document(1))
     line["body"]["messages"] = []
