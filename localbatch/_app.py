@@ -44,7 +44,7 @@ from localbatch._store import BatchRecord, FileRecord, new_batch_id, new_file_id
 
 log = logging.getLogger("localbatch")
 
-SUPPORTED_ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings")
+SUPPORTED_ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/moderations")
 OPENAI_ENDPOINTS = (
     "/v1/responses",
     "/v1/chat/completions",

@@ -92,6 +92,8 @@ BODY_FIELDS: dict[str, frozenset[str]] = {
     ),
     # CreateEmbeddingRequest
     "/v1/embeddings": frozenset({"dimensions", "encoding_format", "input", "model", "user"}),
+    # CreateModerationRequest
+    "/v1/moderations": frozenset({"input", "model"}),
 }
 """The body fields of a request line, per batch endpoint the local API serves."""
 
@@ -202,6 +204,11 @@ BODY_TYPES: dict[str, dict[str, tuple[str, ...]]] = {
         "input": ("array", "string"),
         "model": ("string",),
         "user": ("string",),
+    },
+    # CreateModerationRequest
+    "/v1/moderations": {
+        "input": ("array", "string"),
+        "model": ("string",),
     },
 }
 """The JSON types each body field's spec schema allows (through `$ref`, `anyOf`, `oneOf` and

@@ -50,7 +50,13 @@ from localbatch._fields import (
     first_unknown,
 )
 from localbatch._prompts import TokenCounter, chat_messages, responses_messages
-from localbatch._shapes import embedding_inputs, listed, shape_problem, type_name
+from localbatch._shapes import (
+    embedding_inputs,
+    listed,
+    moderation_inputs,
+    shape_problem,
+    type_name,
+)
 
 if TYPE_CHECKING:
     from tasks.capabilities import CapabilitiesTable, ModelCapabilities, RequestProblem
@@ -230,6 +236,24 @@ def _nested_problem(url: str, body: dict[str, Any]) -> Outcome | None:
     return None
 
 
+def _moderation_image_problem(caps: ModelCapabilities, body: dict[str, Any]) -> Outcome | None:
+    """An image to a text-only moderation model, refused in the words OpenAI's other models
+    use for an image they cannot read (its answer for this case was not found)."""
+    shapes = moderation_inputs(body.get("input"))
+    if caps.vision or shapes is None:
+        return None
+    for n, item in enumerate(shapes[1]):
+        if item.get("type") == "image_url":
+            return Outcome(
+                status_code=400,
+                body=error_body(
+                    "Invalid content type. image_url is only supported by certain models.",
+                    param=f"input.[{n}].type",
+                ),
+            )
+    return None
+
+
 def _invalid(message: str, param: str, code: str) -> Outcome:
     return Outcome(status_code=400, body=error_body(message, param=param, code=code))
 
@@ -314,6 +338,8 @@ class LineRules:
             return _outcome(problems[0])
         if item.url == "/v1/embeddings":
             return self._embedding_problem(caps, raw, body)
+        if item.url == "/v1/moderations":
+            return _moderation_image_problem(caps, body)
         fields = _CAP_FIELDS.get(item.url)
         if fields is None:
             return None

@@ -102,6 +102,8 @@ def shape_problem(url: str, body: dict[str, Any]) -> Outcome | None:
             or _tools_problem(body, chat=False)
             or _metadata_limits(body.get("metadata"))
         )
+    if url == "/v1/moderations":
+        return _moderation_problem(body)
     return None
 
 
@@ -513,4 +515,60 @@ def embedding_inputs(value: object) -> list[str | list[int]] | None:
         return [value]
     if all(tokens(x) for x in value):
         return list(value)
+    return None
+
+
+MODERATION_PART_TYPES = ("image_url", "text")
+"""The types of a moderation input object (the spec's `CreateModerationRequest.input`)."""
+
+
+def moderation_inputs(given: object) -> tuple[list[str], list[dict[str, Any]]] | None:
+    """A moderation `input` in the spec's shapes: (strings, []) for a string or an array of
+    strings, ([], objects) for an array of text and image objects; None for any other shape."""
+    if isinstance(given, str):
+        return [given], []
+    if not isinstance(given, list):
+        return None
+    if all(isinstance(item, str) for item in given):
+        return list(given), []
+    if all(isinstance(item, dict) for item in given):
+        return [], list(given)
+    return None
+
+
+def _moderation_problem(body: dict[str, Any]) -> Outcome | None:
+    """A moderation `input` missing, of no shape the spec takes (strings and objects mixed),
+    or with an object that is neither a text nor an image, or lacks its text or URL."""
+    given = body.get("input")
+    if given is None:
+        return _missing("input")
+    shapes = moderation_inputs(given)
+    if shapes is None:
+        return _refused(
+            "Invalid type for 'input': expected one of a string, an array of strings or an "
+            f"array of objects, but got {type_name(given)} of mixed items instead."
+            if isinstance(given, list)
+            else f"Invalid type for 'input': expected one of a string or an array, but got "
+            f"{type_name(given)} instead.",
+            "input",
+            "invalid_type",
+        )
+    for n, item in enumerate(shapes[1]):
+        at = f"input[{n}]"
+        kind = item.get("type")
+        refused = _value_problem(kind, f"{at}.type", MODERATION_PART_TYPES)
+        if refused is None and kind == "text":
+            refused = _string_problem(item.get("text"), f"{at}.text")
+        elif refused is None:
+            image = item.get("image_url")
+            if not isinstance(image, dict):
+                refused = (
+                    _missing(f"{at}.image_url")
+                    if image is None
+                    else _not_object(image, f"{at}.image_url")
+                )
+            else:
+                refused = _string_problem(image.get("url"), f"{at}.image_url.url")
+        if refused is not None:
+            return refused
     return None

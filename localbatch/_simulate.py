@@ -48,6 +48,7 @@ from localbatch._prompts import (
     prefix_keys,
     responses_messages,
 )
+from localbatch._shapes import moderation_inputs
 
 log = logging.getLogger("localbatch")
 
@@ -114,6 +115,8 @@ class Simulator:
                 return self._responses(item)
             if item.url == "/v1/embeddings":
                 return self._embeddings(item)
+            if item.url == "/v1/moderations":
+                return self._moderations(item)
         except Exception:
             # One odd request body (a schema no JSON can satisfy...) fails alone, not the batch.
             log.exception("simulating %s failed", item.custom_id)
@@ -471,6 +474,73 @@ class Simulator:
             "usage": {"prompt_tokens": total, "total_tokens": total},
         }
         return Outcome(status_code=200, body=result, input_tokens=total)
+
+    def _moderations(self, item: WorkItem) -> Outcome:
+        """A `moderation` object: one result a string, one for an array of text and image
+        objects (read as one input); scores from the words of each category's cue list."""
+        shapes = moderation_inputs(item.body.get("input"))
+        if shapes is None:
+            return _missing("input")
+        strings, objects = shapes
+        omni = item.model.startswith("omni-")
+        inputs: list[tuple[str, bool]] = [(text, False) for text in strings]
+        if objects:
+            text = " ".join(str(o.get("text") or "") for o in objects if o.get("type") == "text")
+            inputs = [(text, any(o.get("type") == "image_url" for o in objects))]
+        results = [_moderation_result(text, image, omni, self.seed) for text, image in inputs]
+        body = {
+            "id": "modr-" + short_id("modr:" + item.key, 24),
+            "model": item.model,
+            "results": results,
+        }
+        return Outcome(status_code=200, body=body)
+
+
+_MODERATION_CUES: dict[str, tuple[str, ...]] = {
+    "harassment": ("idiot", "stupid", "loser", "shut up", "worthless"),
+    "harassment/threatening": ("i will hurt you", "you will regret", "watch your back"),
+    "hate": ("subhuman", "vermin", "go back to your country"),
+    "hate/threatening": ("exterminate them", "wipe them out"),
+    "illicit": ("how to shoplift", "launder money", "counterfeit", "steal a car"),
+    "illicit/violent": ("build a bomb", "make a weapon", "buy a gun illegally"),
+    "self-harm": ("hurt myself", "self-harm", "suicide", "kill myself"),
+    "self-harm/intent": ("i want to die", "kill myself", "end my life"),
+    "self-harm/instructions": ("how to kill myself", "ways to hurt myself"),
+    "sexual": ("explicit sex", "porn", "nude"),
+    "sexual/minors": ("sexual minor",),
+    "violence": ("kill", "murder", "stab", "shoot", "attack them", "beat them"),
+    "violence/graphic": ("gore", "dismember", "blood everywhere", "mutilat"),
+}
+"""A few words a category's content tends to use: a text with one scores high for it. The
+simulator reads no meaning: these make flagged answers possible and deterministic."""
+_IMAGE_CATEGORIES = frozenset(
+    ("self-harm", "self-harm/intent", "self-harm/instructions", "sexual", "violence",
+     "violence/graphic")
+)  # fmt: skip
+"""The categories OpenAI's spec lets an image count for (`category_applied_input_types`)."""
+
+
+def _moderation_result(text: str, image: bool, omni: bool, seed: int) -> dict[str, Any]:
+    lowered = text.lower()
+    categories: dict[str, bool | None] = {}
+    scores: dict[str, float] = {}
+    applied: dict[str, list[str]] = {}
+    for name, cues in _MODERATION_CUES.items():
+        spread = stable_hash(str(seed), name, text) % 1000 / 1000
+        if not omni and name.startswith("illicit"):  # the text models have no such category
+            categories[name], scores[name], applied[name] = None, 0.0, []
+            continue
+        hit = any(cue in lowered for cue in cues)
+        score = round(0.55 + 0.4 * spread if hit else 1e-6 + 4e-4 * spread, 6)
+        categories[name], scores[name] = score >= 0.5, score
+        kinds = ["text"] if text else []
+        applied[name] = [*kinds, "image"] if image and name in _IMAGE_CATEGORIES else kinds
+    return {
+        "flagged": any(categories.values()),
+        "categories": categories,
+        "category_scores": scores,
+        "category_applied_input_types": applied,
+    }
 
 
 def _sees(messages: list[Message]) -> bool:

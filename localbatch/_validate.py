@@ -35,6 +35,8 @@ class Validation:
 
 def estimate_input_tokens(counter: TokenCounter, url: str, body: dict[str, Any]) -> int:
     """The input tokens a request line will cost, counted as the simulator counts them."""
+    if url == "/v1/moderations":
+        return 0  # moderations are free and bill no tokens
     if url == "/v1/embeddings":
         raw = body.get("input")
         items = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []

@@ -31,6 +31,7 @@ REQUEST_SCHEMAS = {
     "/v1/chat/completions": "CreateChatCompletionRequest",
     "/v1/responses": "CreateResponse",
     "/v1/embeddings": "CreateEmbeddingRequest",
+    "/v1/moderations": "CreateModerationRequest",
 }
 
 
