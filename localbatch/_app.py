@@ -44,7 +44,13 @@ from localbatch._store import BatchRecord, FileRecord, new_batch_id, new_file_id
 
 log = logging.getLogger("localbatch")
 
-SUPPORTED_ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/moderations")
+SUPPORTED_ENDPOINTS = (
+    "/v1/chat/completions",
+    "/v1/responses",
+    "/v1/embeddings",
+    "/v1/moderations",
+    "/v1/completions",
+)
 OPENAI_ENDPOINTS = (
     "/v1/responses",
     "/v1/chat/completions",

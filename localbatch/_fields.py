@@ -94,6 +94,29 @@ BODY_FIELDS: dict[str, frozenset[str]] = {
     "/v1/embeddings": frozenset({"dimensions", "encoding_format", "input", "model", "user"}),
     # CreateModerationRequest
     "/v1/moderations": frozenset({"input", "model"}),
+    # CreateCompletionRequest
+    "/v1/completions": frozenset(
+        {
+            "best_of",
+            "echo",
+            "frequency_penalty",
+            "logit_bias",
+            "logprobs",
+            "max_tokens",
+            "model",
+            "n",
+            "presence_penalty",
+            "prompt",
+            "seed",
+            "stop",
+            "stream",
+            "stream_options",
+            "suffix",
+            "temperature",
+            "top_p",
+            "user",
+        }
+    ),
 }
 """The body fields of a request line, per batch endpoint the local API serves."""
 
@@ -117,6 +140,16 @@ BODY_BOUNDS: dict[str, dict[str, tuple[str, float | None, float | None]]] = {
         "top_p": ("number", 0, 1),
     },
     "/v1/embeddings": {"dimensions": ("integer", 1, None)},
+    "/v1/completions": {
+        "best_of": ("integer", 0, 20),
+        "frequency_penalty": ("number", -2, 2),
+        "logprobs": ("integer", 0, 5),
+        "max_tokens": ("integer", 0, None),
+        "n": ("integer", 1, 128),
+        "presence_penalty": ("number", -2, 2),
+        "temperature": ("number", 0, 2),
+        "top_p": ("number", 0, 1),
+    },
 }
 """(type, minimum, maximum) of the body fields whose spec schema bounds a number. Left out:
 `seed` (its bounds are the int64 range) and the Responses `max_output_tokens` minimum, which
@@ -209,6 +242,27 @@ BODY_TYPES: dict[str, dict[str, tuple[str, ...]]] = {
     "/v1/moderations": {
         "input": ("array", "string"),
         "model": ("string",),
+    },
+    # CreateCompletionRequest
+    "/v1/completions": {
+        "best_of": ("integer", "null"),
+        "echo": ("boolean", "null"),
+        "frequency_penalty": ("null", "number"),
+        "logit_bias": ("null", "object"),
+        "logprobs": ("integer", "null"),
+        "max_tokens": ("integer", "null"),
+        "model": ("string",),
+        "n": ("integer", "null"),
+        "presence_penalty": ("null", "number"),
+        "prompt": ("array", "null", "string"),
+        "seed": ("integer", "null"),
+        "stop": ("array", "null", "string"),
+        "stream": ("boolean", "null"),
+        "stream_options": ("null", "object"),
+        "suffix": ("null", "string"),
+        "temperature": ("null", "number"),
+        "top_p": ("null", "number"),
+        "user": ("string",),
     },
 }
 """The JSON types each body field's spec schema allows (through `$ref`, `anyOf`, `oneOf` and

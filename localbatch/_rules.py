@@ -51,6 +51,7 @@ from localbatch._fields import (
 )
 from localbatch._prompts import TokenCounter, chat_messages, responses_messages
 from localbatch._shapes import (
+    completion_prompts,
     embedding_inputs,
     listed,
     moderation_inputs,
@@ -61,6 +62,9 @@ from localbatch._shapes import (
 if TYPE_CHECKING:
     from tasks.capabilities import CapabilitiesTable, ModelCapabilities, RequestProblem
     from tasks.imagetokens import ImageTokenRule
+
+COMPLETION_DEFAULT_MAX_TOKENS = 16
+"""A completions request's `max_tokens` when it gives none (the spec's default)."""
 
 _CAP_FIELDS = {
     "/v1/chat/completions": ("max_completion_tokens", "max_tokens"),
@@ -340,6 +344,8 @@ class LineRules:
             return self._embedding_problem(caps, raw, body)
         if item.url == "/v1/moderations":
             return _moderation_image_problem(caps, body)
+        if item.url == "/v1/completions":
+            return self._completion_problem(caps, raw, body)
         fields = _CAP_FIELDS.get(item.url)
         if fields is None:
             return None
@@ -356,6 +362,48 @@ class LineRules:
         tokens = self._input_tokens(model, item.url, body, caps.image_rule())
         problem = context_problem(caps, item.url, input_tokens=tokens, output_cap=cap)
         return _outcome(problem) if problem is not None else None
+
+    def _completion_problem(
+        self, caps: ModelCapabilities, raw: bytes, body: dict[str, Any]
+    ) -> Outcome | None:
+        """A prompt that does not fit the model's window with its `max_tokens` (16 when not
+        given), in the words of OpenAI's completions answer."""
+        cap = body.get("max_tokens")
+        if not isinstance(cap, int) or isinstance(cap, bool):
+            cap = COMPLETION_DEFAULT_MAX_TOKENS
+        prompts = completion_prompts(body.get("prompt")) or []
+        counter = self._counter(caps.model, caps.image_rule())
+        highest = counter.encoding.max_token_value
+        for prompt in prompts:
+            if isinstance(prompt, str):
+                continue
+            bad = next((t for t in prompt if not 0 <= t <= highest), None)
+            if bad is not None:
+                # OpenAI's words for a token outside the vocabulary (as users quote them).
+                return Outcome(
+                    status_code=400,
+                    body=error_body(
+                        f"Invalid token in prompt: {bad}. Minimum value is 0, maximum value is "
+                        f"{highest} (inclusive).",
+                        param=None,
+                    ),
+                )
+        window = caps.context_window
+        if len(raw) + cap <= window:
+            return None  # every token is at least one byte of the line
+        for prompt in prompts:
+            tokens = counter.count(prompt) if isinstance(prompt, str) else len(prompt)
+            if tokens + cap > window:
+                message = (
+                    f"This model's maximum context length is {window} tokens, however you "
+                    f"requested {tokens + cap} tokens ({tokens} in your prompt; {cap} for the "
+                    "completion). Please reduce your prompt; or completion length."
+                )
+                return Outcome(
+                    status_code=400,
+                    body=error_body(message, param=None, code="context_length_exceeded"),
+                )
+        return None
 
     def _counter(self, model: str, rule: ImageTokenRule) -> TokenCounter:
         counter = self._counters.get(model)

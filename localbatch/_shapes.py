@@ -104,6 +104,8 @@ def shape_problem(url: str, body: dict[str, Any]) -> Outcome | None:
         )
     if url == "/v1/moderations":
         return _moderation_problem(body)
+    if url == "/v1/completions":
+        return _prompt_problem(body.get("prompt"))
     return None
 
 
@@ -572,3 +574,47 @@ def _moderation_problem(body: dict[str, Any]) -> Outcome | None:
         if refused is not None:
             return refused
     return None
+
+
+def completion_prompts(given: object) -> list[str | list[int]] | None:
+    """A completions `prompt` in the spec's shapes, as a list of prompts: a string, strings,
+    a token array or token arrays; None for any other shape."""
+    if isinstance(given, str):
+        return [given]
+    if not isinstance(given, list) or not given:
+        return None
+    if all(isinstance(item, str) for item in given):
+        return list(given)
+    if all(isinstance(item, int) and not isinstance(item, bool) for item in given):
+        return [list(given)]
+    if all(
+        isinstance(item, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in item)
+        for item in given
+    ):
+        return list(given)
+    return None
+
+
+def _prompt_problem(given: object) -> Outcome | None:
+    """A completions `prompt` missing, empty, or of no shape the spec takes."""
+    if given is None:
+        return _missing("prompt")
+    if given == []:
+        return _refused(
+            "Invalid 'prompt': empty array. Expected an array with minimum length 1, but got an "
+            "empty array instead.",
+            "prompt",
+            "empty_array",
+        )
+    if completion_prompts(given) is not None:
+        return None
+    return _refused(
+        "Invalid type for 'prompt': expected one of a string, an array of strings, an array of "
+        f"integers or an array of arrays of integers, but got {type_name(given)} of another "
+        "shape instead."
+        if isinstance(given, list)
+        else "Invalid type for 'prompt': expected one of a string or an array, but got "
+        f"{type_name(given)} instead.",
+        "prompt",
+        "invalid_type",
+    )

@@ -48,7 +48,7 @@ from localbatch._prompts import (
     prefix_keys,
     responses_messages,
 )
-from localbatch._shapes import moderation_inputs
+from localbatch._shapes import completion_prompts, moderation_inputs
 
 log = logging.getLogger("localbatch")
 
@@ -117,6 +117,8 @@ class Simulator:
                 return self._embeddings(item)
             if item.url == "/v1/moderations":
                 return self._moderations(item)
+            if item.url == "/v1/completions":
+                return self._completions(item)
         except Exception:
             # One odd request body (a schema no JSON can satisfy...) fails alone, not the batch.
             log.exception("simulating %s failed", item.custom_id)
@@ -475,6 +477,98 @@ class Simulator:
         }
         return Outcome(status_code=200, body=result, input_tokens=total)
 
+    def _completions(self, item: WorkItem) -> Outcome:
+        """A `text_completion`: for each prompt, `n` choices continuing it with its gist (an
+        extractive summary), cut at `max_tokens` (16 when not given) as OpenAI cuts."""
+        body = item.body
+        prompts = completion_prompts(body.get("prompt"))
+        if prompts is None:
+            return _missing("prompt")
+        counter = self._counter(item.model)
+        cap = body.get("max_tokens")
+        cap = cap if isinstance(cap, int) and not isinstance(cap, bool) else 16
+        n_raw = body.get("n")
+        n = n_raw if isinstance(n_raw, int) and not isinstance(n_raw, bool) and n_raw > 1 else 1
+        top = body.get("logprobs")
+        echo = body.get("echo") is True
+        choices: list[dict[str, Any]] = []
+        prompt_tokens = completion_tokens = 0
+        for prompt in prompts:
+            if isinstance(prompt, str):
+                text, tokens_in = prompt, counter.count(prompt)
+            else:
+                text, tokens_in = _decoded(counter, prompt), len(prompt)
+            prompt_tokens += tokens_in
+            doc = Document(document_body(text), self.seed)
+            answer = " " + (doc.summary() or doc.sentences[0]) if text.strip() else ""
+            tokens = counter.encode(answer)
+            finish = "stop"
+            if len(tokens) > cap:
+                tokens, finish = tokens[:cap], "length"
+                answer = counter.decode(tokens)
+            for _ in range(n):
+                completion_tokens += len(tokens)
+                entry = {
+                    "text": text + answer if echo else answer,
+                    "index": len(choices),
+                    "logprobs": None,
+                    "finish_reason": finish,
+                }
+                if isinstance(top, int) and not isinstance(top, bool):
+                    entry["logprobs"] = self._legacy_logprobs(
+                        item, tokens, top, len(text) if echo else 0
+                    )
+                choices.append(entry)
+        result = {
+            "id": "cmpl-" + short_id("cmpl:" + item.key, 29),
+            "object": "text_completion",
+            "created": item.created,
+            "model": item.model,
+            "choices": choices,
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+        }
+        return Outcome(
+            status_code=200,
+            body=result,
+            input_tokens=prompt_tokens,
+            output_tokens=completion_tokens,
+        )
+
+    def _legacy_logprobs(
+        self, item: WorkItem, tokens: list[int], top: int, offset: int
+    ) -> dict[str, Any]:
+        """The completions endpoint's `logprobs` object: each token written, its made-up but
+        deterministic log probability, `top` likeliest alternatives, and its offset."""
+        encoding = self._counter(item.model).encoding
+        common = encoding.encode_ordinary(_COMMON_WORDS)
+        texts = [encoding.decode_single_token_bytes(t).decode("utf-8", "replace") for t in tokens]
+        chosen = [
+            -round(stable_hash(item.key, str(i)) % 1000 / 4000, 6) for i in range(len(tokens))
+        ]
+        alternatives: list[dict[str, float]] = []
+        for token, text, logprob in zip(tokens, texts, chosen, strict=True):
+            others = [t for t in common if t != token][: max(0, top - 1)]
+            found = {text: logprob} if top else {}
+            for k, other in enumerate(others):
+                word = encoding.decode_single_token_bytes(other).decode("utf-8", "replace")
+                found.setdefault(word, round(logprob - 1.5 - k, 6))
+            alternatives.append(found)
+        offsets = []
+        for text in texts:
+            offsets.append(offset)
+            offset += len(text)
+        return {
+            "tokens": texts,
+            "token_logprobs": chosen,
+            "top_logprobs": alternatives,
+            "text_offset": offsets,
+        }
+
     def _moderations(self, item: WorkItem) -> Outcome:
         """A `moderation` object: one result a string, one for an array of text and image
         objects (read as one input); scores from the words of each category's cue list."""
@@ -541,6 +635,14 @@ def _moderation_result(text: str, image: bool, omni: bool, seed: int) -> dict[st
         "category_scores": scores,
         "category_applied_input_types": applied,
     }
+
+
+def _decoded(counter: TokenCounter, tokens: list[int]) -> str:
+    """A token-array prompt as text; ids outside the vocabulary read as nothing."""
+    try:
+        return counter.decode(tokens)
+    except (KeyError, ValueError, OverflowError):
+        return ""
 
 
 def _sees(messages: list[Message]) -> bool:

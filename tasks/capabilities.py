@@ -48,7 +48,7 @@ from tasks.pricing import model_candidates, model_family
 DEFAULT_MODELS_FILE = data_file("models.toml")
 
 ModelEndpoint = Literal[
-    "/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/moderations"
+    "/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/moderations", "/v1/completions"
 ]
 Effort = Literal["minimal", "low", "medium", "high"]
 ChatOutputCap = Literal["max_completion_tokens", "max_tokens"]

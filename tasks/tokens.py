@@ -26,7 +26,7 @@ _SEED_LOCK = threading.Lock()
 
 # Models newer than the installed tiktoken knows, by prefix. Everything current uses o200k.
 _CL100K_PREFIXES = ("gpt-4-", "gpt-3.5", "text-embedding-3", "text-embedding-ada")
-_CL100K_EXACT = frozenset({"gpt-4", "gpt-3.5-turbo"})
+_CL100K_EXACT = frozenset({"gpt-4", "gpt-3.5-turbo", "davinci-002", "babbage-002"})
 
 
 def _cache_dir() -> Path:

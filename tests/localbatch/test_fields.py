@@ -32,6 +32,7 @@ REQUEST_SCHEMAS = {
     "/v1/responses": "CreateResponse",
     "/v1/embeddings": "CreateEmbeddingRequest",
     "/v1/moderations": "CreateModerationRequest",
+    "/v1/completions": "CreateCompletionRequest",
 }
 
 
