@@ -83,7 +83,7 @@ def _create(client: OpenAI, **overrides: Any) -> None:
     ("overrides", "param"),
     [
         ({"completion_window": "48h"}, "completion_window"),
-        ({"endpoint": "/v1/completions"}, "endpoint"),
+        ({"endpoint": "/v1/images/generations"}, "endpoint"),
         ({"endpoint": "/v2/whatever"}, "endpoint"),
         ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
         ({"metadata": {"k" * 65: "v"}}, "metadata"),
