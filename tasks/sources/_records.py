@@ -70,7 +70,8 @@ def text_file(info: ObjectInfo, gz: bool) -> Iterator[TextFile | None]:
     """The file (local, gunzipped) ready to read line by line; None when no encoding reads it.
 
     UTF-16 (with a BOM) is copied to a temporary UTF-8 file first; other files are read in
-    place, in the encoding `record_encoding` finds.
+    place, in the encoding `record_encoding` finds. A file whose lines end in bare carriage
+    returns is read from a copy whose lines end in line feeds.
     """
     with local_copy(info, gz) as path:
         with open(path, "rb") as fh:
@@ -80,13 +81,43 @@ def text_file(info: ObjectInfo, gz: bool) -> Iterator[TextFile | None]:
                 with tempfile.NamedTemporaryFile(prefix="overnight-utf8-") as tmp:
                     problem = transcode_utf16(fh, tmp)
                     tmp.flush()
+                    if only_carriage_returns(tmp.name):
+                        carriage_returns_to_line_feeds(tmp.name, tmp.name)
                     yield TextFile(tmp.name, "utf-8", 0, "UTF-16", problem)
                 return
-            found: TextFile | None = TextFile(path, "utf-8", 3, "UTF-8")
-            if head != codecs.BOM_UTF8:
-                codec = record_encoding(fh)
-                found = None if codec is None else TextFile(path, codec, 0, codec)
-        yield found
+        if not only_carriage_returns(path):
+            yield _text_file_at(path)
+            return
+        with tempfile.NamedTemporaryFile(prefix="overnight-lf-") as tmp:
+            carriage_returns_to_line_feeds(path, tmp.name)
+            yield _text_file_at(tmp.name)
+
+
+def _text_file_at(path: str) -> TextFile | None:
+    """A local file without a UTF-16 BOM, its lines ending in line feeds, as a TextFile."""
+    with open(path, "rb") as fh:
+        if fh.read(3) == codecs.BOM_UTF8:
+            return TextFile(path, "utf-8", 3, "UTF-8")
+        fh.seek(0)
+        codec = record_encoding(fh)
+    return None if codec is None else TextFile(path, codec, 0, codec)
+
+
+def only_carriage_returns(path: str, sample: int = 1 << 16) -> bool:
+    """Whether a file's lines end in a bare carriage return (classic Mac OS, and Excel's
+    "CSV (Macintosh)" to this day): CRs and no line feed in its opening."""
+    with open(path, "rb") as fh:
+        head = fh.read(sample)
+    return b"\r" in head and b"\n" not in head
+
+
+def carriage_returns_to_line_feeds(src: str, dst: str) -> None:
+    """Copy a file (or rewrite it in place, `dst` = `src`) with each CR byte a LF: the same
+    length, so offsets and line numbers still point at the same rows. Only for UTF-8 and the
+    one-byte encodings, where byte 13 is always a carriage return."""
+    with open(src, "r+b" if dst == src else "rb") as fh, open(dst, "r+b") as out:
+        while chunk := fh.read(1 << 20):
+            out.write(chunk.replace(b"\r", b"\n"))
 
 
 def record_encoding(fh: IO[bytes], limit: int = SAMPLE_BYTES) -> str | None:

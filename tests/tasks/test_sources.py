@@ -412,6 +412,28 @@ def test_blank_lines_of_a_csv_are_no_records_and_no_rejects(tmp_path: Path) -> N
     assert rejected(items, "rows.csv#5").code == "empty"  # a row with no text is still said
 
 
+def test_record_files_whose_lines_end_in_bare_carriage_returns_are_read(tmp_path: Path) -> None:
+    # Excel's "CSV (Macintosh)" ends lines in a bare CR: the whole file was one bad header line.
+    (tmp_path / "mac.csv").write_bytes(
+        'id,text\r1,The board met.\r2,"Two lines\rin one cell"\r3,Costs rose.\r'.encode("cp1252")
+    )
+    (tmp_path / "mac.jsonl").write_bytes(b'{"text": "one"}\r{"text": "two"}\r')
+    (tmp_path / "wide.csv").write_bytes("id,text\r1,naïve\r2,日本\r".encode("utf-16"))
+    (tmp_path / "mixed.csv").write_bytes(b"id,text\r\n1,windows\r\n2,lines\r\n")
+    items = load(tmp_path)
+    assert {key: doc(items, key).text for key in items} == {
+        "mac.csv#0": "The board met.",
+        "mac.csv#1": "Two lines\nin one cell",
+        "mac.csv#2": "Costs rose.",
+        "mac.jsonl#0": "one",
+        "mac.jsonl#1": "two",
+        "wide.csv#0": "naïve",
+        "wide.csv#1": "日本",
+        "mixed.csv#0": "windows",
+        "mixed.csv#1": "lines",
+    }
+
+
 def test_cp1252_utf16_and_bom_record_files_are_no_longer_rejected_whole(tmp_path: Path) -> None:
     (tmp_path / "latin.csv").write_bytes(
         "id,text\n1,naïve café\n2,costs 5 € a month\n".encode("cp1252")
