@@ -363,7 +363,15 @@ shape checks (`localbatch._shapes`) do not cover, from the spec: `tools[].type` 
 of each item of `tools`; listed values bind strings only. `tests/localbatch/test_fields.py`
 derives each entry from the spec again. A null counts as the field left out."""
 
-OUTPUT_CAP_MINIMUM = {"max_tokens": 1, "max_completion_tokens": 1}
+COMPLETION_DEFAULT_MAX_TOKENS = 16
+"""A completions request's `max_tokens` when it gives none (the spec's default)."""
+
+OUTPUT_CAP_BOUNDS: dict[str, dict[str, tuple[str, float | None, float | None]]] = {
+    "/v1/chat/completions": {
+        "max_tokens": ("integer", 1, None),
+        "max_completion_tokens": ("integer", 1, None),
+    }
+}
 """The chat output caps' minimum, which the spec does not write but the API enforces: it
 answered `max_tokens: 0` with "0 is less than the minimum of 1 - 'max_tokens'" (quoted in
 henrycunh/golem issue 44, 2023); refused here in its current validation words."""

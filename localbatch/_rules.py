@@ -45,26 +45,24 @@ from localbatch._fields import (
     BODY_ENUMS,
     BODY_FIELDS,
     BODY_TYPES,
+    COMPLETION_DEFAULT_MAX_TOKENS,
     NESTED_VALUES,
-    OUTPUT_CAP_MINIMUM,
+    OUTPUT_CAP_BOUNDS,
     first_unknown,
 )
 from localbatch._prompts import TokenCounter, chat_messages, responses_messages
 from localbatch._shapes import (
     completion_prompts,
     embedding_inputs,
-    listed,
+    invalid_type,
+    invalid_value,
     moderation_inputs,
     shape_problem,
-    type_name,
 )
 
 if TYPE_CHECKING:
     from tasks.capabilities import CapabilitiesTable, ModelCapabilities, RequestProblem
     from tasks.imagetokens import ImageTokenRule
-
-COMPLETION_DEFAULT_MAX_TOKENS = 16
-"""A completions request's `max_tokens` when it gives none (the spec's default)."""
 
 _CAP_FIELDS = {
     "/v1/chat/completions": ("max_completion_tokens", "max_tokens"),
@@ -84,50 +82,38 @@ def _unknown_field(url: str, name: str) -> Outcome:
     return Outcome(status_code=400, body=error)
 
 
-_TYPE_WORDS = {
-    "integer": "an integer",
-    "number": "a number",
-    "boolean": "a boolean",
-    "string": "a string",
-    "array": "an array",
-    "object": "an object",
+_JSON_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
+    "integer": ("an integer", (int,)),
+    "number": ("a number", (int, float)),
+    "boolean": ("a boolean", (bool,)),
+    "string": ("a string", (str,)),
+    "array": ("an array", (list,)),
+    "object": ("an object", (dict,)),
 }
+"""Each JSON type: how OpenAI's answers name it, and the Python classes of its values."""
+_ACCEPTS: dict[tuple[str, ...], tuple[tuple[type, ...], bool, str]] = {}
 
 
-_CLASSES = {
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "string": (str,),
-    "array": (list,),
-    "object": (dict,),
-}
-_ACCEPTS: dict[tuple[str, ...], tuple[tuple[type, ...], bool]] = {}
-
-
-def _accepts(allowed: tuple[str, ...]) -> tuple[tuple[type, ...], bool]:
-    """The Python classes of a field's JSON types, and whether a bool counts (a bool is an
-    int to Python, never an integer or a number to JSON)."""
+def _accepts(allowed: tuple[str, ...]) -> tuple[tuple[type, ...], bool, str]:
+    """The Python classes of a field's JSON types, whether a bool counts (a bool is an int to
+    Python, never an integer or a number to JSON), and the types as an answer names them."""
     found = _ACCEPTS.get(allowed)
     if found is None:
-        classes = tuple(c for kind in allowed for c in _CLASSES.get(kind, ()))
-        found = _ACCEPTS[allowed] = (classes, "boolean" in allowed)
+        known = [_JSON_TYPES[kind] for kind in allowed if kind in _JSON_TYPES]
+        words = [word for word, _ in known]
+        expected = words[0] if len(words) == 1 else "one of " + " or ".join(words)
+        classes = tuple(c for _, kinds in known for c in kinds)
+        found = _ACCEPTS[allowed] = (classes, "boolean" in allowed, expected)
     return found
 
 
 def _type_problem(name: str, value: object, allowed: tuple[str, ...]) -> Outcome | None:
     if value is None:
         return None
-    classes, bools = _accepts(allowed)
+    classes, bools, expected = _accepts(allowed)
     if isinstance(value, classes) and (bools or not isinstance(value, bool)):
         return None
-    wanted = [_TYPE_WORDS[kind] for kind in allowed if kind in _TYPE_WORDS]
-    expected = wanted[0] if len(wanted) == 1 else "one of " + " or ".join(wanted)
-    return _invalid(
-        f"Invalid type for '{name}': expected {expected}, but got {type_name(value)} instead.",
-        name,
-        "invalid_type",
-    )
+    return invalid_type(name, expected, value)
 
 
 def _bounds_problem(
@@ -159,27 +145,26 @@ def _value_problem(url: str, body: dict[str, Any]) -> Outcome | None:
     words ("Invalid 'max_output_tokens': integer below minimum value. Expected a value >= 16,
     but got 5 instead." is quoted from OpenAI; the others follow the same pattern)."""
     types = BODY_TYPES.get(url, {})
-    bounds = BODY_BOUNDS.get(url, {})
-    caps = OUTPUT_CAP_MINIMUM if url == "/v1/chat/completions" else {}
+    bounds = _BOUNDS.get(url, {})
     for name, value in body.items():
         allowed = types.get(name)
         problem = _type_problem(name, value, allowed) if allowed else None
         if problem is None and name in bounds:
             problem = _bounds_problem(name, value, *bounds[name])
-        if problem is None and name in caps:
-            problem = _bounds_problem(name, value, "integer", caps[name], None)
         if problem is not None:
             return problem
     for name, allowed in BODY_ENUMS.get(url, {}).items():
         value = body.get(name)
         if value is not None and value not in allowed:
-            return _invalid(
-                f"Invalid value: {str(value)[:64]!r}. Supported values are: "
-                f"{listed(tuple(allowed))}.",
-                name,
-                "invalid_value",
-            )
+            return invalid_value(value, name, tuple(allowed))
     return None
+
+
+_BOUNDS = {
+    url: {**BODY_BOUNDS.get(url, {}), **OUTPUT_CAP_BOUNDS.get(url, {})}
+    for url in BODY_BOUNDS.keys() | OUTPUT_CAP_BOUNDS.keys()
+}
+"""The spec's bounds, and the minimums the API enforces beyond them."""
 
 
 _Nested = tuple[tuple[tuple[str, bool], ...], tuple[str, ...], tuple[str, ...]]
@@ -230,11 +215,7 @@ def _nested_problem(url: str, body: dict[str, Any]) -> Outcome | None:
             for param, value in _found_at(body, steps):
                 problem = _type_problem(param, value, allowed)
                 if problem is None and values and isinstance(value, str) and value not in values:
-                    problem = _invalid(
-                        f"Invalid value: {value[:64]!r}. Supported values are: {listed(values)}.",
-                        param,
-                        "invalid_value",
-                    )
+                    problem = invalid_value(value, param, values)
                 if problem is not None:
                     return problem
     return None

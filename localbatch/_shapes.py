@@ -125,17 +125,33 @@ def listed(values: tuple[str, ...]) -> str:
     return ", ".join(quoted[:-1]) + ", and " + quoted[-1]
 
 
+def invalid_value(value: object, param: str, allowed: tuple[str, ...]) -> Outcome:
+    """OpenAI's answer to a value outside a field's listed values."""
+    return _refused(
+        f"Invalid value: {str(value)[:64]!r}. Supported values are: {listed(allowed)}.",
+        param,
+        "invalid_value",
+    )
+
+
+def invalid_type(param: str, expected: str, value: object, *, got: str | None = None) -> Outcome:
+    """OpenAI's answer to a value of another type than its field's (`expected`: "a string";
+    `got` says what the value is where its type alone does not)."""
+    return _refused(
+        f"Invalid type for '{param}': expected {expected}, but got {got or type_name(value)} "
+        "instead.",
+        param,
+        "invalid_type",
+    )
+
+
 def _value_problem(value: object, param: str, allowed: tuple[str, ...]) -> Outcome | None:
     """`value` missing, or not one of `allowed`."""
     if value is None:
         return _missing(param)
     if isinstance(value, str) and value in allowed:
         return None
-    return _refused(
-        f"Invalid value: {str(value)[:64]!r}. Supported values are: {listed(allowed)}.",
-        param,
-        "invalid_value",
-    )
+    return invalid_value(value, param, allowed)
 
 
 def type_name(value: object) -> str:
@@ -145,12 +161,20 @@ def type_name(value: object) -> str:
     return names.get(type(value), "another type")
 
 
+_TEXT_OR_PARTS = "one of a string or array of objects"
+"""What a message's content is, as OpenAI's answers word it."""
+
+
 def _not_object(value: object, param: str) -> Outcome:
-    return _refused(
-        f"Invalid type for '{param}': expected an object, but got {type_name(value)} instead.",
-        param,
-        "invalid_type",
-    )
+    return invalid_type(param, "an object", value)
+
+
+def _object_at(value: object, param: str) -> dict[str, Any] | Outcome:
+    """A field that must be an object: the object, or OpenAI's answer to it missing or of
+    another type."""
+    if value is None:
+        return _missing(param)
+    return value if isinstance(value, dict) else _not_object(value, param)
 
 
 def _name_problem(name: object, param: str) -> Outcome | None:
@@ -229,12 +253,7 @@ def _content_problem(content: object, where: str, role: str) -> Outcome | None:
     if content is None or isinstance(content, str):
         return None
     if not isinstance(content, list):
-        return _refused(
-            f"Invalid type for '{where}': expected one of a string or array of objects, but got "
-            f"{type_name(content)} instead.",
-            where,
-            "invalid_type",
-        )
+        return invalid_type(where, _TEXT_OR_PARTS, content)
     if not content:
         return _refused(
             f"Invalid '{where}': empty array. Expected an array with minimum length 1, but got "
@@ -262,11 +281,9 @@ def _part_problem(part: dict[str, Any], at: str) -> Outcome | None:
         return _string_problem(part.get(kind), f"{at}.{kind}")
     if kind != "image_url":
         return None
-    image = part.get("image_url")
-    if image is None:
-        return _missing(f"{at}.image_url")
-    if not isinstance(image, dict):
-        return _not_object(image, f"{at}.image_url")
+    image = _object_at(part.get("image_url"), f"{at}.image_url")
+    if isinstance(image, Outcome):
+        return image
     refused = _string_problem(image.get("url"), f"{at}.image_url.url")
     if refused is None and image.get("detail") is not None:
         refused = _value_problem(image["detail"], f"{at}.image_url.detail", _DETAILS)
@@ -281,11 +298,7 @@ def _string_problem(value: object, param: str) -> Outcome | None:
         return _missing(param)
     if isinstance(value, str):
         return None
-    return _refused(
-        f"Invalid type for '{param}': expected a string, but got {type_name(value)} instead.",
-        param,
-        "invalid_type",
-    )
+    return invalid_type(param, "a string", value)
 
 
 def _input_problem(given: object) -> Outcome | None:
@@ -298,12 +311,7 @@ def _input_problem(given: object) -> Outcome | None:
         refused = _value_problem(item.get("role"), f"input[{n}].role", INPUT_ROLES)
         parts = item.get("content")
         if refused is None and parts is not None and not isinstance(parts, str | list):
-            refused = _refused(
-                f"Invalid type for 'input[{n}].content': expected one of a string or array of "
-                f"objects, but got {type_name(parts)} instead.",
-                f"input[{n}].content",
-                "invalid_type",
-            )
+            refused = invalid_type(f"input[{n}].content", _TEXT_OR_PARTS, parts)
         for m, part in enumerate(parts if isinstance(parts, list) else ()):
             if refused is not None:
                 break
@@ -386,11 +394,9 @@ def _tools_problem(body: dict[str, Any], *, chat: bool) -> Outcome | None:
             if tool.get("type") != "function":
                 continue  # built-in and custom tools: checked by the spec's fields only
             if chat:
-                function = tool.get("function")
-                if function is None:
-                    return _missing(f"tools[{n}].function")
-                if not isinstance(function, dict):
-                    return _not_object(function, f"tools[{n}].function")
+                function = _object_at(tool.get("function"), f"tools[{n}].function")
+                if isinstance(function, Outcome):
+                    return function
                 refused = _name_problem(function.get("name"), f"tools[{n}].function.name")
             else:
                 refused = _name_problem(tool.get("name"), f"tools[{n}].name")
@@ -503,15 +509,22 @@ def embedding_inputs(value: object) -> list[str | list[int]] | None:
     """The inputs of an embeddings body's `input`, or None where the spec refuses its shape: a
     non-empty string, or an array of 1 to 2048 non-empty strings, of tokens (one input), or of
     non-empty token arrays."""
-
-    def tokens(x: object) -> bool:
-        return isinstance(x, list) and bool(x) and all(type(t) is int for t in x)
-
     if isinstance(value, str):
         return [value] if value else None
     if not isinstance(value, list) or not 1 <= len(value) <= EMBEDDING_ITEMS:
         return None
-    if all(isinstance(x, str) and x for x in value):
+    return _texts_or_tokens(value, nonempty=True)
+
+
+def _texts_or_tokens(value: list[Any], *, nonempty: bool) -> list[str | list[int]] | None:
+    """The inputs of a non-empty array of texts, of tokens (one input) or of token arrays, as
+    embeddings and completions take them; None for any other array (or, with `nonempty`, one
+    holding an empty text or token array)."""
+
+    def tokens(x: object) -> bool:
+        return isinstance(x, list) and (bool(x) or not nonempty) and all(type(t) is int for t in x)
+
+    if all(isinstance(x, str) and (x or not nonempty) for x in value):
         return list(value)
     if tokens(value):
         return [value]
@@ -545,15 +558,12 @@ def _moderation_problem(body: dict[str, Any]) -> Outcome | None:
     if given is None:
         return _missing("input")
     shapes = moderation_inputs(given)
-    if shapes is None:
-        return _refused(
-            "Invalid type for 'input': expected one of a string, an array of strings or an "
-            f"array of objects, but got {type_name(given)} of mixed items instead."
-            if isinstance(given, list)
-            else f"Invalid type for 'input': expected one of a string or an array, but got "
-            f"{type_name(given)} instead.",
+    if shapes is None:  # an array (any other type is refused first, by the spec's types)
+        return invalid_type(
             "input",
-            "invalid_type",
+            "one of a string, an array of strings or an array of objects",
+            given,
+            got="an array of mixed items",
         )
     for n, item in enumerate(shapes[1]):
         at = f"input[{n}]"
@@ -562,15 +572,12 @@ def _moderation_problem(body: dict[str, Any]) -> Outcome | None:
         if refused is None and kind == "text":
             refused = _string_problem(item.get("text"), f"{at}.text")
         elif refused is None:
-            image = item.get("image_url")
-            if not isinstance(image, dict):
-                refused = (
-                    _missing(f"{at}.image_url")
-                    if image is None
-                    else _not_object(image, f"{at}.image_url")
-                )
-            else:
-                refused = _string_problem(image.get("url"), f"{at}.image_url.url")
+            image = _object_at(item.get("image_url"), f"{at}.image_url")
+            refused = (
+                image
+                if isinstance(image, Outcome)
+                else _string_problem(image.get("url"), f"{at}.image_url.url")
+            )
         if refused is not None:
             return refused
     return None
@@ -583,16 +590,7 @@ def completion_prompts(given: object) -> list[str | list[int]] | None:
         return [given]
     if not isinstance(given, list) or not given:
         return None
-    if all(isinstance(item, str) for item in given):
-        return list(given)
-    if all(isinstance(item, int) and not isinstance(item, bool) for item in given):
-        return [list(given)]
-    if all(
-        isinstance(item, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in item)
-        for item in given
-    ):
-        return list(given)
-    return None
+    return _texts_or_tokens(given, nonempty=False)
 
 
 def _prompt_problem(given: object) -> Outcome | None:
@@ -608,13 +606,11 @@ def _prompt_problem(given: object) -> Outcome | None:
         )
     if completion_prompts(given) is not None:
         return None
-    return _refused(
-        "Invalid type for 'prompt': expected one of a string, an array of strings, an array of "
-        f"integers or an array of arrays of integers, but got {type_name(given)} of another "
-        "shape instead."
-        if isinstance(given, list)
-        else "Invalid type for 'prompt': expected one of a string or an array, but got "
-        f"{type_name(given)} instead.",
+    # An array (any other type is refused first, by the spec's types).
+    return invalid_type(
         "prompt",
-        "invalid_type",
+        "one of a string, an array of strings, an array of integers or an array of arrays of "
+        "integers",
+        given,
+        got="an array of another shape",
     )

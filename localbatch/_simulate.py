@@ -36,6 +36,7 @@ from localbatch._execution import (
     server_error,
     short_id,
 )
+from localbatch._fields import COMPLETION_DEFAULT_MAX_TOKENS
 from localbatch._jsongen import Document, SchemaFaker, stable_hash, violate
 from localbatch._prompts import (
     CACHE_MIN_TOKENS,
@@ -175,24 +176,40 @@ class Simulator:
                 text = "{" + text
         return text
 
+    def _scored_tokens(
+        self, item: WorkItem, tokens: list[int], top: int
+    ) -> list[list[tuple[bytes, float]]]:
+        """Each token's bytes and made-up but deterministic log probability, then up to
+        `top - 1` less likely alternatives: what both kinds of `logprobs` are written from."""
+        encoding = self._counter(item.model).encoding
+        common = encoding.encode_ordinary(_COMMON_WORDS)  # the alternatives, less likely
+        scored = []
+        for position, token in enumerate(tokens):
+            spread = stable_hash(item.key, str(position)) % 1000
+            chosen = -round(spread / 4000, 6)  # the written token is the likeliest: > -0.25
+            others = [t for t in common if t != token][: max(0, top - 1)]
+            scored.append(
+                [
+                    (encoding.decode_single_token_bytes(t), logprob)
+                    for t, logprob in [
+                        (token, chosen),
+                        *((t, round(chosen - 1.5 - k, 6)) for k, t in enumerate(others)),
+                    ]
+                ]
+            )
+        return scored
+
     def _logprobs(self, item: WorkItem, text: str, top: int) -> list[dict[str, Any]]:
         """Per-token log probabilities of an answer, as asked for (`logprobs`): its real tokens,
         made-up but deterministic probabilities, and `top` alternatives a token, most likely
         (the token written) first."""
-        encoding = self._counter(item.model).encoding
-        common = encoding.encode_ordinary(_COMMON_WORDS)  # the alternatives, less likely
-
-        def entry(token_id: int, logprob: float) -> dict[str, Any]:
-            raw = encoding.decode_single_token_bytes(token_id)
-            return {"token": raw.decode("utf-8", "replace"), "logprob": logprob, "bytes": list(raw)}
-
+        tokens = self._counter(item.model).encoding.encode_ordinary(text)
         entries = []
-        for position, token in enumerate(encoding.encode_ordinary(text)):
-            spread = stable_hash(item.key, str(position)) % 1000
-            chosen = -round(spread / 4000, 6)  # the written token is the likeliest: > -0.25
-            others = [t for t in common if t != token][: max(0, top - 1)]
-            alternatives = [entry(t, round(chosen - 1.5 - k, 6)) for k, t in enumerate(others)]
-            first = entry(token, chosen)
+        for scored in self._scored_tokens(item, tokens, top):
+            first, *alternatives = [
+                {"token": raw.decode("utf-8", "replace"), "logprob": logprob, "bytes": list(raw)}
+                for raw, logprob in scored
+            ]
             entries.append({**first, "top_logprobs": [first, *alternatives] if top else []})
         return entries
 
@@ -283,8 +300,7 @@ class Simulator:
             message["tool_calls"] = [{"id": call_id, "type": "function", "function": function}]
             if finish == "stop" and body.get("tool_choice") == "required":
                 finish = "tool_calls"  # a named tool_choice ends "stop", as OpenAI's do
-        n_raw = body.get("n")
-        n = min(n_raw, 128) if isinstance(n_raw, int) and n_raw > 1 else 1
+        n = _choice_count(body)
         logprobs: dict[str, Any] | None = None
         if body.get("logprobs") is True and isinstance(message["content"], str):
             top = body.get("top_logprobs")
@@ -486,9 +502,9 @@ class Simulator:
             return _missing("prompt")
         counter = self._counter(item.model)
         cap = body.get("max_tokens")
-        cap = cap if isinstance(cap, int) and not isinstance(cap, bool) else 16
-        n_raw = body.get("n")
-        n = n_raw if isinstance(n_raw, int) and not isinstance(n_raw, bool) and n_raw > 1 else 1
+        if not isinstance(cap, int) or isinstance(cap, bool):
+            cap = COMPLETION_DEFAULT_MAX_TOKENS
+        n = _choice_count(body)
         top = body.get("logprobs")
         echo = body.get("echo") is True
         choices: list[dict[str, Any]] = []
@@ -542,26 +558,22 @@ class Simulator:
     def _legacy_logprobs(
         self, item: WorkItem, tokens: list[int], top: int, offset: int
     ) -> dict[str, Any]:
-        """The completions endpoint's `logprobs` object: each token written, its made-up but
-        deterministic log probability, `top` likeliest alternatives, and its offset."""
-        encoding = self._counter(item.model).encoding
-        common = encoding.encode_ordinary(_COMMON_WORDS)
-        texts = [encoding.decode_single_token_bytes(t).decode("utf-8", "replace") for t in tokens]
-        chosen = [
-            -round(stable_hash(item.key, str(i)) % 1000 / 4000, 6) for i in range(len(tokens))
-        ]
+        """The completions endpoint's `logprobs` object: each token written, its log
+        probability, `top` likeliest alternatives (the token itself first), and its offset."""
+        texts: list[str] = []
+        chosen: list[float] = []
         alternatives: list[dict[str, float]] = []
-        for token, text, logprob in zip(tokens, texts, chosen, strict=True):
-            others = [t for t in common if t != token][: max(0, top - 1)]
-            found = {text: logprob} if top else {}
-            for k, other in enumerate(others):
-                word = encoding.decode_single_token_bytes(other).decode("utf-8", "replace")
-                found.setdefault(word, round(logprob - 1.5 - k, 6))
+        offsets: list[int] = []
+        for scored in self._scored_tokens(item, tokens, top):
+            words = [(raw.decode("utf-8", "replace"), logprob) for raw, logprob in scored]
+            texts.append(words[0][0])
+            chosen.append(words[0][1])
+            found: dict[str, float] = {}
+            for word, logprob in words if top else []:
+                found.setdefault(word, logprob)
             alternatives.append(found)
-        offsets = []
-        for text in texts:
             offsets.append(offset)
-            offset += len(text)
+            offset += len(words[0][0])
         return {
             "tokens": texts,
             "token_logprobs": chosen,
@@ -620,10 +632,10 @@ def _moderation_result(text: str, image: bool, omni: bool, seed: int) -> dict[st
     scores: dict[str, float] = {}
     applied: dict[str, list[str]] = {}
     for name, cues in _MODERATION_CUES.items():
-        spread = stable_hash(str(seed), name, text) % 1000 / 1000
         if not omni and name.startswith("illicit"):  # the text models have no such category
             categories[name], scores[name], applied[name] = None, 0.0, []
             continue
+        spread = stable_hash(str(seed), name, text) % 1000 / 1000
         hit = any(cue in lowered for cue in cues)
         score = round(0.55 + 0.4 * spread if hit else 1e-6 + 4e-4 * spread, 6)
         categories[name], scores[name] = score >= 0.5, score
@@ -635,6 +647,12 @@ def _moderation_result(text: str, image: bool, omni: bool, seed: int) -> dict[st
         "category_scores": scores,
         "category_applied_input_types": applied,
     }
+
+
+def _choice_count(body: dict[str, Any]) -> int:
+    """The choices a chat or completions request asks for (`n`, 1 to 128)."""
+    n = body.get("n")
+    return min(n, 128) if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
 
 
 def _decoded(counter: TokenCounter, tokens: list[int]) -> str:

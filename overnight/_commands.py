@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -89,18 +88,10 @@ def _clear_errors() -> Iterator[None]:
 def reading_progress(every: int = 50_000) -> Iterator[Callable[[int], None]]:
     """A callback counting documents read, shown while the block runs: a live count on a
     terminal (gone when done), else a line on stderr every `every` documents."""
-    started = time.monotonic()
-    seen = [0, every]
     if not console.is_terminal:
+        from tasks.build import build_progress
 
-        def report(n: int) -> None:
-            seen[0] += n
-            if seen[0] >= seen[1]:
-                rate = seen[0] / max(time.monotonic() - started, 1e-9)
-                console.print(f"read {seen[0]:,} documents ({rate:,.0f}/s)")
-                seen[1] = (seen[0] // every + 1) * every
-
-        yield report
+        yield build_progress(console.print, every=every)
         return
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -58,6 +59,22 @@ ShouldProcess = Callable[[Document | RejectedDocument], bool]
 """False skips a document: the ledger says this job version already finished it (a rejected
 document included, so the same bad file is not reported again every night)."""
 Progress = Callable[[int], None]
+
+
+def build_progress(say: Callable[[str], None], *, every: int) -> Progress:
+    """A progress callback that says how many documents were read, and how fast, each time
+    another `every` of them are (`say`: a logger's `info`, a console's `print`)."""
+    started = time.monotonic()
+    state = {"seen": 0, "next": every}
+
+    def advance(n: int) -> None:
+        state["seen"] += n
+        if state["seen"] >= state["next"]:
+            rate = state["seen"] / max(time.monotonic() - started, 1e-9)
+            say(f"read {state['seen']:,} documents ({rate:,.0f}/s)")
+            state["next"] = (state["seen"] // every + 1) * every
+
+    return advance
 
 
 class BuildError(Exception):

@@ -20,6 +20,7 @@ import openai
 from schemas.job import JobSpec
 from schemas.manifest import RunManifest
 from tasks import reporting, runs
+from tasks.build import build_progress
 from tasks.gateway import EMBEDDED
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ class DirectRuntime:
     progress_every: int = 20_000
 
     def prepare_run(self, job: JobSpec, full: bool, retry_failed: bool) -> str:
-        progress = build_progress(self.logger, every=self.progress_every)
+        progress = build_progress(self.logger.info, every=self.progress_every)
         return with_retries(
             lambda: (
                 runs.prepare_run(
@@ -126,23 +127,6 @@ class DirectRuntime:
 
     def publish(self, manifest: RunManifest) -> None:
         return None
-
-
-def build_progress(
-    logger: logging.Logger | logging.LoggerAdapter[logging.Logger], *, every: int
-) -> Callable[[int], None]:
-    """A progress callback that logs how many documents were read, every `every` of them."""
-    started = time.monotonic()
-    state = {"seen": 0, "next": every}
-
-    def advance(n: int) -> None:
-        state["seen"] += n
-        if state["seen"] >= state["next"]:
-            rate = state["seen"] / max(time.monotonic() - started, 1e-9)
-            logger.info("read %d documents (%.0f/s)", state["seen"], rate)
-            state["next"] += every
-
-    return advance
 
 
 # -- the three commands ----------------------------------------------------------------------

@@ -17,7 +17,8 @@ from prefect.client.schemas.objects import State, TaskRun
 from schemas.job import JobSpec
 from schemas.manifest import RunManifest
 from tasks import reporting, runs
-from tasks.lifecycle import RETRY_DELAYS, build_progress, is_transient
+from tasks.build import build_progress
+from tasks.lifecycle import RETRY_DELAYS, is_transient
 
 
 def _is_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -39,7 +40,7 @@ _RETRIES: dict[str, Any] = {
 @task(name="prepare_run", **_RETRIES)
 def prepare_run(job: JobSpec, full: bool = False, retry_failed: bool = False) -> str:
     """Build the shards of a new run (or resume this job's open run); return its folder."""
-    progress = build_progress(get_run_logger(), every=20_000)
+    progress = build_progress(get_run_logger().info, every=20_000)
     manifest = runs.prepare_run(job, full=full, retry_failed=retry_failed, progress=progress)
     return manifest.run_dir
 
