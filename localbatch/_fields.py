@@ -363,6 +363,257 @@ shape checks (`localbatch._shapes`) do not cover, from the spec: `tools[].type` 
 of each item of `tools`; listed values bind strings only. `tests/localbatch/test_fields.py`
 derives each entry from the spec again. A null counts as the field left out."""
 
+
+def _keys(names: str) -> frozenset[str]:
+    return frozenset(names.split())
+
+
+NESTED_FIELDS: dict[str, tuple[tuple[str, dict[str | None, frozenset[str]]], ...]] = {
+    # CreateChatCompletionRequest
+    "/v1/chat/completions": (
+        (
+            "response_format",
+            {
+                "text": _keys("type"),
+                "json_schema": _keys("json_schema type"),
+                "json_object": _keys("type"),
+            },
+        ),
+        (
+            "response_format.json_schema",
+            {
+                None: _keys("description name schema strict"),
+            },
+        ),
+        (
+            "tools[]",
+            {
+                "function": _keys("function type"),
+                "custom": _keys("custom type"),
+            },
+        ),
+        (
+            "tools[].function",
+            {
+                None: _keys("description name parameters strict"),
+            },
+        ),
+        (
+            "tools[].custom",
+            {
+                None: _keys("description format name"),
+            },
+        ),
+        (
+            "tool_choice",
+            {
+                "allowed_tools": _keys("allowed_tools type"),
+                "function": _keys("function type"),
+                "custom": _keys("custom type"),
+            },
+        ),
+        (
+            "tool_choice.function",
+            {
+                None: _keys("name"),
+            },
+        ),
+        (
+            "prediction",
+            {
+                "content": _keys("content type"),
+            },
+        ),
+        (
+            "audio",
+            {
+                None: _keys("format voice"),
+            },
+        ),
+    ),
+    # CreateResponse
+    "/v1/responses": (
+        (
+            "input[]",
+            {
+                "message": _keys("content id phase role status type"),
+                None: _keys("content id phase role status type"),
+                "file_search_call": _keys("id queries results status type"),
+                "computer_call": _keys(
+                    "action actions call_id id pending_safety_checks status type"
+                ),
+                "computer_call_output": _keys(
+                    "acknowledged_safety_checks call_id id output status type"
+                ),
+                "web_search_call": _keys("action id status type"),
+                "function_call": _keys("arguments call_id caller id name namespace status type"),
+                "function_call_output": _keys(
+                    "call_id caller id name namespace output status type"
+                ),
+                "tool_search_call": _keys("arguments call_id execution id status type"),
+                "tool_search_output": _keys("call_id execution id status tools type"),
+                "additional_tools": _keys("id role tools type"),
+                "reasoning": _keys("content encrypted_content id status summary type"),
+                "compaction": _keys("encrypted_content id type"),
+                "image_generation_call": _keys("id result status type"),
+                "code_interpreter_call": _keys("code container_id id outputs status type"),
+                "local_shell_call": _keys("action call_id id status type"),
+                "local_shell_call_output": _keys("id output status type"),
+                "shell_call": _keys("action call_id caller environment id status type"),
+                "shell_call_output": _keys(
+                    "call_id caller id max_output_length output status type"
+                ),
+                "apply_patch_call": _keys("call_id caller id operation status type"),
+                "apply_patch_call_output": _keys("call_id caller id output status type"),
+                "mcp_list_tools": _keys("error id server_label tools type"),
+                "mcp_approval_request": _keys("arguments id name server_label type"),
+                "mcp_approval_response": _keys("approval_request_id approve id reason type"),
+                "mcp_call": _keys(
+                    "approval_request_id arguments error id name output server_label status type"
+                ),
+                "custom_tool_call_output": _keys("call_id caller id output type"),
+                "custom_tool_call": _keys("call_id caller id input name namespace type"),
+                "compaction_trigger": _keys("type"),
+                "item_reference": _keys("id type"),
+                "program": _keys("call_id code fingerprint id type"),
+                "program_output": _keys("call_id id result status type"),
+            },
+        ),
+        (
+            "input[].content[]",
+            {
+                "input_text": _keys("prompt_cache_breakpoint text type"),
+                "input_image": _keys("detail file_id image_url prompt_cache_breakpoint type"),
+                "input_file": _keys(
+                    "detail file_data file_id file_url filename prompt_cache_breakpoint type"
+                ),
+                "output_text": _keys("annotations logprobs text type"),
+                "refusal": _keys("refusal type"),
+                "reasoning_text": _keys("text type"),
+            },
+        ),
+        (
+            "text",
+            {
+                None: _keys("format verbosity"),
+            },
+        ),
+        (
+            "text.format",
+            {
+                "text": _keys("type"),
+                "json_schema": _keys("description name schema strict type"),
+                "json_object": _keys("type"),
+            },
+        ),
+        (
+            "reasoning",
+            {
+                None: _keys("context effort generate_summary mode summary"),
+            },
+        ),
+        (
+            "tools[]",
+            {
+                "function": _keys(
+                    "allowed_callers defer_loading description name output_schema parameters "
+                    "strict type"
+                ),
+                "file_search": _keys(
+                    "filters max_num_results ranking_options type vector_store_ids"
+                ),
+                "computer": _keys("type"),
+                "computer_use_preview": _keys("display_height display_width environment type"),
+                "web_search": _keys(
+                    "external_web_access filters search_context_size type user_location"
+                ),
+                "web_search_2025_08_26": _keys(
+                    "external_web_access filters search_context_size type user_location"
+                ),
+                "mcp": _keys(
+                    "allowed_callers allowed_tools authorization connector_id defer_loading "
+                    "headers require_approval server_description server_label server_url "
+                    "tunnel_id type"
+                ),
+                "code_interpreter": _keys("allowed_callers container type"),
+                "programmatic_tool_calling": _keys("type"),
+                "image_generation": _keys(
+                    "action background input_fidelity input_image_mask model moderation "
+                    "output_compression output_format partial_images quality size type"
+                ),
+                "local_shell": _keys("type"),
+                "shell": _keys("allowed_callers environment type"),
+                "custom": _keys("allowed_callers defer_loading description format name type"),
+                "namespace": _keys("description name tools type"),
+                "tool_search": _keys("description execution parameters type"),
+                "web_search_preview": _keys(
+                    "search_content_types search_context_size type user_location"
+                ),
+                "web_search_preview_2025_03_11": _keys(
+                    "search_content_types search_context_size type user_location"
+                ),
+                "apply_patch": _keys("allowed_callers type"),
+            },
+        ),
+        (
+            "tool_choice",
+            {
+                "allowed_tools": _keys("mode tools type"),
+                "file_search": _keys("type"),
+                "web_search_preview": _keys("type"),
+                "computer": _keys("type"),
+                "computer_use_preview": _keys("type"),
+                "computer_use": _keys("type"),
+                "web_search_preview_2025_03_11": _keys("type"),
+                "image_generation": _keys("type"),
+                "code_interpreter": _keys("type"),
+                "function": _keys("name type"),
+                "mcp": _keys("name server_label type"),
+                "custom": _keys("name type"),
+                "programmatic_tool_calling": _keys("type"),
+                "apply_patch": _keys("type"),
+                "shell": _keys("type"),
+            },
+        ),
+        (
+            "prompt",
+            {
+                None: _keys("id variables version"),
+            },
+        ),
+        (
+            "conversation",
+            {
+                None: _keys("id"),
+            },
+        ),
+    ),
+}
+
+"""(path, fields by kind) of objects inside a body whose unknown fields OpenAI refuses, as
+"Unknown parameter: 'input[1].metadata'." (code `unknown_parameter`; its answers quoted in
+microsoft/agent-framework#2203, pydantic/pydantic-ai#3653, openai/codex#10834 for Responses
+items, i-am-bee/beeai-framework#980 for chat's `response_format.strict`). Each object's fields
+are those of its kind (the value of its `type`); under None, those of an object that leaves its
+type out. An object of a kind not listed is left to the other checks. Chat messages are not
+here: the API takes unknown message fields from current models (openai/openai-node#1161);
+`LEGACY_MESSAGE_FIELDS` covers the models that refuse them. `tests/localbatch/test_fields.py`
+derives each entry from the spec again."""
+
+LEGACY_MESSAGE_FIELDS: dict[str, frozenset[str]] = {
+    "system": _keys("content name role"),
+    "developer": _keys("content name role"),
+    "user": _keys("content name role"),
+    "assistant": _keys("content function_call name role tool_calls"),
+    "tool": _keys("content role tool_call_id"),
+    "function": _keys("content name role"),
+}
+"""The message fields of the chat schema before Structured Outputs and audio (2023), which the
+API still validates messages to older models against (`legacy_messages` in models.toml): it
+answers another field with "Additional properties are not allowed ('refusal' was unexpected) -
+'messages.2'" (openai/openai-node#1161, 2024-12, for gpt-3.5-turbo, gpt-4 and gpt-4-turbo, while
+gpt-4o took the same request; transitive-bullshit/agentic#531 for 'id')."""
+
 COMPLETION_DEFAULT_MAX_TOKENS = 16
 """A completions request's `max_tokens` when it gives none (the spec's default)."""
 

@@ -46,6 +46,8 @@ from localbatch._fields import (
     BODY_FIELDS,
     BODY_TYPES,
     COMPLETION_DEFAULT_MAX_TOKENS,
+    LEGACY_MESSAGE_FIELDS,
+    NESTED_FIELDS,
     NESTED_VALUES,
     OUTPUT_CAP_BOUNDS,
     first_unknown,
@@ -206,6 +208,110 @@ def _found_at(
     return found
 
 
+_Fields = tuple[tuple[tuple[str, bool], ...], dict[str | None, frozenset[str]]]
+_NESTED_FIELDS: dict[str, dict[str, list[_Fields]]] = {}
+
+
+def _field_rules(url: str) -> dict[str, list[_Fields]]:
+    """NESTED_FIELDS of an endpoint by the body field each path starts at."""
+    rules = _NESTED_FIELDS.get(url)
+    if rules is None:
+        rules = {}
+        for path, kinds in NESTED_FIELDS.get(url, ()):
+            steps = tuple(
+                (step.removesuffix("[]"), step.endswith("[]")) for step in path.split(".")
+            )
+            rules.setdefault(steps[0][0], []).append((steps, kinds))
+        _NESTED_FIELDS[url] = rules
+    return rules
+
+
+def _unknown_nested(url: str, body: dict[str, Any]) -> Outcome | None:
+    """The first field, inside an object of the body, that objects of its kind do not take
+    (NESTED_FIELDS), refused as OpenAI refuses it: "Unknown parameter: 'input[1].metadata'."."""
+    rules = _field_rules(url)
+    for field in body:  # in the order written: the same first problem in every process
+        for steps, kinds in rules.get(field, ()):
+            for param, value in _found_at(body, steps):
+                if not isinstance(value, dict):
+                    continue
+                kind = value.get("type")
+                accepted = kinds.get(kind if isinstance(kind, str) else None)
+                if accepted is None:
+                    continue  # a kind the spec does not list: the value checks answer it
+                unknown = first_unknown(value, accepted)
+                if unknown is not None:
+                    name = f"{param}.{unknown}"
+                    return _invalid(f"Unknown parameter: '{name}'.", name, "unknown_parameter")
+    return None
+
+
+def _legacy_message_problem(body: dict[str, Any]) -> Outcome | None:
+    """A chat message field outside the 2023 message schema, refused as the API refuses it for
+    the models still validated against that schema (LEGACY_MESSAGE_FIELDS)."""
+    messages = body.get("messages")
+    for n, message in enumerate(messages if isinstance(messages, list) else ()):
+        role = message.get("role") if isinstance(message, dict) else None
+        accepted = LEGACY_MESSAGE_FIELDS.get(role) if isinstance(role, str) else None
+        if accepted is None:
+            continue  # not an object, or a role the shape checks refuse
+        unexpected = [key for key in message if key not in accepted]
+        if unexpected:
+            names = ", ".join(f"'{key}'" for key in unexpected)
+            verb = "was" if len(unexpected) == 1 else "were"
+            return Outcome(
+                status_code=400,
+                body=error_body(
+                    f"Additional properties are not allowed ({names} {verb} unexpected) - "
+                    f"'messages.{n}'"
+                ),
+            )
+    return None
+
+
+LOGIT_BIAS_MAX_ENTRIES = 300
+"""Entries of `logit_bias`, at most (the API's limit as reported in dottxt-ai/outlines#99,
+2023; its words for going over it were not found)."""
+
+
+def _logit_bias_problem(bias: object, counter: TokenCounter) -> Outcome | None:
+    """A `logit_bias` key that is not a token of the model's vocabulary, a bias that is not an
+    integer from -100 to 100, or too many entries. The key answers are OpenAI's ("Invalid key
+    in 'logit_bias': AI. You should only be submitting non-negative integers.", quoted in
+    OkGoDoIt/OpenAI-API-dotnet#163; "... 100265. Maximum value is 100257.", the end-of-text
+    token of cl100k_base, in openai/openai-python#572)."""
+    if not isinstance(bias, dict):
+        return None  # null, or a mistyped field answered by the type checks
+    highest = counter.encoding.eot_token
+    for key, value in bias.items():
+        if not (key.isascii() and key.isdigit()):
+            return _invalid(
+                f"Invalid key in 'logit_bias': {key}. You should only be submitting "
+                "non-negative integers.",
+                "logit_bias",
+                None,
+            )
+        if int(key) > highest:
+            return _invalid(
+                f"Invalid key in 'logit_bias': {key}. Maximum value is {highest}.",
+                "logit_bias",
+                None,
+            )
+        name = f"logit_bias.{key}"
+        refused = _type_problem(name, value, ("integer",)) if value is not None else None
+        refused = refused or _bounds_problem(name, value, "integer", -100, 100)
+        if refused is not None:
+            return refused
+    if len(bias) > LOGIT_BIAS_MAX_ENTRIES:
+        return _invalid(
+            f"Invalid 'logit_bias': too many entries. Expected at most "
+            f"{LOGIT_BIAS_MAX_ENTRIES}, but got {len(bias)} instead.",
+            "logit_bias",
+            None,
+        )
+    return None
+
+
 def _nested_problem(url: str, body: dict[str, Any]) -> Outcome | None:
     """The first value inside the body (by its fields' order, then NESTED_VALUES') of another
     type than its spec's or outside its listed values."""
@@ -239,7 +345,7 @@ def _moderation_image_problem(caps: ModelCapabilities, body: dict[str, Any]) -> 
     return None
 
 
-def _invalid(message: str, param: str, code: str) -> Outcome:
+def _invalid(message: str, param: str, code: str | None) -> Outcome:
     return Outcome(status_code=400, body=error_body(message, param=param, code=code))
 
 
@@ -309,6 +415,8 @@ class LineRules:
         if refused is None:
             refused = shape_problem(item.url, body)
         if refused is None:
+            refused = _unknown_nested(item.url, body)
+        if refused is None:
             refused = _nested_problem(item.url, body)
         if refused is not None:
             return refused
@@ -321,6 +429,21 @@ class LineRules:
         problems = request_problems(caps, item.url, body)
         if problems:
             return _outcome(problems[0])
+        legacy = caps.legacy_messages and item.url == "/v1/chat/completions"
+        if legacy and (refused := _legacy_message_problem(body)) is not None:
+            return refused
+        if body.get("web_search_options") is not None and not caps.chat_web_search:
+            # Only the search models take it (gpt-4o-search-preview ...); o4-mini was answered
+            # in these words (BerriAI/litellm#12311).
+            return _invalid(
+                "Unknown parameter: 'web_search_options'.",
+                "web_search_options",
+                "unknown_parameter",
+            )
+        if body.get("logit_bias") is not None:
+            counter = self._counter(caps.model, caps.image_rule())
+            if (refused := _logit_bias_problem(body["logit_bias"], counter)) is not None:
+                return refused
         if item.url == "/v1/embeddings":
             return self._embedding_problem(caps, raw, body)
         if item.url == "/v1/moderations":

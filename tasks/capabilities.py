@@ -97,6 +97,10 @@ class ModelCapabilities(BaseModel):
     chat_output_cap: ChatOutputCap = "max_completion_tokens"
     image_tokens: ImageTokenRule | None = None
     """How the model bills an image; None (a vision model without the entry) = gpt-4o's rule."""
+    legacy_messages: bool = False
+    """Chat messages are checked against the 2023 message schema: other fields are refused."""
+    chat_web_search: bool = False
+    """Takes chat's `web_search_options` (the search models)."""
     unconfirmed: tuple[str, ...] = ()
     """What could not be confirmed from OpenAI's own pages when the entry was written."""
 

@@ -171,59 +171,86 @@ def request_types(schema_name: str) -> dict[str, tuple[str, ...] | None]:
     }
 
 
-def path_types(schema_name: str, path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(JSON types, listed values in the spec's order) of a field inside a request schema,
-    `path` as `tools[].function.strict` (`[]`: each item of an array); every alternative of a
-    union that has the field counts."""
+def _members(schemas: dict[str, Any], schema: Any) -> list[dict[str, Any]]:
+    """The object schemas a schema stands for: each alternative of its `anyOf` / `oneOf`
+    (references followed), an `allOf` merged into one."""
+    schema = _deref(schemas, schema)
+    if not isinstance(schema, dict):
+        return []
+    options = (schema.get("anyOf") or []) + (schema.get("oneOf") or [])
+    if options:
+        own = [schema] if schema.get("properties") or schema.get("type") else []
+        return [m for option in options for m in _members(schemas, option)] + own
+    if "allOf" in schema:
+        merged: dict[str, Any] = {"properties": {}}
+        for part in schema["allOf"]:
+            for member in _members(schemas, part):
+                merged["properties"].update(member.get("properties") or {})
+                merged.setdefault("type", member.get("type"))
+        return [merged]
+    return [schema]
+
+
+def _schemas_at(schema_name: str, path: str) -> list[Any]:
+    """The schemas of a field inside a request schema, `path` as `tools[].function.strict`
+    (`[]`: each item of an array); every alternative of a union that has the field counts."""
     schemas = _spec_schemas()
-
-    def deref(schema: Any) -> Any:
-        return _deref(schemas, schema)
-
-    def members(schema: Any) -> list[dict[str, Any]]:
-        schema = deref(schema)
-        if not isinstance(schema, dict):
-            return []
-        options = (schema.get("anyOf") or []) + (schema.get("oneOf") or [])
-        if options:
-            own = [schema] if schema.get("properties") or schema.get("type") else []
-            return [m for option in options for m in members(option)] + own
-        if "allOf" in schema:
-            merged: dict[str, Any] = {"properties": {}}
-            for part in schema["allOf"]:
-                for member in members(part):
-                    merged["properties"].update(member.get("properties") or {})
-                    merged.setdefault("type", member.get("type"))
-            return [merged]
-        return [schema]
-
     current: list[Any] = [schemas[schema_name]]
     for segment in path.split("."):
         name = segment.removesuffix("[]")
         found = [
             option
             for schema in current
-            for member in members(schema)
+            for member in _members(schemas, schema)
             if (option := (member.get("properties") or {}).get(name)) is not None
         ]
         if segment.endswith("[]"):
             found = [
                 member["items"]
                 for schema in found
-                for member in members(schema)
+                for member in _members(schemas, schema)
                 if member.get("type") == "array" and "items" in member
             ]
         current = found
+    return current
+
+
+def path_types(schema_name: str, path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(JSON types, listed values in the spec's order) of a field inside a request schema,
+    `path` as `tools[].function.strict` (`[]`: each item of an array); every alternative of a
+    union that has the field counts."""
+    schemas = _spec_schemas()
     types: set[str] = set()
     values: list[Any] = []
-    for schema in current:
-        for member in members(schema):
+    for schema in _schemas_at(schema_name, path):
+        for member in _members(schemas, schema):
             kind = member.get("type")
             types.update([kind] if isinstance(kind, str) else kind or [])
             if member.get("nullable"):
                 types.add("null")
             values.extend(v for v in member.get("enum", []) if v not in values)
     return tuple(sorted(types)), tuple(values)
+
+
+def path_fields(schema_name: str, path: str) -> dict[str | None, frozenset[str]]:
+    """The fields each kind of object at `path` inside a request schema takes, by its `type`
+    (the value its `type` property is limited to), every alternative of a union counted; under
+    None, the fields of the objects that may leave their `type` out."""
+    schemas = _spec_schemas()
+    kinds: dict[str | None, frozenset[str]] = {}
+    for schema in _schemas_at(schema_name, path):
+        for member in _members(schemas, schema):
+            properties = member.get("properties") or {}
+            if not properties:
+                continue
+            names: list[str | None] = []
+            for tag in _members(schemas, properties.get("type") or {}):
+                names.extend(tag.get("enum") or ([tag["const"]] if "const" in tag else []))
+            if not names or "type" not in (member.get("required") or ()):
+                names.append(None)  # an object may leave its type out: it may be this one
+            for kind in names:
+                kinds[kind] = kinds.get(kind, frozenset()) | frozenset(properties)
+    return kinds
 
 
 def validator(schema_name: str) -> Draft202012Validator:

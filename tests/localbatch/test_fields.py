@@ -13,6 +13,7 @@ from localbatch._fields import (
     BODY_FIELDS,
     BODY_TYPES,
     CREATE_BATCH_FIELDS,
+    NESTED_FIELDS,
     NESTED_VALUES,
 )
 from schemas.job import load_job
@@ -20,6 +21,7 @@ from tasks.capabilities import RESPONSES_MIN_OUTPUT_TOKENS
 from tasks.render import request_body
 from tests.localbatch._spec import (
     load_spec,
+    path_fields,
     path_types,
     request_fields,
     request_properties,
@@ -112,4 +114,12 @@ def test_value_types_are_the_specs(endpoint: str) -> None:
 def test_nested_value_types_and_values_are_the_specs(endpoint: str) -> None:
     for path, types, values in NESTED_VALUES[endpoint]:
         assert path_types(REQUEST_SCHEMAS[endpoint], path) == (types, values), path
+        assert path.partition(".")[0].removesuffix("[]") in BODY_FIELDS[endpoint]
+
+
+@pytest.mark.parametrize("endpoint", sorted(NESTED_FIELDS))
+def test_the_fields_of_objects_inside_the_body_are_the_specs(endpoint: str) -> None:
+    for path, kinds in NESTED_FIELDS[endpoint]:
+        derived = path_fields(REQUEST_SCHEMAS[endpoint], path)
+        assert kinds == derived, f"{path}: use {derived}"
         assert path.partition(".")[0].removesuffix("[]") in BODY_FIELDS[endpoint]

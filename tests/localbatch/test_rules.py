@@ -949,3 +949,138 @@ def test_a_strict_function_tool_outside_the_schema_subset_is_refused(client: Ope
         message="Invalid schema for function 'forecast': In context=(), 'additionalProperties' "
         "is required to be supplied and to be false.",
     )
+
+
+def _by_model(client: OpenAI, lines: list[dict[str, Any]], endpoint: str) -> tuple[Any, Any]:
+    """Run lines of several models (one batch per model); their output and error lines."""
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for line in lines:
+        by_model.setdefault(line["body"]["model"], []).append(line)
+    out: dict[str, Any] = {}
+    err: dict[str, Any] = {}
+    for group in by_model.values():
+        found_out, found_err = results(client, run_file(client, jsonl(group).decode(), endpoint))
+        out.update(found_out)
+        err.update(found_err)
+    return out, err
+
+
+def unknown(param: str) -> tuple[str, str, str]:
+    return ("unknown_parameter", param, f"Unknown parameter: '{param}'.")
+
+
+def test_unknown_fields_inside_the_body_are_refused_per_line(client: OpenAI) -> None:
+    """A field OpenAI does not know inside an object of the body: `strict` one level too high in
+    `response_format` (a common slip), a replayed Responses item carrying its output-only or a
+    client's own fields. All ran before; OpenAI answers each "Unknown parameter"."""
+    schema = {"name": "summary_v1", "schema": SUMMARY_SCHEMA, "strict": True}
+    params = {"type": "object", "properties": {}}
+    chat = [
+        chat_line("strict-too-high", document(1), response_format={
+            "type": "json_schema", "json_schema": schema, "strict": True}),
+        chat_line("schema-extra", document(1), response_format={
+            "type": "json_schema", "json_schema": {**schema, "additionalProperties": False}}),
+        chat_line("function-extra", document(1), tools=[{"type": "function", "function": {
+            "name": "f", "parameters": params, "returns": "string"}}]),
+        chat_line("fine", document(1), response_format={"type": "json_schema", "json_schema": schema},
+                  tools=[{"type": "function", "function": {"name": "f", "parameters": params}}]),
+    ]  # fmt: skip
+    out, err = results(client, run_file(client, jsonl(chat).decode()))
+    assert set(out) == {"fine"}
+    expected = {
+        "strict-too-high": unknown("response_format.strict"),
+        "schema-extra": unknown("response_format.json_schema.additionalProperties"),
+        "function-extra": unknown("tools[0].function.returns"),
+    }
+    for custom_id, (code, param, message) in expected.items():
+        assert_refused(err[custom_id], status=400, code=code, param=param, message=message)
+
+    replayed = {
+        "type": "message",
+        "role": "assistant",
+        "id": "msg_1",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": "Earlier answer.", "annotations": []}],
+    }
+    responses = [
+        responses_line("item-metadata", "", input=[
+            {"role": "user", "content": document(1), "metadata": {"client": "chat"}}]),
+        responses_line("part-extra", "", input=[{"role": "user", "content": [
+            {"type": "input_text", "text": document(1), "cache": True}]}]),
+        responses_line("call-parsed", "", input=[
+            {"role": "user", "content": document(1)},
+            {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}",
+             "parsed_arguments": {}},
+            {"type": "function_call_output", "call_id": "c1", "output": "{}"}]),
+        responses_line("format-extra", document(1), schema=SUMMARY_SCHEMA),
+        responses_line("reasoning-extra", document(1), model="o4-mini",
+                       reasoning={"effort": "low", "budget": 100}),
+        responses_line("fine", "", input=[
+            {"role": "user", "content": document(1)}, replayed,
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "More."}]}]),
+    ]  # fmt: skip
+    responses[3]["body"]["text"]["format"]["additionalProperties"] = False
+    out, err = _by_model(client, responses, "/v1/responses")
+    assert set(out) == {"fine"}
+    expected = {
+        "item-metadata": unknown("input[0].metadata"),
+        "part-extra": unknown("input[0].content[0].cache"),
+        "call-parsed": unknown("input[1].parsed_arguments"),
+        "format-extra": unknown("text.format.additionalProperties"),
+        "reasoning-extra": unknown("reasoning.budget"),
+    }
+    for custom_id, (code, param, message) in expected.items():
+        assert_refused(err[custom_id], status=400, code=code, param=param, message=message)
+
+
+def test_older_chat_models_refuse_message_fields_newer_ones_take(client: OpenAI) -> None:
+    """gpt-3.5-turbo, gpt-4 and gpt-4-turbo check messages against the 2023 schema: a replayed
+    assistant message with `refusal`, or a client's own `id`, is refused there and runs on
+    gpt-4o-mini (as the API answered in openai/openai-node#1161)."""
+    history = [
+        {"role": "user", "content": "Summarize: the board approved the budget."},
+        {"role": "assistant", "content": "The budget passed.", "refusal": None},
+        {"role": "user", "content": "Shorter, please.", "id": "m3"},
+    ]
+    lines = [
+        chat_line(model, "", model=model, messages=history)
+        for model in ("gpt-3.5-turbo", "gpt-4", "gpt-4-turbo", "gpt-4o-mini")
+    ]
+    lines.append(chat_line("plain", "", model="gpt-4", messages=[history[0]]))
+    out, err = _by_model(client, lines, "/v1/chat/completions")
+    assert set(out) == {"gpt-4o-mini", "plain"}
+    for model in ("gpt-3.5-turbo", "gpt-4", "gpt-4-turbo"):
+        assert_refused(err[model], status=400, code=None, param=None, message=(
+            "Additional properties are not allowed ('refusal' was unexpected) - 'messages.1'"))  # fmt: skip
+
+
+def test_logit_bias_and_web_search_options_openai_refuses_are_refused(client: OpenAI) -> None:
+    """A logit_bias keyed by a word, by a token past the vocabulary or biased past ±100, and
+    web_search_options on a model that does not search: all ran before."""
+    lines = [
+        chat_line("word-key", document(1), logit_bias={"AI": 10}),
+        chat_line("past-vocabulary", document(1), model="gpt-3.5-turbo",
+                  logit_bias={"100265": -100}),
+        chat_line("too-strong", document(1), logit_bias={"1734": 500}),
+        chat_line("text-bias", document(1), logit_bias={"1734": "-100"}),
+        chat_line("too-many", document(1), logit_bias={str(n): 1 for n in range(301)}),
+        chat_line("search", document(1), web_search_options={}),
+        chat_line("fine", document(1), logit_bias={"1734": -100, "0": 5}, web_search_options=None),
+        chat_line("fine-3.5", document(1), model="gpt-3.5-turbo", logit_bias={"100257": -100}),
+    ]  # fmt: skip
+    out, err = _by_model(client, lines, "/v1/chat/completions")
+    assert set(out) == {"fine", "fine-3.5"}
+    expected = {
+        "word-key": (None, "logit_bias", "Invalid key in 'logit_bias': AI. You should only be "
+                     "submitting non-negative integers."),
+        "past-vocabulary": (None, "logit_bias",
+                            "Invalid key in 'logit_bias': 100265. Maximum value is 100257."),
+        "too-strong": ("integer_above_max_value", "logit_bias.1734", "Invalid 'logit_bias.1734': "
+                       "integer above maximum value. Expected a value <= 100, but got 500 instead."),
+        "text-bias": typed("logit_bias.1734", "an integer", "a string"),
+        "too-many": (None, "logit_bias", "Invalid 'logit_bias': too many entries. Expected at "
+                     "most 300, but got 301 instead."),
+        "search": unknown("web_search_options"),
+    }  # fmt: skip
+    for custom_id, (code, param, message) in expected.items():
+        assert_refused(err[custom_id], status=400, code=code, param=param, message=message)
