@@ -27,6 +27,8 @@ from itertools import islice, pairwise, repeat
 from operator import itemgetter
 from typing import Any, Generic, TypeVar, overload
 
+import orjson
+
 _T = TypeVar("_T")
 
 
@@ -930,6 +932,9 @@ def document_body(prompt: str) -> str:
     tagged = _tagged_bodies(prompt)
     if tagged:
         return max(tagged, key=len).strip()
+    combined = _answers_text(prompt) if "<part" in prompt else None
+    if combined:
+        return combined
     opened = _OPEN_TAG.search(prompt)
     if opened:  # a tag whose closing part was cut off (a truncated or chunked prompt)
         return prompt[opened.end() :].strip()
@@ -945,6 +950,54 @@ def document_body(prompt: str) -> str:
             break
         text = rest.strip()
     return text
+
+
+_PART = re.compile(r"<part\b[^>]*>\n?(.*?)\n?</part\s*>", re.DOTALL | re.IGNORECASE)
+_TITLE_KEYS = ("title", "name", "subject", "headline")
+
+
+def _answers_text(prompt: str) -> str | None:
+    """The text of earlier answers a prompt asks to combine (`<part>` blocks, as a map-reduce
+    over a long document's parts sends them), None if it holds none.
+
+    A model asked to merge answers reads what they say, not the JSON around it: each answer's
+    text fields become paragraphs and its lists bullets, under the first answer's title; a part
+    that is not JSON is read as text. Single words (a language, an enum) are left out.
+    """
+    bodies = [body.strip() for body in _PART.findall(prompt)]
+    lines: list[str] = []
+    for n, body in enumerate(bodies):
+        try:
+            answer = orjson.loads(body) if body[:1] == "{" else None
+        except orjson.JSONDecodeError:
+            answer = None
+        if not isinstance(answer, dict):
+            lines += [body, ""] if body else []
+            continue
+        title = next((answer[k] for k in _TITLE_KEYS if isinstance(answer.get(k), str)), None)
+        if n == 0 and title:
+            lines += [f"# {title}", ""]
+        _answer_lines(answer, lines, skip=title)
+    text = "\n".join(lines).strip()
+    return text or None
+
+
+def _answer_lines(value: object, lines: list[str], *, skip: object = None) -> None:
+    """The prose of a JSON answer as text lines: strings as paragraphs, lists as bullets."""
+    if isinstance(value, dict):
+        for item in value.values():
+            if item is not skip:
+                _answer_lines(item, lines)
+    elif isinstance(value, list):
+        bullets = [v for v in value if isinstance(v, str) and v.strip()]
+        lines.extend(f"- {item}" for item in bullets)
+        if bullets:
+            lines.append("")
+        for item in value:
+            if isinstance(item, dict | list):
+                _answer_lines(item, lines)
+    elif isinstance(value, str) and len(value.split()) >= 3:
+        lines += [value, ""]
 
 
 def _tagged_bodies(prompt: str) -> list[str]:

@@ -80,6 +80,10 @@ def test_a_long_document_gets_one_summary_row_and_its_chunk_rows(
     row = long.row(0, named=True)
     assert row["chunk_index"] is None and row["chunk_count"] == n
     assert row["custom_id"].endswith("-r") and row["summary"] and row["title"]
+    # The combined answer reads like the document's: the first part's title, no JSON.
+    first = chunks.filter(pl.col("chunk_index") == 0).row(0, named=True)
+    assert row["title"] == first["title"]
+    assert "{" not in row["summary"] and "too long to read" not in row["summary"]
     short = results.filter(pl.col("document_id") != "gpl-12.txt")
     assert short.get_column("chunk_count").to_list() == [1, 1]
 

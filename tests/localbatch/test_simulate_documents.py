@@ -335,3 +335,36 @@ def test_text_laid_out_in_columns_is_quoted_with_single_spaces(client: OpenAI) -
         assert "  " not in value and "\t" not in value, value
     # "The three to seven most important facts": a form with few real sentences still has three
     assert 3 <= len(answer["key_points"]) <= 7, answer["key_points"]
+
+
+def test_a_reduce_request_combines_the_parts_answers(client: OpenAI) -> None:
+    """A long document's parts each got an answer; the reduce request (`chunking.output =
+    "document"`) asks to combine them. The answer reads like one summary of the document: the
+    first part's title, sentences from what the parts' answers say; before, its title was the
+    request's own instruction and its summary the parts' JSON."""
+    from tasks.render import reduce_user_text
+
+    docs = _real_documents()
+    first, second = list(docs)[:2]
+    parts = _answers(
+        client,
+        [_line("p1", PROMPT.format(id="long.txt", text=docs[first])),
+         _line("p2", PROMPT.format(id="long.txt", text=docs[second]))],
+    )  # fmt: skip
+    outputs = [json.dumps(parts["p1"]), json.dumps(parts["p2"])]
+    combined = _answers(client, [_line("r", reduce_user_text("long.txt", outputs))])["r"]
+    DocumentSummary.model_validate(combined)
+    assert combined["title"] == parts["p1"]["title"]
+    said = _words(" ".join(
+        " ".join([p["summary"], *p["key_points"], *p["action_items"]]) for p in parts.values()
+    ))  # fmt: skip
+    fields = [combined["summary"], *combined["key_points"], *combined["action_items"]]
+    for text in fields:
+        assert "{" not in text and "too long to read" not in text, text
+    sentences = [s for s in re.split(r"(?<=[.!?…])\s+", combined["summary"]) if s]
+    assert len(sentences) >= 2
+    for sentence in sentences:
+        assert _words(sentence.rstrip("…"))[:60] in said, sentence
+    assert any(_words(p)[:40] in _words(docs[second]) for p in combined["key_points"]), (
+        "the second part's answer counts too"
+    )
