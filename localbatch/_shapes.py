@@ -78,6 +78,10 @@ _NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
 """The spec's pattern for a schema's and a function's name, at most 64 characters."""
 _NAME_MAX = 64
 _STOP_MAX = 4
+_TOOLS_MAX = 128
+"""Tools of one request, at most: "Invalid 'tools': array too long. Expected an array with
+maximum length 128, but got an array with length 325 instead." (code `array_above_max_length`,
+quoted in vishalmysore/Tools4AI#16 and many clients' trackers, 2024-2025)."""
 
 
 def shape_problem(url: str, body: dict[str, Any]) -> Outcome | None:
@@ -89,7 +93,7 @@ def shape_problem(url: str, body: dict[str, Any]) -> Outcome | None:
                 body.get("response_format"), "response_format", _CHAT_FORMATS, "json_schema"
             )
             or _tools_problem(body, chat=True)
-            or _stop_problem(body.get("stop"))
+            or _too_long(body.get("stop"), "stop", _STOP_MAX)
             or _metadata_problem(body)
             or _logprobs_problem(body)
         )
@@ -387,6 +391,9 @@ def _tools_problem(body: dict[str, Any], *, chat: bool) -> Outcome | None:
     and `parallel_tool_calls` only beside tools (OpenAI's behaviour as vllm-project/vllm/
     pull/40311 recorded it from the API); on Responses, a `tool_choice` its tools can meet."""
     tools = body.get("tools")
+    refused = _too_long(tools, "tools", _TOOLS_MAX)
+    if refused is not None:
+        return refused
     if isinstance(tools, list):
         for n, tool in enumerate(tools):
             if not isinstance(tool, dict):
@@ -444,13 +451,14 @@ def _responses_choice_problem(choice: object, tools: object) -> Outcome | None:
     return _refused("Tool choice 'function' not found in 'tools' parameter.", "tool_choice", None)
 
 
-def _stop_problem(stop: object) -> Outcome | None:
-    if not isinstance(stop, list) or len(stop) <= _STOP_MAX:
+def _too_long(value: object, name: str, maximum: int) -> Outcome | None:
+    """An array over its maximum length, in OpenAI's words."""
+    if not isinstance(value, list) or len(value) <= maximum:
         return None
     return _refused(
-        f"Invalid 'stop': array too long. Expected an array with maximum length {_STOP_MAX}, "
-        f"but got an array with length {len(stop)} instead.",
-        "stop",
+        f"Invalid '{name}': array too long. Expected an array with maximum length {maximum}, "
+        f"but got an array with length {len(value)} instead.",
+        name,
         "array_above_max_length",
     )
 

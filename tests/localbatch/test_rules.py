@@ -1084,3 +1084,25 @@ def test_logit_bias_and_web_search_options_openai_refuses_are_refused(client: Op
     }  # fmt: skip
     for custom_id, (code, param, message) in expected.items():
         assert_refused(err[custom_id], status=400, code=code, param=param, message=message)
+
+
+def test_more_than_128_tools_are_refused_on_both_endpoints(client: OpenAI) -> None:
+    """129 tools ran; OpenAI refuses them (an agent with many MCP servers meets this)."""
+    params = {"type": "object", "properties": {}}
+    chat_tools = [{"type": "function", "function": {"name": f"f{n}", "parameters": params}}
+                  for n in range(129)]  # fmt: skip
+    lines = [chat_line("many", document(1), tools=chat_tools),
+             chat_line("most", document(1), tools=chat_tools[:128])]  # fmt: skip
+    out, err = results(client, run_file(client, jsonl(lines).decode()))
+    assert set(out) == {"most"}
+    message = ("Invalid 'tools': array too long. Expected an array with maximum length 128, but "
+               "got an array with length 129 instead.")  # fmt: skip
+    assert_refused(err["many"], status=400, code="array_above_max_length", param="tools",
+                   message=message)  # fmt: skip
+    tools = [{"type": "function", "name": f"f{n}", "parameters": params} for n in range(129)]
+    lines = [responses_line("many", document(1), tools=tools),
+             responses_line("most", document(1), tools=tools[:128])]  # fmt: skip
+    out, err = results(client, run_file(client, jsonl(lines).decode(), "/v1/responses"))
+    assert set(out) == {"most"}
+    assert_refused(err["many"], status=400, code="array_above_max_length", param="tools",
+                   message=message)  # fmt: skip
