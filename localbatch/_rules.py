@@ -169,28 +169,46 @@ _BOUNDS = {
 """The spec's bounds, and the minimums the API enforces beyond them."""
 
 
-_Nested = tuple[tuple[tuple[str, bool], ...], tuple[str, ...], tuple[str, ...]]
+_Steps = tuple[tuple[str, bool], ...]
+_Nested = tuple[_Steps, tuple[str, ...], tuple[str, ...]]
+_Fields = tuple[_Steps, dict[str | None, frozenset[str]]]
 _NESTED: dict[str, dict[str, list[_Nested]]] = {}
+_NESTED_FIELDS: dict[str, dict[str, list[_Fields]]] = {}
+
+
+def _steps(path: str) -> _Steps:
+    """A path inside a body as (name, each item of an array) steps: `tools[].type` is
+    (("tools", True), ("type", False))."""
+    return tuple((step.removesuffix("[]"), step.endswith("[]")) for step in path.split("."))
 
 
 def _nested_rules(url: str) -> dict[str, list[_Nested]]:
-    """NESTED_VALUES of an endpoint by the body field each path starts at, each path as
-    (name, each item of an array) steps."""
+    """NESTED_VALUES of an endpoint by the body field each path starts at."""
     rules = _NESTED.get(url)
     if rules is None:
         rules = {}
         for path, allowed, values in NESTED_VALUES.get(url, ()):
-            steps = tuple(
-                (step.removesuffix("[]"), step.endswith("[]")) for step in path.split(".")
+            rules.setdefault(path.split(".")[0].removesuffix("[]"), []).append(
+                (_steps(path), allowed, values)
             )
-            rules.setdefault(steps[0][0], []).append((steps, allowed, values))
         _NESTED[url] = rules
     return rules
 
 
-def _found_at(
-    body: dict[str, Any], steps: tuple[tuple[str, bool], ...]
-) -> list[tuple[str, object]]:
+def _field_rules(url: str) -> dict[str, list[_Fields]]:
+    """NESTED_FIELDS of an endpoint by the body field each path starts at."""
+    rules = _NESTED_FIELDS.get(url)
+    if rules is None:
+        rules = {}
+        for path, kinds in NESTED_FIELDS.get(url, ()):
+            rules.setdefault(path.split(".")[0].removesuffix("[]"), []).append(
+                (_steps(path), kinds)
+            )
+        _NESTED_FIELDS[url] = rules
+    return rules
+
+
+def _found_at(body: dict[str, Any], steps: _Steps) -> list[tuple[str, object]]:
     """(param, value) of every value at a path in a body (`tools[].type`: each tool's type),
     the param written as OpenAI writes it (`tools[1].type`)."""
     found: list[tuple[str, object]] = [("", body)]
@@ -206,24 +224,6 @@ def _found_at(
                 deeper.extend((f"{here}[{n}]", item) for n, item in enumerate(inner))
         found = deeper
     return found
-
-
-_Fields = tuple[tuple[tuple[str, bool], ...], dict[str | None, frozenset[str]]]
-_NESTED_FIELDS: dict[str, dict[str, list[_Fields]]] = {}
-
-
-def _field_rules(url: str) -> dict[str, list[_Fields]]:
-    """NESTED_FIELDS of an endpoint by the body field each path starts at."""
-    rules = _NESTED_FIELDS.get(url)
-    if rules is None:
-        rules = {}
-        for path, kinds in NESTED_FIELDS.get(url, ()):
-            steps = tuple(
-                (step.removesuffix("[]"), step.endswith("[]")) for step in path.split(".")
-            )
-            rules.setdefault(steps[0][0], []).append((steps, kinds))
-        _NESTED_FIELDS[url] = rules
-    return rules
 
 
 def _unknown_nested(url: str, body: dict[str, Any]) -> Outcome | None:
