@@ -97,6 +97,8 @@ class ModelCapabilities(BaseModel):
     chat_output_cap: ChatOutputCap = "max_completion_tokens"
     image_tokens: ImageTokenRule | None = None
     """How the model bills an image; None (a vision model without the entry) = gpt-4o's rule."""
+    audio: bool = False
+    """Takes audio input and writes audio output on chat (the gpt-4o audio models)."""
     legacy_messages: bool = False
     """Chat messages are checked against the 2023 message schema: other fields are refused."""
     chat_web_search: bool = False
@@ -345,6 +347,42 @@ def _image_problems(
     return problems
 
 
+def _audio_problems(caps: ModelCapabilities, body: dict[str, Any]) -> list[RequestProblem]:
+    """Audio on a chat model without it: an `input_audio` part, refused as OpenAI refuses
+    another part type a model cannot read (its words for images and files), or audio output
+    asked for (`modalities` with "audio", or `audio`), refused in our words: OpenAI's answer to
+    that on a text model was not found."""
+    if caps.audio:
+        return []
+    messages = body.get("messages")
+    for i, message in enumerate(messages if isinstance(messages, list) else ()):
+        content = message.get("content") if isinstance(message, dict) else None
+        for j, part in enumerate(content if isinstance(content, list) else ()):
+            if isinstance(part, dict) and part.get("type") == "input_audio":
+                return [
+                    RequestProblem(
+                        param=f"messages.[{i}].content.[{j}].type",
+                        code=None,
+                        message="Invalid content type. input_audio is only supported by "
+                        "certain models.",
+                    )
+                ]
+    modalities = body.get("modalities")
+    asked = isinstance(modalities, list) and "audio" in modalities
+    if asked or body.get("audio") is not None:
+        param = "modalities" if asked else "audio"
+        return [
+            RequestProblem(
+                param=param,
+                code="unsupported_value",
+                message=f"Unsupported value: '{param}' asks for audio output, which this model "
+                "does not produce. Use an audio model (gpt-4o-audio-preview), or remove "
+                "'audio' from 'modalities' and the 'audio' parameter.",
+            )
+        ]
+    return []
+
+
 def _tool_problems(tools: object, *, chat: bool) -> list[RequestProblem]:
     """A strict function tool whose parameters fall outside strict mode's schema subset.
 
@@ -486,6 +524,7 @@ def request_problems(
             problem = _cap_problem(caps, field, body.get(field))
             problems += [problem] if problem else []
         problems += _image_problems(caps, body.get("messages"), "messages", chat=True)
+        problems += _audio_problems(caps, body)
         problems += _tool_problems(body.get("tools"), chat=True)
         fmt = body.get("response_format")
         spec = fmt.get("json_schema") if isinstance(fmt, dict) else None

@@ -1106,3 +1106,27 @@ def test_more_than_128_tools_are_refused_on_both_endpoints(client: OpenAI) -> No
     assert set(out) == {"most"}
     assert_refused(err["many"], status=400, code="array_above_max_length", param="tools",
                    message=message)  # fmt: skip
+
+
+def test_audio_on_a_model_without_audio_is_refused(client: OpenAI) -> None:
+    """No listed model takes or writes audio on chat: an input_audio part, or audio output asked
+    for, ran and got a text answer; OpenAI's audio models are not in the models file."""
+    clip = {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
+    lines = [
+        chat_line("audio-in", "", messages=[
+            {"role": "user", "content": [{"type": "text", "text": "Transcribe this."}, clip]}]),
+        chat_line("audio-out", document(1), modalities=["text", "audio"],
+                  audio={"voice": "alloy", "format": "mp3"}),
+        chat_line("voice-only", document(1), audio={"voice": "alloy", "format": "mp3"}),
+        chat_line("text", document(1), modalities=["text"]),
+    ]  # fmt: skip
+    out, err = results(client, run_file(client, jsonl(lines).decode()))
+    assert set(out) == {"text"}
+    assert_refused(err["audio-in"], status=400, code=None, param="messages.[0].content.[1].type",
+                   message="Invalid content type. input_audio is only supported by certain "
+                   "models.")  # fmt: skip
+    assert err["audio-out"]["response"]["body"]["error"]["param"] == "modalities"
+    assert err["voice-only"]["response"]["body"]["error"]["param"] == "audio"
+    for custom_id in ("audio-out", "voice-only"):
+        error = err[custom_id]["response"]["body"]["error"]
+        assert error["code"] == "unsupported_value" and "audio model" in error["message"]
