@@ -500,6 +500,12 @@ def read_csv(
             rows.header_rejected = True
             yield out.reject(info, "empty", "no header line: the file holds no text")
             return
+        if src.text_field not in header and (other := _other_separator(fh, text, header)):
+            sep = other  # a CSV separated by semicolons (Excel's export where ',' is decimal)
+            fh.seek(text.start)
+            lines = RowLines(fh, text.codec, limit)
+            reader = csv.reader(lines, delimiter=sep, strict=True)
+            header = next(reader)
         missing = missing_columns(out, info, header)
         if missing is not None:
             rows.header_rejected = True
@@ -537,6 +543,29 @@ def read_csv(
             yield csv_row(out, info, text, lines, header, row, index, text_at, id_at, meta_at)
     if text.problem is not None:
         yield out.reject(info, "undecodable", text.problem, document_id=f"{info.key}#{rows.n}")
+
+
+SEPARATORS = (",", ";", "\t", "|")
+"""The field separators a CSV may use: commas, semicolons (Excel's CSV where the decimal mark is
+a comma: most of Europe), tabs and pipes."""
+
+
+def _other_separator(fh: IO[bytes], text: TextFile, header: list[str]) -> str | None:
+    """The separator a table's header line splits on into more columns, when the one its name
+    implies leaves it one column: e.g. `id;text;amount` in a `.csv`. None if there is none."""
+    if len(header) != 1:
+        return None
+    line = header[0]
+    counts = {sep: line.count(sep) for sep in SEPARATORS}
+    best = max(counts, key=lambda sep: counts[sep])
+    if counts[best] == 0:
+        return None
+    fh.seek(text.start)
+    try:
+        found = next(csv.reader(RowLines(fh, text.codec, 1 << 20), delimiter=best, strict=True))
+    except (csv.Error, RowTooLong, StopIteration):
+        return None
+    return best if len(found) > 1 else None
 
 
 def bad_row(

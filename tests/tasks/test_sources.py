@@ -434,6 +434,26 @@ def test_record_files_whose_lines_end_in_bare_carriage_returns_are_read(tmp_path
     }
 
 
+def test_csv_files_separated_by_semicolons_or_pipes_are_read(tmp_path: Path) -> None:
+    # Excel writes ';'-separated CSV where the decimal mark is a comma (most of Europe); each
+    # such file was one missing_text_field reject and every row was lost.
+    (tmp_path / "orders.csv").write_bytes(
+        'id;text;amount\n1;"Delivered late; refund approved.";1.250,00\n2;On time.;80,50\n'.encode(
+            "cp1252"
+        )
+    )
+    (tmp_path / "stock.csv").write_text("id|text\n1|Stock count on 31 March.\n")
+    (tmp_path / "notes.csv").write_text("id,text\n1,Commas; and a semicolon.\n")
+    (tmp_path / "other.csv").write_text("id;body\n1;No text column.\n")
+    items = load(tmp_path, metadata_fields=("amount",))
+    assert doc(items, "orders.csv#0").text == "Delivered late; refund approved."
+    assert doc(items, "orders.csv#0").metadata["amount"] == "1.250,00"
+    assert doc(items, "orders.csv#1").text == "On time."
+    assert doc(items, "stock.csv#0").text == "Stock count on 31 March."
+    assert doc(items, "notes.csv#0").text == "Commas; and a semicolon."
+    assert rejected(items, "other.csv").code == "missing_text_field"
+
+
 def test_cp1252_utf16_and_bom_record_files_are_no_longer_rejected_whole(tmp_path: Path) -> None:
     (tmp_path / "latin.csv").write_bytes(
         "id,text\n1,naïve café\n2,costs 5 € a month\n".encode("cp1252")
