@@ -94,4 +94,36 @@ def read_decoded(
         text, title = html_to_text(text)
         if title:
             meta["title"] = title
+    elif info.key.lower().endswith((".md", ".markdown")):
+        text, title = split_front_matter(text)
+        if title:
+            meta["title"] = title
     return out.text_document(info, text, sha256=sha, size=size, metadata=meta)
+
+
+FRONT_MATTER_MAX = 1 << 16
+"""Characters of a Markdown file's opening searched for the end of its front matter."""
+
+
+def split_front_matter(text: str) -> tuple[str, str | None]:
+    """A Markdown text without its YAML front matter (`---` lines around `title: ...`, as Jekyll,
+    Hugo and Obsidian write it), and the front matter's title. The front matter is data about
+    the page, not its prose; a block that is not a YAML mapping is left in the text."""
+    body = text.lstrip("\ufeff")
+    if not body.startswith("---\n") and not body.startswith("---\r\n"):
+        return text, None
+    head = normalize_text(body[:FRONT_MATTER_MAX])
+    end = next((at for at in (head.find("\n---\n", 3), head.find("\n...\n", 3)) if at > 0), -1)
+    if end < 0:
+        return text, None
+    import yaml
+
+    try:
+        data = yaml.safe_load(head[4:end])
+    except yaml.YAMLError:
+        return text, None
+    if not isinstance(data, dict):
+        return text, None
+    title = data.get("title")
+    rest = normalize_text(body)[end + 5 :].strip()
+    return rest, (title.strip() or None) if isinstance(title, str) else None

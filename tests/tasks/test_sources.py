@@ -434,6 +434,22 @@ def test_record_files_whose_lines_end_in_bare_carriage_returns_are_read(tmp_path
     }
 
 
+def test_markdown_front_matter_is_metadata_not_text(tmp_path: Path) -> None:
+    # Jekyll, Hugo and Obsidian pages open with YAML front matter: it was summarized as prose.
+    (tmp_path / "guide.md").write_text(
+        '---\ntitle: "Onboarding Guide"\nauthor: Julia Hartmann\ntags: [hr, onboarding]\n---\n'
+        "\n# Welcome\n\nNew colleagues get a laptop on their first day.\n"
+    )
+    (tmp_path / "rule.md").write_text("---\n\nA horizontal rule opens this note.\n")
+    (tmp_path / "notes.txt").write_text("---\ntitle: kept\n---\nA text file keeps its lines.\n")
+    items = load(tmp_path)
+    guide = doc(items, "guide.md")
+    assert guide.text == "# Welcome\n\nNew colleagues get a laptop on their first day."
+    assert guide.metadata["title"] == "Onboarding Guide"
+    assert doc(items, "rule.md").text == "---\n\nA horizontal rule opens this note."
+    assert doc(items, "notes.txt").text.startswith("---\ntitle: kept")
+
+
 def test_csv_files_separated_by_semicolons_or_pipes_are_read(tmp_path: Path) -> None:
     # Excel writes ';'-separated CSV where the decimal mark is a comma (most of Europe); each
     # such file was one missing_text_field reject and every row was lost.
