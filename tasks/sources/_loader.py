@@ -45,6 +45,13 @@ SUPPORTED_SUFFIXES = (
 )
 
 
+_READ_BY_CONTENT = frozenset({"application/gzip", "application/pdf", *IMAGE_MIMES, *OFFICE_MIMES})
+"""What a file named as text may hold instead and still be read (by its content)."""
+_MAGIC = (b"\x1f\x8b", b"%PDF-", b"PK\x03\x04", b"\x89PNG", b"\xff\xd8\xff", b"RIFF", b"{\\rtf")
+"""How those formats' files begin (gzip, PDF, ZIP-based office files, PNG, JPEG, WebP, RTF):
+only a file named as text that begins so is sniffed, at ~60 µs, before it is decoded."""
+
+
 class Loader(Outcomes):
     """Turns one listed file into documents and rejects, by format."""
 
@@ -143,7 +150,11 @@ class Loader(Outcomes):
         elif suffix == ".msg":
             yield from read_msg(self, info, data, sha)
         elif suffix in SUPPORTED_SUFFIXES:
-            yield read_text(self, info, data, sha, html=suffix in HTML_SUFFIXES)
+            if data.startswith(_MAGIC) and sniff(data) in _READ_BY_CONTENT:
+                # A Word file or a gzip saved as .txt: read what it holds, as for no extension.
+                yield self.sniffed(info, data, sha)
+            else:
+                yield read_text(self, info, data, sha, html=suffix in HTML_SUFFIXES)
         else:
             yield self.sniffed(info, data, sha)
 

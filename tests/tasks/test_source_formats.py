@@ -203,6 +203,21 @@ def test_an_office_file_without_its_extension_is_recognised_by_content(tmp_path:
     assert (found.text or "").startswith("Quarterly supplier review")
 
 
+def test_a_file_named_as_text_that_holds_another_format_is_read_as_that(tmp_path: Path) -> None:
+    # A Word file or a gzip saved as .txt was rejected as undecodable, naming what it held.
+    shutil.copy(CASES / "review.docx", tmp_path / "review.txt")
+    (tmp_path / "log.txt").write_bytes(gzip.compress(b"The alarm went off three times."))
+    (tmp_path / "page.html").write_bytes((CASES / "doc.pdf").read_bytes())
+    (tmp_path / "noise.txt").write_bytes(bytes(range(256)) * 8)
+    items = load(tmp_path)
+    review = doc(items, "review.txt")
+    assert review.metadata["format"] == "docx"
+    assert (review.text or "").startswith("Quarterly supplier review")
+    assert doc(items, "log.txt").text == "The alarm went off three times."
+    assert doc(items, "page.html").metadata["format"] == "pdf"
+    assert items["noise.txt"].code == "undecodable"  # type: ignore[union-attr]
+
+
 def test_a_table_attached_to_an_email_is_one_document_a_row(tmp_path: Path) -> None:
     message = EmailMessage()
     message["Subject"] = "Contacts"
