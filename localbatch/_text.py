@@ -309,6 +309,19 @@ _LOWER_WORD = re.compile(r"\b[a-z][a-z'-]{2,}")
 _WORD_TAIL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz'-")
 _WORD_OR_BREAK = re.compile(r"[a-z][a-z'-]{2,}|[\n.,;:!?()]")
 """Content words and what breaks a phrase (a line end, punctuation): phrases do not cross them."""
+_LETTER = r"[^\x00-\x7f\W\d_]"
+"""A letter outside ASCII (é, ж, λ, 日...)."""
+_WORD_ANY = rf"(?:[a-z]|{_LETTER})(?:[a-z'-]|{_LETTER}){{2,}}"
+_CONTENT_WORD_ANY = re.compile(_WORD_ANY)
+_WORD_OR_BREAK_ANY = re.compile(rf"{_WORD_ANY}|[\n.,;:!?()。！？、，；：]")
+_CASED_WORD_ANY = re.compile(rf"\b(?:[a-zA-Z]|{_LETTER})(?:[a-zA-Z'-]|{_LETTER}){{2,}}")
+"""The same words in any script, for a text that is not all ASCII (the ASCII patterns above
+are kept for text that is: the same matches, faster); CJK punctuation breaks phrases too."""
+_SENTENCE_BREAK_ANY = re.compile(
+    r"[.!?][\"')\]]*\s+(?=[\"'(\[]?[^\W_])|[。！？](?=[^\s。！？」』”）)])"
+)
+"""`_SENTENCE_BREAK` for text that is not all ASCII: a sentence may begin with any letter that
+is not lower case (É, Ж, 日), and one ending in a CJK full stop needs no space after it."""
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _URL = re.compile(r"https?://[^\s)\"'<>]+|www\.[^\s)\"'<>]+")
 _PHONE = re.compile(
@@ -1083,7 +1096,7 @@ def count_range(description: str) -> tuple[int, int] | None:
     return None
 
 
-_BREAKS: dict[str, str] = dict.fromkeys([*STOPWORDS, *"\n.,;:!?()"], "")
+_BREAKS: dict[str, str] = dict.fromkeys([*STOPWORDS, *"\n.,;:!?()。！？、，；："], "")
 """Tokens that break a phrase: `_BREAKS.get(w, w)` is "" for them and the word otherwise."""
 _ODD_CHARS = re.compile(r"[\d/@=_\\|<>{}\[\]#*~^]")
 """Digits and markup: many of them make a line a listing, a path or code, not a sentence."""
@@ -1161,6 +1174,8 @@ class Document:
         self.level = 0
         """Brevity: 0 normally; 1 and 2 ask for fewer and shorter items (to fit a token cap)."""
         self._head = text[:_HEAD_CHARS]
+        self._ascii = text.isascii()
+        """All ASCII (most text): the faster ASCII patterns find the same words."""
         self._header_lines: list[str] = []
         self._lead_headings: list[str] = []
         self._markdown_title = ""
@@ -1262,7 +1277,7 @@ class Document:
         for heading in self._lead_headings:
             if " | " in heading or " › " in heading:
                 continue  # a site's navigation or breadcrumb, not the page's title
-            if not _BOILERPLATE.issuperset(_CONTENT_WORD.findall(heading.lower())):
+            if not _BOILERPLATE.issuperset(_content_words(heading.lower())):
                 return _clean_title(heading)
         for key, value in headers:
             if key.endswith("name") and not _URL.match(value):
@@ -1291,7 +1306,7 @@ class Document:
     @cached_property
     def _tokens(self) -> list[str]:
         """The opening's content words in order, "" where a stopword or punctuation breaks."""
-        found = _WORD_OR_BREAK.findall(self._plain)
+        found = (_WORD_OR_BREAK if self._ascii else _WORD_OR_BREAK_ANY).findall(self._plain)
         return list(map(_BREAKS.get, found, found))
 
     @cached_property
@@ -1311,7 +1326,7 @@ class Document:
 
     @cached_property
     def _unit_words(self) -> list[frozenset[str]]:
-        find = _CONTENT_WORD.findall
+        find = (_CONTENT_WORD if self._ascii else _CONTENT_WORD_ANY).findall
         sentences = self.sentences
         joined = "\x00".join(sentences)
         if joined.count("\x00") == len(sentences) - 1:
@@ -1515,7 +1530,9 @@ class Document:
     @cached_property
     def _lower_words(self) -> frozenset[str]:
         """Words the opening writes in lower case (a word never so written is a name)."""
-        return frozenset(_LOWER_WORD.findall(self._head))
+        if self._ascii:
+            return frozenset(_LOWER_WORD.findall(self._head))
+        return frozenset(w for w in _CASED_WORD_ANY.findall(self._head) if w[0].islower())
 
     def _written_lower(self, word: str) -> bool:
         """`word in self._lower_words`, mostly without finding every word of the opening."""
@@ -1524,7 +1541,9 @@ class Document:
         at = head.find(word)
         while at >= 0:
             after = head[at + size : at + size + 1]
-            if not after or after not in _WORD_TAIL_CHARS:
+            if not after or not (
+                after in _WORD_TAIL_CHARS or (not after.isascii() and after.isalpha())
+            ):
                 before = head[at - 1] if at else " "
                 if before in "'-":  # perhaps inside a longer word: ask the full list
                     return word in self._lower_words
@@ -1715,6 +1734,8 @@ class Document:
 
     @cached_property
     def language(self) -> str:
+        if not self._ascii and (by_script := _script_language(self._plain[:2000])):
+            return by_script
         # Only the words some language lists are counted: each intersection is then small.
         counts = Counter(filter(_ANY_LANGUAGE_WORD.__contains__, self._plain[:2000].split()))
         scores = {
@@ -1743,7 +1764,7 @@ class Document:
     def _lead_words(self) -> tuple[frozenset[str], frozenset[str]]:
         """The words of the title and first heading, and the header names."""
         lead = " ".join([self.title, *self._lead_headings[:1]]).lower()
-        return frozenset(_CONTENT_WORD.findall(lead)), frozenset(k for k, _ in self._layout[2])
+        return frozenset(_content_words(lead)), frozenset(k for k, _ in self._layout[2])
 
     @cached_property
     def _opening(self) -> str:
@@ -1876,12 +1897,60 @@ def _has_markup(text: str) -> bool:
     return "*" in text or "__" in text or "`" in text
 
 
+_SCRIPTS = (
+    ("ru", "\u0400", "\u04ff"),  # Cyrillic ("uk" when Ukrainian's own letters appear)
+    ("el", "\u0370", "\u03ff"),
+    ("he", "\u0590", "\u05ff"),
+    ("ar", "\u0600", "\u06ff"),
+    ("hi", "\u0900", "\u097f"),
+    ("th", "\u0e00", "\u0e7f"),
+    ("ja", "\u3040", "\u30ff"),  # kana: Japanese, even beside kanji
+    ("ko", "\uac00", "\ud7af"),
+    ("zh", "\u4e00", "\u9fff"),  # ideographs without kana
+)
+
+
+def _script_language(text: str) -> str | None:
+    """The language a text's script names, when most of its letters are of one script that
+    Latin-script word lists cannot judge; None for Latin-script text."""
+    letters = [c for c in text if c.isalpha()]
+    counts = {code: 0 for code, _, _ in _SCRIPTS}
+    for c in letters:
+        if c >= "\u0370":
+            for code, low, high in _SCRIPTS:
+                if low <= c <= high:
+                    counts[code] += 1
+                    break
+    if counts["ja"] and counts["ja"] + counts["zh"] > len(letters) / 2:
+        return "ja"
+    code = max(counts, key=lambda k: counts[k])
+    if counts[code] <= len(letters) / 2:
+        return None
+    if code == "ru" and any(c in "іїєґІЇЄҐ" for c in text):
+        return "uk"
+    return code
+
+
+def _content_words(text: str) -> list[str]:
+    """The content words of a lower-case text, in any script."""
+    return (_CONTENT_WORD if text.isascii() else _CONTENT_WORD_ANY).findall(text)
+
+
 def _split_sentences(flat: str) -> list[str]:
     pieces: list[str] = []
     start = 0
-    for match in _SENTENCE_BREAK.finditer(flat):  # as _SENTENCE_END.split(flat)
-        pieces.append(flat[start : match.start() + 1])
-        start = match.end()
+    if flat.isascii():
+        for match in _SENTENCE_BREAK.finditer(flat):  # as _SENTENCE_END.split(flat)
+            pieces.append(flat[start : match.start() + 1])
+            start = match.end()
+    else:
+        for match in _SENTENCE_BREAK_ANY.finditer(flat):
+            end = match.end()
+            first = flat[end + 1 : end + 2] if flat[end : end + 1] in "\"'([" else flat[end]
+            if first.islower():
+                continue  # "z. B. die": a new sentence does not begin in lower case
+            pieces.append(flat[start : match.start() + 1])
+            start = end
     pieces.append(flat[start:])
     parts = [s.strip() for s in pieces if s.strip()]
     out: list[str] = []

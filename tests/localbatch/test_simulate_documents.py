@@ -368,3 +368,35 @@ def test_a_reduce_request_combines_the_parts_answers(client: OpenAI) -> None:
     assert any(_words(p)[:40] in _words(docs[second]) for p in combined["key_points"]), (
         "the second part's answer counts too"
     )
+
+
+def test_documents_in_other_scripts_get_summaries_in_their_language(client: OpenAI) -> None:
+    """Sentences and words were found in ASCII letters only: a Russian, Greek or Japanese
+    document got an empty summary, no key points and language 'en', a French one topics cut at
+    its accents ('comit')."""
+    docs = {
+        "ru": "# Отчёт о продажах за март 2026 года\n\nВыручка компании «Северный ветер» в марте "
+        "составила 12,4 млн рублей. Это на 8% больше, чем в феврале. Совет директоров одобрил "
+        "план расширения склада. Новый склад откроется в мае.",
+        "el": "Η εταιρεία ανακοίνωσε αύξηση των πωλήσεων κατά οκτώ τοις εκατό. Το διοικητικό "
+        "συμβούλιο ενέκρινε τον νέο προϋπολογισμό. Το νέο κατάστημα ανοίγει τον Μάιο.",
+        "ja": "売上高は前年比で八パーセント増加した。新しい店舗が東京で開店した！"
+        "来月は大阪でも開店する予定である。",
+        "fr": "Le comité de direction a voté le budget annuel. Élodie présente les résultats du "
+        "trimestre aux équipes. Les coûts ont augmenté de quatre pour cent en mars.",
+    }
+    answers = _answers(
+        client, [_line(code, PROMPT.format(id=f"{code}.txt", text=t)) for code, t in docs.items()]
+    )
+    for code, text in docs.items():
+        answer = answers[code]
+        DocumentSummary.model_validate(answer)
+        assert answer["language"] == code, (code, answer["language"])
+        assert answer["summary"] and answer["key_points"], code
+        for point in answer["key_points"]:
+            assert point.rstrip("…") in text, (code, point)
+        for topic in answer["topics"]:
+            assert all(word in text.lower() for word in topic.split()), (code, topic)
+    assert answers["ru"]["title"] == "Отчёт о продажах за март 2026 года"
+    assert answers["ru"]["summary"].startswith("Выручка компании «Северный ветер»")
+    assert "comité" in answers["fr"]["topics"]
