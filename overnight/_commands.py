@@ -187,10 +187,13 @@ def _print_outcome(manifest: RunManifest) -> None:
     if costs is not None and not costs.is_empty():
         out.print(cost_table(costs))
     c = manifest.counts
+    # Every request the cost table counts: a split document's combining request included.
+    combining = f" ({c.reduce_requests} combining split documents)" if c.reduce_requests else ""
     out.print(
         f"run {escape(manifest.run_id)}: [bold]{manifest.status}[/bold] · {c.documents_seen} "
         f"documents ({c.documents_skipped} unchanged, {c.documents_rejected} rejected) · "
-        f"{c.requests} requests → {c.results} results, {c.errors} error rows",
+        f"{c.requests + c.reduce_requests} requests{combining} → {c.results} results, "
+        f"{c.errors} error rows",
         markup=True,
     )
     for name, uri in manifest.tables.items():

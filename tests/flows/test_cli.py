@@ -169,3 +169,21 @@ def test_estimate_retry_failed_prices_what_run_retry_failed_would_send(
 
     assert skipped() == 3
     assert skipped("--retry-failed") == 2
+
+
+def test_the_run_line_counts_the_requests_the_cost_table_counts(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    """A split document's combining request is billed and in the cost table's requests; the
+    run line left it out (93 requests beside the table's 94)."""
+    write_corpus(tmp_path / "docs", 2)
+    sentences = [f"Paragraph {n} of the annual plan sets out goal number {n} in detail." for n in
+                 range(400)]  # fmt: skip
+    (tmp_path / "docs" / "long.txt").write_text("\n\n".join(sentences))
+    job = make_job(chunking={"max_input_tokens": 2000, "output": "document"})
+    ran = overnight("run", str(_job_file(tmp_path, job)))
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    costs = pl.read_parquet(next((tmp_path / "out" / "costs").rglob("*.parquet")))
+    billed = costs.get_column("requests").sum()
+    assert billed > 4, "the long document was split"
+    assert f"· {billed} requests (1 combining split documents) → 3 results" in ran.stdout
