@@ -1254,10 +1254,14 @@ class Document:
     def _units(self) -> list[tuple[str, str]]:
         """(kind, text) of each sentence or list item, in order; headers or headings if none."""
         units, headings, _ = self._layout
-        out = [(kind, plain) for kind, text in units if len(plain := _quoted(text)) > 1]
+        out = [
+            (kind, plain)
+            for kind, text in units
+            if len(plain := _quoted(text)) > 1 and not _is_ceremony(plain)
+        ]
         if not out:
-            out = [("sentence", line) for line in self._header_lines]
-            out = out or [("sentence", h) for h in headings]
+            out = [("sentence", _quoted(line)) for line in self._header_lines]
+            out = out or [("sentence", _quoted(h)) for h in headings]
         return out or [("sentence", "(empty document)")]
 
     @cached_property
@@ -1929,6 +1933,20 @@ def _script_language(text: str) -> str | None:
     if code == "ru" and any(c in "іїєґІЇЄҐ" for c in text):
         return "uk"
     return code
+
+
+_CEREMONY = re.compile(
+    r"(?:(?:hi|hello|hey|dear|good (?:morning|afternoon|evening)|greetings)"
+    r"|(?:(?:kind|best|warm|warmest) )?regards|(?:many )?thanks|thank you|cheers|sincerely"
+    r"|yours(?: truly| sincerely| faithfully)?|best(?: wishes)?|all the best)"
+    r"[,!:]?(?: [\w.'-]+){0,3}[,.!:]?",
+    re.IGNORECASE,
+)
+"""A letter's greeting or sign-off ("Hello team,", "Kind regards, Maria Keller"): no fact."""
+
+
+def _is_ceremony(text: str) -> bool:
+    return len(text) <= 70 and _CEREMONY.fullmatch(text) is not None
 
 
 def _content_words(text: str) -> list[str]:

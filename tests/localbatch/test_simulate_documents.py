@@ -400,3 +400,27 @@ def test_documents_in_other_scripts_get_summaries_in_their_language(client: Open
     assert answers["ru"]["title"] == "Отчёт о продажах за март 2026 года"
     assert answers["ru"]["summary"].startswith("Выручка компании «Северный ветер»")
     assert "comité" in answers["fr"]["topics"]
+
+
+def test_a_letters_greeting_and_sign_off_are_no_key_points(client: OpenAI) -> None:
+    """'Hello,' and 'Kind regards, Maria Keller' came back as key points of an e-mail."""
+    mail = (
+        "Subject: Pump delivery\nFrom: maria.keller@example.com\n\nHello,\n\n"
+        "The two hydraulic pumps arrived on Monday. One housing was cracked in transit. "
+        "Please send a replacement housing before Friday.\n\nKind regards,\nMaria Keller"
+    )
+    answer = _answers(client, [_line("m", PROMPT.format(id="mail.eml", text=mail))])["m"]
+    said = [answer["summary"], *answer["key_points"], *answer["action_items"]]
+    assert answer["key_points"]
+    for text in said:
+        assert "Hello" not in text and "regards" not in text, text
+    assert any("cracked" in point for point in answer["key_points"])
+
+
+def test_a_slide_of_table_cells_is_quoted_without_tabs(client: OpenAI) -> None:
+    """A slide holding only a table (cells tab-separated) gave 'KPIs KPI\\tValue' as summary."""
+    slide = "KPIs\n\nKPI\tValue\n\nNPS\t42\n\nChurn\t3.1%"
+    answer = _answers(client, [_line("s", PROMPT.format(id="kpi.pptx", text=slide))])["s"]
+    for text in [answer["title"], answer["summary"], *answer["key_points"]]:
+        assert "\t" not in text, text
+    assert answer["summary"].startswith("KPIs KPI Value")
