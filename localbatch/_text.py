@@ -1134,10 +1134,13 @@ def _phrase(sentence: str) -> str:
 
 
 def _title_case(line: str) -> str:
-    """An all-capitals heading as a model would write it; short acronyms stay."""
+    """An all-capitals heading as a model would write it; short acronyms and codes (a word with
+    a digit: an invoice number) stay."""
     if not line.isupper():
         return line
-    return " ".join(w if len(w) <= 3 else w.capitalize() for w in line.split())
+    return " ".join(
+        w if len(w) <= 3 or any(c.isdigit() for c in w) else w.capitalize() for w in line.split()
+    )
 
 
 def _clean_title(line: str) -> str:
@@ -1214,6 +1217,12 @@ class Document:
             line = raw.strip()
             if not line or line == "." or (line[0] in _RULE_CHARS and _RULE.match(line)):
                 flush()
+                continue
+            if line[0] == "|" and line[-1] == "|" and len(line) > 2:
+                flush()  # a Markdown table row: its cells, one unit a row; the rule row is none
+                cells = [c.strip() for c in line[1:-1].split("|")]
+                if any(c.strip("-: ") for c in cells):
+                    units.append(("row", " | ".join(c for c in cells if c)))
                 continue
             heading = _MD_HEADING.match(line) if line[0] == "#" else None
             if heading:

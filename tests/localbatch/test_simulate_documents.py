@@ -424,3 +424,19 @@ def test_a_slide_of_table_cells_is_quoted_without_tabs(client: OpenAI) -> None:
     for text in [answer["title"], answer["summary"], *answer["key_points"]]:
         assert "\t" not in text, text
     assert answer["summary"].startswith("KPIs KPI Value")
+
+
+def test_an_all_capitals_heading_keeps_its_codes() -> None:
+    """'INVOICE INV-2026-0917' became 'Invoice Inv-2026-0917': a number no longer matched."""
+    doc = Document("INVOICE INV-2026-0917\n\nBill to: Northwind Traders\nTotal: 1,250.00 EUR\n")
+    assert doc.title == "Invoice INV-2026-0917"
+    assert Document("QUARTERLY SALES REPORT\n\nSales rose in March.").title == (
+        "Quarterly Sales Report"
+    )
+
+
+def test_a_markdown_table_is_read_row_by_row() -> None:
+    """A Markdown table was one run-on sentence: '|---|---| | Pumps | 4 | ...' as the title."""
+    doc = Document("| Item | Qty |\n|---|---|\n| Pumps | 4 |\n| Kits | 20 |\n")
+    assert doc.sentences == ["Item | Qty", "Pumps | 4", "Kits | 20"]
+    assert "---" not in doc.title and not doc.title.startswith("|")
