@@ -1283,7 +1283,7 @@ class Document:
         """The document's own title or first heading, else a short phrase from its opening."""
         headers = self._layout[2]
         for key, value in headers:
-            if key in ("title", "subject", "re", "headline"):
+            if key in ("title", "subject", "re", "headline", "memo", "topic"):
                 return _clean_title(value)
         if self._markdown_title:
             return _clean_title(self._markdown_title)

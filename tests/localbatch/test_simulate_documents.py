@@ -433,6 +433,8 @@ def test_an_all_capitals_heading_keeps_its_codes() -> None:
     assert Document("QUARTERLY SALES REPORT\n\nSales rose in March.").title == (
         "Quarterly Sales Report"
     )
+    memo = Document("Memo: Price increase 2026\n\nFrom 1 April all list prices rise by 4.5%.")
+    assert memo.title == "Price increase 2026"  # the memo's own line, not its first sentence
 
 
 def test_a_markdown_table_is_read_row_by_row() -> None:
