@@ -233,7 +233,7 @@ def estimate_tables(estimate: Estimate) -> list[Table]:
     size.add_column("what")
     size.add_column("count", justify="right")
     size.add_row("documents found", f"{e.documents:,}")
-    size.add_row("skipped (already done)", f"{e.documents_skipped:,}")
+    size.add_row("unchanged since done (skipped)", f"{e.documents_skipped:,}")
     rejected = ", ".join(f"{code} {n:,}" for code, n in e.rejected_by_code.items())
     size.add_row("rejected", f"{e.documents_rejected:,}" + (f" ({rejected})" if rejected else ""))
     size.add_row("documents to send", f"{e.documents_built:,}")
