@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,10 @@ JPEG_QUALITY = 85
 BLANK_RANGE = 8
 """A rendered page whose grey levels span less than this is blank (nothing to read)."""
 
+_NO_PAGES = re.compile(rb"/Type\s*/Pages\b[^>]*?/Count\s+0\b|/Count\s+0\b[^>]*?/Type\s*/Pages\b")
+_A_PAGE = re.compile(rb"/Type\s*/Page\b(?!s)")
+"""A page tree that counts no pages, and a page object: a PDF with the first and not the
+second has no pages."""
 _PDFIUM_LOCK = threading.Lock()
 """PDFium is not thread-safe: one document at a time in this process."""
 
@@ -54,6 +59,9 @@ def read_pdf(out: Outcomes, info: ObjectInfo, data: bytes, sha: str) -> Document
         except pypdfium2.PdfiumError as exc:
             if "password" in str(exc).lower():
                 message = "the PDF is encrypted with a password"
+            elif _NO_PAGES.search(data) and not _A_PAGE.search(data):
+                # PDFium refuses a PDF without pages as malformed; it is a well-formed empty one
+                return out.reject(info, "empty", "the PDF has no pages", sha256=sha)
             else:
                 message = f"pypdfium2 cannot read it: {exc}"
             return out.reject(info, "unreadable_pdf", message, sha256=sha)

@@ -272,3 +272,21 @@ def test_a_broken_file_says_what_is_wrong_without_internals(tmp_path: Path) -> N
         "not a valid image (its signature says image/png): Pillow cannot decode it: its bytes "
         "match no image format Pillow reads"
     )
+
+
+def test_a_pdf_without_pages_is_empty_not_unreadable(tmp_path: Path) -> None:
+    """PDFium refuses a PDF with no pages as a data format error; it is a well-formed empty PDF."""
+    import io
+
+    from pypdf import PdfWriter
+
+    buffer = io.BytesIO()
+    PdfWriter().write(buffer)
+    (tmp_path / "blank.pdf").write_bytes(buffer.getvalue())
+    shutil.copy(CASES / "corrupt.pdf", tmp_path / "corrupt.pdf")
+    items = load(tmp_path)
+    assert (items["blank.pdf"].code, items["blank.pdf"].message) == (  # type: ignore[union-attr]
+        "empty",
+        "the PDF has no pages",
+    )
+    assert items["corrupt.pdf"].code == "unreadable_pdf"  # type: ignore[union-attr]
