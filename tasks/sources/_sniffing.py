@@ -16,7 +16,8 @@ MAX_CONTROL_FRACTION = 0.01
 
 
 def decode_text(data: bytes) -> str | None:
-    """Decode text bytes: UTF-8 (BOM or not), UTF-16 with a BOM, else a legacy 8-bit encoding.
+    """Decode text bytes: UTF-8 (BOM or not), UTF-16 with a BOM (or Latin-script UTF-16 without
+    one), else a legacy 8-bit encoding.
 
     For legacy text, Windows-1252 (the Western superset of Latin-1) is preferred whenever it
     reads the bytes at least as cleanly as charset-normalizer's best guess: on short or mostly
@@ -34,8 +35,26 @@ def text_encoding(data: bytes) -> str | None:
     return None if found is None else found[0]
 
 
+def bomless_utf16(data: bytes) -> str | None:
+    """The codec of UTF-16 text written without a BOM (`utf-16-le` or `-be`), told by its
+    mostly Latin-script characters having a NUL as every other byte; None for other bytes."""
+    sample = data[:4096]
+    if len(sample) < 4 or len(data) % 2 or b"\x00" not in sample or data.startswith(UTF16_BOMS):
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    for zeros, letters, codec in ((odd, even, "utf-16-le"), (even, odd, "utf-16-be")):
+        if zeros.count(0) >= 0.9 * len(zeros) and letters.count(0) <= 0.02 * len(letters):
+            return codec
+    return None
+
+
 def _decoded(data: bytes) -> tuple[str, str] | None:
     """`decode_text`, with the name of the codec that read the bytes."""
+    if (wide := bomless_utf16(data)) is not None:
+        try:
+            return wide, data.decode(wide)
+        except UnicodeDecodeError:
+            return None
     try:
         if data.startswith(codecs.BOM_UTF8):
             return "utf-8-sig", data[3:].decode("utf-8")
@@ -111,7 +130,11 @@ def classify(data: bytes) -> tuple[str, str | None]:
     if kind is not None:
         gzipped = kind in ("application/gzip", "application/x-gzip")
         return ("application/gzip" if gzipped else kind), None
-    if b"\x00" in data[:SNIFF_BYTES] and not data.startswith(UTF16_BOMS):
+    if (
+        b"\x00" in data[:SNIFF_BYTES]
+        and not data.startswith(UTF16_BOMS)
+        and bomless_utf16(data) is None
+    ):
         return BINARY, None
     text = decode_text(data)
     if text is None:

@@ -450,6 +450,17 @@ def test_markdown_front_matter_is_metadata_not_text(tmp_path: Path) -> None:
     assert doc(items, "notes.txt").text.startswith("---\ntitle: kept")
 
 
+def test_utf16_text_without_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    # Some exporters write UTF-16 without a BOM: it was "contains NUL characters: binary data".
+    (tmp_path / "le.txt").write_bytes("Meeting moved to Friday, room B2.".encode("utf-16-le"))
+    (tmp_path / "be.txt").write_bytes("Naïve café notes.".encode("utf-16-be"))
+    (tmp_path / "nul.txt").write_bytes(b"text\x00with a stray NUL byte in it")
+    items = load(tmp_path)
+    assert doc(items, "le.txt").text == "Meeting moved to Friday, room B2."
+    assert doc(items, "be.txt").text == "Naïve café notes."
+    assert rejected(items, "nul.txt").code == "undecodable"
+
+
 def test_csv_files_separated_by_semicolons_or_pipes_are_read(tmp_path: Path) -> None:
     # Excel writes ';'-separated CSV where the decimal mark is a comma (most of Europe); each
     # such file was one missing_text_field reject and every row was lost.
