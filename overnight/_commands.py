@@ -213,6 +213,8 @@ def _print_outcome(manifest: RunManifest) -> None:
 
 
 _SHOWN_REASONS = 6
+_EXAMPLE_CHARS = 200
+"""An example error message's length at most in the run's closing lines (the table has all)."""
 
 
 def _print_error_reasons(manifest: RunManifest, *, warn: bool) -> None:
@@ -237,9 +239,9 @@ def _print_error_reasons(manifest: RunManifest, *, warn: bool) -> None:
         out.print("errors by reason:")
     for stage, code, rows, document, message in reasons.head(_SHOWN_REASONS).iter_rows():
         example = " ".join(f"{document}: {message or ''}".split())  # on one line
-        out.print(
-            f"  {rows:>7} {stage}/{code}  e.g. {example[:140]}", highlight=False, soft_wrap=True
-        )
+        if len(example) > _EXAMPLE_CHARS:  # cut at a word, and say so
+            example = example[: _EXAMPLE_CHARS - 1].rsplit(" ", 1)[0] + "…"
+        out.print(f"  {rows:>7} {stage}/{code}  e.g. {example}", highlight=False, soft_wrap=True)
     rest = reasons.slice(_SHOWN_REASONS)
     if rest.height:
         sql = (

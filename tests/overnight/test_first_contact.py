@@ -330,6 +330,9 @@ def test_text_that_looks_like_rich_markup_prints_as_is(tmp_path: Path) -> None:
     assert "errors by reason:" in ran.stdout
     listed = ran.stdout.split("errors by reason:")[1]
     assert " e.g. " in listed
+    # A long example is cut at a word and says so (it stopped mid-word at 140 characters).
+    unsupported = " ".join(listed.split("unsupported_type", 1)[1].split("\n  ")[0].split())
+    assert unsupported.endswith("…") and "overnight reads text" in unsupported
     shown = overnight(
         "query", "-o", str(tmp_path / "out"),
         "select '[/bold] x' as a, '[x] done, see [note] and arr[i] :smile:' as b",
