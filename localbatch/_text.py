@@ -1947,7 +1947,10 @@ def _script_language(text: str) -> str | None:
 _CEREMONY = re.compile(
     r"(?:(?:hi|hello|hey|dear|good (?:morning|afternoon|evening)|greetings)"
     r"|(?:(?:kind|best|warm|warmest) )?regards|(?:many )?thanks|thank you|cheers|sincerely"
-    r"|yours(?: truly| sincerely| faithfully)?|best(?: wishes)?|all the best)"
+    r"|yours(?: truly| sincerely| faithfully)?|best(?: wishes)?|all the best"
+    r"|sehr geehrte[rs]?|liebe[rs]?|hallo|guten (?:tag|morgen|abend)|(?:mit )?freundliche[nr]? grü(?:ß|ss)en"
+    r"|(?:viele|beste|herzliche) grü(?:ß|ss)e|bonjour|madame,? monsieur|chère?s?|cordialement"
+    r"|bien à vous|salutations(?: distinguées)?|hola|estimad[oa]s?|saludos|atentamente|un saludo)"
     r"[,!:]?(?: [\w.'-]+){0,3}[,.!:]?",
     re.IGNORECASE,
 )
@@ -1956,6 +1959,25 @@ _CEREMONY = re.compile(
 
 def _is_ceremony(text: str) -> bool:
     return len(text) <= 70 and _CEREMONY.fullmatch(text) is not None
+
+
+_MONTH_NAMES = frozenset(
+    " ".join(
+        [
+            "januar februar märz maerz april mai juni juli august september oktober november",
+            "dezember janvier février mars avril juin juillet août septembre octobre novembre",
+            "décembre enero febrero marzo abril mayo junio julio agosto septiembre octubre",
+            "noviembre diciembre",
+        ]
+    ).split()
+)
+"""Month names a day's ordinal stands before ("24. März", "1. Mai"): German, and French and
+Spanish names for texts that write dates so; English ones are in `_MONTHS`."""
+
+
+def _starts_with_month(text: str) -> bool:
+    first = text.split(None, 1)[0].lower().rstrip(".,") if text else ""
+    return first in _MONTH_NAMES or first in _MONTHS
 
 
 def _content_words(text: str) -> list[str]:
@@ -1985,7 +2007,8 @@ def _split_sentences(flat: str) -> list[str]:
         if out:
             last = out[-1].rsplit(None, 1)[-1].lower().rstrip(".")
             initial = len(last) == 1 and out[-1][-2:-1].isupper()
-            if last in _ABBREVIATIONS or initial:
+            ordinal = last.isdigit() and len(last) <= 2 and _starts_with_month(part)
+            if last in _ABBREVIATIONS or initial or ordinal:  # "am 24. März": one sentence
                 out[-1] = f"{out[-1]} {part}"
                 continue
         out.append(part)

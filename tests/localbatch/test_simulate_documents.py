@@ -442,3 +442,19 @@ def test_a_markdown_table_is_read_row_by_row() -> None:
     doc = Document("| Item | Qty |\n|---|---|\n| Pumps | 4 |\n| Kits | 20 |\n")
     assert doc.sentences == ["Item | Qty", "Pumps | 4", "Kits | 20"]
     assert "---" not in doc.title and not doc.title.startswith("|")
+
+
+def test_a_german_letter_keeps_its_dates_and_drops_its_greeting(client: OpenAI) -> None:
+    """'Sehr geehrte Damen und Herren,' was a key point, and 'am Dienstag, 24. März' ended a
+    sentence at the day's ordinal."""
+    mail = (
+        "Betreff: Bestätigung Liefertermin\n\nSehr geehrte Damen und Herren,\n\nhiermit "
+        "bestätigen wir die Lieferung am Dienstag, 24. März zwischen 8 und 10 Uhr. Bitte stellen "
+        "Sie sicher, dass die Rampe frei ist. Die Rechnung folgt per Post.\n\n"
+        "Mit freundlichen Grüßen\nAnna Schmidt"
+    )
+    answer = _answers(client, [_line("g", PROMPT.format(id="brief.eml", text=mail))])["g"]
+    assert answer["language"] == "de"
+    said = [answer["summary"], *answer["key_points"], *answer["action_items"]]
+    assert not any("geehrte" in text or "Grüßen" in text for text in said), said
+    assert any("24. März zwischen 8 und 10 Uhr" in text for text in said), said
