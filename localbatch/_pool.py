@@ -20,9 +20,10 @@ import gc
 import logging
 import multiprocessing
 import os
+import sys
 import threading
-from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -40,6 +41,8 @@ POOL_MIN_BYTES = POOL_MIN_LINES * 1024
 """Input files from this size start the workers as they are validated (lines are ~1 KB+)."""
 POOL_CHUNK = 512
 """Lines the engine reads at a time when a pool may run them."""
+_CLOSE_WAIT_SECONDS = 10.0
+"""How long closing waits for a pool that is still starting to stop."""
 _PIECE_LINES = 64
 """Lines per task sent to a worker: enough to amortize the hop, small enough to balance."""
 
@@ -107,6 +110,26 @@ def _run_rows(rows: list[_Row]) -> list[_Result]:
     return results
 
 
+def _close_at_exit(close: Callable[[], None]) -> bool:
+    """Run `close` as the process exits, before `concurrent.futures` stops its pools.
+
+    `concurrent.futures` stops every pool in a hook of `threading`'s shutdown, which runs
+    before `atexit` and in the reverse order of registration: a pool still starting then
+    refused its workers' warm-up ("cannot schedule new futures after interpreter shutdown",
+    printed after every `overnight submit` on the embedded API), or the exit waited on a worker
+    that never got its stop signal. A hook registered here, later than `concurrent.futures`'
+    own, runs first and stops the pool in order. False where the hook is unavailable.
+    """
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:
+        return False
+    try:
+        register(close)
+    except RuntimeError:  # the interpreter is already shutting down
+        return False
+    return True
+
+
 class PooledSimulator:
     """The `simulate` executor, on `workers` processes for big chunks."""
 
@@ -118,6 +141,8 @@ class PooledSimulator:
         self.chunk_size = POOL_CHUNK
         self._pool: ProcessPoolExecutor | None = None
         self._starting: threading.Thread | None = None
+        self._spawning: ProcessPoolExecutor | None = None
+        self._exit_hook = False
         self._ready = threading.Event()
         self._lock = threading.Lock()
         self._closed = False
@@ -145,12 +170,19 @@ class PooledSimulator:
         return sorted(processes)
 
     def close(self) -> None:
+        """Stop the workers, those still starting included, and wait for them to exit: a pool
+        left starting as the process ends raised at interpreter shutdown, or hung its exit on a
+        worker waiting for work."""
         with self._lock:
             self._closed = True
-            pool, self._pool = self._pool, None
+            pools = [p for p in (self._pool, self._spawning) if p is not None]
+            self._pool = self._spawning = None
+            starting = self._starting
             self._ready.clear()
-        if pool is not None:
+        for pool in pools:
             pool.shutdown(wait=True, cancel_futures=True)
+        if starting is not None and starting is not threading.current_thread():
+            starting.join(_CLOSE_WAIT_SECONDS)
 
     def execute(self, items: Sequence[WorkItem]) -> list[Outcome]:
         return self.start(items)()
@@ -220,31 +252,59 @@ class PooledSimulator:
     def _begin_start(self) -> None:
         with self._lock:
             if self._starting is None and not self._closed:
+                if not self._exit_hook:
+                    self._exit_hook = _close_at_exit(self.close)
                 self._starting = threading.Thread(
                     target=self._start, name="localbatch-pool-start", daemon=True
                 )
                 self._starting.start()
 
     def _start(self) -> None:
+        if self._closed or sys.is_finalizing():
+            return
+        # Not under the lock: building the pool imports, which can wait on a thread that waits
+        # for the lock. No process starts before the first submit, so a pool made as close()
+        # ran is dropped at no cost.
+        pool = ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.seed, os.getpid()),
+        )
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._spawning = pool  # close() can now find it, and stop it
+        if closed:
+            pool.shutdown(wait=False)
+            return
         try:
-            pool = ProcessPoolExecutor(
-                self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(self.seed, os.getpid()),
-            )
-            warm = [pool.submit(_warm_up) for _ in range(self.workers)]
+            from tasks.processes import children_without_interrupts
+
+            with children_without_interrupts():  # each submit here starts a worker
+                warm = [pool.submit(_warm_up) for _ in range(self.workers)]
             for future in warm:
                 future.result()
-        except Exception:
-            log.exception("the simulator pool did not start: simulating in the server's thread")
+        except (Exception, CancelledError):
+            with self._lock:
+                closing = self._closed or sys.is_finalizing()
+                owned = self._spawning is pool  # else close() took it and stops it
+                if owned:
+                    self._spawning = None
+            if not closing:  # closing: the pool was stopped on purpose, nothing to say
+                log.exception("the simulator pool did not start: simulating in the server's thread")
+            if owned:
+                pool.shutdown(wait=True, cancel_futures=True)
             return
         with self._lock:
-            if self._closed:
-                pool.shutdown(wait=False, cancel_futures=True)
+            if self._spawning is not pool:
+                return  # close() took it and stops it
+            self._spawning = None
+            if not self._closed:
+                self._pool = pool
+                self._ready.set()
                 return
-            self._pool = pool
-            self._ready.set()
+        pool.shutdown(wait=True, cancel_futures=True)
 
     def _discard(self, pool: ProcessPoolExecutor) -> None:
         with self._lock:

@@ -138,6 +138,9 @@ _register_pipeline_commands(app)
 
 def main() -> None:
     """Console-script entry point."""
+    from tasks.processes import interrupt_outside_imports
+
+    interrupt_outside_imports()
     app()
 
 

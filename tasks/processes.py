@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 
 PARENT_CHECK_SECONDS = 0.5
 
@@ -37,3 +40,60 @@ def _watch_parent(parent: int) -> None:
         time.sleep(PARENT_CHECK_SECONDS)
         if os.getppid() != parent:
             os._exit(70)
+
+
+INTERRUPT_RETRY_SECONDS = 0.05
+
+
+def interrupt_outside_imports() -> None:
+    """Deliver Ctrl-C (SIGINT) as KeyboardInterrupt, but never inside the import machinery.
+
+    A KeyboardInterrupt raised while Python releases a module's import lock is swallowed
+    ("Exception ignored in ... _get_module_lock.<locals>.cb") and leaves that lock held: the
+    command then goes on as if Ctrl-C had not been pressed, and the next thread to import the
+    module waits forever (`overnight run` hung for good about 1 time in 10 when Ctrl-C came in
+    its first second). A Ctrl-C that lands in an import is sent again 50 ms later instead.
+    Installed in the main thread only, over Python's default handler only.
+    """
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        at = frame
+        while at is not None:
+            if at.f_code.co_filename.startswith("<frozen importlib"):
+                again = threading.Timer(
+                    INTERRUPT_RETRY_SECONDS, os.kill, (os.getpid(), signal.SIGINT)
+                )
+                again.daemon = True
+                again.start()
+                return
+            at = at.f_back
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
+
+
+@contextmanager
+def children_without_interrupts() -> Iterator[None]:
+    """Start worker processes with Ctrl-C blocked in them.
+
+    Ctrl-C at a terminal signals the whole process group: a worker still starting printed a
+    KeyboardInterrupt traceback of its own. Processes started in this block inherit the
+    calling thread's blocked SIGINT (fork and exec keep the signal mask), so only the parent
+    sees Ctrl-C and stops them in order; the parent's own Ctrl-C is held until the block ends.
+    """
+    import signal
+
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)

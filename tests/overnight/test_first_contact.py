@@ -148,6 +148,63 @@ def test_a_killed_command_leaves_no_process_behind(tmp_path: Path) -> None:
     assert ": done" in collected.stdout
 
 
+def _corpus(tmp_path: Path, n: int = 400) -> Path:
+    """Enough documents (~400 KB of requests) that the embedded API starts its worker pool."""
+    corpus = tmp_path / "docs"
+    corpus.mkdir(parents=True)
+    for i in range(n):
+        (corpus / f"doc-{i:03d}.txt").write_text(f"Note {i}. " + "The river rose again. " * 40)
+    return corpus
+
+
+def test_submit_on_the_embedded_api_exits_without_a_traceback(tmp_path: Path) -> None:
+    # Every submit printed "the simulator pool did not start" and a RuntimeError traceback:
+    # the embedded API's worker pool was still starting as the command exited.
+    env = fresh_env(tmp_path)
+    job = job_file(tmp_path, source=str(_corpus(tmp_path)))
+    for _ in range(2):
+        submitted = overnight("submit", "--full", str(job), env=env)
+        assert submitted.returncode == 0, submitted.stderr[-3000:]
+        said = submitted.stdout + submitted.stderr
+        assert "Traceback" not in said and "did not start" not in said, said[-3000:]
+        assert "submitted:" in said
+
+
+def test_ctrl_c_during_run_stops_at_once_and_quietly(tmp_path: Path) -> None:
+    # Ctrl-C (SIGINT to the whole process group) while the batch started could print worker
+    # tracebacks, and a SIGINT landing in an import could leave `run` waiting for ever.
+    for run, delay in enumerate((0.0, 0.3)):
+        folder = tmp_path / f"run-{run}"
+        folder.mkdir()
+        env = fresh_env(folder)
+        job = job_file(folder, source=str(_corpus(folder)))
+        proc = subprocess.Popen(
+            [*OVERNIGHT, "run", "--full", str(job)],
+            cwd=folder,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:  # Ctrl-C as the batch starts on the embedded API
+                if "created" in line:
+                    break
+            time.sleep(delay)
+            os.killpg(proc.pid, signal.SIGINT)
+            rest, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        assert proc.returncode == 130, (delay, rest[-3000:])
+        assert "Traceback" not in rest and "Stopped waiting" in rest, rest[-3000:]
+        collected = overnight("collect", "-o", str(folder / "out"), env=env)
+        assert collected.returncode == 0, collected.stderr[-3000:]
+        assert ": done" in collected.stdout
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
