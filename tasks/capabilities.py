@@ -27,6 +27,7 @@ data URL, and a file part on a model without vision.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -149,6 +150,9 @@ class CapabilitiesTable(BaseModel):
         if found is not None:
             return found
         name = model_family(model)
+        close = difflib.get_close_matches(name, list(self.models), n=1, cutoff=0.8)
+        # A slip of the keyboard, most likely: name the model it looks like first.
+        guess = f"did you mean {close[0]!r}? If not, " if close else ""
         if Path(self.path) == DEFAULT_MODELS_FILE.resolve():
             where = (
                 f"copy {self.path} to a file of your own (e.g. ./models.toml), add the model "
@@ -157,7 +161,8 @@ class CapabilitiesTable(BaseModel):
         else:
             where = f"add it to {self.path}"
         raise UnknownModelCapabilitiesError(
-            f"model {model!r} is not in the capabilities file {self.path}: {where}, with the "
+            f"model {model!r} is not in the capabilities file {self.path}: {guess}{where}, "
+            "with the "
             f"facts from https://platform.openai.com/docs/models/{name}, like this: "
             f'[models."{name}"] context_window = 128000, max_output_tokens = 16384, '
             "reasoning = false, vision = true, structured_outputs = true, "

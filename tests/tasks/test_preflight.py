@@ -138,6 +138,13 @@ def test_an_unknown_model_names_both_files_to_edit(tmp_path: Path) -> None:
     assert "models.toml" in message and "pricing.toml" in message
 
 
+def test_a_misspelt_model_is_answered_with_the_model_it_looks_like(tmp_path: Path) -> None:
+    # The answer to "gpt-4.1-mni" was only how to add it to a models file of one's own.
+    message = refusal(job_data(tmp_path, model="gpt-4.1-mni"))
+    assert "did you mean 'gpt-4.1-mini'? If not, copy" in message
+    assert "did you mean" not in refusal(job_data(tmp_path, model="gpt-9-ultra"))
+
+
 def test_strict_schema_keywords_are_refused_with_their_json_paths(tmp_path: Path) -> None:
     message = refusal(job_data(tmp_path, output_schema=f"{__name__}:StrictTitle"))
     assert "strict structured outputs reject this schema" in message
