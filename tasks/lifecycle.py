@@ -151,8 +151,18 @@ def submit_job(job: JobSpec, *, full: bool, retry_failed: bool, runtime: Runtime
 
 
 def run_job(job: JobSpec, *, full: bool, retry_failed: bool, runtime: Runtime) -> dict[str, Any]:
-    """Submit a job, wait for its batches by the polling rule, collect them; return a summary."""
+    """Submit a job, wait for its batches by the polling rule, collect them; return a summary.
+
+    An open run of the job that was asked to cancel is finished first (its work done before
+    the cancel kept), then this run starts: `run` after `cancel` runs the job, rather than only
+    closing the cancelled run and leaving its documents for the next `run`.
+    """
     run_dir = runtime.prepare_run(job, full, retry_failed)
+    if (open_run := runs.load_manifest(run_dir)).cancel_requested:
+        runtime.logger.info("finishing run %s, cancelled, before this run", open_run.run_id)
+        cancelled = wait_for_run(run_dir, runtime=runtime, deadline=None)
+        runtime.publish(cancelled)
+        run_dir = runtime.prepare_run(job, full, retry_failed)
     runtime.submit_shards(run_dir)
     manifest = wait_for_run(run_dir, runtime=runtime, deadline=None)
     runtime.publish(manifest)

@@ -175,3 +175,31 @@ def test_a_cancel_the_api_refuses_is_reported_and_can_be_tried_again(
     final = _finish(manifest.run_dir)
     assert final.status == "cancelled"
     assert_every_input_has_one_row(final)
+
+
+def test_run_after_a_cancel_finishes_it_and_runs_the_job(
+    backend: LocalBatchServer, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    """`run` after `cancel` only closed the cancelled run (exit 0, nothing run): its documents
+    waited for a second `run`."""
+    from tasks.lifecycle import DirectRuntime, run_job
+
+    write_corpus(tmp_path / "docs", 6)
+    job = make_job()
+    backend.set_faults(FaultConfig(line_delay_seconds=3.0))
+    manifest = runs.prepare_run(job)
+    assert runs.submit_ready(manifest, get_gateway(manifest.backend), max_in_flight_tokens=10**9)
+    batch_id = manifest.shards[0].batch_id
+    assert batch_id is not None
+    _wait_for(backend.client(), batch_id, ("in_progress",))
+    runs.cancel_run(manifest.run_dir)
+    backend.set_faults(FaultConfig())
+
+    summary = run_job(job, full=False, retry_failed=False, runtime=DirectRuntime())
+    cancelled = runs.load_manifest(manifest.run_dir)
+    assert cancelled.status == "cancelled" and not cancelled.is_open
+    assert summary["run_id"] != manifest.run_id and summary["status"] == "done"
+    done = runs.load_manifest(summary["run_dir"])
+    results, _ = assert_every_input_has_one_row(done)
+    kept = read_table(cancelled, "results").height
+    assert results.height + kept == 6, "every document has its result after one run"
