@@ -336,6 +336,7 @@ def status(
     for column in ("run", "status", "progress", "requests", "results", "errors", "estimate $"):
         table.add_column(column)
     problems = []
+    waiting = 0
     found = runs.list_runs(location)
     if not found:
         raise _fail(f"no overnight runs under {location}: check the job file or --output")
@@ -343,10 +344,13 @@ def status(
         m = runs.load_manifest(run_dir)
         if m.is_open and m.problem:
             problems.append(m)
+        elif m.is_open:
+            waiting += 1
         refused = any(note.startswith("refused:") for note in m.notes)
+        shown = "cancelling" if m.is_open and m.cancel_requested else m.status
         table.add_row(
             m.run_id,
-            f"{m.status} (refused: nothing sent)" if refused else m.status,
+            f"{shown} (refused: nothing sent)" if refused else shown,
             f"{reporting.progress_fraction(m):.0%}",
             str(m.counts.requests),
             *(
@@ -360,6 +364,15 @@ def status(
             f"{m.estimate_usd or 0:.4f}",
         )
     out.print(table)
+    if waiting:
+        # Progress is what the last `run` or `collect` saw: nothing polls between commands.
+        target = shlex.quote(str(job_file)) if job_file else f"-o {shlex.quote(location)}"
+        out.print(
+            f"{waiting} open run(s): progress as last seen; `overnight collect {target}` "
+            "checks their batches and moves them on (a `run` still waiting does it too)",
+            highlight=False,
+            soft_wrap=True,
+        )
     for m in problems:
         when = m.problem_at.strftime("%Y-%m-%d %H:%M UTC") if m.problem_at else "last time"
         out.print(

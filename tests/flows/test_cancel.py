@@ -193,6 +193,8 @@ def test_run_after_a_cancel_finishes_it_and_runs_the_job(
     assert batch_id is not None
     _wait_for(backend.client(), batch_id, ("in_progress",))
     runs.cancel_run(manifest.run_dir)
+    listed = CliRunner().invoke(app, ["status", "-o", job.output])
+    assert f"{manifest.run_id} │ cancelling" in listed.output  # it said in_progress
     backend.set_faults(FaultConfig())
 
     summary = run_job(job, full=False, retry_failed=False, runtime=DirectRuntime())

@@ -92,6 +92,12 @@ def test_submit_then_collect_then_cancel_a_finished_run(
     sub = overnight("submit", str(job_file))
     assert sub.returncode == 0, sub.stderr[-3000:]
     run_id = sub.stdout.strip().rsplit("/", 1)[-1]
+    # An open run's status says what moves it on (it showed 0% and nothing else to do).
+    listed = runner.invoke(app, ["status", str(job_file)])
+    assert listed.exit_code == 0
+    assert f"1 open run(s): progress as last seen; `overnight collect {job_file}`" in " ".join(
+        listed.output.split()
+    )
     for _ in range(5):
         col = overnight("collect", str(job_file))
         assert col.returncode == 0, col.stderr[-3000:]
