@@ -14,6 +14,15 @@ if TYPE_CHECKING:
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".rst"})
 HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
 HTML_DROP = ["head", "script", "style", "noscript", "template", "svg", "iframe", "object"]
+HTML_CHROME = (
+    "nav",
+    "[role=navigation]",
+    "[id*=cookie i]",
+    "[class*=cookie i]",
+    "[id*=consent i]",
+    "[class*=consent i]",
+)
+"""A page's navigation and cookie-consent banner, left out of its text."""
 HTML_INLINE = [
     "a",
     "abbr",
@@ -61,9 +70,16 @@ def html_to_text(html: str) -> tuple[str, str | None]:
     title_node = tree.css_first("title")
     title = title_node.text(strip=True) if title_node is not None else None
     tree.strip_tags(HTML_DROP)
+    for selector in HTML_CHROME:  # a site's navigation and cookie banner: not the page's text
+        for node in tree.css(selector):
+            node.decompose()
     tree.unwrap_tags(HTML_INLINE)
     tree.merge_text_nodes()
-    root = tree.body if tree.body is not None else tree.root
+    # The page's own content where it marks it (<main>, else a lone <article>), as reader
+    # views take it; else the whole body.
+    articles = tree.css("article")
+    root = tree.css_first("main") or (articles[0] if len(articles) == 1 else None)
+    root = root or (tree.body if tree.body is not None else tree.root)
     text = root.text(separator="\n", strip=True) if root is not None else ""
     return text, title or None
 

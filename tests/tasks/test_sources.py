@@ -461,6 +461,23 @@ def test_utf16_text_without_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     assert rejected(items, "nul.txt").code == "undecodable"
 
 
+def test_a_web_pages_navigation_and_cookie_banner_are_not_its_text(tmp_path: Path) -> None:
+    # A saved FAQ page was summarized from its cookie banner ("We use cookies to improve...").
+    (tmp_path / "faq.html").write_text(
+        '<html><head><title>FAQ</title></head><body><div class="cookie-banner">We use cookies '
+        "to improve your experience. <button>Accept all</button></div><nav><a href='/'>Home</a>"
+        "</nav><main><h1>Product FAQ</h1><p>The warranty runs two years.</p></main>"
+        "<footer>Site map</footer></body></html>"
+    )
+    (tmp_path / "notes.html").write_text(
+        "<html><body><nav>Menu</nav><h1>Notes</h1><p>The board met.</p>"
+        "<footer>Contact: office@example.com</footer></body></html>"
+    )
+    items = load(tmp_path)
+    assert doc(items, "faq.html").text == "Product FAQ\nThe warranty runs two years."
+    assert doc(items, "notes.html").text == "Notes\nThe board met.\nContact: office@example.com"
+
+
 def test_csv_files_separated_by_semicolons_or_pipes_are_read(tmp_path: Path) -> None:
     # Excel writes ';'-separated CSV where the decimal mark is a comma (most of Europe); each
     # such file was one missing_text_field reject and every row was lost.
