@@ -229,7 +229,7 @@ def test_a_budget_refusal_is_one_line(tmp_path: Path, batch_server: object) -> N
     line = _only_line(overnight("submit", str(job), env=env))
     assert line == (
         "error: job 'nightly-summary': the estimated maximum Batch cost $0.0122 (16 requests, "
-        "9613 input tokens, up to 800 output tokens each, gpt-4.1-mini prices of 2025-09-01) "
+        "9609 input tokens, up to 800 output tokens each, gpt-4.1-mini prices of 2025-09-01) "
         "exceeds budget_usd $0.0010; raise budget_usd, lower params.max_output_tokens, or "
         "narrow the source"
     )
