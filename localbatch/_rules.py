@@ -34,7 +34,7 @@ more than OpenAI does.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -45,7 +45,6 @@ from localbatch._fields import (
     BODY_ENUMS,
     BODY_FIELDS,
     BODY_TYPES,
-    COMPLETION_DEFAULT_MAX_TOKENS,
     LEGACY_MESSAGE_FIELDS,
     NESTED_FIELDS,
     NESTED_VALUES,
@@ -54,6 +53,7 @@ from localbatch._fields import (
 )
 from localbatch._prompts import TokenCounter, chat_messages, responses_messages
 from localbatch._shapes import (
+    completion_cap,
     completion_prompts,
     embedding_inputs,
     invalid_type,
@@ -170,10 +170,7 @@ _BOUNDS = {
 
 
 _Steps = tuple[tuple[str, bool], ...]
-_Nested = tuple[_Steps, tuple[str, ...], tuple[str, ...]]
-_Fields = tuple[_Steps, dict[str | None, frozenset[str]]]
-_NESTED: dict[str, dict[str, list[_Nested]]] = {}
-_NESTED_FIELDS: dict[str, dict[str, list[_Fields]]] = {}
+_T = TypeVar("_T")
 
 
 def _steps(path: str) -> _Steps:
@@ -182,30 +179,23 @@ def _steps(path: str) -> _Steps:
     return tuple((step.removesuffix("[]"), step.endswith("[]")) for step in path.split("."))
 
 
-def _nested_rules(url: str) -> dict[str, list[_Nested]]:
-    """NESTED_VALUES of an endpoint by the body field each path starts at."""
-    rules = _NESTED.get(url)
-    if rules is None:
-        rules = {}
-        for path, allowed, values in NESTED_VALUES.get(url, ()):
-            rules.setdefault(path.split(".")[0].removesuffix("[]"), []).append(
-                (_steps(path), allowed, values)
-            )
-        _NESTED[url] = rules
-    return rules
+def _by_field(entries: list[tuple[str, _T]]) -> dict[str, list[tuple[_Steps, _T]]]:
+    """(path, rule) entries as each path's steps and rule, by the body field the path starts at:
+    a body is then walked once, in the order its fields are written."""
+    grouped: dict[str, list[tuple[_Steps, _T]]] = {}
+    for path, rule in entries:
+        steps = _steps(path)
+        grouped.setdefault(steps[0][0], []).append((steps, rule))
+    return grouped
 
 
-def _field_rules(url: str) -> dict[str, list[_Fields]]:
-    """NESTED_FIELDS of an endpoint by the body field each path starts at."""
-    rules = _NESTED_FIELDS.get(url)
-    if rules is None:
-        rules = {}
-        for path, kinds in NESTED_FIELDS.get(url, ()):
-            rules.setdefault(path.split(".")[0].removesuffix("[]"), []).append(
-                (_steps(path), kinds)
-            )
-        _NESTED_FIELDS[url] = rules
-    return rules
+_NESTED = {
+    url: _by_field([(path, (allowed, values)) for path, allowed, values in entries])
+    for url, entries in NESTED_VALUES.items()
+}
+"""NESTED_VALUES by the body field each path starts at."""
+_NESTED_FIELDS = {url: _by_field(list(entries)) for url, entries in NESTED_FIELDS.items()}
+"""NESTED_FIELDS by the body field each path starts at."""
 
 
 def _found_at(body: dict[str, Any], steps: _Steps) -> list[tuple[str, object]]:
@@ -229,7 +219,7 @@ def _found_at(body: dict[str, Any], steps: _Steps) -> list[tuple[str, object]]:
 def _unknown_nested(url: str, body: dict[str, Any]) -> Outcome | None:
     """The first field, inside an object of the body, that objects of its kind do not take
     (NESTED_FIELDS), refused as OpenAI refuses it: "Unknown parameter: 'input[1].metadata'."."""
-    rules = _field_rules(url)
+    rules = _NESTED_FIELDS.get(url, {})
     for field in body:  # in the order written: the same first problem in every process
         for steps, kinds in rules.get(field, ()):
             for param, value in _found_at(body, steps):
@@ -298,7 +288,7 @@ def _logit_bias_problem(bias: object, counter: TokenCounter) -> Outcome | None:
                 None,
             )
         name = f"logit_bias.{key}"
-        refused = _type_problem(name, value, ("integer",)) if value is not None else None
+        refused = _type_problem(name, value, ("integer",))
         refused = refused or _bounds_problem(name, value, "integer", -100, 100)
         if refused is not None:
             return refused
@@ -315,9 +305,9 @@ def _logit_bias_problem(bias: object, counter: TokenCounter) -> Outcome | None:
 def _nested_problem(url: str, body: dict[str, Any]) -> Outcome | None:
     """The first value inside the body (by its fields' order, then NESTED_VALUES') of another
     type than its spec's or outside its listed values."""
-    rules = _nested_rules(url)
+    rules = _NESTED.get(url, {})
     for field in body:  # in the order written: the same first problem in every process
-        for steps, allowed, values in rules.get(field, ()):
+        for steps, (allowed, values) in rules.get(field, ()):
             for param, value in _found_at(body, steps):
                 problem = _type_problem(param, value, allowed)
                 if problem is None and values and isinstance(value, str) and value not in values:
@@ -472,9 +462,7 @@ class LineRules:
     ) -> Outcome | None:
         """A prompt that does not fit the model's window with its `max_tokens` (16 when not
         given), in the words of OpenAI's completions answer."""
-        cap = body.get("max_tokens")
-        if not isinstance(cap, int) or isinstance(cap, bool):
-            cap = COMPLETION_DEFAULT_MAX_TOKENS
+        cap = completion_cap(body)
         prompts = completion_prompts(body.get("prompt")) or []
         counter = self._counter(caps.model, caps.image_rule())
         highest = counter.encoding.max_token_value

@@ -44,6 +44,7 @@ from typing import Any
 
 from localbatch._errors import error_body, missing_param
 from localbatch._execution import Outcome
+from localbatch._fields import COMPLETION_DEFAULT_MAX_TOKENS
 
 ROLES = ("system", "assistant", "user", "function", "tool", "developer")
 """The chat message roles OpenAI takes (its `ChatCompletionRequestMessage` variants)."""
@@ -599,6 +600,14 @@ def completion_prompts(given: object) -> list[str | list[int]] | None:
     if not isinstance(given, list) or not given:
         return None
     return _texts_or_tokens(given, nonempty=False)
+
+
+def completion_cap(body: dict[str, Any]) -> int:
+    """A completions request's `max_tokens`, or the spec's default when it gives none."""
+    cap = body.get("max_tokens")
+    if not isinstance(cap, int) or isinstance(cap, bool):
+        return COMPLETION_DEFAULT_MAX_TOKENS
+    return cap
 
 
 def _prompt_problem(given: object) -> Outcome | None:

@@ -36,7 +36,6 @@ from localbatch._execution import (
     server_error,
     short_id,
 )
-from localbatch._fields import COMPLETION_DEFAULT_MAX_TOKENS
 from localbatch._jsongen import Document, SchemaFaker, stable_hash, violate
 from localbatch._prompts import (
     CACHE_MIN_TOKENS,
@@ -49,7 +48,7 @@ from localbatch._prompts import (
     prefix_keys,
     responses_messages,
 )
-from localbatch._shapes import completion_prompts, moderation_inputs
+from localbatch._shapes import completion_cap, completion_prompts, moderation_inputs
 
 log = logging.getLogger("localbatch")
 
@@ -501,9 +500,7 @@ class Simulator:
         if prompts is None:
             return _missing("prompt")
         counter = self._counter(item.model)
-        cap = body.get("max_tokens")
-        if not isinstance(cap, int) or isinstance(cap, bool):
-            cap = COMPLETION_DEFAULT_MAX_TOKENS
+        cap = completion_cap(body)
         n = _choice_count(body)
         top = body.get("logprobs")
         echo = body.get("echo") is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -55,8 +56,6 @@ def interrupt_outside_imports() -> None:
     its first second). A Ctrl-C that lands in an import is sent again 50 ms later instead.
     Installed in the main thread only, over Python's default handler only.
     """
-    import signal
-
     if threading.current_thread() is not threading.main_thread():
         return
     if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
@@ -87,8 +86,6 @@ def children_without_interrupts() -> Iterator[None]:
     calling thread's blocked SIGINT (fork and exec keep the signal mask), so only the parent
     sees Ctrl-C and stops them in order; the parent's own Ctrl-C is held until the block ends.
     """
-    import signal
-
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return

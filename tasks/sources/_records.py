@@ -500,12 +500,17 @@ def read_csv(
             rows.header_rejected = True
             yield out.reject(info, "empty", "no header line: the file holds no text")
             return
-        if src.text_field not in header and (other := _other_separator(fh, text, header)):
+        if src.text_field not in header and (other := _other_separator(header)):
             sep = other  # a CSV separated by semicolons (Excel's export where ',' is decimal)
             fh.seek(text.start)
             lines = RowLines(fh, text.codec, limit)
             reader = csv.reader(lines, delimiter=sep, strict=True)
-            header = next(reader)
+            try:
+                header = next(reader)
+            except (csv.Error, RowTooLong) as exc:
+                rows.header_rejected = True
+                yield out.reject(info, "bad_record", f"the header line cannot be read: {exc}")
+                return
         missing = missing_columns(out, info, header)
         if missing is not None:
             rows.header_rejected = True
@@ -550,22 +555,14 @@ SEPARATORS = (",", ";", "\t", "|")
 a comma: most of Europe), tabs and pipes."""
 
 
-def _other_separator(fh: IO[bytes], text: TextFile, header: list[str]) -> str | None:
-    """The separator a table's header line splits on into more columns, when the one its name
-    implies leaves it one column: e.g. `id;text;amount` in a `.csv`. None if there is none."""
+def _other_separator(header: list[str]) -> str | None:
+    """The separator most found in a header line that the one its file's name implies left
+    one column: `;` in `id;text;amount` read from a `.csv`. None if it holds none."""
     if len(header) != 1:
         return None
-    line = header[0]
-    counts = {sep: line.count(sep) for sep in SEPARATORS}
+    counts = {sep: header[0].count(sep) for sep in SEPARATORS}
     best = max(counts, key=lambda sep: counts[sep])
-    if counts[best] == 0:
-        return None
-    fh.seek(text.start)
-    try:
-        found = next(csv.reader(RowLines(fh, text.codec, 1 << 20), delimiter=best, strict=True))
-    except (csv.Error, RowTooLong, StopIteration):
-        return None
-    return best if len(found) > 1 else None
+    return best if counts[best] else None
 
 
 def bad_row(

@@ -125,10 +125,10 @@ def split_front_matter(text: str) -> tuple[str, str | None]:
     """A Markdown text without its YAML front matter (`---` lines around `title: ...`, as Jekyll,
     Hugo and Obsidian write it), and the front matter's title. The front matter is data about
     the page, not its prose; a block that is not a YAML mapping is left in the text."""
-    body = text.lstrip("\ufeff")
-    if not body.startswith("---\n") and not body.startswith("---\r\n"):
+    if not text.lstrip("\ufeff").startswith(("---\n", "---\r\n")):
         return text, None
-    head = normalize_text(body[:FRONT_MATTER_MAX])
+    body = normalize_text(text.lstrip("\ufeff"))
+    head = body[:FRONT_MATTER_MAX]
     end = next((at for at in (head.find("\n---\n", 3), head.find("\n...\n", 3)) if at > 0), -1)
     if end < 0:
         return text, None
@@ -141,5 +141,4 @@ def split_front_matter(text: str) -> tuple[str, str | None]:
     if not isinstance(data, dict):
         return text, None
     title = data.get("title")
-    rest = normalize_text(body)[end + 5 :].strip()
-    return rest, (title.strip() or None) if isinstance(title, str) else None
+    return body[end + 5 :].strip(), (title.strip() or None) if isinstance(title, str) else None
