@@ -8,10 +8,13 @@ A success is recognised by `response.status_code == 200`, never by `error is Non
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import msgspec
 import orjson
 from pydantic import BaseModel, ValidationError
 
@@ -68,10 +71,12 @@ def is_simulated(body: dict[str, Any]) -> bool:
     appended when the request had images it could not see); Responses objects carry
     `metadata.overnight_executor = "simulate"`.
     """
-    fingerprint = body.get("system_fingerprint")
+    return _simulated(body.get("system_fingerprint"), body.get("metadata"))
+
+
+def _simulated(fingerprint: object, metadata: object) -> bool:
     if isinstance(fingerprint, str) and fingerprint.startswith(SIMULATED_FINGERPRINT):
         return True
-    metadata = body.get("metadata")
     return isinstance(metadata, dict) and metadata.get("overnight_executor") == "simulate"
 
 
@@ -206,31 +211,125 @@ def _judge_body(custom_id: str, body: dict[str, Any], output_model: type[BaseMod
     return Classified(custom_id, "ok", model=model, usage=usage, raw_output=content)
 
 
-def answer_of(
-    record: dict[str, Any], validate: Callable[[str], object]
-) -> tuple[str, str, dict[str, Any]] | None:
-    """The custom_id, content and body of a parsed output line whose answer is valid (most
-    lines), else None.
+class _Message(msgspec.Struct):
+    content: Any = None
+    refusal: Any = None
 
-    The common line judged with no more work than it needs: a line `classify_record` would
-    judge a result, whose model, usage (`tokens_of`) and simulated mark (`is_simulated`) its
-    body gives. `validate` is the output model's `__pydantic_validator__.validate_json`.
-    For None, `classify_record` says what the line is.
+
+class _Choice(msgspec.Struct):
+    message: _Message | None = None
+    finish_reason: Any = None
+
+
+class _ChatUsage(msgspec.Struct):
+    prompt_tokens: Any = msgspec.UNSET
+    completion_tokens: Any = None
+    prompt_tokens_details: Any = None
+    completion_tokens_details: Any = None
+
+
+class _Body(msgspec.Struct):
+    object: Any = None
+    model: Any = None
+    choices: list[_Choice] | None = None
+    usage: _ChatUsage | None = None
+    system_fingerprint: Any = None
+    metadata: Any = None
+    output: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+class _Response(msgspec.Struct):
+    status_code: Any = None
+    body: _Body | None = None
+
+
+class _Line(msgspec.Struct):
+    """What a chat completion's output line says that judging it needs; the rest is skipped."""
+
+    custom_id: Any = None
+    response: _Response | None = None
+
+
+_LINE_DECODER = msgspec.json.Decoder(_Line)
+
+Answer = tuple[str, str, Any, Tokens | None, bool]
+"""custom_id, content, the body's model, its tokens (`tokens_of`) and `is_simulated`."""
+
+
+def answer_of(line: bytes, validate: Callable[[str], object]) -> Answer | None:
+    """What a batch output line answers, when it is the common line: a chat completion that
+    `classify_record` would judge a result; else None, and `classify_record` says what it is.
+
+    Decoded into only the fields judging needs (msgspec skips the rest, at about half the cost
+    of `orjson.loads` building every dict of the line), so that collect parses at ~2x the pace.
+    Whatever this does not recognise, a line of another shape, odd types or invalid JSON,
+    is None: the general path judges it, so a line is never judged differently here.
+    `validate` is the output model's `__pydantic_validator__.validate_json`.
     """
-    response = record.get("response")
-    if not isinstance(response, dict) or response.get("status_code") != 200:
+    try:
+        decoded = _LINE_DECODER.decode(line)
+    except msgspec.DecodeError:  # not JSON, or a field of another type: the general path
         return None
-    body = response.get("body")
-    if not isinstance(body, dict):
+    response = decoded.response
+    if response is None or response.status_code != 200 or response.body is None:
         return None
-    content = _content_of(body)[0]
-    if content is None:
+    body = response.body
+    if body.object == "response" or body.output is not msgspec.UNSET or not body.choices:
         return None
+    choice = body.choices[0]
+    message = choice.message
+    if message is None or message.refusal or choice.finish_reason in _UNFINISHED:
+        return None
+    content = message.content
+    if not isinstance(content, str):
+        return None
+    usage = body.usage
+    tokens: Tokens | None = None
+    if usage is not None:
+        if usage.prompt_tokens is msgspec.UNSET:  # usage in another shape: the general path
+            return None
+        tokens = (
+            int(usage.prompt_tokens or 0),
+            int((usage.prompt_tokens_details or {}).get("cached_tokens") or 0),
+            int(usage.completion_tokens or 0),
+            int((usage.completion_tokens_details or {}).get("reasoning_tokens") or 0),
+        )
     try:
         validate(content)
     except ValidationError:
         return None
-    return str(record.get("custom_id")), content, body
+    return (
+        str(decoded.custom_id),
+        content,
+        body.model,
+        tokens,
+        _simulated(body.system_fingerprint, body.metadata),
+    )
+
+
+_UNFINISHED = ("length", "content_filter")
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def read_record(line: bytes) -> dict[str, Any] | None:
+    """An output line as a dict; None for a line that is not a JSON object.
+
+    An answer cut inside a character can end in half of a UTF-16 surrogate pair (`\\ud83d`
+    alone), which orjson refuses: such a line is read by the json module instead, with the
+    lone half replaced by U+FFFD, as editors show it.
+    """
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return None
+        text = _LONE_SURROGATE.sub("\ufffd", json.dumps(record, ensure_ascii=False))
+        record = orjson.loads(text)
+    return record if isinstance(record, dict) else None
 
 
 def classify_line(line: bytes, output_model: type[BaseModel]) -> Classified:

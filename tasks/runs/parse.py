@@ -48,7 +48,7 @@ from tasks.outputs import (
     answer_of,
     classify_record,
     is_simulated,
-    tokens_of,
+    read_record,
 )
 from tasks.pricing import load_pricing
 from tasks.processes import exit_with_parent, usable_cores
@@ -153,7 +153,7 @@ def _run_simulated(manifest: RunManifest, pending: list[ShardRecord]) -> bool:
     for shard in pending:
         with contextlib.closing(_iter_lines(shard.output_uri)) as lines:
             for line in itertools.islice(lines, _PEEK_LINES):
-                response = orjson.loads(line).get("response")
+                response = (read_record(line) or {}).get("response")
                 if not isinstance(response, dict) or response.get("status_code") != 200:
                     continue
                 body = response.get("body")
@@ -306,14 +306,22 @@ def parse_shard(
             shard.parts += 1
 
         for uri in (shard.output_uri, shard.error_uri):
-            for line in _iter_lines(uri):
-                record = orjson.loads(line)
-                answer = answer_of(record, validate)
+            for number, line in enumerate(_iter_lines(uri), 1):
+                answer = answer_of(line, validate)
                 if answer is None:
+                    record = read_record(line)
+                    if record is None:  # its request ends as missing_output, and is retried
+                        log.warning(
+                            "ignoring line %d of %s: not a JSON object (%r)",
+                            number,
+                            uri,
+                            line[:80],
+                        )
+                        continue
                     c = classify_record(record, output_model)
                     custom_id = c.custom_id
                 else:
-                    custom_id, content, body = answer
+                    custom_id, content, model, tokens, simulated = answer
                 index_row = unseen.pop(custom_id, None)
                 if index_row is None:
                     log.warning("ignoring an unexpected output line for %r", custom_id)
@@ -321,12 +329,11 @@ def parse_shard(
                 if answer is None:
                     rows.append(row(c, index_row))
                 else:
-                    tokens = tokens_of(body)
                     rows.append(
                         (
                             custom_id,
                             "result",
-                            body.get("model") or shard.model,
+                            model or shard.model,
                             *(tokens or _NO_TOKENS),
                             tokens is not None,
                             content,
@@ -334,7 +341,7 @@ def parse_shard(
                             None,
                             None,
                             False,
-                            True if simulator_backend else is_simulated(body),
+                            True if simulator_backend else simulated,
                             index_row,
                         )
                     )

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from pydantic import BaseModel, Field
 
-from tasks.outputs import classify_line
+from tasks.outputs import answer_of, classify_line
 
 
 class Summary(BaseModel):
@@ -177,3 +177,83 @@ def test_responses_api_output_text_and_refusal_and_truncation() -> None:
         responses_line([], status="incomplete", reason="max_output_tokens"), Summary
     )
     assert cut.code == "truncated"
+
+
+def _body(**changes: Any) -> dict[str, Any]:
+    body = orjson.loads(chat_line(orjson.dumps(GOOD).decode()))["response"]["body"]
+    body.update(changes)
+    return body
+
+
+def _message(**changes: Any) -> dict[str, Any]:
+    return _body(choices=[{"index": 0, "message": {"role": "assistant", **changes}}])
+
+
+def _record(**changes: Any) -> bytes:
+    return orjson.dumps({**orjson.loads(chat_line(orjson.dumps(GOOD).decode())), **changes})
+
+
+_GOOD_TEXT = orjson.dumps(GOOD).decode()
+
+# Lines the fast path must take (collect's common line), and lines of every other shape.
+FAST_LINES = {
+    "plain": chat_line(_GOOD_TEXT),
+    "simulated": chat_line(body=_body(system_fingerprint="fp_overnight_simulated_no_vision")),
+    "no usage": chat_line(body=_body(usage=None)),
+    "usage without details": chat_line(body=_body(usage={"prompt_tokens": 9})),
+    "status as a float": chat_line(_GOOD_TEXT, status=200.0),  # type: ignore[arg-type]
+    "custom_id a number": _record(custom_id=7),
+    "no model": chat_line(body={k: v for k, v in _body().items() if k != "model"}),
+}
+OTHER_LINES = {
+    "refusal": chat_line(_GOOD_TEXT, refusal="I can't"),
+    "truncated": chat_line(_GOOD_TEXT, finish="length"),
+    "filtered": chat_line(_GOOD_TEXT, finish="content_filter"),
+    "invalid JSON answer": chat_line('{"title": "T"'),
+    "schema mismatch": chat_line('{"title": "T", "points": [], "sentiment": "angry"}'),
+    "no content": chat_line(None),
+    "content a list": chat_line(body=_message(content=[{"type": "text", "text": _GOOD_TEXT}])),
+    "content an object": chat_line(body=_message(content=GOOD)),
+    "message null": chat_line(body=_body(choices=[{"index": 0, "message": None}])),
+    "no choices": chat_line(body=_body(choices=[])),
+    "http 429": chat_line(_GOOD_TEXT, status=429),
+    "status as a string": chat_line(_GOOD_TEXT, status="200"),  # type: ignore[arg-type]
+    "body a string": _record(response={"status_code": 200, "body": "oops"}),
+    "no response": _record(response=None, error={"code": "batch_expired", "message": "x"}),
+    "responses usage in a chat body": chat_line(
+        body=_body(usage={"input_tokens": 5, "output_tokens": 3})
+    ),
+    "responses object": responses_line(
+        [{"type": "message", "content": [{"type": "output_text", "text": _GOOD_TEXT}]}]
+    ),
+    "output key on a chat body": chat_line(body=_body(output=None)),
+    "usage a number": chat_line(body=_body(usage=5)),
+    "not JSON": b'{"custom_id": "doc-1", "response": {"status_code": 200, ',
+}
+
+
+@pytest.mark.parametrize("name", [*FAST_LINES, *OTHER_LINES])
+def test_the_fast_path_judges_a_line_as_classify_does(name: str) -> None:
+    """collect judges its common line by `answer_of` (a partial decode) and every other line
+    by `classify_line`: whenever the first answers, the second would give the same row."""
+    line = {**FAST_LINES, **OTHER_LINES}[name]
+    answer = answer_of(line, Summary.__pydantic_validator__.validate_json)
+    if name in OTHER_LINES:
+        assert answer is None
+        return
+    assert answer is not None
+    judged = classify_line(line, Summary)
+    assert judged.outcome == "ok"
+    custom_id, content, model, tokens, simulated = answer
+    usage = judged.usage
+    assert (custom_id, content, model, simulated) == (
+        judged.custom_id,
+        judged.raw_output,
+        judged.model,
+        judged.simulated,
+    )
+    assert tokens == (
+        None
+        if usage is None
+        else (usage.input_tokens, usage.cached_tokens, usage.output_tokens, usage.reasoning_tokens)
+    )

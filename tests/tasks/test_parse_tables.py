@@ -398,3 +398,56 @@ def test_the_golden_run_meets_every_kind_of_line() -> None:
         "unknown_error",
         "http_401",
     } <= codes
+
+
+def test_a_broken_output_line_costs_its_request_a_retry_not_the_collect(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An answer cut inside a character (half a surrogate pair, which orjson refuses) is read
+    with U+FFFD in its place; a line that is not a JSON object is skipped with a warning, and
+    its request ends as missing_output, to be sent again, while the other lines are kept."""
+    job = summary_job(tmp_path, "broken")
+    data = tmp_path / "data"
+    data.mkdir()
+    manifest = new_run(job, "broken-run", backend="local-test", max_attempts=2)
+    ids = [f"{i:032x}-0" for i in range(4)]
+    pl.DataFrame(
+        {
+            "custom_id": ids,
+            "document_id": [f"docs/{i}.txt" for i in range(4)],
+            "source_uri": [f"/data/docs/{i}.txt" for i in range(4)],
+            "content_sha256": [f"sha-{i}" for i in range(4)],
+            "chunk_index": [0] * 4,
+            "chunk_count": [1] * 4,
+            "input_tokens": [700] * 4,
+        }
+    ).write_parquet(data / "shard-0.index.parquet")
+    cut = _output_line(ids[1], 1, 200, _chat(orjson.dumps({**ANSWER, "title": "Smile X"}).decode()))
+    cut = cut.replace(b"Smile X", b"Smile \\ud83d")  # the line's escape of half an emoji
+    lines = [
+        _output_line(ids[0], 0, 200, _chat()),
+        cut,
+        _output_line(ids[2], 2, 200, _chat())[:90],  # the file was cut in this line
+        b"[1, 2]",
+        _output_line(ids[3], 3, 200, _chat()),
+    ]
+    output = data / "shard-0.output.jsonl"
+    output.write_bytes(b"\n".join(lines) + b"\n")
+    manifest.shards.append(
+        downloaded_shard(data, 0, job, 4, batch_status="completed", output_uri=str(output))
+    )
+    manifest.counts.requests = 4
+    runs.save_manifest(manifest)
+
+    assert runs.parse_outputs(manifest, job, workers=1) == 1
+    shard = manifest.shards[0]
+    assert (shard.results, shard.errors, shard.retryable) == (3, 0, 1)
+    results = pl.concat(pl.read_parquet(uri) for uri in runs.part_uris(manifest, "results", shard))
+    titles = dict(zip(results["custom_id"], results["title"], strict=True))
+    assert titles[ids[1]] == "Smile \ufffd"
+    assert set(titles) == {ids[0], ids[1], ids[3]}
+    retry = Path(manifest.run_dir, "retry", f"{shard.key.replace('/', '-')}.json")
+    assert orjson.loads(retry.read_bytes()) == [ids[2]]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("line 3 of" in w and "not a JSON object" in w for w in warnings)
+    assert any("line 4 of" in w for w in warnings)
