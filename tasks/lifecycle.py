@@ -133,8 +133,30 @@ class DirectRuntime:
 
 
 def submit_job(job: JobSpec, *, full: bool, retry_failed: bool, runtime: Runtime) -> str:
-    """Build and submit one run of a job; return its run folder."""
+    """Build and submit one run of a job; return its run folder.
+
+    An open run of the job that was asked to cancel is collected first: once its batches have
+    stopped it is closed (its finished work kept) and a new run sends the rest. While they
+    are still stopping nothing is sent, with a RunError saying so: an answer to any of its
+    documents may still come, and sending them again now could pay for them twice.
+    """
     run_dir = runtime.prepare_run(job, full, retry_failed)
+    if (open_run := runs.load_manifest(run_dir)).cancel_requested:
+        runtime.logger.info("collecting run %s, cancelled, before this run", open_run.run_id)
+        runtime.advance_run(run_dir)
+        cancelled = runs.load_manifest(run_dir)
+        if cancelled.is_open:
+            stopping = sum(1 for s in cancelled.shards if s.state in ("creating", "created"))
+            raise runs.RunError(
+                f"run {cancelled.run_id} of job {job.name} was asked to cancel and "
+                f"{stopping} of its batch(es) are still stopping (OpenAI takes up to 10 "
+                "minutes); nothing was submitted, so that none of its documents is paid for "
+                f"twice. `overnight collect` closes it once they have stopped, then `overnight "
+                "submit` sends the documents it did not finish; `overnight run` waits for it "
+                "and runs the job"
+            )
+        runtime.publish(cancelled)
+        run_dir = runtime.prepare_run(job, full, retry_failed)
     created = runtime.submit_shards(run_dir)
     manifest = runs.load_manifest(run_dir)
     runtime.logger.info(

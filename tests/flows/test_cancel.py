@@ -205,3 +205,45 @@ def test_run_after_a_cancel_finishes_it_and_runs_the_job(
     results, _ = assert_every_input_has_one_row(done)
     kept = read_table(cancelled, "results").height
     assert results.height + kept == 6, "every document has its result after one run"
+
+
+def test_submit_after_a_cancel_waits_for_its_batches_then_sends_the_rest(
+    backend: LocalBatchServer, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    """`submit` after `cancel` resumed the cancelled run: it said "0 batch(es) created" and
+    sent nothing. It now sends nothing while the cancelled batches may still answer (that
+    could pay twice), says so, and once they have stopped closes the run and sends the rest."""
+    write_corpus(tmp_path / "docs", 6)
+    job = make_job()
+    job_file = tmp_path / "job.yaml"
+    job_file.write_text(yaml.safe_dump(job.model_dump(mode="json", exclude_defaults=True)))
+    backend.set_faults(FaultConfig(line_delay_seconds=5.0))
+    manifest = runs.prepare_run(job)
+    assert runs.submit_ready(manifest, get_gateway(manifest.backend), max_in_flight_tokens=10**9)
+    batch_id = manifest.shards[0].batch_id
+    assert batch_id is not None
+    client = backend.client()
+    _wait_for(client, batch_id, ("in_progress",))
+    runs.cancel_run(manifest.run_dir)
+
+    early = CliRunner().invoke(app, ["submit", str(job_file)])
+    assert early.exit_code == 2, early.output
+    said = " ".join(early.output.split())
+    assert f"run {manifest.run_id} of job {job.name} was asked to cancel" in said
+    assert "1 of its batch(es) are still stopping" in said
+    assert "nothing was submitted" in said
+    assert len(client.batches.list().data) == 1
+    assert runs.load_manifest(manifest.run_dir).is_open
+
+    _wait_for(client, batch_id, ("cancelled",))
+    backend.set_faults(FaultConfig())
+    later = CliRunner().invoke(app, ["submit", str(job_file)])
+    assert later.exit_code == 0, later.output
+    cancelled = runs.load_manifest(manifest.run_dir)
+    assert cancelled.status == "cancelled" and not cancelled.is_open
+    new_dir = later.output.split("submitted:", 1)[1].split()[0]
+    assert new_dir != manifest.run_dir
+    done = _finish(new_dir)
+    results, _ = assert_every_input_has_one_row(done)
+    kept = read_table(cancelled, "results").height
+    assert results.height + kept == 6, "every document has its result, none twice"
