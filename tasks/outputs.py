@@ -224,8 +224,8 @@ class _Choice(msgspec.Struct):
 class _ChatUsage(msgspec.Struct):
     prompt_tokens: Any = msgspec.UNSET
     completion_tokens: Any = None
-    prompt_tokens_details: Any = None
-    completion_tokens_details: Any = None
+    prompt_tokens_details: dict[str, Any] | None = None
+    completion_tokens_details: dict[str, Any] | None = None
 
 
 class _Body(msgspec.Struct):
@@ -260,8 +260,8 @@ def answer_of(line: bytes, validate: Callable[[str], object]) -> Answer | None:
     """What a batch output line answers, when it is the common line: a chat completion that
     `classify_record` would judge a result; else None, and `classify_record` says what it is.
 
-    Decoded into only the fields judging needs (msgspec skips the rest, at about half the cost
-    of `orjson.loads` building every dict of the line), so that collect parses at ~2x the pace.
+    Decoded into only the fields judging needs: msgspec skips the rest, at about half the cost
+    of `orjson.loads` building every dict of the line (~4 µs a line less of collect's ~25).
     Whatever this does not recognise, a line of another shape, odd types or invalid JSON,
     is None: the general path judges it, so a line is never judged differently here.
     `validate` is the output model's `__pydantic_validator__.validate_json`.
