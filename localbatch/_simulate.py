@@ -668,9 +668,38 @@ def _sees(messages: list[Message]) -> bool:
 _COMMON_WORDS = " the a and of to in is that it for on with as was at by an be this"
 
 
+def _called_functions(body: dict[str, Any], *, responses: bool) -> set[str]:
+    """Names of the functions the conversation already shows the model calling: chat's assistant
+    `tool_calls` (and legacy `function_call`), or the Responses API's `function_call` input items."""
+    names: set[str] = set()
+    items = body.get("input") if responses else body.get("messages")
+    if not isinstance(items, list):
+        return names
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        if responses:
+            if item.get("type") == "function_call" and isinstance(item.get("name"), str):
+                names.add(item["name"])
+            continue
+        if item.get("role") != "assistant":
+            continue
+        calls = item.get("tool_calls")
+        for call in calls if isinstance(calls, list) else []:
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict) and isinstance(function.get("name"), str):
+                names.add(function["name"])
+        legacy = item.get("function_call")
+        if isinstance(legacy, dict) and isinstance(legacy.get("name"), str):
+            names.add(legacy["name"])
+    return names
+
+
 def _forced_function(body: dict[str, Any], *, responses: bool) -> tuple[str, dict[str, Any]] | None:
     """(name, parameters schema) of the function a request forces the model to call: the one
-    `tool_choice` names, or the first for `"required"`; None when the model may answer text."""
+    `tool_choice` names, or for `"required"` the first the conversation has not called yet (the
+    last listed once every one has been called, so an agent loop that answers through a final
+    tool, listed after its working tools, ends); None when the model may answer text."""
     choice = body.get("tool_choice")
     tools = body.get("tools")
     if choice in (None, "auto", "none") or not isinstance(tools, list):
@@ -690,7 +719,8 @@ def _forced_function(body: dict[str, Any], *, responses: bool) -> tuple[str, dic
     if not functions:
         return None
     if choice == "required":
-        name = next(iter(functions))
+        called = _called_functions(body, responses=responses)
+        name = next((n for n in functions if n not in called), list(functions)[-1])
     elif isinstance(choice, dict) and choice.get("type") == "function":
         named = choice.get("name") if responses else (choice.get("function") or {}).get("name")
         if named not in functions:

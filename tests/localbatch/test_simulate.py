@@ -545,3 +545,71 @@ def test_logprobs_are_given_when_asked_for(client: OpenAI) -> None:
     answered, _ = results(client, run_batch(client, [responses], endpoint="/v1/responses"))
     [part] = Response.model_validate(answered["r"]["response"]["body"]).output[0].content
     assert part.logprobs and all(len(t.top_logprobs) == 2 for t in part.logprobs)
+
+
+def test_an_agent_loop_forcing_tool_calls_reaches_its_final_tool(client: OpenAI) -> None:
+    # Regression: `tool_choice: "required"` always called the first tool listed, so an agent
+    # that answers through a final tool listed after its working tools (pydantic-ai's
+    # `final_result`) called the working tool forever and never ended.
+    tools = [
+        {"type": "function", "function": {"name": "get_weather", "parameters": WEATHER}},
+        {"type": "function", "function": {"name": "final_result", "parameters": WEATHER}},
+    ]
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Weather in Paris this week?"}]
+    names = []
+    for turn in range(3):
+        line = {
+            "custom_id": f"turn-{turn}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {
+                "model": "gpt-4o-mini",
+                "messages": messages,
+                "tools": tools,
+                "tool_choice": "required",
+            },
+        }
+        out, err = results(client, run_batch(client, [line]))
+        assert err == {}
+        message = ChatCompletion.model_validate(out[f"turn-{turn}"]["response"]["body"])
+        [call] = message.choices[0].message.tool_calls or []
+        names.append(call.function.name)  # type: ignore[union-attr]
+        messages += [
+            message.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+        ]
+    # the working tool first, then the final tool, which stays the answer once all were called
+    assert names == ["get_weather", "final_result", "final_result"]
+
+    items: list[dict[str, Any]] = [{"role": "user", "content": "Weather in Paris this week?"}]
+    called = []
+    for turn in range(2):
+        response_line = {
+            "custom_id": f"r-{turn}",
+            "method": "POST",
+            "url": "/v1/responses",
+            "body": {
+                "model": "gpt-4o-mini",
+                "input": items,
+                "tools": [
+                    {"type": "function", "name": "get_weather", "parameters": WEATHER},
+                    {"type": "function", "name": "final_result", "parameters": WEATHER},
+                ],
+                "tool_choice": "required",
+            },
+        }
+        out, err = results(client, run_batch(client, [response_line], endpoint="/v1/responses"))
+        assert err == {}
+        [item] = Response.model_validate(out[f"r-{turn}"]["response"]["body"]).output
+        assert item.type == "function_call"
+        called.append(item.name)
+        items += [
+            {
+                "type": "function_call",
+                "call_id": item.call_id,
+                "name": item.name,
+                "arguments": item.arguments,
+            },
+            {"type": "function_call_output", "call_id": item.call_id, "output": "sunny"},
+        ]
+    assert called == ["get_weather", "final_result"]
