@@ -32,7 +32,7 @@ from pydantic import (
 
 Endpoint = Literal["/v1/chat/completions", "/v1/responses"]
 ChunkOutput = Literal["chunk", "document"]
-ReasoningEffort = Literal["minimal", "low", "medium", "high"]
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 ImageDetail = Literal["auto", "low", "high"]
 
 RENDER_VERSION = 1

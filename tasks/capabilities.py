@@ -51,7 +51,7 @@ DEFAULT_MODELS_FILE = data_file("models.toml")
 ModelEndpoint = Literal[
     "/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/moderations", "/v1/completions"
 ]
-Effort = Literal["minimal", "low", "medium", "high"]
+Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 ChatOutputCap = Literal["max_completion_tokens", "max_tokens"]
 
 SAMPLING_PARAMS = (
@@ -136,6 +136,9 @@ class CapabilitiesTable(BaseModel):
     notes: str = ""
     path: str
     models: dict[str, ModelCapabilities]
+    undescribed: tuple[str, ...] = ()
+    """Models OpenAI lists that the file does not describe (yet): refused as such, with no
+    "did you mean" pointing at another model."""
 
     def get(self, model: str) -> ModelCapabilities | None:
         """A model's entry (dated snapshots and fine-tunes fall back to their base), or None."""
@@ -150,9 +153,17 @@ class CapabilitiesTable(BaseModel):
         if found is not None:
             return found
         name = model_family(model)
-        close = difflib.get_close_matches(name, list(self.models), n=1, cutoff=0.8)
-        # A slip of the keyboard, most likely: name the model it looks like first.
-        guess = f"did you mean {close[0]!r}? If not, " if close else ""
+        if name in self.undescribed:
+            known = (
+                f"{model!r} is an OpenAI model that the capabilities file {self.path} (as of "
+                f"{self.as_of}) does not describe yet: its context window, parameter rules and "
+                "prices could not be checked when the file was written. To run it, "
+            )
+        else:
+            close = difflib.get_close_matches(name, list(self.models), n=1, cutoff=0.8)
+            # A slip of the keyboard, most likely: name the model it looks like first.
+            guess = f"did you mean {close[0]!r}? If not, " if close else ""
+            known = f"model {model!r} is not in the capabilities file {self.path}: {guess}"
         if Path(self.path) == DEFAULT_MODELS_FILE.resolve():
             where = (
                 f"copy {self.path} to a file of your own (e.g. ./models.toml), add the model "
@@ -161,8 +172,7 @@ class CapabilitiesTable(BaseModel):
         else:
             where = f"add it to {self.path}"
         raise UnknownModelCapabilitiesError(
-            f"model {model!r} is not in the capabilities file {self.path}: {guess}{where}, "
-            "with the "
+            f"{known}{where}, with the "
             f"facts from https://platform.openai.com/docs/models/{name}, like this: "
             f'[models."{name}"] context_window = 128000, max_output_tokens = 16384, '
             "reasoning = false, vision = true, structured_outputs = true, "

@@ -270,6 +270,25 @@ def test_older_models_that_clients_name_run_with_their_own_rules(client: OpenAI)
         assert err["no"]["response"]["status_code"] == 400, model
 
 
+def test_gpt_5_1_and_5_2_run_with_their_reasoning_efforts(client: OpenAI) -> None:
+    """gpt-5.1 and gpt-5.2 (and their dated snapshots) were model_not_found on every line;
+    each now runs, with the efforts it takes ("none" on both, xhigh on 5.2 only)."""
+    efforts = {"gpt-5.1-2025-11-13": ("none", "xhigh"), "gpt-5.2": ("xhigh", "max")}
+    for model, (taken, refused) in efforts.items():
+        lines = [
+            chat_line("ok", document(1), model=model, reasoning_effort=taken),
+            chat_line("no", document(2), model=model, reasoning_effort=refused),
+        ]
+        out, err = results(client, run_file(client, jsonl(lines).decode()))
+        assert set(out) == {"ok"} and set(err) == {"no"}, model
+        error = err["no"]["response"]["body"]["error"]
+        assert error["param"] == "reasoning_effort", model
+        assert f"does not support '{refused}' with this model" in error["message"], model
+    batch = run_file(client, jsonl([chat_line("a", document(1), model="gpt-5.4-mini")]).decode())
+    [line] = read_lines(client, batch.error_file_id)
+    assert line["response"]["body"]["error"]["code"] == "model_not_found"
+
+
 def test_lenient_runs_every_line_as_given(make_server: MakeServer, make_client: MakeClient) -> None:
     client = make_client(make_server(lenient=True))
     batch = run_file(client, REASONING_FILE + "\n")

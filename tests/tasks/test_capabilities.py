@@ -38,7 +38,10 @@ def test_every_priced_model_has_capabilities() -> None:
 def test_reasoning_models_are_the_gpt5_family_and_the_o_series() -> None:
     table = load_capabilities()
     reasoning = {name for name, caps in table.models.items() if caps.reasoning}
-    assert reasoning == {"gpt-5", "gpt-5-mini", "gpt-5-nano", "o1", "o3", "o3-mini", "o4-mini"}
+    assert reasoning == {
+        *("gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-5.1", "gpt-5.2"),
+        *("o1", "o3", "o3-mini", "o4-mini"),
+    }
     assert table.lookup("o3").reasoning_efforts == ("low", "medium", "high")
     assert "minimal" in table.lookup("gpt-5-mini").reasoning_efforts
     assert table.lookup("gpt-4o-mini").context_window == 128_000
@@ -94,3 +97,25 @@ def test_a_malformed_file_is_named_with_the_bad_field(tmp_path: Path) -> None:
         load_capabilities(bad)
     with pytest.raises(CapabilitiesError, match="cannot read"):
         load_capabilities(tmp_path / "missing.toml")
+
+
+def test_a_newer_openai_model_the_file_does_not_describe_is_named_as_such() -> None:
+    """gpt-5.4-mini (OpenAI's API reference lists it) was answered "did you mean
+    'gpt-5-mini'?", as if it were a typo, pointing the user at another model and its prices."""
+    with pytest.raises(UnknownModelCapabilitiesError) as err:
+        load_capabilities().lookup("gpt-5.4-mini-2026-03-17")
+    message = str(err.value)
+    assert "'gpt-5.4-mini-2026-03-17' is an OpenAI model that the capabilities file" in message
+    assert "does not describe yet" in message and "did you mean" not in message
+    assert '[models."gpt-5.4-mini"]' in message
+    with pytest.raises(UnknownModelCapabilitiesError, match="did you mean 'gpt-5-mini'"):
+        load_capabilities().lookup("gpt5-mini")  # a slip of the keyboard still gets the guess
+
+
+def test_gpt_5_1_and_5_2_snapshots_run_with_their_own_efforts() -> None:
+    table = load_capabilities()
+    assert table.lookup("gpt-5.1-2025-11-13").model == "gpt-5.1"
+    assert table.lookup("gpt-5.1").reasoning_efforts == ("none", "low", "medium", "high")
+    assert "xhigh" in table.lookup("gpt-5.2-2025-12-11").reasoning_efforts
+    prices = load_pricing()
+    assert prices.price("gpt-5.2-2025-12-11").batch_output == 7.00
