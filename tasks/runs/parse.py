@@ -170,6 +170,7 @@ def parse_shard(
     pricer: _Pricer,
     retry_invalid_outputs: bool,
     run_simulated: bool | None = None,
+    write_behind: bool = True,
 ) -> None:
     """Turn one shard's output and error files into result, error and superseded parts.
 
@@ -179,7 +180,11 @@ def parse_shard(
     columns from one vectorised JSON decode, and the part is written, so memory stays at a
     few columns of PART_ROWS lines.
     `run_simulated` is the run's word for lines without an answer (see `_run_simulated`,
-    which works it out when None). Only `shard`'s counters change; the manifest is not saved.
+    which works it out when None). With `write_behind`, a part is written on a thread while
+    the next is judged, which uses a core that would otherwise idle; without it, where every
+    core already judges a shard, parts are written in turn (~5% faster there: no two threads
+    taking the GIL and the cache from each other). Only `shard`'s counters change; the
+    manifest is not saved.
     """
     if run_simulated is None:
         run_simulated = _run_simulated(manifest, [shard])
@@ -298,7 +303,7 @@ def parse_shard(
         retry.extend(found[3].get_column("custom_id").to_list())
 
     shard.parts = shard.results = shard.errors = 0
-    with _parsing_mode, _OneBehind() as writer:
+    with _parsing_mode, _OneBehind() if write_behind else _InTurn() as writer:
 
         def flush() -> None:
             """Hand the lines judged so far to the writer as the next part; start afresh."""
@@ -388,6 +393,19 @@ class _OneBehind:
                 self._wait()
         finally:
             self._pool.shutdown(wait=True)
+
+
+class _InTurn:
+    """`_OneBehind`'s interface, each job run at once on this thread."""
+
+    def submit(self, job: Callable[..., None], *args: Any) -> None:
+        job(*args)
+
+    def __enter__(self) -> _InTurn:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
 
 
 class _ParsingMode:
@@ -508,6 +526,8 @@ def _parse_in_pool(
     run = manifest.model_copy(update={"shards": []})
     # Priced here, so that a worker neither imports the settings nor reads the pricing file.
     pricer = _Pricer(load_pricing(), job.model)
+    # With a worker per core, every core already judges: parts are written in turn.
+    write_behind = workers < usable_cores()
     todo = iter(pending)
     running: dict[Future[_Parsed], ShardRecord] = {}
     failure: BaseException | None = None
@@ -523,7 +543,9 @@ def _parse_in_pool(
                 shard = next(todo, None)
                 if shard is None:
                     break
-                future = pool.submit(_parse_in_worker, run, shard, job, pricer, run_simulated)
+                future = pool.submit(
+                    _parse_in_worker, run, shard, job, pricer, run_simulated, write_behind
+                )
                 running[future] = shard
             if not running:
                 break
@@ -551,7 +573,12 @@ def _parse_in_pool(
 
 
 def _parse_in_worker(
-    manifest: RunManifest, shard: ShardRecord, job: JobSpec, pricer: _Pricer, run_simulated: bool
+    manifest: RunManifest,
+    shard: ShardRecord,
+    job: JobSpec,
+    pricer: _Pricer,
+    run_simulated: bool,
+    write_behind: bool,
 ) -> _Parsed:
     """In a pool worker: parse one shard into its parts; return its new counters."""
     parse_shard(
@@ -561,5 +588,6 @@ def _parse_in_worker(
         pricer=pricer,
         retry_invalid_outputs=job.limits.retry_invalid_outputs,
         run_simulated=run_simulated,
+        write_behind=write_behind,
     )
     return _Parsed(shard.parts, shard.results, shard.errors, shard.retryable)

@@ -166,10 +166,14 @@ def assert_same_parse(one: RunManifest, other: RunManifest) -> None:
         assert_frame_equal(frame, theirs[name], check_row_order=True)
 
 
-@pytest.mark.parametrize("max_attempts", [1, 3])
+@pytest.mark.parametrize(
+    ("max_attempts", "cores"),
+    [(1, 2), (3, 2), (1, 4)],  # 2 workers on 2 cores write parts in turn, on 4 on a thread
+)
 def test_worker_processes_write_the_parts_and_tables_of_one_process(
-    tmp_path: Path, max_attempts: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_attempts: int, cores: int
 ) -> None:
+    monkeypatch.setattr("tasks.runs.parse.usable_cores", lambda: cores)
     serial = make_run(
         tmp_path / "serial",
         shards=5,
