@@ -33,6 +33,7 @@ more than OpenAI does.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -65,6 +66,8 @@ from localbatch._shapes import (
 if TYPE_CHECKING:
     from tasks.capabilities import CapabilitiesTable, ModelCapabilities, RequestProblem
     from tasks.imagetokens import ImageTokenRule
+
+log = logging.getLogger("localbatch")
 
 _CAP_FIELDS = {
     "/v1/chat/completions": ("max_completion_tokens", "max_tokens"),
@@ -382,10 +385,30 @@ class LineRules:
         self.table = table or load_capabilities()
         self._counters: dict[str, TokenCounter] = {}
         self._lock = threading.Lock()
+        self._told: set[str] = set()
 
     def model_ids(self) -> list[str]:
         """The models of the capabilities file, for `GET /v1/models`."""
         return list(self.table.models)
+
+    def _tell_undescribed(self, model: str) -> None:
+        """Say once on the server's log why a model OpenAI has is model_not_found here."""
+        from tasks.pricing import model_family
+
+        family = model_family(model)
+        if family not in self.table.undescribed:
+            return
+        with self._lock:
+            if family in self._told:
+                return
+            self._told.add(family)
+        log.warning(
+            "lines naming %s end model_not_found: OpenAI lists it, but the capabilities file "
+            "%s does not describe it yet; add its entry there (or in a copy named by "
+            "OVERNIGHT_MODELS_FILE) and restart",
+            family,
+            self.table.path,
+        )
 
     def check(self, item: WorkItem, raw: bytes) -> Outcome | None:
         """The error OpenAI would answer this line with, or None if it may run."""
@@ -415,6 +438,7 @@ class LineRules:
             return None  # validation already failed such a batch
         caps = self.table.get(model)
         if caps is None:
+            self._tell_undescribed(model)
             return _outcome(unknown_model(model))
         problems = request_problems(caps, item.url, body)
         if problems:

@@ -1149,3 +1149,23 @@ def test_audio_on_a_model_without_audio_is_refused(client: OpenAI) -> None:
     for custom_id in ("audio-out", "voice-only"):
         error = err[custom_id]["response"]["body"]["error"]
         assert error["code"] == "unsupported_value" and "audio model" in error["message"]
+
+
+def test_the_server_log_says_once_why_a_newer_openai_model_is_not_found(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A client naming gpt-5.4-mini saw model_not_found on every line and nothing on the
+    server said that the model is OpenAI's but the capabilities file does not describe it."""
+    from localbatch._execution import WorkItem
+    from localbatch._rules import LineRules
+
+    rules = LineRules()
+    for n, model in enumerate(["gpt-5.4-mini", "gpt-5.4-mini-2026-03-17", "gpt-9-ultra"]):
+        line = chat_line(f"l{n}", document(1), model=model)
+        item = WorkItem(n, line["custom_id"], line["url"], line["body"], model, f"k{n}", 0)
+        outcome = rules.check(item, b"")
+        assert outcome is not None and outcome.body["error"]["code"] == "model_not_found"
+    told = [r.getMessage() for r in caplog.records if r.name == "localbatch"]
+    assert len(told) == 1, told
+    assert "lines naming gpt-5.4-mini end model_not_found: OpenAI lists it" in told[0]
+    assert "OVERNIGHT_MODELS_FILE" in told[0]
