@@ -64,6 +64,7 @@ class SourceSpec(_Spec):
     include: tuple[str, ...] = ()
     """Glob patterns on the key relative to `uri` (or the file name); empty = everything."""
     exclude: tuple[str, ...] = ()
+    """Glob patterns like `include`; a folder they match is left out with all it holds."""
     text_field: str = Field(default="text", min_length=1)
     """The field (JSON/JSONL) or column (CSV/Parquet) holding a record's text."""
     id_field: str | None = None

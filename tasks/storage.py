@@ -124,7 +124,18 @@ def _hit(key: str, patterns: Sequence[str]) -> bool:
 
 
 def _matches(key: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
-    return (not include or _hit(key, include)) and not _hit(key, exclude)
+    return (
+        (not include or _hit(key, include))
+        and not _hit(key, exclude)
+        and not _in_excluded(key, exclude)
+    )
+
+
+def _in_excluded(key: str, exclude: Sequence[str]) -> bool:
+    """True when a folder above `key` is excluded: `.*` leaves out `a/.git/config`, not only
+    `.git/config` (whose key starts with the dot)."""
+    folders = key.split("/")[:-1]
+    return any(_hit("/".join(folders[: i + 1]), exclude) for i in range(len(folders)))
 
 
 def _excluded(folder_key: str, exclude: Sequence[str]) -> bool:
@@ -137,7 +148,8 @@ def list_files(
 ) -> Iterator[ObjectInfo]:
     """Yield the files under a folder or S3 prefix, sorted by key, streaming page by page.
 
-    `include`/`exclude` are glob patterns matched against the relative key and the file name.
+    `include`/`exclude` are glob patterns matched against the relative key and the file name;
+    a file in a folder an exclude pattern matches (by its key or its name) is left out too.
     Symbolic links are followed as `list_entries` says; entries that are not readable files
     are left out (use `list_entries` to see them).
     """
@@ -293,6 +305,8 @@ def _walk_local(
                 continue
             if _matches(rel, include, exclude):
                 yield replace(_local_info(path, rel, st), kind="directory")
+            elif _hit(rel, exclude) or _in_excluded(rel, exclude):
+                continue  # an excluded folder: nothing in it is listed, so it is not walked
             try:
                 with os.scandir(path) as it:
                     children = sorted(it, key=lambda e: e.name)

@@ -32,6 +32,21 @@ def test_listing_is_sorted_relative_and_filtered(root: str) -> None:
     assert sizes["sub/c.txt"] == len(b"sub/c.txt")
 
 
+def test_an_excluded_folder_leaves_out_what_it_holds_at_any_depth(root: str) -> None:
+    # `exclude = [".*"]` (the sample job's) left out `.git/config` but read `proj/.git/config`,
+    # `a/.hidden/notes.txt` and every object of a nested repository: only the key and the
+    # file's own name were matched, never the folders above it.
+    for key in (
+        "a.txt", ".git/config", "proj/.git/config", "proj/.git/objects/ab/cd", "proj/main.py",
+        "a/.hidden/notes.txt", "a/b/.DS_Store", "node_modules/x/index.js", "keep/.env.txt",
+    ):  # fmt: skip
+        storage.write_bytes(storage.join(root, key), key.encode())
+    picked = [o.key for o in storage.list_files(root, exclude=[".*", "node_modules"])]
+    assert picked == ["a.txt", "proj/main.py"]
+    kept = [o.key for o in storage.list_files(root, exclude=["*.md"])]
+    assert "proj/.git/objects/ab/cd" in kept and "a/.hidden/notes.txt" in kept
+
+
 def test_read_write_exists_delete(root: str) -> None:
     uri = storage.join(root, "x/y.bin")
     assert not storage.exists(uri)
