@@ -12,7 +12,13 @@ from schemas.documents import Document, RejectCode, RejectedDocument
 from tasks import storage
 from tasks.sources._email import EMAIL_SUFFIXES, read_eml, read_msg
 from tasks.sources._images import IMAGE_MIMES, IMAGE_TYPES, read_image
-from tasks.sources._office import OFFICE_MIMES, OFFICE_TYPES, read_office
+from tasks.sources._office import (
+    LEGACY_OFFICE,
+    OFFICE_MIMES,
+    OFFICE_TYPES,
+    OLE_MAGIC,
+    read_office,
+)
 from tasks.sources._outcomes import Outcomes
 from tasks.sources._pdf import read_pdf
 from tasks.sources._reading import (
@@ -143,6 +149,13 @@ class Loader(Outcomes):
             yield read_pdf(self, info, data, sha)
         elif suffix in IMAGE_TYPES:
             yield read_image(self, info, data, sha)
+        elif (
+            suffix in LEGACY_OFFICE
+            and not data.startswith(OLE_MAGIC)
+            and sniff(data) in _READ_BY_CONTENT
+        ):
+            # Word saves RTF as .doc, exports name a .xlsx .xls: read what the file holds.
+            yield self.sniffed(info, data, sha)
         elif suffix in OFFICE_TYPES:
             yield read_office(self, info, data, sha, suffix=suffix)
         elif suffix == ".eml":
@@ -201,8 +214,8 @@ class Loader(Outcomes):
             info,
             "unsupported_type",
             f"{extension_phrase(info.key)} holding {what}: overnight reads text, HTML, JSON, "
-            "JSONL, CSV, TSV, Parquet, PDF, PNG/JPEG/WebP images, Word, PowerPoint, Excel, "
-            "OpenDocument text, RTF, EPUB and e-mail (.eml, .msg)",
+            "JSONL, CSV, TSV, Parquet, PDF, PNG/JPEG/WebP images, Word, PowerPoint, Excel "
+            "(also 97-2003), OpenDocument text, RTF, EPUB and e-mail (.eml, .msg)",
             sha256=sha,
         )
 

@@ -1,4 +1,5 @@
-"""Office documents and e-books: Word, PowerPoint, Excel, OpenDocument text, RTF, EPUB.
+"""Office documents and e-books: Word, PowerPoint, Excel (and their binary 97-2003 formats,
+`.doc`, `.ppt`, `.xls`), OpenDocument text, RTF, EPUB.
 
 Read with kreuzberg (one wheel, no dependency tree, a Rust core): it keeps headings, table
 cells, slide notes and every sheet of a workbook, in a few milliseconds a file. It is imported
@@ -24,12 +25,20 @@ OFFICE_TYPES = {
     ".odt": "application/vnd.oasis.opendocument.text",
     ".rtf": "application/rtf",
     ".epub": "application/epub+zip",
+    ".doc": "application/msword",
+    ".ppt": "application/vnd.ms-powerpoint",
+    ".xls": "application/vnd.ms-excel",
 }
 """The office formats overnight reads, by extension, with the MIME type kreuzberg is told."""
 OFFICE_MIMES = {mime: suffix for suffix, mime in OFFICE_TYPES.items()}
 """The same formats by the MIME type `sniff` finds (for files without a known extension)."""
+LEGACY_OFFICE = (".doc", ".ppt", ".xls")
+"""Office 97-2003's binary formats: OLE containers, as is a password-protected new-format file."""
 _RTF_ESCAPES = re.compile(rb"\\[\\{}]")
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
+"""The stream a password-protected .docx/.xlsx/.pptx keeps its content in (its name, as an OLE
+directory entry spells it)."""
 
 
 @cache
@@ -57,14 +66,8 @@ def read_office(
     import kreuzberg
 
     what = f"a {suffix[1:].upper()} file"
-    if suffix != ".rtf" and data.startswith(_OLE_MAGIC):
-        return out.reject(
-            info,
-            "undecodable",
-            f"not {what}: an OLE container, so encrypted with a password or a legacy "
-            "binary Office file (.doc, .ppt, .xls); save it unencrypted in the new format",
-            sha256=sha,
-        )
+    if suffix != ".rtf" and data.startswith(OLE_MAGIC):
+        return _read_ole(out, info, data, sha, suffix=suffix)
     if suffix == ".rtf" and not data.lstrip().startswith(b"{\\rtf"):
         return out.reject(
             info, "undecodable", f"not {what}: it does not start with {{\\rtf", sha256=sha
@@ -92,6 +95,48 @@ def read_office(
     if isinstance(title, str) and title.strip():
         meta["title"] = title.strip()
     return out.text_document(info, result.content, sha256=sha, size=len(data), metadata=meta)
+
+
+def _read_ole(
+    out: Outcomes, info: ObjectInfo, data: bytes, sha: str, *, suffix: str
+) -> Document | RejectedDocument:
+    """An OLE container: a Word, PowerPoint or Excel 97-2003 file, whatever its name says (a
+    `.doc` saved as `.docx` is common), or a password-protected new-format file.
+
+    kreuzberg is asked for the format the name gives first, then the others: a container that
+    is not one fails at once (`No such stream: /WordDocument`).
+    """
+    import kreuzberg
+
+    order = [suffix] if suffix in LEGACY_OFFICE else []
+    order += [legacy for legacy in LEGACY_OFFICE if legacy != suffix]
+    first_error: BaseException | None = None
+    for legacy in order:
+        try:
+            result = kreuzberg.extract_bytes_sync(data, OFFICE_TYPES[legacy], extraction_config())
+        except BaseException as exc:  # as in read_office: a Rust panic is a BaseException
+            if not is_extraction_failure(exc):
+                raise
+            first_error = first_error or exc
+            continue
+        meta = {"format": legacy[1:]}
+        title = (result.metadata or {}).get("title")
+        if isinstance(title, str) and title.strip():
+            meta["title"] = title.strip()
+        return out.text_document(info, result.content, sha256=sha, size=len(data), metadata=meta)
+    what = f"a {suffix[1:].upper()} file"
+    if _ENCRYPTED_PACKAGE in data:
+        message = (
+            f"{what} encrypted with a password (an OLE container holding EncryptedPackage): "
+            "save it without a password"
+        )
+    else:
+        reason = "" if first_error is None else f": {_named(first_error)}"
+        message = (
+            f"{what} that is an OLE container kreuzberg cannot read as a Word, PowerPoint or "
+            f"Excel 97-2003 file (encrypted with a password, or damaged){reason}"
+        )
+    return out.reject(info, "undecodable", message, sha256=sha)
 
 
 def _unclosed_groups(rtf: bytes) -> int:

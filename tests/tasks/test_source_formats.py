@@ -3,6 +3,8 @@
 The case files are real exports: `review.*` and `invoices.xlsx` were saved by LibreOffice 7
 (Writer, Impress, Calc), `invoice.eml` by Python's `email` package, and
 `fake-email-attachment.msg` is an Outlook message from kreuzberg's test documents (MIT).
+`review.doc`, `review.ppt.gz` and `invoices.xls` are LibreOffice's Word/PowerPoint/Excel 97
+exports of those files (the .ppt's 588 KB thumbnail stream blanked, then gzipped).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ OFFICE_CASES = {
     "review.epub": ("epub", "Quarterly supplier review"),
     "review.pptx": ("pptx", None),
     "invoices.xlsx": ("xlsx", None),
+    "review.doc": ("doc", "Quarterly supplier review"),
+    "review.ppt": ("ppt", None),
+    "invoices.xls": ("xls", None),
 }
 
 
@@ -50,6 +55,14 @@ def rejected(items: dict[str, Document | RejectedDocument], key: str) -> Rejecte
     return item
 
 
+def case_bytes(name: str) -> bytes:
+    """A case file's bytes (gunzipped when it is stored as `<name>.gz`)."""
+    path = CASES / name
+    return (
+        path.read_bytes() if path.exists() else gzip.decompress((CASES / f"{name}.gz").read_bytes())
+    )
+
+
 def copy_cases(dest: Path, names: list[str]) -> Path:
     dest.mkdir()
     for name in names:
@@ -60,7 +73,7 @@ def copy_cases(dest: Path, names: list[str]) -> Path:
 @pytest.mark.parametrize("name", sorted(OFFICE_CASES))
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzipped"])
 def test_office_files_give_their_text_plain_or_gzipped(name: str, gz: bool, tmp_path: Path) -> None:
-    data = (CASES / name).read_bytes()
+    data = case_bytes(name)
     key = f"{name}.gz" if gz else name
     (tmp_path / key).write_bytes(gzip.compress(data) if gz else data)
     found = doc(load(tmp_path), key)
@@ -68,13 +81,13 @@ def test_office_files_give_their_text_plain_or_gzipped(name: str, gz: bool, tmp_
     assert found.metadata.get("format") == fmt
     assert found.metadata.get("title") == title
     text = found.text or ""
-    if name == "invoices.xlsx":  # every sheet, cell by cell
+    if name.startswith("invoices."):  # every sheet, cell by cell
         assert "INV-2026-0918 Borealis Freight 2310.5" in text
         assert "Notes" in text and "Two shipments arrived late." in text
     else:
         assert text.startswith("Quarterly supplier review")
         assert "Invoice INV-2026-0917 totals EUR 18,450.00" in text
-    if name == "review.pptx":  # both slides and the speaker notes
+    if name in ("review.pptx", "review.ppt"):  # both slides and the speaker notes
         assert "Renegotiate delivery terms" in text and "mention the discount" in text
     if name in ("review.docx", "review.odt", "review.rtf"):  # table cells kept
         assert "Fittings 18,450.00" in text
@@ -88,7 +101,7 @@ def test_office_files_give_their_text_plain_or_gzipped(name: str, gz: bool, tmp_
 def test_a_corrupt_file_of_each_kind_is_rejected_as_undecodable(
     name: str, damage: str, tmp_path: Path
 ) -> None:
-    data = (CASES / name).read_bytes()
+    data = case_bytes(name)
     noise = bytes(range(1, 256)) * 8  # binary noise, no NUL, under the right name
     bad = data[: len(data) // 3] if damage == "truncated" else noise
     if name == "invoice.eml" and damage == "truncated":
@@ -110,6 +123,36 @@ def test_an_encrypted_office_file_is_rejected_and_says_why(tmp_path: Path) -> No
     (tmp_path / "secret.docx").write_bytes(ole)
     reject = rejected(load(tmp_path), "secret.docx")
     assert reject.code == "undecodable" and "encrypted with a password" in reject.message
+
+
+def test_a_legacy_office_file_is_read_whatever_its_name_says(tmp_path: Path) -> None:
+    # Word, PowerPoint and Excel 97-2003 files were unsupported_type ("overnight reads ...
+    # Word, PowerPoint, Excel"), and a .doc saved as .docx was called encrypted. kreuzberg
+    # reads all three; the name is only a first guess, as it is for the other formats.
+    doc_bytes, docx_bytes = case_bytes("review.doc"), case_bytes("review.docx")
+    (tmp_path / "renamed.docx").write_bytes(doc_bytes)
+    (tmp_path / "deck.xls").write_bytes(case_bytes("review.ppt"))
+    (tmp_path / "no-extension").write_bytes(case_bytes("invoices.xls"))
+    (tmp_path / "new-format.doc").write_bytes(docx_bytes)
+    (tmp_path / "letter.doc").write_bytes(case_bytes("review.rtf"))  # Word saves RTF as .doc
+    (tmp_path / "table.xls").write_text("<html><body><table><tr><td>north</td><td>4.2</td></tr>")
+    items = load(tmp_path)
+    assert doc(items, "renamed.docx").metadata["format"] == "doc"
+    assert doc(items, "deck.xls").metadata["format"] == "ppt"
+    assert "Borealis Freight 2310.5" in (doc(items, "no-extension").text or "")
+    for key, fmt in (("new-format.doc", "docx"), ("letter.doc", "rtf"), ("table.xls", "html")):
+        assert doc(items, key).metadata["format"] == fmt
+    assert "north" in (doc(items, "table.xls").text or "")
+
+
+def test_a_password_protected_office_file_says_it_is_encrypted(tmp_path: Path) -> None:
+    # A password-protected .docx is an OLE container with an EncryptedPackage stream.
+    name = "EncryptedPackage".encode("utf-16-le")
+    ole = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504 + name + b"\x00" * 512
+    (tmp_path / "secret.docx").write_bytes(ole)
+    reject = rejected(load(tmp_path), "secret.docx")
+    assert reject.code == "undecodable"
+    assert reject.message.startswith("a DOCX file encrypted with a password"), reject.message
 
 
 def test_an_email_is_its_headers_and_plain_body_and_each_attachment_a_document(
