@@ -158,17 +158,19 @@ def _body(message: EmailMessage) -> str:
 
 
 def _part_text(part: Message) -> str:
-    """A text part decoded by its charset, or by `decode_text` when that charset fails."""
-    try:
-        content = part.get_content()  # type: ignore[attr-defined]
-    except (LookupError, UnicodeError, ValueError):  # unknown or wrong charset
-        content = None
-    if isinstance(content, str):
-        return content
+    """A text part decoded by its charset, or by `decode_text` when that charset fails.
+
+    The charset is tried strictly: `get_content()` decodes with errors="replace", so a body
+    declared UTF-8 (or declaring nothing, which means ASCII) but written in Windows-1252, as
+    some mailers do, came out as "Caf\ufffd cr\ufffdme".
+    """
     raw = part.get_payload(decode=True)
     if not isinstance(raw, bytes):
         return ""
-    return decode_text(raw) or raw.decode("utf-8", "replace")
+    try:
+        return raw.decode(part.get_content_charset("us-ascii"))
+    except (LookupError, UnicodeError):  # an unknown charset, or bytes it does not hold
+        return decode_text(raw) or raw.decode("utf-8", "replace")
 
 
 def _attachments(message: EmailMessage) -> list[Attachment]:

@@ -261,6 +261,20 @@ def test_a_file_named_as_text_that_holds_another_format_is_read_as_that(tmp_path
     assert items["noise.txt"].code == "undecodable"  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("declared", ["; charset=utf-8", "; charset=x-unknown", ""])
+def test_a_mail_body_not_in_its_declared_charset_is_decoded_by_its_bytes(
+    declared: str, tmp_path: Path
+) -> None:
+    # Windows-1252 bytes under charset=utf-8 (or none, meaning ASCII) read "Caf\ufffd cr\ufffdme".
+    (tmp_path / "mail.eml").write_bytes(
+        b"Subject: Menu\r\nFrom: chef@example.com\r\nDate: Mon, 7 Dec 2026 10:00:00 +0000\r\n"
+        b"Content-Type: text/plain" + declared.encode() + b"\r\n"
+        b"Content-Transfer-Encoding: 8bit\r\n\r\nCaf\xe9 cr\xe8me, na\xefve \x80 5\r\n"
+    )
+    text = doc(load(tmp_path), "mail.eml").text or ""
+    assert text.endswith("Café crème, naïve € 5"), text
+
+
 def test_a_table_attached_to_an_email_is_one_document_a_row(tmp_path: Path) -> None:
     message = EmailMessage()
     message["Subject"] = "Contacts"
