@@ -9,6 +9,7 @@ same transient failures with the same delays, and both wait by the same polling 
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Callable
@@ -307,7 +308,23 @@ def describe_failure(exc: BaseException) -> str:
         return f"storage: {error.get('Code', 'error')}: {error.get('Message') or exc}"
     if isinstance(exc, BotoCoreError):
         return f"storage: {_one_line(exc)}"
+    if isinstance(exc, OSError) and exc.errno in _LOCAL_DISK:
+        path = str(exc.filename) if exc.filename else "a folder"
+        return _LOCAL_DISK[exc.errno].format(path=path) + (
+            " (overnight writes the job's `output` there, or the local Batch API's files under "
+            "OVERNIGHT_HOME)"
+        )
     return _one_line(exc) or type(exc).__name__
+
+
+_ACCESS = "permission denied on {path}: give this user access to it, or choose another folder"
+_LOCAL_DISK = {
+    errno.EACCES: _ACCESS,
+    errno.EPERM: _ACCESS,
+    errno.EROFS: "{path} is on a read-only file system: choose another folder",
+    errno.ENOSPC: "no space left on the disk of {path}: free some space, or choose another folder",
+}
+"""What a user does about the local disk's refusals, by errno."""
 
 
 def _request_url(exc: openai.APIConnectionError) -> str:

@@ -7,8 +7,8 @@ kept. Every file or record becomes exactly one `Document` or one `RejectedDocume
 
 Formats, by extension (a trailing `.gz` is decompressed transparently):
 
-- `.txt .md .markdown .rst`: the text (UTF-8, UTF-16 with BOM, or a legacy 8-bit encoding,
-  Windows-1252 preferred when the detector is unsure: see `decode_text`).
+- `.txt .md .markdown .rst`: the text (UTF-8, UTF-16 with BOM, UTF-32 with BOM, or a legacy
+  8-bit encoding, Windows-1252 preferred when the detector is unsure: see `decode_text`).
 - `.html .htm .xhtml`: the visible text; scripts, styles and the head are dropped. Parsed with
   selectolax (the lexbor HTML5 engine): it recovers from broken markup the way a browser does
   and runs at tens of MB/s, where the stdlib `html.parser` would need hand-written rules for

@@ -17,7 +17,7 @@ MAX_CONTROL_FRACTION = 0.01
 
 def decode_text(data: bytes) -> str | None:
     """Decode text bytes: UTF-8 (BOM or not), UTF-16 with a BOM (or Latin-script UTF-16 without
-    one), else a legacy 8-bit encoding.
+    one), UTF-32 with a BOM, else a legacy 8-bit encoding.
 
     For legacy text, Windows-1252 (the Western superset of Latin-1) is preferred whenever it
     reads the bytes at least as cleanly as charset-normalizer's best guess: on short or mostly
@@ -56,6 +56,8 @@ def _decoded(data: bytes) -> tuple[str, str] | None:
         except UnicodeDecodeError:
             return None
     try:
+        if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):  # before UTF-16's
+            return "utf-32", data.decode("utf-32")
         if data.startswith(codecs.BOM_UTF8):
             return "utf-8-sig", data[3:].decode("utf-8")
         if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):

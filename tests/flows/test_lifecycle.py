@@ -222,3 +222,21 @@ def test_an_open_run_on_s3_is_queryable_as_its_batches_land(
         time.sleep(0.3)
     final = query(output, "select count(*) as n, bool_or(partial) as p from results")
     assert final.rows() == [(4, False)]
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (PermissionError(13, "Permission denied", "/srv/out"), "permission denied on /srv/out: "),
+        (OSError(30, "Read-only file system", "/mnt/ro/out"), "/mnt/ro/out is on a read-only"),
+        (OSError(28, "No space left on device", "/d/x.parquet"), "no space left on the disk of"),
+    ],
+)
+def test_a_folder_overnight_cannot_write_says_what_to_do(error: OSError, said: str) -> None:
+    """An output folder without write access ended `run` with "[Errno 13] Permission denied:
+    '/srv/out'", not saying what the folder was for or what to do."""
+    from tasks.lifecycle import describe_failure
+
+    message = describe_failure(error)
+    assert message.startswith(said) and "[Errno" not in message
+    assert "choose another folder" in message and "job's `output`" in message

@@ -450,14 +450,19 @@ def test_markdown_front_matter_is_metadata_not_text(tmp_path: Path) -> None:
     assert doc(items, "notes.txt").text.startswith("---\ntitle: kept")
 
 
-def test_utf16_text_without_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+def test_utf16_without_a_byte_order_mark_and_utf32_with_one_are_read(tmp_path: Path) -> None:
     # Some exporters write UTF-16 without a BOM: it was "contains NUL characters: binary data".
     (tmp_path / "le.txt").write_bytes("Meeting moved to Friday, room B2.".encode("utf-16-le"))
     (tmp_path / "be.txt").write_bytes("Naïve café notes.".encode("utf-16-be"))
     (tmp_path / "nul.txt").write_bytes(b"text\x00with a stray NUL byte in it")
+    # UTF-32's little-endian BOM starts with UTF-16's: it was read as UTF-16, full of NULs.
+    (tmp_path / "wide32.txt").write_bytes("Quarterly notes: Köln, 東京.".encode("utf-32"))
+    (tmp_path / "wide32be.txt").write_bytes(b"\x00\x00\xfe\xff" + "Zürich".encode("utf-32-be"))
     items = load(tmp_path)
     assert doc(items, "le.txt").text == "Meeting moved to Friday, room B2."
     assert doc(items, "be.txt").text == "Naïve café notes."
+    assert doc(items, "wide32.txt").text == "Quarterly notes: Köln, 東京."
+    assert doc(items, "wide32be.txt").text == "Zürich"
     assert rejected(items, "nul.txt").code == "undecodable"
 
 
