@@ -27,6 +27,8 @@ Formats, by extension (a trailing `.gz` is decompressed transparently):
 - `.eml .msg`: an e-mail's subject, sender, date and body (the plain part, else the HTML part
   as visible text); each attachment becomes a document `<message id>#<name>` with `parent_id`
   naming the message (`_email`). `.eml` attachments are read by name like files of the source.
+- `.ipynb`: a Jupyter notebook's cells, code in fences with the text it printed; image and
+  HTML outputs are left out (`_text.read_notebook`).
 - Anything else (no extension, or one overnight does not know, gzipped or not) is judged by
   its content (`sniff`): text becomes a text document (HTML if it starts like a page), a PDF,
   an image or an office file is read as one, and other binary data is rejected as

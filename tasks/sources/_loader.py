@@ -37,14 +37,21 @@ from tasks.sources._records import (
     read_table,
 )
 from tasks.sources._sniffing import BINARY, SNIFF_BYTES, classify, looks_like_html, sniff
-from tasks.sources._text import HTML_SUFFIXES, TEXT_SUFFIXES, read_decoded, read_text
+from tasks.sources._text import (
+    HTML_SUFFIXES,
+    TEXT_SUFFIXES,
+    read_decoded,
+    read_notebook,
+    read_text,
+)
 from tasks.storage import ObjectInfo
 
 _BINARY_FORMATS = frozenset({".pdf", ".msg", *IMAGE_TYPES, *OFFICE_TYPES}) - {".rtf"}
 """Formats whose files start with a signature: one with none, holding text, is read as text."""
 
 SUPPORTED_SUFFIXES = (
-    frozenset(TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES | TABLE_SUFFIXES | {".json", ".pdf"})
+    frozenset(TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES | TABLE_SUFFIXES)
+    | {".json", ".pdf", ".ipynb"}
     | frozenset(IMAGE_TYPES)
     | frozenset(OFFICE_TYPES)
     | EMAIL_SUFFIXES
@@ -162,6 +169,8 @@ class Loader(Outcomes):
             yield from read_eml(self, info, data, sha, self.attachment)
         elif suffix == ".msg":
             yield from read_msg(self, info, data, sha)
+        elif suffix == ".ipynb":
+            yield read_notebook(self, info, data, sha)
         elif suffix in SUPPORTED_SUFFIXES:
             if data.startswith(_MAGIC) and sniff(data) in _READ_BY_CONTENT:
                 # A Word file or a gzip saved as .txt: read what it holds, as for no extension.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import orjson
+
 from schemas.documents import Document, RejectedDocument
 from tasks.sources._sniffing import BINARY, decode_text, sniff
 from tasks.storage import ObjectInfo
@@ -142,3 +144,65 @@ def split_front_matter(text: str) -> tuple[str, str | None]:
         return text, None
     title = data.get("title")
     return body[end + 5 :].strip(), (title.strip() or None) if isinstance(title, str) else None
+
+
+def read_notebook(
+    out: Outcomes, info: ObjectInfo, data: bytes, sha: str
+) -> Document | RejectedDocument:
+    """A Jupyter notebook (`.ipynb`) → its cells' text: Markdown as written, code in fences,
+    with the text its cells printed; images and HTML outputs are left out (base64 image data
+    would be paid for as tokens and means nothing to a model reading text). The first Markdown
+    heading is its title. A file that is not a notebook's JSON is read as text."""
+    text = decode_text(data)
+    try:
+        notebook = orjson.loads(text) if text is not None else None
+    except orjson.JSONDecodeError:
+        notebook = None
+    cells = notebook.get("cells") if isinstance(notebook, dict) else None
+    if not isinstance(cells, list):
+        return read_text(out, info, data, sha, html=False)
+    parts: list[str] = []
+    title: str | None = None
+    for cell in cells:
+        if not isinstance(cell, dict):
+            continue
+        source = _joined(cell.get("source"))
+        kind = cell.get("cell_type")
+        if kind == "code":
+            if source.strip():
+                parts.append(f"```\n{source.rstrip()}\n```")
+            printed = [_output_text(o) for o in cell.get("outputs") or [] if isinstance(o, dict)]
+            parts.extend(p.rstrip() for p in printed if p.strip())
+        elif source.strip():
+            parts.append(source.rstrip())
+            if title is None and kind == "markdown":
+                title = next(
+                    (ln.lstrip("#").strip() for ln in source.splitlines() if ln.startswith("#")),
+                    None,
+                )
+    meta = {"format": "notebook"}
+    if title:
+        meta["title"] = title
+    return out.text_document(info, "\n\n".join(parts), sha256=sha, size=len(data), metadata=meta)
+
+
+def _joined(value: object) -> str:
+    """A notebook field stored as a string or as a list of lines."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(v for v in value if isinstance(v, str))
+    return ""
+
+
+def _output_text(output: dict[str, object]) -> str:
+    """What a code cell's output shows as text: a stream, a result's `text/plain`, an error."""
+    kind = output.get("output_type")
+    if kind == "stream":
+        return _joined(output.get("text"))
+    if kind in ("execute_result", "display_data"):
+        bundle = output.get("data")
+        return _joined(bundle.get("text/plain")) if isinstance(bundle, dict) else ""
+    if kind == "error":
+        return f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"
+    return ""

@@ -3,6 +3,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import inspect
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -722,3 +723,50 @@ def test_a_file_that_cannot_be_read_is_rejected_as_unreadable(tmp_path: Path) ->
     locked = rejected(items, "locked.txt")
     assert locked.code == "unreadable" and "Permission denied" in locked.message
     assert doc(items, "ok.txt").text == "readable"
+
+
+def test_a_notebook_is_read_as_its_cells_without_image_data(tmp_path: Path) -> None:
+    # A notebook was read as its raw JSON: a 270 KB base64 plot became 8 paid chunks.
+    png = "iVBORw0KGgo" + "A" * 5000
+    notebook = {
+        "nbformat": 4,
+        "metadata": {"kernelspec": {"name": "python3"}},
+        "cells": [
+            {"cell_type": "markdown", "source": ["# Churn analysis\n", "Q3 customers."]},
+            {
+                "cell_type": "code",
+                "source": "df = load()\nprint(len(df))",
+                "outputs": [
+                    {"output_type": "stream", "name": "stdout", "text": ["1204\n"]},
+                    {"output_type": "display_data", "data": {"image/png": png}},
+                    {
+                        "output_type": "execute_result",
+                        "data": {"text/plain": ["0.137"], "text/html": ["<b>0.137</b>"]},
+                    },
+                ],
+            },
+            {
+                "cell_type": "code",
+                "source": "1/0",
+                "outputs": [
+                    {
+                        "output_type": "error",
+                        "ename": "ZeroDivisionError",
+                        "evalue": "division by zero",
+                        "traceback": ["\x1b[0;31m..."],
+                    }
+                ],
+            },
+            {"cell_type": "raw", "source": "Appendix follows."},
+        ],
+    }
+    (tmp_path / "churn.ipynb").write_text(json.dumps(notebook))
+    (tmp_path / "broken.ipynb").write_text("not a notebook, just notes")
+    items = load(tmp_path)
+    read = doc(items, "churn.ipynb")
+    assert read.text == (
+        "# Churn analysis\nQ3 customers.\n\n```\ndf = load()\nprint(len(df))\n```\n\n1204\n\n"
+        "0.137\n\n```\n1/0\n```\n\nZeroDivisionError: division by zero\n\nAppendix follows."
+    )
+    assert read.metadata["title"] == "Churn analysis" and "iVBOR" not in read.text
+    assert doc(items, "broken.ipynb").text == "not a notebook, just notes"
