@@ -22,6 +22,8 @@ Formats, by extension (a trailing `.gz` is decompressed transparently):
   pages it is rejected as `too_many_pages`, and with every page blank as `empty`.
 - `.png .jpg .jpeg .webp`: an image document (a `data:` URL) for vision models, decoded whole
   by Pillow first, so a corrupt image is rejected rather than sent (`check_image`).
+  TIFF, BMP and GIF images (found by content) are converted to PNG or JPEG first, a TIFF's
+  pages as a scanned PDF's (`read_converted_image`).
 - `.docx .pptx .xlsx .odt .rtf .epub` and Office 97-2003 `.doc .ppt .xls`: the text, through
   kreuzberg (`_office`); a file it cannot read, or an encrypted one, is `undecodable`.
 - `.eml .msg`: an e-mail's subject, sender, date and body (the plain part, else the HTML part

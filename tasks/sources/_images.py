@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from schemas.documents import Document, RejectCode, RejectedDocument
 from tasks.sources._sniffing import BINARY, sniff
@@ -80,6 +80,8 @@ def read_image(
     """An image, decoded whole by Pillow first: a corrupt or truncated one is rejected."""
     checked = checked_image(data)
     if not isinstance(checked, CheckedImage):
+        if (kind := sniff(data)) in CONVERTED_MIMES:  # a GIF or TIFF named .png or .jpg
+            return read_converted_image(out, info, data, sha, kind)
         code, message = checked
         return out.reject(info, code, message, sha256=sha)
     mime, size = checked
@@ -94,3 +96,74 @@ def read_image(
         image_sizes=(size,),
         metadata={"format": "image", "mime_type": mime},
     )
+
+
+CONVERTED_MIMES = frozenset({"image/tiff", "image/bmp", "image/gif"})
+"""Image formats the Batch API does not take that are converted first: TIFF (scanners and fax
+software write it, often a page a frame), BMP, and GIF (its first frame)."""
+
+
+def read_converted_image(
+    out: Outcomes, info: ObjectInfo, data: bytes, sha: str, mime: str
+) -> Document | RejectedDocument:
+    """A TIFF, BMP or GIF image → an image document the vision models take: each frame of a
+    TIFF as a page (as a scanned PDF's pages; at most `source.max_pages`), a GIF's first frame.
+    Colour photographs become JPEG (quality 85), other frames PNG."""
+    from PIL import Image, ImageSequence
+
+    images: list[str] = []
+    sizes: list[tuple[int, int]] = []
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            frames = getattr(image, "n_frames", 1) if mime == "image/tiff" else 1
+            if frames > out.source.max_pages:
+                return out.reject(
+                    info,
+                    "too_many_pages",
+                    f"a TIFF image of {frames} pages; it would be sent as one image per page, "
+                    f"and source.max_pages is {out.source.max_pages}",
+                    sha256=sha,
+                )
+            for frame in ImageSequence.Iterator(image):
+                images.append(_as_data_url(frame))
+                sizes.append(frame.size)
+                if len(images) == frames:
+                    break
+    except Image.DecompressionBombError as exc:
+        return out.reject(info, "too_large", f"too many pixels to convert: {exc}", sha256=sha)
+    except Exception as exc:  # Pillow raises many exception types on malformed images
+        return out.reject(
+            info,
+            "undecodable",
+            f"not a valid {mime.split('/')[1].upper()} image: Pillow cannot decode it: "
+            f"{type(exc).__name__}: {exc}",
+            sha256=sha,
+        )
+    sent = images[0][len("data:") : images[0].index(";")] if images else mime
+    meta = {"format": "image", "mime_type": sent, "converted_from": mime}
+    if len(images) > 1:
+        meta.update(read_as="page_images", pages=str(len(images)))
+    return Document(
+        document_id=info.key,
+        source_uri=info.uri,
+        content_sha256=sha,
+        size_bytes=len(data),
+        text=None,
+        images=tuple(images),
+        image_sizes=tuple(sizes),
+        metadata=meta,
+    )
+
+
+def _as_data_url(frame: Any) -> str:
+    """One frame as a JPEG `data:` URL if it is a colour photograph (RGB, CMYK), else as a PNG
+    (black-and-white, grey, a palette, transparency: what JPEG would blur or lose)."""
+    buffer = io.BytesIO()
+    if frame.mode in ("RGB", "CMYK", "YCbCr"):
+        frame.convert("RGB").save(buffer, "JPEG", quality=85)
+        kind = "image/jpeg"
+    else:
+        keep = frame.mode in ("1", "L", "P", "RGBA", "LA")
+        (frame if keep else frame.convert("RGBA")).save(buffer, "PNG")
+        kind = "image/png"
+    return f"data:{kind};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"

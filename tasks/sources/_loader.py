@@ -11,7 +11,13 @@ from concurrent.futures import Future
 from schemas.documents import Document, RejectCode, RejectedDocument
 from tasks import storage
 from tasks.sources._email import EMAIL_SUFFIXES, read_eml, read_msg
-from tasks.sources._images import IMAGE_MIMES, IMAGE_TYPES, read_image
+from tasks.sources._images import (
+    CONVERTED_MIMES,
+    IMAGE_MIMES,
+    IMAGE_TYPES,
+    read_converted_image,
+    read_image,
+)
 from tasks.sources._office import (
     LEGACY_OFFICE,
     OFFICE_MIMES,
@@ -223,7 +229,7 @@ class Loader(Outcomes):
             info,
             "unsupported_type",
             f"{extension_phrase(info.key)} holding {what}: overnight reads text, HTML, JSON, "
-            "JSONL, CSV, TSV, Parquet, PDF, PNG/JPEG/WebP images, Word, PowerPoint, Excel "
+            "JSONL, CSV, TSV, Parquet, PDF, PNG/JPEG/WebP/TIFF/BMP/GIF images, Word, PowerPoint, Excel "
             "(also 97-2003), OpenDocument text, RTF, EPUB and e-mail (.eml, .msg)",
             sha256=sha,
         )
@@ -252,6 +258,8 @@ class Loader(Outcomes):
             return read_pdf(self, info, data, sha)
         if kind in IMAGE_MIMES:
             return read_image(self, info, data, sha)
+        if kind in CONVERTED_MIMES:
+            return read_converted_image(self, info, data, sha, kind)
         if kind in OFFICE_MIMES:
             return read_office(self, info, data, sha, suffix=OFFICE_MIMES[kind])
         return self.unsupported(info, kind, sha)

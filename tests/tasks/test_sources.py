@@ -147,7 +147,9 @@ def test_sniff_names_what_bytes_hold(data: bytes, kind: str) -> None:
 def test_images_are_validated_by_decoding_them(cases: dict[str, Any]) -> None:
     assert doc(cases, "photo.jpg").metadata == {"format": "image", "mime_type": "image/jpeg"}
     assert "Pillow cannot decode it" in rejected(cases, "corrupt.png").message
-    assert "GIF" in rejected(cases, "pixel.gif.png").message
+    gif = doc(cases, "pixel.gif.png")  # a GIF under a .png name: converted, as a .gif is
+    assert gif.metadata["converted_from"] == "image/gif"
+    assert gif.images[0].startswith("data:image/png;base64,")
 
 
 def test_binary_content_is_rejected_with_the_type_detected(
@@ -277,7 +279,6 @@ def test_each_bad_row_of_a_csv_is_a_reject_of_its_own(cases: dict[str, Any]) -> 
         ("not-really.png", "undecodable"),
         ("corrupt.png", "undecodable"),  # a flipped byte: the IDAT checksum fails
         ("truncated.jpg", "undecodable"),  # the second half of photo.jpg is missing
-        ("pixel.gif.png", "unsupported_type"),  # a valid GIF under a .png name
         ("archive.zip", "unsupported_type"),
         ("encrypted.pdf", "unreadable_pdf"),
         ("corrupt.pdf", "unreadable_pdf"),
@@ -770,3 +771,31 @@ def test_a_notebook_is_read_as_its_cells_without_image_data(tmp_path: Path) -> N
     )
     assert read.metadata["title"] == "Churn analysis" and "iVBOR" not in read.text
     assert doc(items, "broken.ipynb").text == "not a notebook, just notes"
+
+
+def test_tiff_bmp_and_gif_images_are_converted_for_the_vision_models(tmp_path: Path) -> None:
+    # They were unsupported_type ("the Batch API takes PNG, JPEG and WebP images"): a scanner's
+    # or a fax's multi-page TIFF was lost.
+    from PIL import Image
+
+    fax = [Image.new("1", (200, 100), 1) for _ in range(3)]
+    fax[0].save(tmp_path / "fax.tif", save_all=True, append_images=fax[1:], compression="group4")
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(tmp_path / "chart.bmp")
+    frames = [Image.new("P", (16, 16), i) for i in range(4)]
+    frames[0].save(tmp_path / "spinner.gif", save_all=True, append_images=frames[1:])
+    (tmp_path / "long.tiff").write_bytes((tmp_path / "fax.tif").read_bytes())
+    (tmp_path / "cut.tif").write_bytes((tmp_path / "fax.tif").read_bytes()[:60])
+    items = load(tmp_path, max_pages=2)
+    # max_pages 2: the 3-page fax is refused as a scanned PDF of 3 pages would be
+    assert rejected(items, "fax.tif").code == "too_many_pages"
+    assert rejected(items, "cut.tif").code == "undecodable"
+    many = load(tmp_path)
+    pages = doc(many, "fax.tif")
+    assert len(pages.images) == 3 and pages.image_sizes == ((200, 100),) * 3
+    assert all(url.startswith("data:image/png;base64,") for url in pages.images)
+    assert pages.metadata["converted_from"] == "image/tiff"
+    chart = doc(many, "chart.bmp")
+    assert chart.images[0].startswith("data:image/jpeg;base64,") and chart.image_sizes == (
+        (40, 30),
+    )
+    assert len(doc(many, "spinner.gif").images) == 1  # its first frame
