@@ -773,6 +773,7 @@ def test_a_notebook_is_read_as_its_cells_without_image_data(tmp_path: Path) -> N
     assert doc(items, "broken.ipynb").text == "not a notebook, just notes"
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")  # Pillow, on the cut TIFF
 def test_tiff_bmp_and_gif_images_are_converted_for_the_vision_models(tmp_path: Path) -> None:
     # They were unsupported_type ("the Batch API takes PNG, JPEG and WebP images"): a scanner's
     # or a fax's multi-page TIFF was lost.
