@@ -29,6 +29,7 @@ Formats, by extension (a trailing `.gz` is decompressed transparently):
 - `.eml .msg`: an e-mail's subject, sender, date and body (the plain part, else the HTML part
   as visible text); each attachment becomes a document `<message id>#<name>` with `parent_id`
   naming the message (`_email`). `.eml` attachments are read by name like files of the source.
+- `.mbox`: one e-mail per message, `<file>#<Message-ID>.eml`, each hashed on its own (`_email`).
 - `.ipynb`: a Jupyter notebook's cells, code in fences with the text it printed; image and
   HTML outputs are left out (`_text.read_notebook`).
 - Anything else (no extension, or one overnight does not know, gzipped or not) is judged by

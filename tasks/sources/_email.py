@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+import re
 from collections.abc import Callable, Iterator
 from email import policy
 from email.message import EmailMessage, Message
@@ -26,7 +27,7 @@ from tasks.storage import ObjectInfo
 if TYPE_CHECKING:
     from tasks.sources._outcomes import Outcomes
 
-EMAIL_SUFFIXES = frozenset({".eml", ".msg"})
+EMAIL_SUFFIXES = frozenset({".eml", ".msg", ".mbox"})
 MSG_MIME = "application/vnd.ms-outlook"
 _HEADERS = ("Subject", "From", "Date")
 _IDENTIFYING = ("subject", "from", "date", "to", "message-id", "received", "mime-version")
@@ -206,3 +207,48 @@ def _unique_names(names: list[str]) -> list[str]:
         seen.add(candidate)
         out.append(candidate)
     return out
+
+
+_FROM_LINE = re.compile(rb"^From \S[^\n]*\n", re.MULTILINE)
+"""The line that opens each message of an mbox file (`From sender date`)."""
+_QUOTED_FROM = re.compile(rb"^>(>*From )", re.MULTILINE)
+"""A body line beginning `From ` is written `>From ` in a mailbox (mboxrd): undone."""
+_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*<?([^>\r\n]+)>?", re.MULTILINE | re.IGNORECASE)
+
+
+def is_mbox(data: bytes) -> bool:
+    """Whether bytes are a mailbox file: a `From ` line, then message headers."""
+    opening = _FROM_LINE.match(data)
+    return opening is not None and re.match(rb"[\w-]+:", data[opening.end() :]) is not None
+
+
+def read_mbox(
+    out: Outcomes, info: ObjectInfo, data: bytes, read_attachment: ReadAttachment
+) -> Iterator[Document | RejectedDocument]:
+    """A mailbox file (mbox: Thunderbird's folders, `mail`, exports) → one e-mail per message.
+
+    Each message is `<file>#<Message-ID>.eml` (else `#message-<n>.eml`), read as an `.eml`
+    with its attachments, `parent_id` naming the file, and its own content hash: a mailbox
+    that grows leaves its earlier messages' ids and hashes as they were, so they are skipped.
+    """
+    starts = [m.start() for m in _FROM_LINE.finditer(data)]
+    seen: set[str] = set()
+    for n, (start, end) in enumerate(zip(starts, [*starts[1:], len(data)], strict=True), 1):
+        raw = data[start:end]
+        message = _QUOTED_FROM.sub(rb"\1", raw[raw.index(b"\n") + 1 :])
+        found = _MESSAGE_ID.search(message.split(b"\n\n", 1)[0])
+        name = f"message-{n}.eml"
+        if found is not None:
+            ident = found.group(1).decode("ascii", "replace").strip().replace("/", "_")
+            name = f"{ident}.eml" if ident and f"{ident}.eml" not in seen else name
+        seen.add(name)
+        child = ObjectInfo(
+            uri=info.uri,
+            key=attachment_id(info.key, name),
+            size=len(message),
+            version=info.version,
+            path=info.path,
+        )
+        sha = hashlib.sha256(message).hexdigest()
+        for row in read_eml(out, child, message, sha, read_attachment):
+            yield with_parent(row, info.key) if row.document_id == child.key else row

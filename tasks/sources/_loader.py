@@ -10,7 +10,7 @@ from concurrent.futures import Future
 
 from schemas.documents import Document, RejectCode, RejectedDocument
 from tasks import storage
-from tasks.sources._email import EMAIL_SUFFIXES, read_eml, read_msg
+from tasks.sources._email import EMAIL_SUFFIXES, is_mbox, read_eml, read_mbox, read_msg
 from tasks.sources._images import (
     CONVERTED_MIMES,
     IMAGE_MIMES,
@@ -175,6 +175,8 @@ class Loader(Outcomes):
             yield from read_eml(self, info, data, sha, self.attachment)
         elif suffix == ".msg":
             yield from read_msg(self, info, data, sha)
+        elif suffix == ".mbox" and is_mbox(data):
+            yield from read_mbox(self, info, data, self.attachment)
         elif suffix == ".ipynb":
             yield read_notebook(self, info, data, sha)
         elif suffix in SUPPORTED_SUFFIXES:

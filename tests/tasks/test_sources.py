@@ -800,3 +800,34 @@ def test_tiff_bmp_and_gif_images_are_converted_for_the_vision_models(tmp_path: P
         (40, 30),
     )
     assert len(doc(many, "spinner.gif").images) == 1  # its first frame
+
+
+def _mail(ident: str, subject: str, body: str) -> str:
+    return (
+        f"From sender@example.com Mon Dec  7 07:00:00 2026\nFrom: Ana <ana@example.com>\n"
+        f"Subject: {subject}\nMessage-ID: <{ident}>\nDate: Mon, 7 Dec 2026 07:00:00 +0000\n\n"
+        f"{body}\n\n"
+    )
+
+
+def test_a_mailbox_file_is_one_document_per_message_stable_as_it_grows(tmp_path: Path) -> None:
+    # A .mbox was one document holding every mail: a new mail changed it, and all were sent again.
+    first = _mail("a1@example.com", "Budget", "The budget is approved.\n>From the board: go.")
+    second = _mail("b2@example.com", "Hiring", "Two roles open in March.")
+    (tmp_path / "inbox.mbox").write_text(first + second)
+    (tmp_path / "notes.mbox").write_text("just notes, not a mailbox")
+    before = load(tmp_path)
+    budget = doc(before, "inbox.mbox#a1@example.com.eml")
+    assert budget.metadata["title"] == "Budget" and budget.parent_id == "inbox.mbox"
+    assert "From the board: go." in (budget.text or "") and ">From" not in (budget.text or "")
+    assert doc(before, "inbox.mbox#b2@example.com.eml").metadata["title"] == "Hiring"
+    assert doc(before, "notes.mbox").text == "just notes, not a mailbox"
+
+    (tmp_path / "inbox.mbox").write_text(first + second + _mail("c3@x", "Lunch", "Noon."))
+    after = load(tmp_path)
+    assert {k for k in after if k.startswith("inbox.mbox#")} == {
+        "inbox.mbox#a1@example.com.eml",
+        "inbox.mbox#b2@example.com.eml",
+        "inbox.mbox#c3@x.eml",
+    }
+    assert doc(after, "inbox.mbox#a1@example.com.eml").content_sha256 == budget.content_sha256
