@@ -133,16 +133,21 @@ def with_parent(row: Document | RejectedDocument, parent_id: str) -> Document | 
     )
 
 
-def _child_rows(
-    info: ObjectInfo, name: str, content: bytes, read_attachment: ReadAttachment
-) -> Iterator[Document | RejectedDocument]:
-    child = ObjectInfo(
+def _child(info: ObjectInfo, name: str, size: int) -> ObjectInfo:
+    """What a part of a file (an attachment, a mailbox's message) is read as: `<file>#<name>`."""
+    return ObjectInfo(
         uri=info.uri,
         key=attachment_id(info.key, name),
-        size=len(content),
+        size=size,
         version=info.version,
         path=info.path,
     )
+
+
+def _child_rows(
+    info: ObjectInfo, name: str, content: bytes, read_attachment: ReadAttachment
+) -> Iterator[Document | RejectedDocument]:
+    child = _child(info, name, len(content))
     for row in read_attachment(child, content):
         yield with_parent(row, info.key)
 
@@ -242,13 +247,7 @@ def read_mbox(
             ident = found.group(1).decode("ascii", "replace").strip().replace("/", "_")
             name = f"{ident}.eml" if ident and f"{ident}.eml" not in seen else name
         seen.add(name)
-        child = ObjectInfo(
-            uri=info.uri,
-            key=attachment_id(info.key, name),
-            size=len(message),
-            version=info.version,
-            path=info.path,
-        )
+        child = _child(info, name, len(message))
         sha = hashlib.sha256(message).hexdigest()
         for row in read_eml(out, child, message, sha, read_attachment):
             yield with_parent(row, info.key) if row.document_id == child.key else row

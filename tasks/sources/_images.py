@@ -86,14 +86,12 @@ def read_image(
         return out.reject(info, code, message, sha256=sha)
     mime, size = checked
     url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-    return Document(
-        document_id=info.key,
-        source_uri=info.uri,
-        content_sha256=sha,
-        size_bytes=len(data),
-        text=None,
-        images=(url,),
-        image_sizes=(size,),
+    return out.image_document(
+        info,
+        (url,),
+        (size,),
+        sha256=sha,
+        size=len(data),
         metadata={"format": "image", "mime_type": mime},
     )
 
@@ -143,15 +141,8 @@ def read_converted_image(
     meta = {"format": "image", "mime_type": sent, "converted_from": mime}
     if len(images) > 1:
         meta.update(read_as="page_images", pages=str(len(images)))
-    return Document(
-        document_id=info.key,
-        source_uri=info.uri,
-        content_sha256=sha,
-        size_bytes=len(data),
-        text=None,
-        images=tuple(images),
-        image_sizes=tuple(sizes),
-        metadata=meta,
+    return out.image_document(
+        info, tuple(images), tuple(sizes), sha256=sha, size=len(data), metadata=meta
     )
 
 

@@ -68,3 +68,25 @@ class Outcomes:
             metadata=metadata,
             record_index=record_index,
         )
+
+    def image_document(
+        self,
+        info: ObjectInfo,
+        images: tuple[str, ...],
+        sizes: tuple[tuple[int, int], ...],
+        *,
+        sha256: str,
+        size: int,
+        metadata: dict[str, str],
+    ) -> Document:
+        """A document of images (`data:` URLs) for vision models: a picture, a scan's pages."""
+        return Document(
+            document_id=info.key,
+            source_uri=info.uri,
+            content_sha256=sha256,
+            size_bytes=size,
+            text=None,
+            images=images,
+            image_sizes=sizes,
+            metadata=metadata,
+        )

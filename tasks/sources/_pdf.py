@@ -123,15 +123,8 @@ def _read(
             sha256=sha,
         )
     meta.update(read_as="page_images", scanned_pages=str(scanned))
-    return Document(
-        document_id=info.key,
-        source_uri=info.uri,
-        content_sha256=sha,
-        size_bytes=len(data),
-        text=None,
-        images=tuple(images),
-        image_sizes=tuple(sizes),
-        metadata=meta,
+    return out.image_document(
+        info, tuple(images), tuple(sizes), sha256=sha, size=len(data), metadata=meta
     )
 
 
