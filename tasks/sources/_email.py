@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from schemas.documents import Document, RejectedDocument
 from tasks.sources._office import extraction_config, is_extraction_failure
@@ -27,7 +27,7 @@ from tasks.storage import ObjectInfo
 if TYPE_CHECKING:
     from tasks.sources._outcomes import Outcomes
 
-EMAIL_SUFFIXES = frozenset({".eml", ".msg", ".mbox"})
+EMAIL_SUFFIXES = frozenset({".eml", ".emlx", ".msg", ".mbox"})
 MSG_MIME = "application/vnd.ms-outlook"
 _HEADERS = ("Subject", "From", "Date")
 _IDENTIFYING = ("subject", "from", "date", "to", "message-id", "received", "mime-version")
@@ -47,7 +47,7 @@ def read_eml(
     out: Outcomes, info: ObjectInfo, data: bytes, sha: str, read_attachment: ReadAttachment
 ) -> Iterator[Document | RejectedDocument]:
     """A MIME message → its document, then one document (or reject) per attachment."""
-    message = BytesParser(policy=policy.default).parsebytes(data)
+    message = BytesParser(policy=policy.default).parsebytes(_headers_as_utf8(data))
     if not any(name in message for name in _IDENTIFYING):
         yield out.reject(
             info,
@@ -75,6 +75,43 @@ def read_eml(
     yield out.text_document(info, text, sha256=sha, size=len(data), metadata=meta)
     for name, content in attachments:
         yield from _child_rows(info, name, content, read_attachment)
+
+
+def _headers_as_utf8(data: bytes) -> bytes:
+    """The message with its header block re-encoded as UTF-8 when it holds raw 8-bit bytes
+    of another encoding: headers should be ASCII (RFC 2047 for the rest), but some mailers
+    write Windows-1252 bytes straight in, which the parser turned into "Caf\ufffd cr\ufffdme".
+    UTF-8 headers (RFC 6532) are parsed as they are."""
+    ends = [n for n in (data.find(b"\n\n"), data.find(b"\n\r\n")) if n >= 0]
+    end = min(ends) if ends else len(data)
+    head = data[:end]
+    if head.isascii():
+        return data
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = decode_text(head)
+        if text is not None:
+            return text.encode("utf-8") + data[end:]
+    return data
+
+
+def read_emlx(
+    out: Outcomes, info: ObjectInfo, data: bytes, sha: str, read_attachment: ReadAttachment
+) -> Iterator[Document | RejectedDocument]:
+    """An Apple Mail message (`.emlx`): a line giving the message's length in bytes, the
+    message, then Mail's own property list (flags, dates), which is left out."""
+    first, newline, rest = data.partition(b"\n")
+    length = first.strip()
+    if not newline or not length.isdigit():
+        yield out.reject(
+            info,
+            "undecodable",
+            "not an Apple Mail message: its first line is not the message's length in bytes",
+            sha256=sha,
+        )
+        return
+    yield from read_eml(out, info, rest[: int(length)], sha, read_attachment)
 
 
 def read_msg(
@@ -214,40 +251,81 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-_FROM_LINE = re.compile(rb"^From \S[^\n]*\n", re.MULTILINE)
-"""The line that opens each message of an mbox file (`From sender date`)."""
+_ENVELOPE = re.compile(rb"From \S+ [^\n]*\d:\d\d")
+"""The line that opens each message of an mbox file: `From sender date` (`From - Mon Dec  7
+07:00:00 2026`, as Thunderbird writes it), at the start of the file or after a blank line. A
+body's own line starting "From " is escaped as `>From ` by mailbox writers; one that is not
+(some writers do not) rarely has a time of day and a blank line before it."""
 _QUOTED_FROM = re.compile(rb"^>(>*From )", re.MULTILINE)
 """A body line beginning `From ` is written `>From ` in a mailbox (mboxrd): undone."""
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*<?([^>\r\n]+)>?", re.MULTILINE | re.IGNORECASE)
+_LINE_PIECE = 1 << 20
+"""Lines are read at most this long at a time, so one without an end costs no more memory."""
 
 
 def is_mbox(data: bytes) -> bool:
-    """Whether bytes are a mailbox file: a `From ` line, then message headers."""
-    opening = _FROM_LINE.match(data)
-    return opening is not None and re.match(rb"[\w-]+:", data[opening.end() :]) is not None
+    """Whether bytes (a file's opening) are a mailbox: a `From sender date` line, then a
+    message header."""
+    opening = _ENVELOPE.match(data)
+    if opening is None:
+        return False
+    rest = data.find(b"\n", opening.end())
+    return rest >= 0 and re.match(rb"[\w-]+:", data[rest + 1 :]) is not None
+
+
+def _messages(stream: IO[bytes], limit: int) -> Iterator[tuple[bytes, int]]:
+    """Each message of a mailbox, without its `From ` line, and its size in bytes; read a line
+    at a time, so a mailbox of any size costs one message of memory. A message over `limit`
+    bytes comes back cut at its first `limit` bytes (its headers, to name it by)."""
+    pieces: list[bytes] = []
+    size = kept = 0
+    started = False
+    line_start = blank_before = True
+    while piece := stream.readline(_LINE_PIECE):
+        if line_start and blank_before and _ENVELOPE.match(piece):
+            if started:
+                yield b"".join(pieces), size
+            pieces, size, kept, started = [], 0, 0, True
+        elif started:
+            size += len(piece)
+            if kept < limit:
+                pieces.append(piece)
+                kept += len(piece)
+        ended = piece.endswith(b"\n")
+        blank_before = (line_start and piece in (b"\n", b"\r\n")) if ended else False
+        line_start = ended
+    if started:
+        yield b"".join(pieces), size
 
 
 def read_mbox(
-    out: Outcomes, info: ObjectInfo, data: bytes, read_attachment: ReadAttachment
+    out: Outcomes, info: ObjectInfo, stream: IO[bytes], read_attachment: ReadAttachment
 ) -> Iterator[Document | RejectedDocument]:
     """A mailbox file (mbox: Thunderbird's folders, `mail`, exports) → one e-mail per message.
 
     Each message is `<file>#<Message-ID>.eml` (else `#message-<n>.eml`), read as an `.eml`
     with its attachments, `parent_id` naming the file, and its own content hash: a mailbox
     that grows leaves its earlier messages' ids and hashes as they were, so they are skipped.
+    `source.max_document_bytes` limits each message, not the mailbox, which is streamed.
     """
-    starts = [m.start() for m in _FROM_LINE.finditer(data)]
     seen: set[str] = set()
-    for n, (start, end) in enumerate(zip(starts, [*starts[1:], len(data)], strict=True), 1):
-        raw = data[start:end]
-        message = _QUOTED_FROM.sub(rb"\1", raw[raw.index(b"\n") + 1 :])
-        found = _MESSAGE_ID.search(message.split(b"\n\n", 1)[0])
+    for n, (raw, size) in enumerate(_messages(stream, out.max_bytes + 1), 1):
+        message = _QUOTED_FROM.sub(rb"\1", raw)
+        found = _MESSAGE_ID.search(re.split(rb"\r?\n\r?\n", message, maxsplit=1)[0])
         name = f"message-{n}.eml"
         if found is not None:
             ident = found.group(1).decode("ascii", "replace").strip().replace("/", "_")
             name = f"{ident}.eml" if ident and f"{ident}.eml" not in seen else name
         seen.add(name)
-        child = _child(info, name, len(message))
+        child = _child(info, name, size)
+        if size > out.max_bytes:
+            yield out.reject(
+                child,
+                "too_large",
+                f"message {n} of the mailbox is {size} bytes; limit {out.max_bytes} "
+                "(source.max_document_bytes)",
+            )
+            continue
         sha = hashlib.sha256(message).hexdigest()
         for row in read_eml(out, child, message, sha, read_attachment):
             yield with_parent(row, info.key) if row.document_id == child.key else row

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Future
 
 from schemas.documents import Document, RejectCode, RejectedDocument
 from tasks import storage
-from tasks.sources._email import EMAIL_SUFFIXES, is_mbox, read_eml, read_mbox, read_msg
+from tasks.sources._email import (
+    EMAIL_SUFFIXES,
+    is_mbox,
+    read_eml,
+    read_emlx,
+    read_mbox,
+    read_msg,
+)
 from tasks.sources._images import (
     CONVERTED_MIMES,
     IMAGE_MIMES,
@@ -33,6 +41,7 @@ from tasks.sources._reading import (
     extension_phrase,
     file_kind,
     gunzip_limited,
+    local_copy,
     read_bytes,
 )
 from tasks.sources._records import (
@@ -54,6 +63,10 @@ from tasks.storage import ObjectInfo
 
 _BINARY_FORMATS = frozenset({".pdf", ".msg", *IMAGE_TYPES, *OFFICE_TYPES}) - {".rtf"}
 """Formats whose files start with a signature: one with none, holding text, is read as text."""
+
+_MORK = b"// <!-- <mdb:mork:z"
+"""How a Mork file begins: Thunderbird's `.msf` summary of a mailbox file (and its address
+books), text that is not a document."""
 
 SUPPORTED_SUFFIXES = (
     frozenset(TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES | TABLE_SUFFIXES)
@@ -122,7 +135,10 @@ class Loader(Outcomes):
             yield self.reject(info, "empty", "the file is empty")
             return
         if not gz and info.size > self.max_bytes:
-            yield self.too_large_or_unsupported(info, known)
+            if (suffix == ".mbox" or not known) and self.opens_as_mailbox(info):
+                yield from self.mailbox(info)  # the limit is each message's, not the file's
+            else:
+                yield self.too_large_or_unsupported(info, known)
             return
         try:
             data = prefetched.result() if prefetched is not None else read_bytes(info.location)
@@ -173,10 +189,12 @@ class Loader(Outcomes):
             yield read_office(self, info, data, sha, suffix=suffix)
         elif suffix == ".eml":
             yield from read_eml(self, info, data, sha, self.attachment)
+        elif suffix == ".emlx":
+            yield from read_emlx(self, info, data, sha, self.attachment)
         elif suffix == ".msg":
             yield from read_msg(self, info, data, sha)
         elif suffix == ".mbox" and is_mbox(data):
-            yield from read_mbox(self, info, data, self.attachment)
+            yield from read_mbox(self, info, io.BytesIO(data), self.attachment)
         elif suffix == ".ipynb":
             yield read_notebook(self, info, data, sha)
         elif suffix in SUPPORTED_SUFFIXES:
@@ -185,6 +203,16 @@ class Loader(Outcomes):
                 yield self.sniffed(info, data, sha)
             else:
                 yield read_text(self, info, data, sha, html=suffix in HTML_SUFFIXES)
+        elif is_mbox(data):  # Thunderbird's and `mail`'s mailboxes have no extension: Inbox
+            yield from read_mbox(self, info, io.BytesIO(data), self.attachment)
+        elif data.startswith(_MORK):
+            yield self.reject(
+                info,
+                "unsupported_type",
+                "a Thunderbird mail summary file (Mork): the index of the mailbox beside it, "
+                "which is read as its messages, not a document",
+                sha256=sha,
+            )
         else:
             yield self.sniffed(info, data, sha)
 
@@ -207,6 +235,21 @@ class Loader(Outcomes):
                 yield from self.load(dataclasses.replace(info, path=tmp.name))
         else:
             yield from self.contents(info, data)
+
+    def opens_as_mailbox(self, info: ObjectInfo) -> bool:
+        try:
+            with storage.open_read(info.location) as fh:
+                return is_mbox(fh.read(SNIFF_BYTES))
+        except READ_ERRORS:
+            return False  # what cannot be read is said by the usual path
+
+    def mailbox(self, info: ObjectInfo) -> Iterator[Document | RejectedDocument]:
+        """A mailbox over the size limit of one document, read a message at a time."""
+        try:
+            with local_copy(info, False) as path, open(path, "rb") as fh:
+                yield from read_mbox(self, info, fh, self.attachment)
+        except READ_ERRORS as exc:
+            yield self.reject(info, "unreadable", f"read failed: {exc}")
 
     def too_large_or_unsupported(self, info: ObjectInfo, known: bool) -> RejectedDocument:
         """A file over the size limit: too large, or (unknown and not text) unsupported."""
@@ -232,7 +275,8 @@ class Loader(Outcomes):
             "unsupported_type",
             f"{extension_phrase(info.key)} holding {what}: overnight reads text, HTML, JSON, "
             "JSONL, CSV, TSV, Parquet, PDF, PNG/JPEG/WebP/TIFF/BMP/GIF images, Word, PowerPoint, Excel "
-            "(also 97-2003), OpenDocument text, RTF, EPUB and e-mail (.eml, .msg)",
+            "(also 97-2003), OpenDocument text, RTF, EPUB, Jupyter notebooks, e-mail (.eml, .emlx, "
+            ".msg) and mailboxes",
             sha256=sha,
         )
 

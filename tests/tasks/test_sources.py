@@ -831,3 +831,64 @@ def test_a_mailbox_file_is_one_document_per_message_stable_as_it_grows(tmp_path:
         "inbox.mbox#c3@x.eml",
     }
     assert doc(after, "inbox.mbox#a1@example.com.eml").content_sha256 == budget.content_sha256
+
+
+def test_a_thunderbird_folder_is_its_messages_and_its_index_files_are_no_documents(
+    tmp_path: Path,
+) -> None:
+    # Thunderbird's mailboxes have no extension (Inbox, Sent) and sit beside `.msf` indexes:
+    # each mailbox was one document (or too_large past 10 MB), each index a paid request.
+    thunderbird = "From - Mon Dec  7 07:00:00 2026\r\n"
+    budget = _mail("a1@example.com", "Budget", "Approved.").split("\n", 1)[1]
+    (tmp_path / "Inbox").write_bytes(
+        (thunderbird + budget.replace("\n", "\r\n")).encode()
+        + (thunderbird + "From: b@x\r\nSubject: Hiring\r\n\r\nTwo roles.\r\n").encode()
+    )
+    (tmp_path / "Inbox.msf").write_text(
+        '// <!-- <mdb:mork:z v="1.4"/> -->\n< <(a=c)> // (f=iso-8859-1)'
+    )
+    (tmp_path / "From here on.txt").write_text("From here on 10:30 is fine\nsee: you\n")
+    items = load(tmp_path)
+    assert doc(items, "Inbox#a1@example.com.eml").metadata["title"] == "Budget"
+    hiring = doc(items, "Inbox#message-2.eml")
+    assert hiring.metadata["title"] == "Hiring" and hiring.parent_id == "Inbox"
+    index = rejected(items, "Inbox.msf")
+    assert index.code == "unsupported_type" and "Thunderbird" in index.message
+    assert doc(items, "From here on.txt").text.startswith("From here on")  # named as text
+    assert "Inbox" not in items
+
+
+def test_a_mailbox_past_the_document_limit_is_read_a_message_at_a_time(tmp_path: Path) -> None:
+    # The size limit is one document's: a mailbox of years was refused whole as too_large.
+    small = [_mail(f"m{n}@x", f"Note {n}", "Short. " * 40) for n in range(30)]
+    big = _mail("big@x", "Scan", "A" * 5_000)
+    unescaped = _mail("u@x", "Plan", "Meet then.\nFrom 9:30 to 11:00 we plan.\nEnd.")
+    (tmp_path / "archive.mbox").write_text("".join([*small[:15], big, unescaped, *small[15:]]))
+    items = load(tmp_path, max_document_bytes=4_000)
+    assert (tmp_path / "archive.mbox").stat().st_size > 4_000 * 4
+    messages = [k for k in items if k.startswith("archive.mbox#")]
+    assert len(messages) == 32 and len(items) == 32  # no row for the file itself
+    too_large = rejected(items, "archive.mbox#big@x.eml")
+    assert too_large.code == "too_large" and "message 16 of the mailbox" in too_large.message
+    # a body line starting "From " that its writer did not escape stays in its message
+    assert "From 9:30 to 11:00 we plan.\nEnd." in (doc(items, "archive.mbox#u@x.eml").text or "")
+    assert doc(items, "archive.mbox#m29@x.eml").metadata["title"] == "Note 29"
+    # read whole or streamed, a message is the same document
+    whole = load(tmp_path)
+    assert whole["archive.mbox#m3@x.eml"] == items["archive.mbox#m3@x.eml"]
+
+
+def test_apple_mail_messages_and_raw_8bit_headers(tmp_path: Path) -> None:
+    message = (
+        "Subject: Caf\xe9 cr\xe8me\nFrom: Jos\xe9 <j@example.es>\nDate: Mon, 7 Dec 2026 07:00:00 +0000\n"
+        "\nThe menu changes on Monday.\n"
+    ).encode("cp1252")
+    plist = b'<?xml version="1.0"?>\n<plist version="1.0"><dict><key>flags</key></dict></plist>\n'
+    (tmp_path / "12345.emlx").write_bytes(f"{len(message)}\n".encode() + message + plist)
+    (tmp_path / "broken.emlx").write_bytes(b"<?xml?>\n" + message)
+    items = load(tmp_path)
+    mail = doc(items, "12345.emlx")
+    # Windows-1252 bytes written straight into the headers were "Caf\ufffd cr\ufffdme"
+    assert mail.metadata["title"] == "Café crème" and mail.metadata["from"].startswith("José")
+    assert "plist" not in (mail.text or "") and "The menu changes on Monday." in (mail.text or "")
+    assert rejected(items, "broken.emlx").code == "undecodable"
