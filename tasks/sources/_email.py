@@ -263,6 +263,44 @@ _LINE_PIECE = 1 << 20
 """Lines are read at most this long at a time, so one without an end costs no more memory."""
 
 
+_HEADER_LINE = re.compile(rb"[A-Za-z][A-Za-z0-9-]*:")
+_MESSAGE_HEADERS = frozenset(
+    {
+        b"from",
+        b"to",
+        b"cc",
+        b"subject",
+        b"date",
+        b"message-id",
+        b"received",
+        b"return-path",
+        b"delivered-to",
+        b"mime-version",
+        b"in-reply-to",
+        b"references",
+        b"reply-to",
+        b"x-mailer",
+    }
+)
+
+
+def looks_like_message(data: bytes) -> bool:
+    """Whether bytes are one e-mail message (a Maildir's files, `1702...M1P2.host:2,S`, have
+    no extension): a block of header lines up to a blank line, naming at least three of
+    a message's usual headers, `From`, `Date` or `Received` among them."""
+    head = re.split(rb"\r?\n\r?\n", data[:65_536], maxsplit=1)[0]
+    names: set[bytes] = set()
+    for line in head.splitlines():
+        if line[:1] in (b" ", b"\t"):
+            continue  # a folded header's next line
+        found = _HEADER_LINE.match(line)
+        if found is None:
+            return False
+        names.add(found.group()[:-1].lower())
+    known = names & _MESSAGE_HEADERS
+    return len(known) >= 3 and bool(known & {b"from", b"date", b"received"})
+
+
 def is_mbox(data: bytes) -> bool:
     """Whether bytes (a file's opening) are a mailbox: a `From sender date` line, then a
     message header."""

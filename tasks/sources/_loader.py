@@ -14,6 +14,7 @@ from tasks import storage
 from tasks.sources._email import (
     EMAIL_SUFFIXES,
     is_mbox,
+    looks_like_message,
     read_eml,
     read_emlx,
     read_mbox,
@@ -205,6 +206,8 @@ class Loader(Outcomes):
                 yield read_text(self, info, data, sha, html=suffix in HTML_SUFFIXES)
         elif is_mbox(data):  # Thunderbird's and `mail`'s mailboxes have no extension: Inbox
             yield from read_mbox(self, info, io.BytesIO(data), self.attachment)
+        elif looks_like_message(data):  # a Maildir's messages have no extension either
+            yield from read_eml(self, info, data, sha, self.attachment)
         elif data.startswith(_MORK):
             yield self.reject(
                 info,

@@ -179,6 +179,30 @@ def test_an_email_is_its_headers_and_plain_body_and_each_attachment_a_document(
     assert (attachment.text or "").startswith("Invoice INV-2026-0917\nAcme Industrial Supplies")
 
 
+def test_a_maildir_message_without_an_extension_is_read_as_an_email(tmp_path: Path) -> None:
+    # A Maildir's files have no extension: a message was sent as raw text, its Received
+    # chain and its attachment's base64 included.
+    message = EmailMessage()
+    message["Return-Path"] = "<ops@example.com>"
+    message["Received"] = "from mx.example.com by mail.example.com; Mon, 7 Dec 2026 07:00:00"
+    message["Subject"] = "Quarterly figures"
+    message["From"] = "ops@example.com"
+    message["Date"] = "Mon, 07 Dec 2026 07:00:00 +0000"
+    message.set_content("The figures are attached.")
+    message.add_attachment(b"Revenue grew 4%.", maintype="text", subtype="plain", filename="q4.txt")
+    cur = tmp_path / "Maildir" / "cur"
+    cur.mkdir(parents=True)
+    (cur / "1765090800.M1P2.mail:2,S").write_bytes(bytes(message))
+    (tmp_path / "control").write_text("Package: x\nVersion: 1\nMaintainer: y\n\nA package.\n")
+    items = load(tmp_path)
+    mail = doc(items, "Maildir/cur/1765090800.M1P2.mail:2,S")
+    assert mail.metadata["title"] == "Quarterly figures"
+    assert "Received" not in (mail.text or "") and "base64" not in (mail.text or "")
+    q4 = doc(items, "Maildir/cur/1765090800.M1P2.mail:2,S#q4.txt")
+    assert q4.text == "Revenue grew 4%."
+    assert doc(items, "control").text.startswith("Package: x")  # headers, but no e-mail's
+
+
 def test_an_outlook_message_and_its_attachment(tmp_path: Path) -> None:
     items = load(copy_cases(tmp_path / "mail", ["fake-email-attachment.msg"]))
     mail = doc(items, "fake-email-attachment.msg")
