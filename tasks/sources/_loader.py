@@ -278,7 +278,7 @@ class Loader(Outcomes):
             "unsupported_type",
             f"{extension_phrase(info.key)} holding {what}: overnight reads text, HTML, JSON, "
             "JSONL, CSV, TSV, Parquet, PDF, PNG/JPEG/WebP/TIFF/BMP/GIF images, Word, PowerPoint, Excel "
-            "(also 97-2003), OpenDocument text, RTF, EPUB, Jupyter notebooks, e-mail (.eml, .emlx, "
+            "(also 97-2003), OpenDocument, RTF, EPUB, Jupyter notebooks, e-mail (.eml, .emlx, "
             ".msg) and mailboxes",
             sha256=sha,
         )

@@ -32,6 +32,8 @@ OFFICE_CASES = {
     "review.doc": ("doc", "Quarterly supplier review"),
     "review.ppt": ("ppt", None),
     "invoices.xls": ("xls", None),
+    "review.odp": ("odp", None),
+    "invoices.ods": ("ods", None),
 }
 
 
@@ -87,7 +89,7 @@ def test_office_files_give_their_text_plain_or_gzipped(name: str, gz: bool, tmp_
     else:
         assert text.startswith("Quarterly supplier review")
         assert "Invoice INV-2026-0917 totals EUR 18,450.00" in text
-    if name in ("review.pptx", "review.ppt"):  # both slides and the speaker notes
+    if name in ("review.pptx", "review.ppt", "review.odp"):  # both slides and the speaker notes
         assert "Renegotiate delivery terms" in text and "mention the discount" in text
     if name in ("review.docx", "review.odt", "review.rtf"):  # table cells kept
         assert "Fittings 18,450.00" in text
