@@ -131,6 +131,11 @@ def _matches(key: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
     )
 
 
+def excluded(key: str, exclude: Sequence[str]) -> bool:
+    """True when the exclude patterns leave out `key`, or a folder above it."""
+    return _hit(key, exclude) or _in_excluded(key, exclude)
+
+
 def _in_excluded(key: str, exclude: Sequence[str]) -> bool:
     """True when a folder above `key` is excluded: `.*` leaves out `a/.git/config`, not only
     `.git/config` (whose key starts with the dot)."""

@@ -170,7 +170,7 @@ def with_parent(row: Document | RejectedDocument, parent_id: str) -> Document | 
     )
 
 
-def _child(info: ObjectInfo, name: str, size: int) -> ObjectInfo:
+def child_info(info: ObjectInfo, name: str, size: int) -> ObjectInfo:
     """What a part of a file (an attachment, a mailbox's message) is read as: `<file>#<name>`."""
     return ObjectInfo(
         uri=info.uri,
@@ -184,7 +184,7 @@ def _child(info: ObjectInfo, name: str, size: int) -> ObjectInfo:
 def _child_rows(
     info: ObjectInfo, name: str, content: bytes, read_attachment: ReadAttachment
 ) -> Iterator[Document | RejectedDocument]:
-    child = _child(info, name, len(content))
+    child = child_info(info, name, len(content))
     for row in read_attachment(child, content):
         yield with_parent(row, info.key)
 
@@ -355,7 +355,7 @@ def read_mbox(
             ident = found.group(1).decode("ascii", "replace").strip().replace("/", "_")
             name = f"{ident}.eml" if ident and f"{ident}.eml" not in seen else name
         seen.add(name)
-        child = _child(info, name, size)
+        child = child_info(info, name, size)
         if size > out.max_bytes:
             yield out.reject(
                 child,

@@ -6,11 +6,13 @@ import dataclasses
 import hashlib
 import io
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from typing import IO
 
 from schemas.documents import Document, RejectCode, RejectedDocument
 from tasks import storage
+from tasks.sources._archive import ARCHIVE_SUFFIXES, is_zip, read_zip
 from tasks.sources._email import (
     EMAIL_SUFFIXES,
     is_mbox,
@@ -136,8 +138,9 @@ class Loader(Outcomes):
             yield self.reject(info, "empty", "the file is empty")
             return
         if not gz and info.size > self.max_bytes:
-            if (suffix == ".mbox" or not known) and self.opens_as_mailbox(info):
-                yield from self.mailbox(info)  # the limit is each message's, not the file's
+            container = self.large_container(info) if suffix == ".mbox" or not known else None
+            if container is not None:  # the limit is each message's or member's, not the file's
+                yield from container
             else:
                 yield self.too_large_or_unsupported(info, known)
             return
@@ -206,6 +209,8 @@ class Loader(Outcomes):
                 yield read_text(self, info, data, sha, html=suffix in HTML_SUFFIXES)
         elif is_mbox(data):  # Thunderbird's and `mail`'s mailboxes have no extension: Inbox
             yield from read_mbox(self, info, io.BytesIO(data), self.attachment)
+        elif suffix in ARCHIVE_SUFFIXES and is_zip(data):
+            yield from read_zip(self, info, io.BytesIO(data), self.attachment, sha)
         elif looks_like_message(data):  # a Maildir's messages have no extension either
             yield from read_eml(self, info, data, sha, self.attachment)
         elif data.startswith(_MORK):
@@ -239,18 +244,26 @@ class Loader(Outcomes):
         else:
             yield from self.contents(info, data)
 
-    def opens_as_mailbox(self, info: ObjectInfo) -> bool:
+    def large_container(self, info: ObjectInfo) -> Iterator[Document | RejectedDocument] | None:
+        """The rows of a mailbox or ZIP archive over the size limit of one document, read from
+        disk a message or member at a time; None for any other file."""
         try:
             with storage.open_read(info.location) as fh:
-                return is_mbox(fh.read(SNIFF_BYTES))
+                head = fh.read(SNIFF_BYTES)
         except READ_ERRORS:
-            return False  # what cannot be read is said by the usual path
+            return None  # what cannot be read is said by the usual path
+        if is_mbox(head):
+            return self._from_disk(info, lambda fh: read_mbox(self, info, fh, self.attachment))
+        if file_kind(info.key)[0] in ARCHIVE_SUFFIXES and is_zip(head):
+            return self._from_disk(info, lambda fh: read_zip(self, info, fh, self.attachment))
+        return None
 
-    def mailbox(self, info: ObjectInfo) -> Iterator[Document | RejectedDocument]:
-        """A mailbox over the size limit of one document, read a message at a time."""
+    def _from_disk(
+        self, info: ObjectInfo, read: Callable[[IO[bytes]], Iterator[Document | RejectedDocument]]
+    ) -> Iterator[Document | RejectedDocument]:
         try:
             with local_copy(info, False) as path, open(path, "rb") as fh:
-                yield from read_mbox(self, info, fh, self.attachment)
+                yield from read(fh)
         except READ_ERRORS as exc:
             yield self.reject(info, "unreadable", f"read failed: {exc}")
 
@@ -279,7 +292,7 @@ class Loader(Outcomes):
             f"{extension_phrase(info.key)} holding {what}: overnight reads text, HTML, JSON, "
             "JSONL, CSV, TSV, Parquet, PDF, PNG/JPEG/WebP/TIFF/BMP/GIF images, Word, PowerPoint, Excel "
             "(also 97-2003), OpenDocument, RTF, EPUB, Jupyter notebooks, e-mail (.eml, .emlx, "
-            ".msg) and mailboxes",
+            ".msg), mailboxes and ZIP archives of these",
             sha256=sha,
         )
 

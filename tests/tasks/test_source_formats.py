@@ -10,6 +10,7 @@ exports of those files (the .ppt's 588 KB thumbnail stream blanked, then gzipped
 from __future__ import annotations
 
 import gzip
+import random
 import shutil
 from email.message import EmailMessage
 from pathlib import Path
@@ -373,3 +374,98 @@ def test_a_pdf_without_pages_is_empty_not_unreadable(tmp_path: Path) -> None:
         "the PDF has no pages",
     )
     assert items["corrupt.pdf"].code == "unreadable_pdf"  # type: ignore[union-attr]
+
+
+def _zip(path: Path, members: dict[str, bytes], **options: Any) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, **options) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def test_a_zip_archive_is_each_of_its_files(tmp_path: Path) -> None:
+    # A partner's monthly drop was one unsupported_type row: none of its documents was read.
+    inner = tmp_path / "inner.zip"
+    _zip(inner, {"scan.pdf": case_bytes("doc.pdf")})
+    _zip(
+        tmp_path / "drop-2026-11.zip",
+        {
+            "invoices/INV-1.txt": b"Invoice INV-1 from Acme, EUR 120, due 3 December.",
+            "rows.csv": b"text\nfirst row\nsecond row\n",
+            "review.docx": case_bytes("review.docx"),
+            "empty.txt": b"",
+            "nested/inner.zip": inner.read_bytes(),
+            "__MACOSX/invoices/._INV-1.txt": b"\x00\x05\x16\x07 resource fork",
+            "invoices/._INV-1.txt": b"\x00\x05\x16\x07 resource fork",
+            "tmp/scratch.tmp": b"left out by source.exclude",
+        },
+    )
+    (tmp_path / "app.jar").write_bytes((tmp_path / "drop-2026-11.zip").read_bytes())
+    inner.unlink()
+    items = load(tmp_path, exclude=("*.tmp",))
+    zipped = sorted(k for k in items if k.startswith("drop-2026-11.zip#"))
+    assert zipped == [
+        "drop-2026-11.zip#empty.txt",
+        "drop-2026-11.zip#invoices/INV-1.txt",
+        "drop-2026-11.zip#nested/inner.zip#scan.pdf",
+        "drop-2026-11.zip#review.docx",
+        "drop-2026-11.zip#rows.csv#0",
+        "drop-2026-11.zip#rows.csv#1",
+    ]
+    invoice = doc(items, "drop-2026-11.zip#invoices/INV-1.txt")
+    assert invoice.text.startswith("Invoice INV-1") and invoice.parent_id == "drop-2026-11.zip"
+    assert invoice.source_uri.endswith("drop-2026-11.zip")
+    assert doc(items, "drop-2026-11.zip#review.docx").metadata["format"] == "docx"
+    assert doc(items, "drop-2026-11.zip#rows.csv#1").text == "second row"
+    scan = doc(items, "drop-2026-11.zip#nested/inner.zip#scan.pdf")
+    assert (scan.text or "").startswith("A small PDF for the format tests.")
+    assert scan.parent_id == "drop-2026-11.zip#nested/inner.zip"
+    assert rejected(items, "drop-2026-11.zip#empty.txt").code == "empty"
+    assert rejected(items, "app.jar").code == "unsupported_type"  # a program, not a folder
+    # a member keeps its id and content hash whichever archive brings it again
+    again = tmp_path / "again"
+    again.mkdir()
+    shutil.copy(tmp_path / "drop-2026-11.zip", again / "drop-2026-11.zip")
+    twice = load(again)
+    key = "drop-2026-11.zip#invoices/INV-1.txt"
+    assert doc(twice, key).content_sha256 == invoice.content_sha256
+
+
+def test_zip_archives_that_cannot_be_read_whole_or_at_all(tmp_path: Path) -> None:
+    import zipfile
+
+    rnd = random.Random(0)
+    words = ["budget", "hiring", "river", "supplier", "invoice", "meeting", "garden", "launch"]
+    big = {
+        f"notes/{n:03d}.txt": (f"Note {n}: " + " ".join(rnd.choices(words, k=600))).encode()
+        for n in range(40)
+    }
+    big["huge.txt"] = b"x" * 9_000
+    _zip(tmp_path / "big.zip", big)
+    (tmp_path / "noext").write_bytes((tmp_path / "big.zip").read_bytes())
+    _zip(tmp_path / "secret.zip", {"a.txt": b"plain"})
+    data = bytearray((tmp_path / "secret.zip").read_bytes())
+    data[6] |= 0x1  # the encryption flag, in the local and the central header
+    central = data.find(b"PK\x01\x02")
+    data[central + 8] |= 0x1
+    (tmp_path / "secret.zip").write_bytes(bytes(data))
+    _zip(tmp_path / "nothing.zip", {})
+    deep = b"innermost words"
+    for level in range(5):
+        buffer = tmp_path / f"level{level}.zip"
+        _zip(buffer, {f"l{level}.zip" if level else "deep.txt": deep})
+        deep = buffer.read_bytes()
+        buffer.unlink()
+    (tmp_path / "deep.zip").write_bytes(deep)
+    items = load(tmp_path, max_document_bytes=8_000)
+    assert (tmp_path / "big.zip").stat().st_size > 8_000  # read from disk, a member at a time
+    for archive in ("big.zip", "noext"):
+        assert doc(items, f"{archive}#notes/039.txt").text.startswith("Note 39:")
+        assert rejected(items, f"{archive}#huge.txt").code == "too_large"
+    assert len([k for k in items if k.startswith("big.zip#")]) == 41
+    assert rejected(items, "secret.zip#a.txt").message.endswith("encrypted with a password")
+    assert rejected(items, "nothing.zip").code == "empty"
+    nested = [k for k in items if k.startswith("deep.zip")]
+    assert len(nested) == 1 and "nested more than 3 deep" in rejected(items, nested[0]).message
+    assert zipfile.is_zipfile(tmp_path / "big.zip")

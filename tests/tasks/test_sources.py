@@ -155,7 +155,8 @@ def test_images_are_validated_by_decoding_them(cases: dict[str, Any]) -> None:
 def test_binary_content_is_rejected_with_the_type_detected(
     cases: dict[str, Any], tmp_path: Path
 ) -> None:
-    assert "application/zip" in rejected(cases, "archive.zip").message
+    broken = rejected(cases, "archive.zip")  # a ZIP's signature, then no archive
+    assert broken.code == "undecodable" and "not a readable ZIP archive" in broken.message
     (tmp_path / "program").write_bytes(b"\x7fELF\x02\x01\x01" + bytes(200))
     (tmp_path / "blob.dat").write_bytes(bytes(range(256)) * 8)
     (tmp_path / "page").write_text("<!DOCTYPE html><html><body><p>Sniffed page</p></body></html>")
@@ -279,7 +280,7 @@ def test_each_bad_row_of_a_csv_is_a_reject_of_its_own(cases: dict[str, Any]) -> 
         ("not-really.png", "undecodable"),
         ("corrupt.png", "undecodable"),  # a flipped byte: the IDAT checksum fails
         ("truncated.jpg", "undecodable"),  # the second half of photo.jpg is missing
-        ("archive.zip", "unsupported_type"),
+        ("archive.zip", "undecodable"),
         ("encrypted.pdf", "unreadable_pdf"),
         ("corrupt.pdf", "unreadable_pdf"),
         ("scanned.pdf", "empty"),
@@ -641,6 +642,7 @@ def test_s3_source_pages_filters_and_reads_every_format(
         "pixel.png",
         "empty.txt",
         "archive.zip",
+        "drop.zip",
     ]
     upload(s3_bucket, "in/", names)
     storage.write_bytes(f"s3://{s3_bucket}/in/sub/skip.tmp", b"temporary")
@@ -663,6 +665,16 @@ def test_s3_source_pages_filters_and_reads_every_format(
         else:
             assert isinstance(other, RejectedDocument)
             assert item.code == other.code
+    assert doc(items, "drop.zip#invoices/INV-7.txt").parent_id == "drop.zip"
+    # An archive past the size limit of one document is read a member at a time, from S3 too.
+    streamed = load(f"s3://{s3_bucket}/in", include=("drop.zip",), max_document_bytes=300)
+    assert set(streamed) == {
+        "drop.zip#invoices/INV-7.txt",
+        "drop.zip#notes.md",
+        "drop.zip#scans/doc.pdf",
+    }
+    assert rejected(streamed, "drop.zip#scans/doc.pdf").code == "too_large"
+    assert (doc(streamed, "drop.zip#notes.md").text or "").startswith("# Delivery notes")
 
 
 def test_an_s3_key_ending_in_a_slash_that_holds_bytes_is_a_document(s3_bucket: str) -> None:
