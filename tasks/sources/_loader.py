@@ -12,7 +12,7 @@ from typing import IO
 
 from schemas.documents import Document, RejectCode, RejectedDocument
 from tasks import storage
-from tasks.sources._archive import ARCHIVE_SUFFIXES, is_zip, read_zip
+from tasks.sources._archive import ARCHIVE_SUFFIXES, TAR_SUFFIXES, is_zip, read_tar, read_zip
 from tasks.sources._email import (
     EMAIL_SUFFIXES,
     is_mbox,
@@ -97,6 +97,7 @@ class Loader(Outcomes):
             info.kind == "file"
             and suffix not in JSONL_SUFFIXES
             and suffix not in TABLE_SUFFIXES
+            and suffix not in TAR_SUFFIXES
             and info.size > 0
             and (gz or info.size <= self.max_bytes)
         )
@@ -136,6 +137,11 @@ class Loader(Outcomes):
         known = suffix in SUPPORTED_SUFFIXES
         if info.size == 0:
             yield self.reject(info, "empty", "the file is empty")
+            return
+        if suffix in TAR_SUFFIXES:  # read from disk a member at a time, whatever its size
+            yield from self._from_disk(
+                info, lambda fh: read_tar(self, info, fh, self.attachment), gz=gz
+            )
             return
         if not gz and info.size > self.max_bytes:
             container = self.large_container(info) if suffix == ".mbox" or not known else None
@@ -209,6 +215,8 @@ class Loader(Outcomes):
                 yield read_text(self, info, data, sha, html=suffix in HTML_SUFFIXES)
         elif is_mbox(data):  # Thunderbird's and `mail`'s mailboxes have no extension: Inbox
             yield from read_mbox(self, info, io.BytesIO(data), self.attachment)
+        elif suffix in TAR_SUFFIXES:  # inside an archive or an e-mail
+            yield from read_tar(self, info, io.BytesIO(data), self.attachment)
         elif suffix in ARCHIVE_SUFFIXES and is_zip(data):
             yield from read_zip(self, info, io.BytesIO(data), self.attachment, sha)
         elif looks_like_message(data):  # a Maildir's messages have no extension either
@@ -259,10 +267,14 @@ class Loader(Outcomes):
         return None
 
     def _from_disk(
-        self, info: ObjectInfo, read: Callable[[IO[bytes]], Iterator[Document | RejectedDocument]]
+        self,
+        info: ObjectInfo,
+        read: Callable[[IO[bytes]], Iterator[Document | RejectedDocument]],
+        *,
+        gz: bool = False,
     ) -> Iterator[Document | RejectedDocument]:
         try:
-            with local_copy(info, False) as path, open(path, "rb") as fh:
+            with local_copy(info, gz) as path, open(path, "rb") as fh:
                 yield from read(fh)
         except READ_ERRORS as exc:
             yield self.reject(info, "unreadable", f"read failed: {exc}")
@@ -292,7 +304,7 @@ class Loader(Outcomes):
             f"{extension_phrase(info.key)} holding {what}: overnight reads text, HTML, JSON, "
             "JSONL, CSV, TSV, Parquet, PDF, PNG/JPEG/WebP/TIFF/BMP/GIF images, Word, PowerPoint, Excel "
             "(also 97-2003), OpenDocument, RTF, EPUB, Jupyter notebooks, e-mail (.eml, .emlx, "
-            ".msg), mailboxes and ZIP archives of these",
+            ".msg), mailboxes, and ZIP or tar archives of these",
             sha256=sha,
         )
 

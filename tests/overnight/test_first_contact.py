@@ -416,6 +416,7 @@ def test_errors_by_reason_says_how_to_list_the_reasons_it_leaves_out(tmp_path: P
     (docs / "bad.csv").write_text('id,text\n1,"unterminated\n')
     (docs / "bad.docx").write_bytes(b"PK\x03\x04 broken")
     (docs / "bad.zip").write_bytes(b"PK\x03\x04broken")
+    (docs / "program").write_bytes(b"\x7fELF\x02\x01\x01" + bytes(64))
     (docs / "binary.txt").write_bytes(b"\x7fELF" + bytes(64))
     env = fresh_env(tmp_path)
     ran = overnight("run", str(job_file(tmp_path, source=str(docs))), env=env)

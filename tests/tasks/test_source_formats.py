@@ -469,3 +469,41 @@ def test_zip_archives_that_cannot_be_read_whole_or_at_all(tmp_path: Path) -> Non
     nested = [k for k in items if k.startswith("deep.zip")]
     assert len(nested) == 1 and "nested more than 3 deep" in rejected(items, nested[0]).message
     assert zipfile.is_zipfile(tmp_path / "big.zip")
+
+
+def test_a_tar_archive_plain_or_compressed_is_each_of_its_files(tmp_path: Path) -> None:
+    # A dataset's package (`batch-07.tar.gz`) was one row: unsupported_type, or too_large.
+    import io
+    import tarfile
+
+    def tar(path: Path, mode: str, members: dict[str, bytes]) -> None:
+        with tarfile.open(path, mode) as archive:
+            for name, data in members.items():
+                entry = tarfile.TarInfo(name)
+                entry.size = len(data)
+                archive.addfile(entry, io.BytesIO(data))
+            link = tarfile.TarInfo("./papers/link.txt")
+            link.type, link.linkname = tarfile.SYMTYPE, "a.txt"
+            archive.addfile(link)
+
+    members = {
+        "./papers/a.txt": b"First paper: rivers carry sediment to the delta.",
+        "./papers/b.md": b"# Second paper\n\nGardens need water in July.",
+        "./papers/big.txt": b"y" * 5_000,
+        "./papers/empty.txt": b"",
+    }
+    tar(tmp_path / "batch-07.tar.gz", "w:gz", members)
+    tar(tmp_path / "batch-08.tar", "w", members)
+    tar(tmp_path / "batch-09.tgz", "w:gz", members)
+    (tmp_path / "cut.tar").write_bytes((tmp_path / "batch-08.tar").read_bytes()[:700])
+    items = load(tmp_path, max_document_bytes=4_000)
+    for archive in ("batch-07.tar.gz", "batch-08.tar", "batch-09.tgz"):
+        first = doc(items, f"{archive}#papers/a.txt")
+        assert first.text.startswith("First paper") and first.parent_id == archive
+        assert doc(items, f"{archive}#papers/b.md").text.startswith("# Second paper")
+        assert rejected(items, f"{archive}#papers/big.txt").code == "too_large"
+        assert rejected(items, f"{archive}#papers/empty.txt").code == "empty"
+        assert f"{archive}#papers/link.txt" not in items  # a link is no document
+        assert first.content_sha256 == doc(items, "batch-08.tar#papers/a.txt").content_sha256
+    cut = [k for k in items if k.startswith("cut.tar")]
+    assert "cut.tar" in cut and rejected(items, "cut.tar").code == "undecodable"
