@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from schemas.documents import Document, RejectCode, RejectedDocument
@@ -96,9 +97,14 @@ def read_image(
     )
 
 
-CONVERTED_MIMES = frozenset({"image/tiff", "image/bmp", "image/gif"})
+HEIF_MIMES = frozenset({"image/heic", "image/heif"})
+CONVERTED_MIMES = frozenset({"image/tiff", "image/bmp", "image/gif", "image/avif", *HEIF_MIMES})
 """Image formats the Batch API does not take that are converted first: TIFF (scanners and fax
-software write it, often a page a frame), BMP, and GIF (its first frame)."""
+software write it, often a page a frame), BMP, GIF (its first frame), HEIC (an iPhone's
+photos: the receipts of an expense folder) and AVIF."""
+_LONGEST_SIDE = 2048
+"""A converted image is made at most this large: the API fits every image within 2048×2048
+before it counts or reads it, so a larger one costs bytes of the batch file and nothing else."""
 
 
 def read_converted_image(
@@ -109,6 +115,8 @@ def read_converted_image(
     Colour photographs become JPEG (quality 85), other frames PNG."""
     from PIL import Image, ImageSequence
 
+    if mime in HEIF_MIMES:
+        _open_heif()
     images: list[str] = []
     sizes: list[tuple[int, int]] = []
     try:
@@ -123,8 +131,9 @@ def read_converted_image(
                     sha256=sha,
                 )
             for frame in ImageSequence.Iterator(image):
-                images.append(_as_data_url(frame))
-                sizes.append(frame.size)
+                upright = _upright(frame)
+                images.append(_as_data_url(upright))
+                sizes.append(upright.size)
                 if len(images) == frames:
                     break
     except Image.DecompressionBombError as exc:
@@ -144,6 +153,26 @@ def read_converted_image(
     return out.image_document(
         info, tuple(images), tuple(sizes), sha256=sha, size=len(data), metadata=meta
     )
+
+
+@cache
+def _open_heif() -> None:
+    """Teach Pillow HEIC and HEIF (pillow-heif), once, on the first such image."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+
+
+def _upright(frame: Any) -> Any:
+    """A frame turned as its EXIF orientation says (a phone's photo of a receipt is stored
+    sideways with a tag saying so) and fitted within `_LONGEST_SIDE`."""
+    from PIL import ImageOps
+
+    turned = ImageOps.exif_transpose(frame)
+    if max(turned.size) > _LONGEST_SIDE:
+        turned = turned.copy() if turned is frame else turned
+        turned.thumbnail((_LONGEST_SIDE, _LONGEST_SIDE))
+    return turned
 
 
 def _as_data_url(frame: Any) -> str:

@@ -302,9 +302,9 @@ class Loader(Outcomes):
             info,
             "unsupported_type",
             f"{extension_phrase(info.key)} holding {what}: overnight reads text, HTML, JSON, "
-            "JSONL, CSV, TSV, Parquet, PDF, PNG/JPEG/WebP/TIFF/BMP/GIF images, Word, PowerPoint, Excel "
-            "(also 97-2003), OpenDocument, RTF, EPUB, Jupyter notebooks, e-mail (.eml, .emlx, "
-            ".msg), mailboxes, and ZIP or tar archives of these",
+            "JSONL, CSV, TSV, Parquet, PDF, PNG/JPEG/WebP/TIFF/BMP/GIF/HEIC/AVIF images, Word, "
+            "PowerPoint, Excel (also 97-2003), OpenDocument, RTF, EPUB, Jupyter notebooks, "
+            "e-mail (.eml, .emlx, .msg), mailboxes, and ZIP or tar archives of these",
             sha256=sha,
         )
 

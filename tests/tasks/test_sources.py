@@ -904,3 +904,28 @@ def test_apple_mail_messages_and_raw_8bit_headers(tmp_path: Path) -> None:
     assert mail.metadata["title"] == "Café crème" and mail.metadata["from"].startswith("José")
     assert "plist" not in (mail.text or "") and "The menu changes on Monday." in (mail.text or "")
     assert rejected(items, "broken.emlx").code == "undecodable"
+
+
+def test_phone_photos_heic_and_avif_are_converted_upright_and_fitted(tmp_path: Path) -> None:
+    # An iPhone's receipts are HEIC: they were unsupported_type, so an expense folder was lost.
+    import pillow_heif
+    from PIL import Image
+
+    pillow_heif.register_heif_opener()
+    receipt = Image.new("RGB", (3000, 1000), (240, 230, 210))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: shown turned 90° clockwise
+    receipt.save(tmp_path / "IMG_0001.HEIC", "HEIF", exif=exif.tobytes(), quality=70)
+    Image.new("RGB", (64, 48), (10, 120, 200)).save(tmp_path / "banner.avif", "AVIF")
+    (tmp_path / "IMG_0002").write_bytes((tmp_path / "IMG_0001.HEIC").read_bytes())
+    (tmp_path / "cut.heic").write_bytes((tmp_path / "IMG_0001.HEIC").read_bytes()[:300])
+    items = load(tmp_path)
+    photo = doc(items, "IMG_0001.HEIC")
+    # upright (1000×3000), then fitted within 2048×2048 as the API would read it
+    assert photo.image_sizes == ((683, 2048),)
+    assert photo.images[0].startswith("data:image/jpeg;base64,")
+    assert photo.metadata["converted_from"] == "image/heic"
+    assert doc(items, "IMG_0002").image_sizes == ((683, 2048),)  # known by its content
+    banner = doc(items, "banner.avif")
+    assert banner.image_sizes == ((64, 48),) and banner.metadata["converted_from"] == "image/avif"
+    assert rejected(items, "cut.heic").code == "undecodable"
