@@ -77,6 +77,28 @@ def read_eml(
         yield from _child_rows(info, name, content, read_attachment)
 
 
+MHTML_SUFFIXES = frozenset({".mht", ".mhtml"})
+"""A web page saved whole ("Web page, single file"): a MIME message of the page and its parts."""
+
+
+def read_mhtml(
+    out: Outcomes, info: ObjectInfo, data: bytes, sha: str
+) -> Document | RejectedDocument:
+    """A saved web page (MHTML) → the visible text of its page, as an `.html` file gives. Its
+    other parts (styles, scripts, pictures the page shows) are no documents of their own."""
+    from tasks.sources._text import read_decoded
+
+    message = BytesParser(policy=policy.default).parsebytes(_headers_as_utf8(data))
+    assert isinstance(message, EmailMessage)  # the parser builds these under policy.default
+    part = message.get_body(preferencelist=("html", "plain"))
+    if part is None:
+        return out.reject(
+            info, "undecodable", "not a saved web page (MHTML): no HTML or text part", sha256=sha
+        )
+    html = part.get_content_subtype() == "html"
+    return read_decoded(out, info, _part_text(part), sha, size=len(data), html=html)
+
+
 def _headers_as_utf8(data: bytes) -> bytes:
     """The message with its header block re-encoded as UTF-8 when it holds raw 8-bit bytes
     of another encoding: headers should be ASCII (RFC 2047 for the rest), but some mailers

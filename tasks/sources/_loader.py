@@ -15,11 +15,13 @@ from tasks import storage
 from tasks.sources._archive import ARCHIVE_SUFFIXES, TAR_SUFFIXES, is_zip, read_tar, read_zip
 from tasks.sources._email import (
     EMAIL_SUFFIXES,
+    MHTML_SUFFIXES,
     is_mbox,
     looks_like_message,
     read_eml,
     read_emlx,
     read_mbox,
+    read_mhtml,
     read_msg,
 )
 from tasks.sources._images import (
@@ -77,6 +79,7 @@ SUPPORTED_SUFFIXES = (
     | frozenset(IMAGE_TYPES)
     | frozenset(OFFICE_TYPES)
     | EMAIL_SUFFIXES
+    | MHTML_SUFFIXES
 )
 
 
@@ -199,6 +202,8 @@ class Loader(Outcomes):
             yield read_office(self, info, data, sha, suffix=suffix)
         elif suffix == ".eml":
             yield from read_eml(self, info, data, sha, self.attachment)
+        elif suffix in MHTML_SUFFIXES:
+            yield read_mhtml(self, info, data, sha)
         elif suffix == ".emlx":
             yield from read_emlx(self, info, data, sha, self.attachment)
         elif suffix == ".msg":

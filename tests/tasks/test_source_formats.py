@@ -9,6 +9,7 @@ exports of those files (the .ppt's 588 KB thumbnail stream blanked, then gzipped
 
 from __future__ import annotations
 
+import base64
 import gzip
 import random
 import shutil
@@ -507,3 +508,29 @@ def test_a_tar_archive_plain_or_compressed_is_each_of_its_files(tmp_path: Path) 
         assert first.content_sha256 == doc(items, "batch-08.tar#papers/a.txt").content_sha256
     cut = [k for k in items if k.startswith("cut.tar")]
     assert "cut.tar" in cut and rejected(items, "cut.tar").code == "undecodable"
+
+
+def test_a_web_page_saved_whole_is_its_visible_text(tmp_path: Path) -> None:
+    # "Save as web page, single file" (.mht/.mhtml) was read as an e-mail: its style sheet and
+    # pictures became documents of their own, each a request.
+    page = (
+        "From: <Saved by Blink>\r\nSnapshot-Content-Location: https://example.com/faq\r\n"
+        "Subject: FAQ\r\nDate: Mon, 7 Dec 2026 07:00:00 -0000\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/related;\r\n\ttype="text/html";\r\n\tboundary="--b--"\r\n\r\n'
+        "----b--\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+        "Content-Location: https://example.com/faq\r\n\r\n"
+        "<!DOCTYPE html><html><head><title>FAQ</title></head><body><nav>Home</nav><main>"
+        "<p>Refunds take five working days.</p></main></body></html>\r\n"
+        "----b--\r\nContent-Type: text/css\r\nContent-Location: https://example.com/s.css\r\n\r\n"
+        "p { color: red; }\r\n"
+        "----b--\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n"
+        "Content-Location: https://example.com/logo.png\r\n\r\n"
+        + base64.b64encode(case_bytes("pixel.png")).decode()
+        + "\r\n----b----\r\n"
+    )
+    (tmp_path / "faq.mhtml").write_text(page)
+    (tmp_path / "faq.mht").write_text(page)
+    items = load(tmp_path)
+    assert sorted(items) == ["faq.mht", "faq.mhtml"]
+    faq = doc(items, "faq.mhtml")
+    assert faq.text == "Refunds take five working days." and faq.metadata["title"] == "FAQ"
