@@ -35,6 +35,14 @@ ARCHIVE_SUFFIXES = (".zip", "")
 `.jar`, `.apk` or `.whl` is a ZIP too, but a program, not a folder of documents."""
 TAR_SUFFIXES = (".tar", ".tgz", ".tbz2", ".txz")
 """A tar archive (`.tar.gz` is a `.tar` gunzipped first), or a compressed one."""
+_COMPRESSED_TARS = (".tar.bz2", ".tar.xz")
+
+
+def is_tar_name(key: str, suffix: str) -> bool:
+    """Whether a key (its format suffix given, `.gz` removed) names a tar archive."""
+    return suffix in TAR_SUFFIXES or key.lower().endswith(_COMPRESSED_TARS)
+
+
 MAX_NESTING = 3
 """Archives inside archives are opened this deep; one deeper is refused (a ZIP bomb nests)."""
 _ZIP_MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, NotImplementedError, OSError, EOFError)

@@ -12,7 +12,7 @@ from typing import IO
 
 from schemas.documents import Document, RejectCode, RejectedDocument
 from tasks import storage
-from tasks.sources._archive import ARCHIVE_SUFFIXES, TAR_SUFFIXES, is_zip, read_tar, read_zip
+from tasks.sources._archive import ARCHIVE_SUFFIXES, is_tar_name, is_zip, read_tar, read_zip
 from tasks.sources._email import (
     EMAIL_SUFFIXES,
     MHTML_SUFFIXES,
@@ -100,7 +100,7 @@ class Loader(Outcomes):
             info.kind == "file"
             and suffix not in JSONL_SUFFIXES
             and suffix not in TABLE_SUFFIXES
-            and suffix not in TAR_SUFFIXES
+            and not is_tar_name(info.key, suffix)
             and info.size > 0
             and (gz or info.size <= self.max_bytes)
         )
@@ -141,7 +141,7 @@ class Loader(Outcomes):
         if info.size == 0:
             yield self.reject(info, "empty", "the file is empty")
             return
-        if suffix in TAR_SUFFIXES:  # read from disk a member at a time, whatever its size
+        if is_tar_name(info.key, suffix):  # read from disk a member at a time, whatever its size
             yield from self._from_disk(
                 info, lambda fh: read_tar(self, info, fh, self.attachment), gz=gz
             )
@@ -220,7 +220,7 @@ class Loader(Outcomes):
                 yield read_text(self, info, data, sha, html=suffix in HTML_SUFFIXES)
         elif is_mbox(data):  # Thunderbird's and `mail`'s mailboxes have no extension: Inbox
             yield from read_mbox(self, info, io.BytesIO(data), self.attachment)
-        elif suffix in TAR_SUFFIXES:  # inside an archive or an e-mail
+        elif is_tar_name(info.key, suffix):  # inside an archive or an e-mail
             yield from read_tar(self, info, io.BytesIO(data), self.attachment)
         elif suffix in ARCHIVE_SUFFIXES and is_zip(data):
             yield from read_zip(self, info, io.BytesIO(data), self.attachment, sha)

@@ -496,9 +496,10 @@ def test_a_tar_archive_plain_or_compressed_is_each_of_its_files(tmp_path: Path) 
     tar(tmp_path / "batch-07.tar.gz", "w:gz", members)
     tar(tmp_path / "batch-08.tar", "w", members)
     tar(tmp_path / "batch-09.tgz", "w:gz", members)
+    tar(tmp_path / "batch-10.tar.xz", "w:xz", members)
     (tmp_path / "cut.tar").write_bytes((tmp_path / "batch-08.tar").read_bytes()[:700])
     items = load(tmp_path, max_document_bytes=4_000)
-    for archive in ("batch-07.tar.gz", "batch-08.tar", "batch-09.tgz"):
+    for archive in ("batch-07.tar.gz", "batch-08.tar", "batch-09.tgz", "batch-10.tar.xz"):
         first = doc(items, f"{archive}#papers/a.txt")
         assert first.text.startswith("First paper") and first.parent_id == archive
         assert doc(items, f"{archive}#papers/b.md").text.startswith("# Second paper")
