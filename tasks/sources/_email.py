@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 EMAIL_SUFFIXES = frozenset({".eml", ".emlx", ".msg", ".mbox"})
 MSG_MIME = "application/vnd.ms-outlook"
 _HEADERS = ("Subject", "From", "Date")
+_TEXT_HEADERS = ("Subject", "From", "To", "Cc", "Date")
+"""The headers a message's text opens with: who wrote to whom matters to a summary."""
+_RECIPIENTS_SHOWN = 300
+"""A To or Cc line is cut after this many characters (a list of 200 recipients says little)."""
 _IDENTIFYING = ("subject", "from", "date", "to", "message-id", "received", "mime-version")
 
 Attachment = tuple[str, bytes]
@@ -58,7 +62,7 @@ def read_eml(
         return
     assert isinstance(message, EmailMessage)  # the parser builds these under policy.default
     attachments = _attachments(message)
-    lines = [f"{name}: {message[name]}" for name in _HEADERS if message[name]]
+    lines = [f"{name}: {_shown(name, message[name])}" for name in _TEXT_HEADERS if message[name]]
     if attachments:
         lines.append("Attachments: " + ", ".join(name for name, _ in attachments))
     body = _body(message)
@@ -97,6 +101,14 @@ def read_mhtml(
         )
     html = part.get_content_subtype() == "html"
     return read_decoded(out, info, _part_text(part), sha, size=len(data), html=html)
+
+
+def _shown(name: str, value: object) -> str:
+    text = str(value)
+    if name in ("To", "Cc") and len(text) > _RECIPIENTS_SHOWN:
+        kept = text[:_RECIPIENTS_SHOWN].rsplit(",", 1)[0]
+        return f"{kept}, … ({text.count(',') + 1} in all)"
+    return text
 
 
 def _headers_as_utf8(data: bytes) -> bytes:

@@ -169,6 +169,7 @@ def test_an_email_is_its_headers_and_plain_body_and_each_attachment_a_document(
     assert text.startswith(
         "Subject: Invoice INV-2026-0917 from Acme\n"
         "From: Maria Keller <billing@acme-industrial.example>\n"
+        "To: ap@overnight.example\n"
         "Date: Thu, 17 Sep 2026 09:30:00 +0000\n"
         "Attachments: invoice-0917.txt\n\n"
         "Hello,"
@@ -181,6 +182,19 @@ def test_an_email_is_its_headers_and_plain_body_and_each_attachment_a_document(
     assert attachment.metadata == {"format": "text", "parent_id": "invoice.eml"}
     assert attachment.source_uri == mail.source_uri
     assert (attachment.text or "").startswith("Invoice INV-2026-0917\nAcme Industrial Supplies")
+
+
+def test_a_long_recipient_list_is_cut_in_the_text(tmp_path: Path) -> None:
+    message = EmailMessage()
+    message["Subject"] = "All hands"
+    message["From"] = "ceo@example.com"
+    message["To"] = ", ".join(f"person{n}@example.com" for n in range(200))
+    message.set_content("The office closes early on Friday.")
+    (tmp_path / "all-hands.eml").write_bytes(bytes(message))
+    text = doc(load(tmp_path), "all-hands.eml").text or ""
+    to_line = next(line for line in text.splitlines() if line.startswith("To: "))
+    assert to_line.startswith("To: person0@example.com, person1@example.com")
+    assert to_line.endswith(", … (200 in all)") and len(to_line) < 330
 
 
 def test_a_maildir_message_without_an_extension_is_read_as_an_email(tmp_path: Path) -> None:
