@@ -189,6 +189,8 @@ def _print_outcome(manifest: RunManifest) -> None:
     c = manifest.counts
     # Every request the cost table counts: a split document's combining request included.
     combining = f" ({c.reduce_requests} combining split documents)" if c.reduce_requests else ""
+    if c.carried:
+        combining += f" + {c.carried} chunk answer(s) carried from earlier runs, not sent again"
     out.print(
         f"run {escape(manifest.run_id)}: [bold]{manifest.status}[/bold] · {c.documents_seen} "
         f"documents ({c.documents_skipped} unchanged, {c.documents_rejected} rejected) · "

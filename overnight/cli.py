@@ -87,9 +87,13 @@ def estimate(
         should_process = None
         if not full:
             from tasks.ledger import Ledger
+            from tasks.runs.carry import answered_keys, find_answered
 
             ledger = Ledger.load(job.output, job.name, job.fingerprint(), retry_failed=retry_failed)
-            should_process = ledger.should_process if len(ledger) else None
+            # priced as the run will send them: without the chunks an earlier run answered
+            answered = find_answered(job, job.fingerprint(), ledger)
+            ledger.answer_chunks(answered_keys(answered))
+            should_process = ledger if len(ledger) or not answered.is_empty() else None
         with reading_progress() as progress:
             result = estimate_job(job, should_process=should_process, progress=progress)
     for table in estimate_tables(result):

@@ -103,6 +103,9 @@ class RunCounts(BaseModel):
     errors: int = 0
     chunks: int = 0
     """Rows of the `chunks` table (jobs whose chunk outputs are reduced)."""
+    carried: int = 0
+    """Chunk answers of split documents taken from an earlier run of the job version instead
+    of being sent again (that run paid for them); they are among the results (or chunks)."""
     input_tokens_estimated: int = 0
 
 
@@ -156,6 +159,8 @@ class RunManifest(BaseModel):
     finished_at: datetime | None = None
     max_attempts: int = 3
     rejected_uri: str | None = None
+    carried_uri: str | None = None
+    """The carried chunk answers, as a results part (see `RunCounts.carried`)."""
     estimate_usd: float | None = None
     estimate_assumes: str = ""
     counts: RunCounts = Field(default_factory=RunCounts)

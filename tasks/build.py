@@ -43,6 +43,7 @@ from schemas.job import JobSpec
 from tasks import storage
 from tasks.capabilities import load_capabilities
 from tasks.chunking import split_text
+from tasks.ledger import Ledger
 from tasks.partitions import PartitionPlan, iter_partition, plan_partitions, remove_spill
 from tasks.render import RequestRenderer, document_key, image_sizes
 from tasks.sharding import DuplicateCustomIdError, RequestTooLargeError, ShardWriter
@@ -175,6 +176,9 @@ class _Planner:
         self.writer = writer
         self.on_reject = on_reject
         self.should_process = should_process
+        self.answered = (
+            should_process.answered_chunks if isinstance(should_process, Ledger) else None
+        )
         self.progress = progress
         self.renderer = RequestRenderer(job)
         self.max_input = job.chunking.max_input_tokens
@@ -357,18 +361,25 @@ class _Planner:
         key = document_key(doc.document_id)
         count = len(parts)
         ids = [f"{key}-{i}" for i in range(count)]
-        lines = [renderer.line(ids[i], text, doc.images) for i, (text, _) in enumerate(parts)]
+        send = list(range(count))
+        if count > 1 and self.answered is not None:
+            # Chunks an earlier run answered are carried, not sent again (tasks/runs/carry.py);
+            # when all were, the first is sent all the same, for the others to be found.
+            answered = self.answered(doc.document_id, doc.content_sha256, count)
+            send = [i for i in send if i not in answered] or [0]
+        lines = {i: renderer.line(ids[i], parts[i][0], doc.images) for i in send}
         try:
-            if count > 1:  # check every chunk first, so a document is never half written
-                for custom_id, line, (_, tokens) in zip(ids, lines, parts, strict=True):
-                    if writer.seen(custom_id):
-                        raise DuplicateCustomIdError(custom_id)
-                    writer.check_fits(len(line), tokens)
-            for i, (line, (_, tokens)) in enumerate(zip(lines, parts, strict=True)):
+            if len(send) > 1:  # check every chunk first, so a document is never half written
+                for i in send:
+                    if writer.seen(ids[i]):
+                        raise DuplicateCustomIdError(ids[i])
+                    writer.check_fits(len(lines[i]), parts[i][1])
+            for i in send:
+                tokens = parts[i][1]
                 row = RequestIndexRow(
                     ids[i], doc.document_id, doc.source_uri, doc.content_sha256, i, count, tokens
                 )
-                writer.add(ids[i], line, row, tokens)
+                writer.add(ids[i], lines[i], row, tokens)
                 self.counts.input_tokens += tokens
         except DuplicateCustomIdError:
             message = (
@@ -381,12 +392,12 @@ class _Planner:
             code: RejectCode = "too_large" if exc.reason == "bytes" else "too_many_tokens"
             self.reject(_build_reject(doc, code, str(exc)))
             return
-        self.counts.requests += count
-        self.counts.images += count * len(doc.images)
+        self.counts.requests += len(send)
+        self.counts.images += len(send) * len(doc.images)
         self.counts.documents_built += 1
         if count > 1:
             self.counts.documents_chunked += 1
-            self.counts.chunked_requests += count
+            self.counts.chunked_requests += len(send)
 
 
 def _files_per_partition(files_per_partition: int | None) -> int:

@@ -94,11 +94,45 @@ def record_run(
 _RANK = {"ok": 0, "failed": 1, "retry": 2}
 
 
-class Ledger:
-    """The set of documents one job version can skip, held as 8-byte hashes (bounded memory)."""
+def chunk_key(document_id: str, content_sha256: str | None, index: int, count: int) -> int:
+    """One chunk of one document version, as an 8-byte hash."""
+    return _key(f"{document_id}\0{index}\0{count}", content_sha256)
 
-    def __init__(self, done: set[int]) -> None:
+
+_REVISITS = {"document_id": pl.String(), "content_sha256": pl.String(), "run_id": pl.String()}
+
+
+class Ledger:
+    """The set of documents one job version can skip, held as 8-byte hashes (bounded memory).
+
+    Called with a document, it says whether to process it (the build's `should_process`);
+    `answered_chunks` says which chunks of a split document that is processed again an
+    earlier run already has answers for (`carry`), so they are not sent, and paid, twice.
+    """
+
+    def __init__(self, done: set[int], revisits: pl.DataFrame | None = None) -> None:
         self._done = done
+        self.revisits = revisits if revisits is not None else pl.DataFrame(schema=_REVISITS)
+        """Documents processed again, with the run that last had them (document_id,
+        content_sha256, run_id): where answered chunks of theirs can be found."""
+        self._answered: set[int] = set()
+
+    def __call__(self, item: Document | RejectedDocument) -> bool:
+        return self.should_process(item)
+
+    def answer_chunks(self, keys: set[int]) -> None:
+        """Chunks (`chunk_key`) whose answers an earlier run holds and this one carries."""
+        self._answered = keys
+
+    def answered_chunks(self, document_id: str, content_sha256: str | None, count: int) -> set[int]:
+        """Which of a document's `count` chunks an earlier run already answered."""
+        if not self._answered:
+            return set()
+        return {
+            i
+            for i in range(count)
+            if chunk_key(document_id, content_sha256, i, count) in self._answered
+        }
 
     @classmethod
     def load(
@@ -119,6 +153,7 @@ class Ledger:
                     "content_sha256",
                     "outcome",
                     "recorded_at",
+                    "run_id",
                 ],
             ).filter(pl.col("job_fingerprint") == job_fingerprint)
             if not df.is_empty():
@@ -130,15 +165,17 @@ class Ledger:
             pl.concat(frames)
             # A document's outcome in one run is its worst chunk's: retry > failed > ok.
             .with_columns(rank=pl.col("outcome").replace_strict(_RANK, return_dtype=pl.Int8))
-            .group_by(*keys, "recorded_at")
+            .group_by(*keys, "recorded_at", "run_id")
             .agg(pl.col("rank").max())
             .sort("recorded_at")
             .group_by(keys)
-            .agg(pl.col("rank").last())
-            .filter(pl.col("rank").is_in([_RANK[o] for o in sorted(skip)]))
+            .agg(pl.col("rank").last(), pl.col("run_id").last())
         )
+        skipped = latest.filter(pl.col("rank").is_in([_RANK[o] for o in sorted(skip)]))
+        revisits = latest.filter(~pl.col("rank").is_in([_RANK[o] for o in sorted(skip)]))
         return cls(
-            {_key(d, s) for d, s in latest.select("document_id", "content_sha256").iter_rows()}
+            {_key(d, s) for d, s in skipped.select("document_id", "content_sha256").iter_rows()},
+            revisits.select(list(_REVISITS)).cast(pl.Schema(_REVISITS)),
         )
 
     def __len__(self) -> int:

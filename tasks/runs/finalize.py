@@ -12,7 +12,7 @@ from tasks.failpoints import failpoint
 from tasks.ledger import record_run
 from tasks.runs.costs import cost_rows
 from tasks.runs.parse import parse_outputs, part_uris
-from tasks.runs.reduce import reduces, write_document_tables
+from tasks.runs.reduce import carried_parts, reduces, write_document_tables
 from tasks.runs.stages import STAGES, awaits_retry
 from tasks.runs.store import InvariantError, _iter_lines, _open_marker, save_manifest
 
@@ -106,10 +106,14 @@ def finalize_run(manifest: RunManifest, job: JobSpec) -> bool:
         inputs = "documents"
     else:
         n_results = tables.concat_parquet(
-            results_parts, results_uri, tables.results_schema(output_model)
+            results_parts + carried_parts(manifest),
+            results_uri,
+            tables.results_schema(output_model),
         )
         n_errors = tables.concat_parquet(errors_parts, errors_uri, tables.errors_schema())
-        expected = manifest.counts.requests + manifest.counts.documents_rejected
+        expected = (
+            manifest.counts.requests + manifest.counts.documents_rejected + manifest.counts.carried
+        )
         inputs, n_chunks = "inputs", 0
     if n_results + n_errors != expected:
         raise InvariantError(

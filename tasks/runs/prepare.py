@@ -19,6 +19,7 @@ from tasks.gateway import EMBEDDED, OPENAI, default_backend
 from tasks.ledger import Ledger
 from tasks.locks import LockBusy, lease
 from tasks.pricing import load_pricing
+from tasks.runs.carry import answered_keys, find_answered, write_carried
 from tasks.runs.finalize import finalize_run
 from tasks.runs.stages import shard_record
 from tasks.runs.store import (
@@ -179,8 +180,11 @@ def _prepare_run(
         )
         log.warning("%s", note)
         manifest.notes.append(note)
-    if len(ledger):
-        should_process = ledger.should_process
+    # Chunks of split documents processed again that an earlier run answered are not sent.
+    answered = find_answered(job, fingerprint, ledger)
+    ledger.answer_chunks(answered_keys(answered))
+    if len(ledger) or not answered.is_empty():
+        should_process = ledger
     summary = build_shards(job, manifest.run_dir, should_process=should_process, progress=progress)
     manifest.counts.documents_seen = summary.documents_seen
     manifest.counts.documents_skipped = summary.documents_skipped
@@ -211,6 +215,7 @@ def _prepare_run(
         storage.delete(_open_marker(job.output, manifest.run_id))
         raise RunError(str(exc)) from None
     manifest.shards = [shard_record(info, attempt=1) for info in summary.shards]
+    write_carried(manifest, answered, job.output_model())
     manifest.status = "in_progress"
     save_manifest(manifest)
     failpoint("after-build")

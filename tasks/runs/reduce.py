@@ -77,13 +77,24 @@ def _does_not_fit(
     return None
 
 
+def carried_parts(manifest: RunManifest) -> list[str]:
+    """The run's results part of chunk answers carried from earlier runs, if it has one."""
+    return [manifest.carried_uri] if manifest.carried_uri else []
+
+
 def _final_chunk_rows(manifest: RunManifest, kind: str, columns: list[str]) -> pl.DataFrame:
-    """Rows of split documents in the parsed map shards' `results` or `errors` parts."""
-    frames = [
-        tables.read_parquet(uri, columns=columns).filter(pl.col("chunk_count") > 1)
+    """Rows of split documents in the parsed map shards' `results` or `errors` parts (and,
+    for results, the chunk answers carried from earlier runs)."""
+    uris = [
+        uri
         for shard in stage_shards(manifest, "map")
         if shard.state == "parsed"
         for uri in part_uris(manifest, kind, shard)
+    ]
+    if kind == "results":
+        uris += carried_parts(manifest)
+    frames = [
+        tables.read_parquet(uri, columns=columns).filter(pl.col("chunk_count") > 1) for uri in uris
     ]
     if not frames:
         known = {**tables.errors_schema(), "raw_output": pl.String()}
@@ -350,7 +361,11 @@ def write_document_tables(
         uris["results"],
         results_schema,
     )
-    n_chunks = _concat([(parts("results", maps), ~_SINGLE)], uris["chunks"], results_schema)
+    n_chunks = _concat(
+        [(parts("results", maps) + carried_parts(manifest), ~_SINGLE)],
+        uris["chunks"],
+        results_schema,
+    )
     n_errors = _concat(
         [
             ([rejected] if rejected else [], None),

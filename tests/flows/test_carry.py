@@ -1,0 +1,108 @@
+"""A split document processed again sends only the chunks no earlier run answered."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from flows.run import run
+from localbatch import FaultConfig
+from schemas.job import JobSpec
+from schemas.manifest import META_RUN, RunManifest
+from tasks import runs
+from tests.flows.conftest import WORDS, read_table, write_corpus
+
+
+def _long_documents(folder: Path, n: int) -> None:
+    """n documents of ~1,300 tokens: three or four requests each at 500 input tokens."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for d in range(n):
+        sentences = [
+            " ".join(WORDS[(d * 11 + s * 5 + w) % len(WORDS)] for w in range(14)).capitalize()
+            + f" in section {s} of file {d}."
+            for s in range(80)
+        ]
+        paragraphs = ["\n".join(sentences[p : p + 8]) for p in range(0, 80, 8)]
+        (folder / f"long-{d:02d}.txt").write_text("\n\n".join(paragraphs), encoding="utf-8")
+
+
+def _run(job: JobSpec) -> RunManifest:
+    return runs.load_manifest(run(job)["run_dir"])
+
+
+def _lines_sent(server: Any, manifest: RunManifest) -> int:
+    batches = server.client().batches.list(limit=100)
+    return sum(
+        b.request_counts.total
+        for b in batches
+        if (b.metadata or {}).get(META_RUN) == manifest.run_id and b.request_counts
+    )
+
+
+@pytest.mark.parametrize("output", ["chunk", "document"])
+def test_chunks_an_earlier_run_answered_are_not_sent_again(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path, output: str
+) -> None:
+    # A split document whose chunk failed for good was sent whole again the next night: its
+    # answered chunks were paid for twice.
+    _long_documents(tmp_path / "docs", 8)
+    write_corpus(tmp_path / "docs", 3)
+    job = make_job(
+        chunking={"max_input_tokens": 500, "overlap_tokens": 0, "output": output},
+        limits={"max_attempts": 1},
+    )
+    backend.set_faults(FaultConfig(line_500_rate=0.35))
+    first = _run(job)
+    assert first.status == "done"
+    table = "chunks" if output == "document" else "results"
+    answered = read_table(first, table).filter(pl.col("chunk_count") > 1)
+    failed_first = read_table(first, "errors")
+    retried = set(failed_first.get_column("document_id").to_list())
+    carried_expected = answered.filter(pl.col("document_id").is_in(list(retried)))
+    assert carried_expected.height > 0, "the faults left no half-answered document to test"
+
+    # A document whose every chunk was answered (its combining request failed) sends its first
+    # chunk again all the same (see tasks/runs/carry.py).
+    whole = (
+        carried_expected.group_by("document_id")
+        .agg(n=pl.len(), count=pl.col("chunk_count").first())
+        .filter(pl.col("n") == pl.col("count"))
+        .get_column("document_id")
+        .to_list()
+    )
+    carried_expected = carried_expected.filter(
+        ~(pl.col("document_id").is_in(whole) & (pl.col("chunk_index") == 0))
+    )
+
+    backend.set_faults(FaultConfig())
+    second = _run(job)
+    assert second.status == "done"
+    chunks = read_table(second, table).filter(pl.col("chunk_count") > 1)
+    carried = chunks.filter(pl.col("cost_usd") == 0)
+    # The answered chunks come over as they were, at no cost in this run ...
+    assert second.counts.carried == carried.height == carried_expected.height > 0
+    keys = ["document_id", "chunk_index", "custom_id", "batch_id", "raw_output"]
+    assert carried.select(keys).sort(keys).equals(carried_expected.select(keys).sort(keys))
+    assert (carried.get_column("run_id") == second.run_id).all()
+    assert (carried.get_column("input_tokens") == 0).all()
+    # ... every retried split document has all its chunks again ...
+    for (document_id,), rows in chunks.group_by(["document_id"]):
+        assert sorted(rows.get_column("chunk_index").to_list()) == list(
+            range(rows.get_column("chunk_count")[0])
+        ), document_id
+    # ... and only the chunks without an answer were sent, each once.
+    singles = len(retried) - chunks.get_column("document_id").n_unique()
+    assert second.counts.requests == chunks.height - carried.height + singles
+    sent = _lines_sent(backend, second)
+    assert sent == second.counts.requests + second.counts.reduce_requests
+    assert read_table(second, "costs").get_column("requests").sum() == sent
+    if output == "document":
+        results = read_table(second, "results")
+        assert results.height + read_table(second, "errors").height == len(retried)
+    # A third night finds nothing left to do.
+    third = _run(job)
+    assert third.counts.requests == 0 and third.counts.carried == 0
