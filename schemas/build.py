@@ -63,3 +63,6 @@ class BuildSummary(BaseModel):
     """Documents split into more than one request."""
     chunked_requests: int = 0
     """Requests of those documents."""
+    carried_documents: list[tuple[str, str | None]] = []
+    """Split documents processed again with every chunk answered by an earlier run (document_id,
+    content_sha256): built with no request, each chunk answer carried."""

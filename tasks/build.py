@@ -99,6 +99,9 @@ class BuildCounts:
     """The requests of those documents."""
     images: int = 0
     """Images sent (image files and the pages of scanned PDFs), across all requests."""
+    carried_documents: list[tuple[str, str | None]] = field(default_factory=list)
+    """Split documents processed again whose every chunk an earlier run answered (document_id,
+    content_sha256): built with no request, their answers all carried (tasks/runs/carry.py)."""
 
     def add(self, other: BuildCounts) -> None:
         """Add another pass's counters to these."""
@@ -111,6 +114,7 @@ class BuildCounts:
         self.documents_chunked += other.documents_chunked
         self.chunked_requests += other.chunked_requests
         self.images += other.images
+        self.carried_documents += other.carried_documents
         for code, n in other.rejected_by_code.items():
             self.rejected_by_code[code] = self.rejected_by_code.get(code, 0) + n
 
@@ -363,10 +367,14 @@ class _Planner:
         ids = [f"{key}-{i}" for i in range(count)]
         send = list(range(count))
         if count > 1 and self.answered is not None:
-            # Chunks an earlier run answered are carried, not sent again (tasks/runs/carry.py);
-            # when all were, the first is sent all the same, for the others to be found.
+            # Chunks an earlier run answered are carried, not sent again (tasks/runs/carry.py).
             answered = self.answered(doc.document_id, doc.content_sha256, count)
-            send = [i for i in send if i not in answered] or [0]
+            send = [i for i in send if i not in answered]
+            if not send:  # every chunk answered: nothing to send, all carried
+                self.counts.carried_documents.append((doc.document_id, doc.content_sha256))
+                self.counts.documents_built += 1
+                self.counts.documents_chunked += 1
+                return
         lines = {i: renderer.line(ids[i], parts[i][0], doc.images) for i in send}
         try:
             if len(send) > 1:  # check every chunk first, so a document is never half written
@@ -534,4 +542,5 @@ def build_shards(
         rejected_count=counts.documents_rejected,
         documents_chunked=counts.documents_chunked,
         chunked_requests=counts.chunked_requests,
+        carried_documents=counts.carried_documents,
     )

@@ -13,13 +13,15 @@ and gets this run's `run_id`, with zero tokens and cost: the earlier run's row h
 cost, so summing `cost_usd` over every run counts each answer once.
 
 When every chunk of a document has an answer (its combining request failed, or a cancel came
-before it was sent), its first chunk is sent again all the same: the carried chunks are found
-as the ones this run's build left out, which needs a chunk of the document in the build.
+before it was sent), nothing of it is sent: the build lists it (`BuildSummary.
+carried_documents`), all its chunks are carried, and with `chunking.output = "document"` its
+combining request is planned as the run starts (`plan_reduce`), from the carried answers.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import polars as pl
 from pydantic import BaseModel
@@ -85,10 +87,14 @@ def answered_keys(answered: pl.DataFrame) -> set[int]:
 
 
 def write_carried(
-    manifest: RunManifest, answered: pl.DataFrame, output_model: type[BaseModel]
+    manifest: RunManifest,
+    answered: pl.DataFrame,
+    output_model: type[BaseModel],
+    whole: Sequence[tuple[str, str | None]] = (),
 ) -> int:
     """Copy the answers of the chunks this run's build left out into a results part of this
-    run (`manifest.carried_uri`); return how many. Run again after a kill, it writes the same."""
+    run (`manifest.carried_uri`); return how many. `whole` are the documents the build took
+    with no request, every chunk answered. Run again after a kill, it writes the same."""
     if answered.is_empty():
         return 0
     built = pl.concat(
@@ -99,7 +105,10 @@ def write_carried(
         or [pl.DataFrame(schema=dict.fromkeys(_KEYS, pl.String()))]
     ).cast({"chunk_index": pl.Int32(), "chunk_count": pl.Int32()})
     # The chunks of the documents built here that the build left out: each has an answer.
-    documents = built.select(_KEYS[:2]).unique()
+    whole_documents = pl.DataFrame(
+        list(whole), schema=dict.fromkeys(_KEYS[:2], pl.String()), orient="row"
+    )
+    documents = pl.concat([built.select(_KEYS[:2]).cast(pl.String()), whole_documents]).unique()
     left_out = answered.join(documents, on=_KEYS[:2], how="semi", nulls_equal=True).join(
         built, on=_KEYS, how="anti", nulls_equal=True
     )

@@ -21,6 +21,7 @@ from tasks.locks import LockBusy, lease
 from tasks.pricing import load_pricing
 from tasks.runs.carry import answered_keys, find_answered, write_carried
 from tasks.runs.finalize import finalize_run
+from tasks.runs.reduce import plan_reduce
 from tasks.runs.stages import shard_record
 from tasks.runs.store import (
     RunError,
@@ -88,6 +89,8 @@ def _close_empty_run(manifest: RunManifest, job: JobSpec) -> None:
     """Finish a run that built no request now, rather than at the next collect."""
     try:
         with lease(storage.join(manifest.run_dir, "lock")):
+            if plan_reduce(manifest, job):  # carried documents to combine (killed before)
+                return
             finalize_run(manifest, job)
     except LockBusy:
         log.info("%s is being collected by another process, which will close it", manifest.run_id)
@@ -215,9 +218,11 @@ def _prepare_run(
         storage.delete(_open_marker(job.output, manifest.run_id))
         raise RunError(str(exc)) from None
     manifest.shards = [shard_record(info, attempt=1) for info in summary.shards]
-    write_carried(manifest, answered, job.output_model())
+    write_carried(manifest, answered, job.output_model(), summary.carried_documents)
     manifest.status = "in_progress"
     save_manifest(manifest)
+    # Documents whose every chunk was carried are ready to combine now.
+    plan_reduce(manifest, job)
     failpoint("after-build")
     return manifest
 

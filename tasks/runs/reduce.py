@@ -112,7 +112,8 @@ def plan_reduce(manifest: RunManifest, job: JobSpec) -> int:
     """
     if not reduces(job) or manifest.cancel_requested:
         return 0
-    if not any(s.state == "parsed" for s in stage_shards(manifest, "map")):
+    map_parsed = any(s.state == "parsed" for s in stage_shards(manifest, "map"))
+    if not map_parsed and not manifest.carried_uri:
         return 0
     planned = reduced_documents(manifest)
     columns = ["document_id", "chunk_index", "chunk_count"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,19 +66,6 @@ def test_chunks_an_earlier_run_answered_are_not_sent_again(
     carried_expected = answered.filter(pl.col("document_id").is_in(list(retried)))
     assert carried_expected.height > 0, "the faults left no half-answered document to test"
 
-    # A document whose every chunk was answered (its combining request failed) sends its first
-    # chunk again all the same (see tasks/runs/carry.py).
-    whole = (
-        carried_expected.group_by("document_id")
-        .agg(n=pl.len(), count=pl.col("chunk_count").first())
-        .filter(pl.col("n") == pl.col("count"))
-        .get_column("document_id")
-        .to_list()
-    )
-    carried_expected = carried_expected.filter(
-        ~(pl.col("document_id").is_in(whole) & (pl.col("chunk_index") == 0))
-    )
-
     backend.set_faults(FaultConfig())
     second = _run(job)
     assert second.status == "done"
@@ -106,3 +94,52 @@ def test_chunks_an_earlier_run_answered_are_not_sent_again(
     # A third night finds nothing left to do.
     third = _run(job)
     assert third.counts.requests == 0 and third.counts.carried == 0
+
+
+def test_a_document_with_every_chunk_answered_sends_only_its_combining_request(
+    backend: Any, make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    # Every chunk answered, the combining request failed for good: the next night sent the
+    # document's first chunk again, paying for it twice, before combining.
+    _long_documents(tmp_path / "docs", 3)
+    job = make_job(
+        chunking={"max_input_tokens": 500, "overlap_tokens": 0, "output": "document"},
+        limits={"max_attempts": 1},
+    )
+    backend.set_faults(FaultConfig())
+    run_dir = runs.prepare_run(job).run_dir
+    runs.advance_run(run_dir)  # the chunk requests go out
+    client = backend.client()
+    for _ in range(600):
+        if all(b.status == "completed" for b in client.batches.list(limit=100)):
+            break
+        time.sleep(0.05)
+    backend.set_faults(FaultConfig(batch_all_lines_fail=True))  # only the combining batch sees it
+    for _ in range(600):
+        first = runs.advance_run(run_dir)
+        if not first.is_open:
+            break
+        time.sleep(0.05)
+    assert first.status == "done"
+    chunks = read_table(first, "chunks")
+    assert read_table(first, "results").height == 0
+    assert read_table(first, "errors").height == 3
+    assert chunks.get_column("document_id").n_unique() == 3
+
+    backend.set_faults(FaultConfig())
+    second = _run(job)
+    assert second.status == "done"
+    # No chunk is sent again: every chunk answer is carried, and each document is combined.
+    assert second.counts.requests == 0
+    assert second.counts.carried == chunks.height
+    assert second.counts.reduce_requests == 3
+    assert _lines_sent(backend, second) == 3
+    results = read_table(second, "results")
+    assert results.height == 3 and read_table(second, "errors").height == 0
+    carried = read_table(second, "chunks")
+    keys = ["document_id", "chunk_index", "custom_id", "batch_id", "raw_output"]
+    assert carried.select(keys).sort(keys).equals(chunks.select(keys).sort(keys))
+    assert (carried.get_column("cost_usd") == 0).all()
+    assert read_table(second, "costs").get_column("requests").sum() == 3
+    third = _run(job)
+    assert third.counts.requests == 0 and third.counts.reduce_requests == 0
