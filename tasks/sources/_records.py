@@ -15,9 +15,10 @@ import codecs
 import csv
 import hashlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from typing import IO, TYPE_CHECKING, Any
 
 import orjson
@@ -201,7 +202,7 @@ def read_record(
             )
         doc_id = str(value)
     meta = {name: str(obj[name]) for name in src.metadata_fields if obj.get(name) is not None}
-    return read_record_text(out, info, obj.get(src.text_field), doc_id, index, meta)
+    return read_record_text(out, info, obj.get(src.text_field), doc_id, index, meta, fields=obj)
 
 
 def read_record_text(
@@ -211,13 +212,19 @@ def read_record_text(
     doc_id: str,
     index: int | None,
     meta: dict[str, str],
+    *,
+    fields: Iterable[str] = (),
 ) -> Document | RejectedDocument:
     src = out.source
     if text is None:
+        names = list(islice(fields, 21))
+        found = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
         return out.reject(
             info,
             "missing_text_field",
-            f"record has no text field {src.text_field!r}",
+            f"record has no text field {src.text_field!r}"
+            + (f" (its fields: {found})" if found else "")
+            + "; source.text_field names the field that holds the text",
             document_id=doc_id,
         )
     if not isinstance(text, str):

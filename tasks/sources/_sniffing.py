@@ -128,8 +128,9 @@ def classify(data: bytes) -> tuple[str, str | None]:
     """`sniff`, with the decoded text when the bytes are text."""
     import filetype
 
-    kind = filetype.guess_mime(data[:SNIFF_BYTES])
-    if kind is not None:
+    head = data[:SNIFF_BYTES]
+    kind = filetype.guess_mime(head)
+    if kind is not None and not _chance_signature(kind, head):
         gzipped = kind in ("application/gzip", "application/x-gzip")
         return ("application/gzip" if gzipped else kind), None
     if (
@@ -148,6 +149,42 @@ def classify(data: bytes) -> tuple[str, str | None]:
 
 
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+_SHORT_SIGNATURES = frozenset(
+    {
+        "image/bmp",  # "BM"
+        "application/x-msdownload",  # "MZ"
+        "image/gif",  # "GIF" (a whole GIF header, GIF87a or GIF89a, is taken as one)
+        "application/x-bzip2",  # "BZh"
+        "audio/mpeg",  # "ID3"
+        "application/x-shockwave-flash",  # "CWS", "FWS", "ZWS"
+        "application/x-sqlite3",  # "SQLi"
+        "audio/ogg",  # "OggS"
+        "audio/x-flac",  # "fLaC"
+        "audio/midi",  # "MThd"
+        "image/vnd.adobe.photoshop",  # "8BPS"
+        "application/vnd.ms-cab-compressed",  # "MSCF"
+        "application/x-google-chrome-extension",  # "Cr24"
+        "application/x-lzip",  # "LZIP"
+        "image/vnd.dwg",  # "AC10"
+    }
+)
+"""Types `filetype` names from two to four printable letters at the start of a file."""
+
+
+def _chance_signature(kind: str, head: bytes) -> bool:
+    """True when a short signature matched text by chance: "BM" is a bitmap's, "MZ" a
+    program's, "SQLi" an SQLite database's, so an extensionless README opening with "BMW" or
+    "SQLite for Debian" was refused as an image or a database. A file of those formats has
+    binary bytes (NULs, control codes) in its first kilobytes; text has none."""
+    if kind not in _SHORT_SIGNATURES or b"\x00" in head:
+        return False
+    if kind == "image/gif" and head.startswith((b"GIF87a", b"GIF89a")):
+        return False
+    text = decode_text(head)
+    if not text:
+        return False
+    return len(_CONTROL.findall(text)) <= MAX_CONTROL_FRACTION * len(text)
 
 
 def looks_like_html(text: str) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import inspect
+import io
 import json
 import shutil
 from collections.abc import Iterator
@@ -144,6 +145,54 @@ def test_sniff_names_what_bytes_hold(data: bytes, kind: str) -> None:
     assert sources.sniff(data) == kind
 
 
+def _bmp() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4), "red").save(out, format="BMP")
+    return out.getvalue()
+
+
+def _sqlite(tmp_path: Path) -> bytes:
+    import sqlite3
+
+    path = tmp_path / "db"
+    with sqlite3.connect(path) as db:
+        db.execute("create table t (x)")
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "opening",
+    [
+        "BMW Group annual report 2025",  # "BM": a bitmap's signature
+        "SQLite for Debian\n-----------------",  # /usr/share/doc/libsqlite3-0/README.Debian
+        "MZ-series pump manual",  # "MZ": a Windows program's
+        "ID3 tags, explained",
+        "CWS meeting notes",
+        "BZh is where the bzip2 header starts",
+        "OggS and other containers",
+        "GIF images are not sent as they are",
+    ],
+)
+def test_text_opening_like_a_file_signature_is_text(tmp_path: Path, opening: str) -> None:
+    # A few signatures are two to four letters: an extensionless README opening with them was
+    # refused as an image, a program or a database.
+    text = opening + ".\nThe rest of the document is ordinary prose, as a README is.\n"
+    assert sources.sniff(text.encode()) == "text"
+    (tmp_path / "README").write_text(text, encoding="utf-8")
+    found = list(sources.iter_documents(SourceSpec(uri=str(tmp_path))))
+    assert [(type(d).__name__, d.text) for d in found] == [("Document", text.strip())]
+
+
+def test_binary_files_with_those_signatures_are_still_named(tmp_path: Path) -> None:
+    assert sources.sniff(_bmp()) == "image/bmp"
+    assert sources.sniff(_sqlite(tmp_path)) == "application/x-sqlite3"
+    assert sources.sniff(b"%PDF-1.4\n" + b"1 0 obj << >> endobj\n" * 10) == "application/pdf"
+    assert sources.sniff(b"{\\rtf1\\ansi Hello}") == "application/rtf"
+    assert sources.sniff(b"GIF89a this is not a png") == "image/gif"  # a whole GIF header
+
+
 def test_images_are_validated_by_decoding_them(cases: dict[str, Any]) -> None:
     assert doc(cases, "photo.jpg").metadata == {"format": "image", "mime_type": "image/jpeg"}
     assert "Pillow cannot decode it" in rejected(cases, "corrupt.png").message
@@ -223,7 +272,13 @@ def test_jsonl_records(cases: dict[str, Any]) -> None:
 
 def test_json_list_and_single_record(cases: dict[str, Any]) -> None:
     assert doc(cases, "records.json#1").text == "json list record one"
-    assert rejected(cases, "records.json#2").code == "missing_text_field"
+    missing = rejected(cases, "records.json#2")
+    assert missing.code == "missing_text_field"
+    # what to set, and what the record holds to set it to
+    assert missing.message == (
+        "record has no text field 'text' (its fields: title); "
+        "source.text_field names the field that holds the text"
+    )
     single = doc(cases, "single.json")
     assert single.text == "a single JSON record"
     assert single.metadata == {"author": "Cy"}
