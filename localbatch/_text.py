@@ -1063,15 +1063,25 @@ def cut_words(text: str, limit: int) -> str:
     return cut.rstrip(" ,;:-–(")
 
 
+_CHARS_PER_WORD = 12
+"""A short sentence's length in characters, at most, per word it may have: prose never
+reaches it, but a "word" of a symbol list or a key file (`_ZNSt11logic_error...`, base64) is
+dozens of tokens, and such answers overran any output cap however few words they had."""
+
+
 def short_sentence(text: str, words: int) -> str:
-    """A sentence of at most `words` words: whole if it fits, else cut at a clause, with '…'."""
+    """A sentence of at most `words` words (and `_CHARS_PER_WORD` characters a word): whole if
+    it fits, else cut at a clause, with '…'."""
+    chars = words * _CHARS_PER_WORD
     parts = text.split()
-    if len(parts) <= words:
+    if len(parts) <= words and len(text) <= chars:
         return text
     head = " ".join(parts[:words])
     clause = max(head.rfind(", "), head.rfind("; "), head.rfind(" – "), head.rfind(": "))
     if clause > len(head) // 2:
         head = head[:clause]
+    if len(head) > chars:
+        head = cut_words(head, chars)
     return head.rstrip(" ,;:-–(") + "…"
 
 

@@ -236,6 +236,38 @@ def test_a_small_cap_gets_a_shorter_answer_not_a_cut_one(client: OpenAI) -> None
     assert tight["title"] == roomy["title"]
 
 
+def _symbol_list() -> str:
+    """A C++ library's exported symbols, as Debian ships them: each line one long token run."""
+    names = ["logic_error", "runtime_error", "bad_exception", "basic_string", "char_traits"]
+    return "\n".join(
+        f"FUNC:_ZGTtNSt{len(names[i % 5])}{names[i % 5]}C{i % 3}ERKNSt7__cxx1112basic_string"
+        f"IcSt11char_traitsIcESaIcEEE@@GLIBCXX_3.4.{20 + i % 9}"
+        for i in range(400)
+    )
+
+
+def _pem() -> str:
+    import base64
+
+    body = base64.b64encode(bytes((i * 37 + 11) % 256 for i in range(3000))).decode()
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
+
+
+def test_token_dense_text_gets_an_answer_within_the_cap(client: OpenAI) -> None:
+    # A symbol list or a key file has "words" of dozens of tokens: with 600 output tokens,
+    # every answer for /usr/share/doc's libstdc++ symbol lists and PEM files was cut.
+    answers = _answers(
+        client,
+        [
+            _line(name, PROMPT.format(id=name, text=text), max_completion_tokens=600)
+            for name, text in (("symbols", _symbol_list()), ("pem", _pem()))
+        ],
+    )
+    assert answers["symbols"].get("_finish") is None and answers["pem"].get("_finish") is None
+    assert answers["symbols"]["summary"] and answers["pem"]["summary"]
+
+
 @pytest.mark.parametrize(
     ("user", "title"),
     [
