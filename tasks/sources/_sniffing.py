@@ -62,9 +62,11 @@ def _decoded(data: bytes) -> tuple[str, str] | None:
             return "utf-8-sig", data[3:].decode("utf-8")
         if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
             return "utf-16", data.decode("utf-16")
-        return "utf-8", data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    else:
+        return _iso2022(data) or ("utf-8", text)
     if b"\x00" in data:
         return None
     from charset_normalizer import from_bytes
@@ -87,6 +89,24 @@ def _decoded(data: bytes) -> tuple[str, str] | None:
         return guess
     limit = 0.2 if guess is None else mess_ratio(_accented_lines(guess[1]), 1.0)
     return ("cp1252", western) if western_mess <= limit + WESTERN_SLACK else guess
+
+
+_ISO2022_SWITCHES = re.compile(rb"\x1b(\$[@B]|\$\([CDQ]|\(J|\$\)C)")
+"""The escape sequences that switch ISO-2022-JP/-KR text (7-bit, so valid UTF-8 too) into
+Japanese or Korean: JIS X 0208 (`ESC $ B`, `ESC $ @`), JIS X 0212/0213, KS X 1001 (`ESC $ ) C`)."""
+
+
+def _iso2022(data: bytes) -> tuple[str, str] | None:
+    """ISO-2022-JP or -KR text, decoded, if the 7-bit bytes are that; else None. Japanese
+    e-mail and old Japanese text files use it: read as UTF-8, the model got escape codes and
+    letter pairs ("$B$N3+H/") instead of Japanese."""
+    if b"\x1b" not in data or not _ISO2022_SWITCHES.search(data):
+        return None
+    codec = "iso2022_kr" if b"\x1b$)C" in data else "iso2022_jp_2004"
+    try:
+        return codec, data.decode(codec)
+    except UnicodeDecodeError:
+        return None
 
 
 _CP1252_PUNCTUATION = str.maketrans(

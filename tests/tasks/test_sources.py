@@ -126,6 +126,23 @@ def test_legacy_encodings_prefer_western_only_when_it_reads_cleanly(
     assert sources.decode_text(text.encode(encoding)) == text
 
 
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("Python の開発は、1990 年ごろから開始されています。\n開発者は Guido です。", "iso2022_jp"),
+        ("파이썬(Python)은 배우기 쉽고, 강력한 프로그래밍 언어입니다.", "iso2022_kr"),
+    ],
+)
+def test_iso2022_japanese_and_korean_text_is_decoded(text: str, encoding: str) -> None:
+    # 7-bit, so it passed as UTF-8: the model got escape codes and "$B$N3+H/" for Japanese.
+    assert sources.decode_text(text.encode(encoding)) == text
+
+
+def test_terminal_colour_codes_stay_as_they_are() -> None:
+    log = b"12:00 \x1b[31mERROR\x1b[0m disk full\n"
+    assert sources.decode_text(log) == log.decode()
+
+
 def test_text_cp1252_reads_badly_is_left_to_the_detector() -> None:
     polish = "Zażółć gęślą jaźń, zażółć gęślą jaźń".encode("iso-8859-2")
     assert sources.decode_text(polish) != polish.decode("cp1252")  # not "Za¿ó³æ gê¶l±"
