@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from schemas.documents import Document, RejectCode, RejectedDocument
 from schemas.job import SourceSpec
+from tasks.sources._sniffing import too_many_nuls
 from tasks.sources._text import normalize_text
 from tasks.storage import ObjectInfo
 
@@ -46,13 +47,15 @@ class Outcomes:
     ) -> Document | RejectedDocument:
         doc_id = document_id or info.key
         if "\x00" in text:
-            return self.reject(
-                info,
-                "undecodable",
-                "contains NUL characters: binary data, not text",
-                document_id=doc_id,
-                sha256=sha256,
-            )
+            if too_many_nuls(text):
+                return self.reject(
+                    info,
+                    "undecodable",
+                    "contains NUL characters: binary data, not text",
+                    document_id=doc_id,
+                    sha256=sha256,
+                )
+            text = text.replace("\x00", "")  # a stray one in text (a GNU Info index marker)
         text = normalize_text(text)
         if not text:
             return self.reject(

@@ -67,8 +67,10 @@ def _decoded(data: bytes) -> tuple[str, str] | None:
         pass
     else:
         return _iso2022(data) or ("utf-8", text)
-    if b"\x00" in data:
+    if too_many_nuls(data):
         return None
+    if b"\x00" in data:
+        data = data.replace(b"\x00", b"")
     from charset_normalizer import from_bytes
     from charset_normalizer.md import mess_ratio
 
@@ -153,11 +155,7 @@ def classify(data: bytes) -> tuple[str, str | None]:
     if kind is not None and not _chance_signature(kind, head):
         gzipped = kind in ("application/gzip", "application/x-gzip")
         return ("application/gzip" if gzipped else kind), None
-    if (
-        b"\x00" in data[:SNIFF_BYTES]
-        and not data.startswith(UTF16_BOMS)
-        and bomless_utf16(data) is None
-    ):
+    if too_many_nuls(head) and not data.startswith(UTF16_BOMS) and bomless_utf16(data) is None:
         return BINARY, None
     text = decode_text(data)
     if text is None:
@@ -169,6 +167,17 @@ def classify(data: bytes) -> tuple[str, str | None]:
 
 
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+NUL_PER_CHARS = 1000
+"""Text may hold a NUL per this many characters, no more (dropped from its text): a GNU Info
+manual marks each index with `^@^H[index^@^H]`, and was refused as binary for it."""
+
+
+def too_many_nuls(data: bytes | str) -> bool:
+    """More NULs than text holds (`NUL_PER_CHARS`): binary data, or UTF-16 or -32."""
+    count = data.count(b"\x00") if isinstance(data, bytes) else data.count("\x00")
+    return count > len(data) // NUL_PER_CHARS
+
 
 _SHORT_SIGNATURES = frozenset(
     {

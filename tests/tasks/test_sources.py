@@ -541,6 +541,22 @@ def test_utf16_without_a_byte_order_mark_and_utf32_with_one_are_read(tmp_path: P
     assert rejected(items, "nul.txt").code == "undecodable"
 
 
+def test_a_gnu_info_manual_with_its_index_markers_is_text(tmp_path: Path) -> None:
+    # Info manuals mark each index node with NUL-backspace pairs: one NUL in 100 KB made
+    # grep, sed, gzip, coreutils... "contains NUL characters: binary data".
+    node = "\x1f\nFile: grep.info,  Node: Usage,  Next: Performance\n\n" + (
+        "Here is an example command that invokes GNU grep on a file of names.\n" * 40
+    )
+    index = "\x1f\nFile: grep.info,  Node: Index\n\n\x00\x08[index\x00\x08]\n* Menu:\n"
+    manual = node * 3 + index + node
+    (tmp_path / "grep.info.gz").write_bytes(gzip.compress(manual.encode()))
+    (tmp_path / "late.txt").write_bytes(("words " * 3000 + "\x00" + "more words").encode())
+    items = load(tmp_path)
+    text = doc(items, "grep.info.gz").text
+    assert "Here is an example command" in text and "[index" in text and "\x00" not in text
+    assert "\x00" not in doc(items, "late.txt").text
+
+
 def test_a_web_pages_navigation_and_cookie_banner_are_not_its_text(tmp_path: Path) -> None:
     # A saved FAQ page was summarized from its cookie banner ("We use cookies to improve...").
     (tmp_path / "faq.html").write_text(
