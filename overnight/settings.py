@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     build_partition_files: int = Field(default=16_384, ge=1)
     """`OVERNIGHT_BUILD_PARTITION_FILES`: listed files per build partition (the count is
     rounded up to a power of two, at most 32); part of how a run's shards are laid out."""
+    build_partition_bytes: int = Field(default=32 << 20, ge=1)
+    """`OVERNIGHT_BUILD_PARTITION_BYTES`: listed bytes per build partition, as files are
+    counted (whichever asks for more partitions wins): a folder of a few thousand big files
+    (PDFs, manuals) is built on every core too."""
     dask_address: str | None = None
     """`OVERNIGHT_DASK_ADDRESS`: a Dask scheduler (`tcp://host:8786`) to build partitions on,
     as Prefect tasks through prefect-dask, instead of the local process pool."""

@@ -416,6 +416,14 @@ def _files_per_partition(files_per_partition: int | None) -> int:
     return get_settings().build_partition_files
 
 
+def _bytes_per_partition(bytes_per_partition: int | None) -> int:
+    if bytes_per_partition is not None:
+        return bytes_per_partition
+    from overnight.settings import get_settings
+
+    return get_settings().build_partition_bytes
+
+
 def plan_requests(
     job: JobSpec,
     writer: ShardWriter,
@@ -436,6 +444,7 @@ def plan_requests(
             job.source,
             spill_dir=spill_dir,
             files_per_partition=_files_per_partition(files_per_partition),
+            bytes_per_partition=_bytes_per_partition(None),
         )
         documents = chain.from_iterable(
             iter_documents(job.source, iter_partition(plan, i)) for i in range(plan.count)
@@ -491,6 +500,7 @@ def build_shards(
     workers: int | None = None,
     dask_address: str | None = None,
     files_per_partition: int | None = None,
+    bytes_per_partition: int | None = None,
 ) -> BuildSummary:
     """Write the job's request shards, their indexes and rejects under `run_dir`.
 
@@ -514,6 +524,7 @@ def build_shards(
             job.source,
             spill_dir=storage.join(run_dir, "partitions"),
             files_per_partition=_files_per_partition(files_per_partition),
+            bytes_per_partition=_bytes_per_partition(bytes_per_partition),
             on_spill=runner.start,
         )
         if plan.count == 1:

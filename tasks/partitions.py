@@ -3,11 +3,12 @@
 A listed entry belongs to one of `BUCKETS` buckets by a hash of its key (its path relative to
 the source), never by arrival order; a run with `count` partitions (a power of two) gives
 partition `p` the buckets `p * BUCKETS // count` up to the next partition's first. The count
-is derived from the listing alone (one partition per `files_per_partition` entries, rounded
-up to a power of two, at most `MAX_PARTITIONS`), so the partitions, and the shards built
-from them, do not depend on how many workers build them.
+is derived from the listing alone (one partition per `files_per_partition` entries or per
+`bytes_per_partition` listed bytes, whichever asks for more, rounded up to a power of two, at
+most `MAX_PARTITIONS`), so the partitions, and the shards built from them, do not depend on
+how many workers build them.
 
-A listing of at most `files_per_partition` entries is one partition, held in memory: small
+A listing within both limits is one partition, held in memory: small
 runs are built exactly as before partitions existed. A longer one is written once, streaming,
 into one JSONL file per bucket under `<spill_dir>/b00.jsonl ...`, which each partition's
 builder reads back (locally, on another process or on a Dask worker: the spill folder is in
@@ -39,6 +40,9 @@ FILES_PER_PARTITION: int = Settings.model_fields["build_partition_files"].defaul
 of ~2 KB documents takes ~5 s on one core, so a Prefect task's own cost on a Dask worker (a
 new API client and settings per task run, ~0.5 s) stays near a tenth of it. The default of
 `OVERNIGHT_BUILD_PARTITION_FILES`, stated once, in `overnight.settings`."""
+BYTES_PER_PARTITION: int = Settings.model_fields["build_partition_bytes"].default
+"""Listed bytes per partition: 16,384 files of ~2 KB make 32 MiB. Counted too, so that 4,000
+manuals or PDFs of several MB each are not one partition on one core."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +71,18 @@ def bucket_of(key: str) -> int:
     return int.from_bytes(digest, "big") % BUCKETS
 
 
-def partition_count(entries: int, files_per_partition: int = FILES_PER_PARTITION) -> int:
-    """Partitions for a listing of `entries`: a power of two, 1 up to MAX_PARTITIONS."""
-    if files_per_partition < 1:
-        raise ValueError("files_per_partition must be at least 1")
-    wanted = -(-entries // files_per_partition)
+def partition_count(
+    entries: int,
+    files_per_partition: int = FILES_PER_PARTITION,
+    *,
+    size: int = 0,
+    bytes_per_partition: int = BYTES_PER_PARTITION,
+) -> int:
+    """Partitions for a listing of `entries` holding `size` bytes: a power of two, 1 up to
+    MAX_PARTITIONS."""
+    if files_per_partition < 1 or bytes_per_partition < 1:
+        raise ValueError("files_per_partition and bytes_per_partition must be at least 1")
+    wanted = max(-(-entries // files_per_partition), -(-size // bytes_per_partition))
     count = 1
     while count < wanted and count < MAX_PARTITIONS:
         count *= 2
@@ -107,6 +118,7 @@ def plan_partitions(
     *,
     spill_dir: str,
     files_per_partition: int = FILES_PER_PARTITION,
+    bytes_per_partition: int = BYTES_PER_PARTITION,
     on_spill: Callable[[], None] | None = None,
 ) -> PartitionPlan:
     """List the source once and split it; spill the listing to `spill_dir` if it is long.
@@ -115,15 +127,17 @@ def plan_partitions(
     """
     entries = list_source(source)
     head: list[ObjectInfo] = []
+    size = 0
     for info in entries:
         head.append(info)
-        if len(head) > files_per_partition:
+        size += info.size or 0
+        if len(head) > files_per_partition or size > bytes_per_partition:
             break
     else:
         return PartitionPlan(count=1, entries=len(head), listing=tuple(head))
     if on_spill is not None:
         on_spill()
-    total = 0
+    total = size = 0
     with ExitStack() as stack:
         files: list[IO[bytes]] = [
             stack.enter_context(storage.open_write(_bucket_uri(spill_dir, b)))
@@ -132,9 +146,11 @@ def plan_partitions(
         for info in chain(head, entries):
             files[bucket_of(info.key)].write(_encode(info))
             total += 1
-    return PartitionPlan(
-        count=partition_count(total, files_per_partition), entries=total, spill_dir=spill_dir
+            size += info.size or 0
+    count = partition_count(
+        total, files_per_partition, size=size, bytes_per_partition=bytes_per_partition
     )
+    return PartitionPlan(count=count, entries=total, spill_dir=spill_dir)
 
 
 def iter_partition(plan: PartitionPlan, index: int) -> Iterator[ObjectInfo]:

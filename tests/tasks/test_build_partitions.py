@@ -89,6 +89,40 @@ def test_partition_count_is_a_power_of_two_derived_from_the_listing() -> None:
     assert bucket_of("a/b.txt") == bucket_of("a/b.txt") != bucket_of("a/c.txt")
 
 
+def test_a_listing_of_few_big_files_is_split_by_its_bytes(tmp_path: Path) -> None:
+    # 4,000 manuals of several MB each were one partition (files counted only): the whole
+    # build ran on one core.
+    assert partition_count(10, 1000, size=0, bytes_per_partition=100) == 1
+    assert partition_count(10, 1000, size=101, bytes_per_partition=100) == 2
+    assert partition_count(10, 1000, size=350, bytes_per_partition=100) == 4
+    folder = corpus(tmp_path, 16)  # 16 files of ~700 bytes, one empty
+    job = make_job(folder)
+    by_bytes = plan_partitions(
+        job.source,
+        spill_dir=str(tmp_path / "s"),
+        files_per_partition=1000,
+        bytes_per_partition=2000,
+    )
+    assert by_bytes.count == 8 and by_bytes.entries == 17
+    keys = [info.key for p in range(by_bytes.count) for info in iter_partition(by_bytes, p)]
+    assert sorted(keys) == sorted(info.key for info in storage.list_entries(str(folder)))
+    roomy = plan_partitions(
+        job.source,
+        spill_dir=str(tmp_path / "r"),
+        files_per_partition=1000,
+        bytes_per_partition=10**9,
+    )
+    assert roomy.count == 1
+    parted = build_shards(job, str(tmp_path / "p"), workers=2, bytes_per_partition=2000)
+    whole = build_shards(job, str(tmp_path / "w"), bytes_per_partition=10**9)
+    assert len({s.shard_id.rsplit("-", 1)[0] for s in parted.shards}) > 1
+    assert (parted.requests, parted.input_tokens, parted.documents_rejected) == (
+        whole.requests,
+        whole.input_tokens,
+        whole.documents_rejected,
+    )
+
+
 def test_partitions_cover_the_listing_once_in_a_stable_order(tmp_path: Path) -> None:
     folder = corpus(tmp_path)
     odd = folder / os.fsdecode(b"caf\xe9.txt")  # a name that is not UTF-8 survives the spill
