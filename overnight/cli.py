@@ -87,13 +87,12 @@ def estimate(
         should_process = None
         if not full:
             from tasks.ledger import Ledger
-            from tasks.runs.carry import answered_keys, find_answered
+            from tasks.runs.carry import answered_for
 
             ledger = Ledger.load(job.output, job.name, job.fingerprint(), retry_failed=retry_failed)
             # priced as the run will send them: without the chunks an earlier run answered
-            answered = find_answered(job, job.fingerprint(), ledger)
-            ledger.answer_chunks(answered_keys(answered))
-            should_process = ledger if len(ledger) or not answered.is_empty() else None
+            answered_for(job, job.fingerprint(), ledger)
+            should_process = ledger if ledger.filters else None
         with reading_progress() as progress:
             result = estimate_job(job, should_process=should_process, progress=progress)
     for table in estimate_tables(result):

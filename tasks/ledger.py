@@ -171,8 +171,8 @@ class Ledger:
             .group_by(keys)
             .agg(pl.col("rank").last(), pl.col("run_id").last())
         )
-        skipped = latest.filter(pl.col("rank").is_in([_RANK[o] for o in sorted(skip)]))
-        revisits = latest.filter(~pl.col("rank").is_in([_RANK[o] for o in sorted(skip)]))
+        skippable = pl.col("rank").is_in([_RANK[o] for o in sorted(skip)])
+        skipped, revisits = latest.filter(skippable), latest.filter(~skippable)
         return cls(
             {_key(d, s) for d, s in skipped.select("document_id", "content_sha256").iter_rows()},
             revisits.select(list(_REVISITS)).cast(pl.Schema(_REVISITS)),
@@ -180,6 +180,11 @@ class Ledger:
 
     def __len__(self) -> int:
         return len(self._done)
+
+    @property
+    def filters(self) -> bool:
+        """Whether the build must ask this ledger: documents to skip, or chunks to leave out."""
+        return bool(self._done or self._answered)
 
     def skip(self, document_id: str, content_sha256: str | None) -> None:
         """Skip this document version too (another open run has it)."""

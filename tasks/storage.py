@@ -310,7 +310,7 @@ def _walk_local(
                 continue
             if _matches(rel, include, exclude):
                 yield replace(_local_info(path, rel, st), kind="directory")
-            elif _hit(rel, exclude) or _in_excluded(rel, exclude):
+            elif excluded(rel, exclude):
                 continue  # an excluded folder: nothing in it is listed, so it is not walked
             try:
                 with os.scandir(path) as it:

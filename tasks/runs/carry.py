@@ -81,9 +81,13 @@ def find_answered(job: JobSpec, fingerprint: str, ledger: Ledger) -> pl.DataFram
     return pl.concat(frames).unique(_KEYS, keep="first", maintain_order=True)
 
 
-def answered_keys(answered: pl.DataFrame) -> set[int]:
-    """The answered chunks as the build asks for them (`chunk_key`)."""
-    return {chunk_key(d, s, i, n) for d, s, i, n in answered.select(_KEYS).iter_rows()}
+def answered_for(job: JobSpec, fingerprint: str, ledger: Ledger) -> pl.DataFrame:
+    """`find_answered`, told to the ledger, which the build then asks which chunks to leave
+    out (`Ledger.answered_chunks`); the answers found, for `write_carried`."""
+    answered = find_answered(job, fingerprint, ledger)
+    rows = answered.select(_KEYS).iter_rows()
+    ledger.answer_chunks({chunk_key(d, s, i, n) for d, s, i, n in rows})
+    return answered
 
 
 def write_carried(

@@ -19,7 +19,7 @@ from tasks.gateway import EMBEDDED, OPENAI, default_backend
 from tasks.ledger import Ledger
 from tasks.locks import LockBusy, lease
 from tasks.pricing import load_pricing
-from tasks.runs.carry import answered_keys, find_answered, write_carried
+from tasks.runs.carry import answered_for, write_carried
 from tasks.runs.finalize import finalize_run
 from tasks.runs.reduce import plan_reduce
 from tasks.runs.stages import shard_record
@@ -184,9 +184,8 @@ def _prepare_run(
         log.warning("%s", note)
         manifest.notes.append(note)
     # Chunks of split documents processed again that an earlier run answered are not sent.
-    answered = find_answered(job, fingerprint, ledger)
-    ledger.answer_chunks(answered_keys(answered))
-    if len(ledger) or not answered.is_empty():
+    answered = answered_for(job, fingerprint, ledger)
+    if ledger.filters:
         should_process = ledger
     summary = build_shards(job, manifest.run_dir, should_process=should_process, progress=progress)
     manifest.counts.documents_seen = summary.documents_seen

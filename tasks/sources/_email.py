@@ -116,8 +116,7 @@ def _headers_as_utf8(data: bytes) -> bytes:
     of another encoding: headers should be ASCII (RFC 2047 for the rest), but some mailers
     write Windows-1252 bytes straight in, which the parser turned into "Caf\ufffd cr\ufffdme".
     UTF-8 headers (RFC 6532) are parsed as they are."""
-    ends = [n for n in (data.find(b"\n\n"), data.find(b"\n\r\n")) if n >= 0]
-    end = min(ends) if ends else len(data)
+    end = _header_end(data)
     head = data[:end]
     if head.isascii():
         return data
@@ -128,6 +127,15 @@ def _headers_as_utf8(data: bytes) -> bytes:
         if text is not None:
             return text.encode("utf-8") + data[end:]
     return data
+
+
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+
+
+def _header_end(data: bytes) -> int:
+    """Where a message's header block ends: at the blank line before its body."""
+    blank = _BLANK_LINE.search(data)
+    return blank.start() if blank else len(data)
 
 
 def read_emlx(
@@ -322,7 +330,8 @@ def looks_like_message(data: bytes) -> bool:
     """Whether bytes are one e-mail message (a Maildir's files, `1702...M1P2.host:2,S`, have
     no extension): a block of header lines up to a blank line, naming at least three of
     a message's usual headers, `From`, `Date` or `Received` among them."""
-    head = re.split(rb"\r?\n\r?\n", data[:65_536], maxsplit=1)[0]
+    opening = data[:65_536]
+    head = opening[: _header_end(opening)]
     names: set[bytes] = set()
     for line in head.splitlines():
         if line[:1] in (b" ", b"\t"):
@@ -383,7 +392,7 @@ def read_mbox(
     seen: set[str] = set()
     for n, (raw, size) in enumerate(_messages(stream, out.max_bytes + 1), 1):
         message = _QUOTED_FROM.sub(rb"\1", raw)
-        found = _MESSAGE_ID.search(re.split(rb"\r?\n\r?\n", message, maxsplit=1)[0])
+        found = _MESSAGE_ID.search(message[: _header_end(message)])
         name = f"message-{n}.eml"
         if found is not None:
             ident = found.group(1).decode("ascii", "replace").strip().replace("/", "_")

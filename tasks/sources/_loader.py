@@ -147,11 +147,7 @@ class Loader(Outcomes):
             )
             return
         if not gz and info.size > self.max_bytes:
-            container = self.large_container(info) if suffix == ".mbox" or not known else None
-            if container is not None:  # the limit is each message's or member's, not the file's
-                yield from container
-            else:
-                yield self.too_large_or_unsupported(info, known)
+            yield from self.over_limit(info, suffix, known)
             return
         try:
             data = prefetched.result() if prefetched is not None else read_bytes(info.location)
@@ -257,19 +253,33 @@ class Loader(Outcomes):
         else:
             yield from self.contents(info, data)
 
-    def large_container(self, info: ObjectInfo) -> Iterator[Document | RejectedDocument] | None:
-        """The rows of a mailbox or ZIP archive over the size limit of one document, read from
-        disk a message or member at a time; None for any other file."""
-        try:
-            with storage.open_read(info.location) as fh:
-                head = fh.read(SNIFF_BYTES)
-        except READ_ERRORS:
-            return None  # what cannot be read is said by the usual path
-        if is_mbox(head):
-            return self._from_disk(info, lambda fh: read_mbox(self, info, fh, self.attachment))
-        if file_kind(info.key)[0] in ARCHIVE_SUFFIXES and is_zip(head):
-            return self._from_disk(info, lambda fh: read_zip(self, info, fh, self.attachment))
-        return None
+    def over_limit(
+        self, info: ObjectInfo, suffix: str, known: bool
+    ) -> Iterator[Document | RejectedDocument]:
+        """A file over the size limit of one document: a mailbox or ZIP archive is read from
+        disk a message or member at a time (the limit is each one's); anything else is too
+        large, or (unknown and not text) unsupported. Its opening is read once, to tell."""
+        head = None
+        if suffix == ".mbox" or not known:
+            try:
+                with storage.open_read(info.location) as fh:
+                    head = fh.read(SNIFF_BYTES)
+            except READ_ERRORS as exc:
+                if not known:
+                    yield self.reject(info, "unreadable", f"read failed: {exc}")
+                    return
+        if head is not None and is_mbox(head):
+            yield from self._from_disk(info, lambda fh: read_mbox(self, info, fh, self.attachment))
+        elif head is not None and suffix in ARCHIVE_SUFFIXES and is_zip(head):
+            yield from self._from_disk(info, lambda fh: read_zip(self, info, fh, self.attachment))
+        elif head is not None and not known and (kind := sniff(head)) != "text":
+            yield self.unsupported(info, kind, None)
+        else:
+            yield self.reject(
+                info,
+                "too_large",
+                f"{info.size} bytes; limit {self.max_bytes} (source.max_document_bytes)",
+            )
 
     def _from_disk(
         self,
@@ -283,23 +293,6 @@ class Loader(Outcomes):
                 yield from read(fh)
         except READ_ERRORS as exc:
             yield self.reject(info, "unreadable", f"read failed: {exc}")
-
-    def too_large_or_unsupported(self, info: ObjectInfo, known: bool) -> RejectedDocument:
-        """A file over the size limit: too large, or (unknown and not text) unsupported."""
-        if not known:
-            try:
-                with storage.open_read(info.location) as fh:
-                    head = fh.read(SNIFF_BYTES)
-            except READ_ERRORS as exc:
-                return self.reject(info, "unreadable", f"read failed: {exc}")
-            kind = sniff(head)
-            if kind != "text":
-                return self.unsupported(info, kind, None)
-        return self.reject(
-            info,
-            "too_large",
-            f"{info.size} bytes; limit {self.max_bytes} (source.max_document_bytes)",
-        )
 
     def unsupported(self, info: ObjectInfo, kind: str, sha: str | None) -> RejectedDocument:
         what = "binary data of no type overnight recognises" if kind == BINARY else kind

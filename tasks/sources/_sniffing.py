@@ -160,10 +160,14 @@ def classify(data: bytes) -> tuple[str, str | None]:
     text = decode_text(data)
     if text is None:
         return BINARY, None
-    sample = text[: SNIFF_BYTES * 8]
-    if len(_CONTROL.findall(sample)) > MAX_CONTROL_FRACTION * len(sample):
+    if not _reads_as_text(text[: SNIFF_BYTES * 8]):
         return BINARY, None
     return "text", text
+
+
+def _reads_as_text(sample: str) -> bool:
+    """Whether decoded characters are text: almost no control codes (`MAX_CONTROL_FRACTION`)."""
+    return len(_CONTROL.findall(sample)) <= MAX_CONTROL_FRACTION * len(sample)
 
 
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
@@ -211,9 +215,7 @@ def _chance_signature(kind: str, head: bytes) -> bool:
     if kind == "image/gif" and head.startswith((b"GIF87a", b"GIF89a")):
         return False
     text = decode_text(head)
-    if not text:
-        return False
-    return len(_CONTROL.findall(text)) <= MAX_CONTROL_FRACTION * len(text)
+    return text is not None and text != "" and _reads_as_text(text)
 
 
 def looks_like_html(text: str) -> bool:
