@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import logging
 import os
 import re
 import stat
@@ -23,6 +24,8 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
 
 
 class StorageError(Exception):
@@ -178,11 +181,13 @@ def list_entries(
     - `special`: a FIFO, socket or device: never opened (reading a FIFO would block forever).
     - `unreadable`: an entry, or a folder, whose metadata or listing the system refused.
 
-    Following symbolic links: a link to a file is followed once, wherever the file is (inside
-    the root or outside it), and is listed under the link's own key. A link to a folder is
-    followed, and its files are listed under the link's key, unless the folder it reaches is
-    already on the path from the root to the link (a loop). A folder reached twice through two
-    different links is listed twice, under two keys. The root itself may be a link.
+    Following symbolic links: every file is listed once, so that no file is read (and paid
+    for) twice. A link to a file, and a link to a folder whose files are then listed under the
+    link's key, are followed, except that what a link reaches is left out when it is listed
+    anyway: a file inside the root that the listing has under its own key (the link
+    `current -> v5` adds nothing to `v5/`), or a file outside the root that an earlier link
+    (in key order) already reached. A link to a folder that is already on the path from the
+    root to the link is a loop. The root itself may be a link. Hard links are separate files.
     """
     if is_s3(uri):
         bucket, prefix = split_s3(uri)
@@ -228,9 +233,16 @@ def list_entries(
             first = sorted(it, key=lambda e: e.name)
     except OSError as exc:
         raise StorageError(f"cannot list {uri}: {exc}") from exc
+    links = _Links(os.path.realpath(root))
     yield from _walk_local(
-        first, str(root), len(str(root)) + 1, {(st.st_dev, st.st_ino): ""}, include, exclude
+        first, str(root), len(str(root)) + 1, {(st.st_dev, st.st_ino): ""}, include, exclude, links
     )
+    if links.left_out:
+        log.info(
+            "%d file(s) reached through symbolic links were left out: each is listed once, "
+            "under its own path (or the first link to it)",
+            links.left_out,
+        )
 
 
 def _local_info(path: str, rel: str, st: os.stat_result) -> ObjectInfo:
@@ -265,6 +277,37 @@ _SPECIAL = {
 }
 
 
+class _Links:
+    """What the links of one local listing reached: the root's real path, the files outside
+    it already listed through a link, and how many files were left out as listed anyway."""
+
+    def __init__(self, root_real: str) -> None:
+        self.root_prefix = root_real.rstrip(os.sep) + os.sep
+        self.outside: set[str] = set()
+        self.left_out = 0
+
+    def inside_key(self, real: str) -> str | None:
+        """The key a real path has in the listing, if it is inside the root."""
+        if real.startswith(self.root_prefix):
+            return real[len(self.root_prefix) :].replace(os.sep, "/")
+        return None
+
+    def listed_anyway(
+        self, real: str, include: Sequence[str], exclude: Sequence[str], *, file: bool
+    ) -> bool:
+        """Whether the entry at `real`, reached through a link, is listed without it: inside
+        the root under its own key, or (a file) outside it through an earlier link."""
+        key = self.inside_key(real)
+        if key is not None:
+            return _matches(key, include, exclude)
+        if not file:
+            return False
+        if real in self.outside:
+            return True
+        self.outside.add(real)
+        return False
+
+
 def _walk_local(
     entries: list[os.DirEntry[str]],
     folder: str,
@@ -272,11 +315,14 @@ def _walk_local(
     ancestors: dict[tuple[int, int], str],
     include: Sequence[str],
     exclude: Sequence[str],
+    links: _Links,
+    real_folder: str | None = None,
 ) -> Iterator[ObjectInfo]:
     """Depth-first, sorted by name; keys are paths relative to the root (`strip` characters).
 
     `ancestors` maps the (device, inode) of each folder from the root down to `folder` to its
-    key, so a link back up is recognised as a loop.
+    key, so a link back up is recognised as a loop. `real_folder` is the real path of
+    `folder` when a link led to it (None when the walk reached it through folders alone).
     """
     for entry in entries:
         path = entry.path
@@ -287,6 +333,10 @@ def _walk_local(
         except OSError as exc:
             if not _matches(rel, include, exclude):
                 continue
+            if real_folder is not None and links.listed_anyway(
+                os.path.join(real_folder, entry.name), include, exclude, file=False
+            ):
+                continue  # the same entry, in the folder the link leads to
             if exc.errno == errno.ELOOP:
                 yield _problem(path, rel, "symlink_loop", f"a symbolic link loop: {exc.strerror}")
             elif is_link and exc.errno == errno.ENOENT:
@@ -295,9 +345,18 @@ def _walk_local(
             else:
                 yield _problem(path, rel, "unreadable", f"cannot stat it: {exc}")
             continue
+        real: str | None = None  # the real path, for what a link led to
+        if is_link:
+            real = os.path.realpath(path)
+        elif real_folder is not None:
+            real = os.path.join(real_folder, entry.name)
         if stat.S_ISDIR(st.st_mode):
             ident = (st.st_dev, st.st_ino)
             if ident in ancestors:
+                if real_folder is not None and links.listed_anyway(
+                    os.path.join(real_folder, entry.name), include, exclude, file=False
+                ):
+                    continue  # the same loop, in the folder the link leads to
                 if _matches(rel, include, exclude):
                     above = ancestors[ident] or "the source root"
                     yield _problem(
@@ -309,7 +368,9 @@ def _walk_local(
                     )
                 continue
             if _matches(rel, include, exclude):
-                yield replace(_local_info(path, rel, st), kind="directory")
+                # Walked whatever a link led to: each file in it is judged on its own.
+                if real is None or not links.listed_anyway(real, include, exclude, file=False):
+                    yield replace(_local_info(path, rel, st), kind="directory")
             elif excluded(rel, exclude):
                 continue  # an excluded folder: nothing in it is listed, so it is not walked
             try:
@@ -320,9 +381,14 @@ def _walk_local(
                     yield _problem(path, rel, "unreadable", f"cannot list the folder: {exc}")
                 continue
             yield from _walk_local(
-                children, path, strip, {**ancestors, ident: rel}, include, exclude
+                children, path, strip, {**ancestors, ident: rel}, include, exclude, links, real
             )
         elif not _matches(rel, include, exclude):
+            continue
+        elif real is not None and links.listed_anyway(
+            real, include, exclude, file=stat.S_ISREG(st.st_mode)
+        ):
+            links.left_out += stat.S_ISREG(st.st_mode)
             continue
         elif stat.S_ISREG(st.st_mode):
             yield _local_info(path, rel, st)

@@ -129,6 +129,62 @@ def test_a_root_that_is_a_link_is_followed(tmp_path: Path) -> None:
     assert len(list(storage.list_files(str(tmp_path / "link")))) == 5
 
 
+def _linked_tree(tmp_path: Path) -> Path:
+    """A source as packages and release folders lay it out: a versioned folder with a
+    `current` link to it, a link to one of its files, and two links each to a file and a
+    folder outside the source."""
+    root, outside = tmp_path / "docs", tmp_path / "outside"
+    for name in ("v5/a.txt", "v5/sub/b.txt", "v5/notes.bak"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(f"{name}\n")
+    (outside / "shared").mkdir(parents=True)
+    (outside / "shared" / "s.txt").write_text("shared\n")
+    (outside / "x.txt").write_text("outside\n")
+    (root / "current").symlink_to("v5")
+    (root / "latest.txt").symlink_to("v5/a.txt")
+    (root / "ext1.txt").symlink_to(outside / "x.txt")
+    (root / "ext2.txt").symlink_to(outside / "x.txt")
+    (root / "lib1").symlink_to(outside / "shared")
+    (root / "lib2").symlink_to(outside / "shared")
+    return root
+
+
+def test_a_file_reached_through_links_is_listed_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Regression: `current -> v5` listed every file of v5 twice, and each link to a file was a
+    # document of its own, so the same text was sent, and paid for, two or three times.
+    root = _linked_tree(tmp_path)
+    with caplog.at_level("INFO", logger="tasks.storage"):
+        keys = [o.key for o in storage.list_files(str(root))]
+    assert keys == ["ext1.txt", "lib1/s.txt", "v5/a.txt", "v5/notes.bak", "v5/sub/b.txt"]
+    assert "6 file(s) reached through symbolic links were left out" in caplog.text
+
+
+def test_a_link_is_still_followed_where_the_filters_leave_out_what_it_reaches(
+    tmp_path: Path,
+) -> None:
+    root = _linked_tree(tmp_path)
+    # The real folder excluded: its files are listed under the link's key instead.
+    assert [o.key for o in storage.list_files(str(root), exclude=["v5"])] == [
+        "current/a.txt",
+        "current/notes.bak",
+        "current/sub/b.txt",
+        "ext1.txt",
+        "latest.txt",
+        "lib1/s.txt",
+    ]
+    # Only the link's keys included: nothing else lists those files.
+    assert [o.key for o in storage.list_files(str(root), include=["current/*"])] == [
+        "current/a.txt",
+        "current/notes.bak",
+        "current/sub/b.txt",
+    ]
+    # A link to a file the filters leave out under its own name.
+    (root / "notes.txt").symlink_to("v5/notes.bak")
+    assert "notes.txt" in [o.key for o in storage.list_files(str(root), include=["*.txt"])]
+
+
 def test_s3_folder_markers_are_directory_entries(s3_bucket: str) -> None:
     root = f"s3://{s3_bucket}/in"
     storage.write_bytes(f"{root}/a.txt", b"a")
