@@ -11,7 +11,8 @@ renders one request per chunk, counts its input tokens offline and writes it to 
 
 Token counting runs on a small thread pool while the next batch of documents is read
 (tiktoken releases the GIL), so the build is bound by whichever of the two is slower.
-`plan_requests` is the same loop with any `ShardWriter` (a dry-run one for estimates).
+`count_requests` is the same build, dry: only the shards' indexes are written, in a
+temporary folder, for `estimate`.
 
 A long listing is split into partitions stable for that listing (`tasks.partitions`), each
 built independently into its own shards (`shards/shard-p03-00000.jsonl`) by
@@ -32,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import chain, islice
+from itertools import islice
 from typing import TypeVar
 
 import orjson
@@ -424,32 +425,44 @@ def _bytes_per_partition(bytes_per_partition: int | None) -> int:
     return get_settings().build_partition_bytes
 
 
-def plan_requests(
+def count_requests(
     job: JobSpec,
-    writer: ShardWriter,
     *,
-    on_reject: Callable[[RejectedDocument], None],
     should_process: ShouldProcess | None = None,
     progress: Progress | None = None,
+    workers: int | None = None,
     files_per_partition: int | None = None,
-) -> BuildCounts:
-    """Stream the job's documents into `writer` as request lines; report rejects to `on_reject`.
+    bytes_per_partition: int | None = None,
+) -> tuple[BuildCounts, list[ShardInfo]]:
+    """What `build_shards` would build, counted without writing it: the counters and shards
+    of a dry build (each shard's index only, in a temporary folder removed on return).
 
-    Documents come partition after partition, in the order `build_shards` merges them, so a
-    custom_id found twice is refused in the same document as there.
+    The same partitions, on the same local pool (`workers`), merged the same way, so the
+    figures are those of the build whatever the worker count; a Dask cluster is not used.
     """
-    planner = _Planner(job, writer, on_reject, should_process, progress)
-    with tempfile.TemporaryDirectory(prefix="overnight-listing-") as spill_dir:
+    from tasks.build_merge import merge_partitions
+    from tasks.build_pool import PartitionRunner
+
+    with (
+        tempfile.TemporaryDirectory(prefix="overnight-estimate-") as run_dir,
+        PartitionRunner(
+            job,
+            workers=workers,
+            dask_address="",
+            should_process=should_process,
+            progress=progress,
+        ) as runner,
+    ):
         plan = plan_partitions(
             job.source,
-            spill_dir=spill_dir,
+            spill_dir=storage.join(run_dir, "partitions"),
             files_per_partition=_files_per_partition(files_per_partition),
-            bytes_per_partition=_bytes_per_partition(None),
+            bytes_per_partition=_bytes_per_partition(bytes_per_partition),
+            on_spill=runner.start,
         )
-        documents = chain.from_iterable(
-            iter_documents(job.source, iter_partition(plan, i)) for i in range(plan.count)
-        )
-        return planner.run(documents)
+        results = runner.run(run_dir, plan, dry_run=True)
+        counts, shards, _ = merge_partitions(run_dir, results, dry_run=True)
+    return counts, shards
 
 
 def partition_prefix(plan: PartitionPlan, index: int) -> str:
@@ -465,8 +478,10 @@ def build_partition(
     *,
     should_process: ShouldProcess | None = None,
     progress: Progress | None = None,
+    dry_run: bool = False,
 ) -> PartitionResult:
-    """Build one partition of the listing into its own shards and rejects file."""
+    """Build one partition of the listing into its own shards and rejects file (with
+    `dry_run`, the shards' indexes only: what `estimate` counts)."""
     rejected_uri = (
         storage.join(run_dir, "rejected.jsonl")
         if plan.count == 1
@@ -480,6 +495,7 @@ def build_partition(
             limits=job.limits,
             model=job.model,
             endpoint=job.endpoint,
+            index_only=dry_run,
         ) as writer,
     ):
 

@@ -25,9 +25,10 @@ from tasks.sharding import INDEX_SCHEMA
 
 
 def merge_partitions(
-    run_dir: str, results: list[PartitionResult]
+    run_dir: str, results: list[PartitionResult], *, dry_run: bool = False
 ) -> tuple[BuildCounts, list[ShardInfo], str]:
-    """The counters, shards and rejects file (`<run_dir>/rejected.jsonl`) of the whole build."""
+    """The counters, shards and rejects file (`<run_dir>/rejected.jsonl`) of the whole build
+    (of a dry build, whose shards are their indexes alone: what `estimate` counts)."""
     results = sorted(results, key=lambda r: r.index)
     if len(results) == 1:
         only = results[0]
@@ -38,7 +39,9 @@ def merge_partitions(
     extra: dict[int, list[RejectedDocument]] = {}
     for result in results:
         if result.index in losers:
-            result, extra[result.index] = _drop_documents(result, losers[result.index])
+            result, extra[result.index] = _drop_documents(
+                result, losers[result.index], dry_run=dry_run
+            )
         counts.add(result.counts)
         shards += result.shards
     rejected_uri = storage.join(run_dir, "rejected.jsonl")
@@ -77,9 +80,10 @@ def _later_duplicates(results: list[PartitionResult]) -> dict[int, set[str]]:
 
 
 def _drop_documents(
-    result: PartitionResult, keys: set[str]
+    result: PartitionResult, keys: set[str], *, dry_run: bool = False
 ) -> tuple[PartitionResult, list[RejectedDocument]]:
-    """Take the documents with these keys out of a partition's shards; reject them."""
+    """Take the documents with these keys out of a partition's shards (their indexes alone
+    in a dry run); reject them."""
     counts = BuildCounts(**{**vars(result.counts), "rejected_by_code": {}})
     counts.rejected_by_code = dict(result.counts.rejected_by_code)
     shards: list[ShardInfo] = []
@@ -93,10 +97,14 @@ def _drop_documents(
             continue
         kept = index.filter(~drop)
         gone = index.filter(drop)
-        lines = storage.iter_lines(shard.uri)
-        data = b"".join(
-            line + b"\n" for line, dropped in zip(lines, drop.to_list(), strict=True) if not dropped
-        )
+        data = b""
+        if not dry_run:
+            lines = storage.iter_lines(shard.uri)
+            data = b"".join(
+                line + b"\n"
+                for line, dropped in zip(lines, drop.to_list(), strict=True)
+                if not dropped
+            )
         for row in gone.filter(pl.col("chunk_index") == 0).iter_rows(named=True):
             custom_id = row["custom_id"]
             rejected.append(
@@ -127,15 +135,16 @@ def _drop_documents(
             storage.delete(shard.uri)
             storage.delete(shard.index_uri)
             continue
-        storage.write_bytes(shard.uri, data)
+        if not dry_run:
+            storage.write_bytes(shard.uri, data)
         with storage.open_write(shard.index_uri) as fh:
             kept.write_parquet(fh)
         shards.append(
             shard.model_copy(
                 update={
-                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "sha256": "" if dry_run else hashlib.sha256(data).hexdigest(),
                     "requests": kept.height,
-                    "bytes": len(data),
+                    "bytes": shard.bytes if dry_run else len(data),
                     "input_tokens": shard.input_tokens - tokens,
                 }
             )

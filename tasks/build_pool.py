@@ -86,10 +86,14 @@ class PartitionRunner:
         for _ in range(self.workers):  # spawn starts one process per submit while none is idle
             self._pool.submit(warm_up, self.job)
 
-    def run(self, run_dir: str, plan: PartitionPlan) -> list[PartitionResult]:
-        """Build every partition of `plan`; return their results in partition order."""
+    def run(
+        self, run_dir: str, plan: PartitionPlan, *, dry_run: bool = False
+    ) -> list[PartitionResult]:
+        """Build every partition of `plan`; return their results in partition order.
+
+        `dry_run` builds the shards' indexes only (`estimate`), always on this machine."""
         job, should_process, progress = self.job, self.should_process, self.progress
-        if self.dask_address:
+        if self.dask_address and not dry_run:
             from tasks.cluster_build import run_on_cluster
 
             return run_on_cluster(
@@ -103,16 +107,22 @@ class PartitionRunner:
         if self.workers == 1 or plan.count == 1:
             return [
                 build_partition(
-                    job, run_dir, plan, i, should_process=should_process, progress=progress
+                    job,
+                    run_dir,
+                    plan,
+                    i,
+                    should_process=should_process,
+                    progress=progress,
+                    dry_run=dry_run,
                 )
                 for i in range(plan.count)
             ]
         self.start()
         assert self._pool is not None
-        return self._run_pool(self._pool, run_dir, plan)
+        return self._run_pool(self._pool, run_dir, plan, dry_run)
 
     def _run_pool(
-        self, pool: ProcessPoolExecutor, run_dir: str, plan: PartitionPlan
+        self, pool: ProcessPoolExecutor, run_dir: str, plan: PartitionPlan, dry_run: bool
     ) -> list[PartitionResult]:
         results: dict[int, PartitionResult] = {}
         todo = iter(range(plan.count))
@@ -120,7 +130,9 @@ class PartitionRunner:
         try:
             while True:
                 while len(running) < self.workers + 1 and (index := next(todo, None)) is not None:
-                    running.add(pool.submit(_build_in_worker, self.job, run_dir, plan, index))
+                    running.add(
+                        pool.submit(_build_in_worker, self.job, run_dir, plan, index, dry_run)
+                    )
                 if not running:
                     break
                 finished, running = wait(
@@ -185,7 +197,7 @@ def warm_up(job: JobSpec) -> int:
 
 
 def _build_in_worker(
-    job: JobSpec, run_dir: str, plan: PartitionPlan, index: int
+    job: JobSpec, run_dir: str, plan: PartitionPlan, index: int, dry_run: bool = False
 ) -> PartitionResult:
     progress: Callable[[int], None] | None = _worker["progress"]
     return build_partition(
@@ -195,4 +207,5 @@ def _build_in_worker(
         index,
         should_process=_worker["should_process"],
         progress=progress,
+        dry_run=dry_run,
     )

@@ -1,7 +1,8 @@
 """Estimate what a job will cost before anything is sent: a dry run of the build.
 
-`estimate_job` runs the very same loop as `build_shards` (same documents, chunks, requests and
-token counts) with a shard writer that writes nothing, then prices the result:
+`estimate_job` runs the very same build as `build_shards` (same partitions on the same local
+pool, same documents, chunks, requests, token counts and shards) with shard writers that write
+only their indexes, to a temporary folder, then prices the result:
 
 - input tokens are counted exactly (tiktoken, offline; the schema's framing is estimated), and
   no prompt caching is assumed (cached tokens would only lower the cost);
@@ -27,13 +28,11 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
-from schemas.documents import RejectedDocument
 from schemas.job import JobSpec
-from tasks.build import BuildCounts, ShouldProcess, plan_requests
+from tasks.build import BuildCounts, ShouldProcess, count_requests
 from tasks.preflight import check_job
 from tasks.pricing import PricingTable, cost_usd, load_pricing
 from tasks.render import RequestRenderer, reduce_tokens
-from tasks.sharding import ShardWriter
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -92,24 +91,20 @@ def estimate_job(
     should_process: ShouldProcess | None = None,
     pricing: PricingTable | None = None,
     progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
 ) -> Estimate:
-    """Count the job's documents, requests and input tokens, and price them. Writes nothing.
+    """Count the job's documents, requests and input tokens, and price them. Writes nothing
+    but temporary shard indexes.
 
-    `progress(n)` is called with the number of documents read since its previous call."""
+    `progress(n)` is called with the number of documents read since its previous call; a long
+    listing is counted on `workers` processes (default: as the build, one per core)."""
     check_job(job)  # what the model would refuse, refused before reading the corpus
     pricing = pricing or load_pricing()
     pricing.price(job.model)  # fail on an unknown model before reading the corpus
-    writer = ShardWriter(
-        "dry-run://", limits=job.limits, model=job.model, endpoint=job.endpoint, dry_run=True
+    counts, shards = count_requests(
+        job, should_process=should_process, progress=progress, workers=workers
     )
-
-    def ignore(_rejected: RejectedDocument) -> None:
-        return None
-
-    counts = plan_requests(
-        job, writer, on_reject=ignore, should_process=should_process, progress=progress
-    )
-    return price_counts(job, counts, shards=len(writer.close()), pricing=pricing)
+    return price_counts(job, counts, shards=len(shards), pricing=pricing)
 
 
 def price_counts(

@@ -126,15 +126,18 @@ class ShardWriter:
         model: str | None = None,
         endpoint: Endpoint | None = None,
         dry_run: bool = False,
+        index_only: bool = False,
     ) -> None:
         """`model`/`endpoint` default to those of the first line; `dry_run` writes and hashes
-        nothing (its shards have an empty sha256)."""
+        nothing (its shards have an empty sha256); `index_only` is a dry run that writes each
+        shard's index, not its lines (what a dry partitioned build merges)."""
         self.run_dir = run_dir
         self.prefix = prefix.strip("/")
         self.limits = limits
         self.model = model
         self.endpoint = endpoint
-        self.dry_run = dry_run
+        self.dry_run = dry_run or index_only
+        self.index_only = index_only
         self._stack = ExitStack()
         self._current: _OpenShard | None = None
         self._done_ids: array[int] = array("q")
@@ -142,7 +145,7 @@ class ShardWriter:
         self._closed = False
         self._pool = (
             None
-            if dry_run
+            if self.dry_run
             else ThreadPoolExecutor(max_workers=1, thread_name_prefix="overnight-shard-writer")
         )
 
@@ -281,6 +284,8 @@ class ShardWriter:
         if not self.dry_run:
             # Closing the innermost context commits the shard file atomically.
             self._stack.pop_all().close()
+            self._write_index(shard)
+        elif self.index_only:
             self._write_index(shard)
         hashes = [hash(custom_id) for custom_id in shard.id_strings]
         hashes.sort()

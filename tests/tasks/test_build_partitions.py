@@ -16,7 +16,7 @@ import pytest
 from schemas.build import BuildSummary
 from schemas.job import JobSpec
 from tasks import storage
-from tasks.build import BuildCounts, build_shards
+from tasks.build import BuildCounts, build_shards, count_requests
 from tasks.estimate import estimate_job, price_counts
 from tasks.partitions import (
     BUCKETS,
@@ -174,6 +174,30 @@ def test_results_do_not_depend_on_the_worker_count(tmp_path: Path) -> None:
     assert (estimate.requests, estimate.input_tokens) == (two.requests, two.input_tokens)
 
 
+def test_the_estimate_counts_what_the_partitioned_build_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: the estimate read every partition in one process into one dry writer, so a
+    # long listing was counted on one core (4 min 45 s for /usr/share/doc against the build's
+    # 3 min 38 s on two) and its shard count was not the build's.
+    job = make_job(corpus(tmp_path), limits={"max_requests_per_shard": 3})
+    built = build_shards(job, str(tmp_path / "built"), workers=2, files_per_partition=9)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(temp))
+    for workers in (1, 2):
+        seen: list[int] = []
+        counts, shards = count_requests(
+            job, workers=workers, files_per_partition=9, progress=seen.append
+        )
+        assert tuple(getattr(counts, name) for name in COUNTS) == counts_of(built)
+        assert [(s.shard_id, s.requests, s.input_tokens) for s in shards] == [
+            (s.shard_id, s.requests, s.input_tokens) for s in built.shards
+        ]
+        assert sum(seen) == 65
+    assert not list(temp.iterdir())  # the dry build's indexes are gone
+
+
 def _records_file(folder: Path, name: str, ids: list[str]) -> None:
     lines = [orjson.dumps({"id": i, "text": f"Record {i} from {name}."}) for i in ids]
     (folder / name).write_bytes(b"\n".join(lines) + b"\n")
@@ -208,6 +232,10 @@ def test_a_duplicate_id_in_two_partitions_is_rejected_once(tmp_path: Path) -> No
     assert index.height == parted.requests == 16 * 3 + 1
     estimate = estimate_job(job)
     assert (estimate.requests, estimate.input_tokens) == (parted.requests, parted.input_tokens)
+    counts, shards = count_requests(job, workers=2, files_per_partition=8)
+    assert tuple(getattr(counts, name) for name in COUNTS) == counts_of(parted)
+    assert counts.rejected_by_code == {"duplicate_id": 1}
+    assert sum(s.requests for s in shards) == parted.requests
 
 
 _KILL_DRIVER = """
