@@ -1825,9 +1825,8 @@ class Document:
 
     def choose(self, options: list[Any], path: str, context: str = "") -> Any:
         """The enum option the text supports best (keyword match), else 'other', else hashed."""
-        strings = [o for o in options if isinstance(o, str)]
-        lowered = {o.lower(): o for o in strings}
-        if {"positive", "negative"} <= set(lowered):
+        strings, lowered, moods, cued, parts_of = _options(options)
+        if moods:
             mood = self.sentiment
             if mood in lowered:
                 return lowered[mood]
@@ -1837,7 +1836,6 @@ class Document:
             hit = _context_choice(lowered, context)
             if hit is not None:
                 return hit
-        cued = [o for o in strings if o.lower() in _TYPE_CUES]
         if len(cued) >= 3:
             kinds = self._kind_scores
             scores = {o: kinds[o.lower()] for o in cued}
@@ -1846,8 +1844,7 @@ class Document:
                 return best
         counts = self._counts
         best_score, best_option = 0, None
-        for option in strings:
-            parts = [p for p in _OPTION_SPLIT.split(option.lower()) if len(p) > 2]
+        for option, parts in zip(strings, parts_of, strict=True):
             score = sum(counts.get(p, 0) + counts.get(p + "s", 0) for p in parts)
             if score > best_score:
                 best_score, best_option = score, option
@@ -1860,6 +1857,35 @@ class Document:
 
 
 _OPTION_SPLIT = re.compile(r"[\W_]+")
+
+_Options = tuple[list[str], dict[str, str], bool, list[str], list[list[str]]]
+_OPTIONS: dict[tuple[Any, ...], _Options] = {}
+
+
+def _options(options: list[Any]) -> _Options:
+    """What `choose` reads of an enum's options, worked out once per list of options: the
+    strings, them by lower case, whether they are moods, those naming a kind of document,
+    and each one's words."""
+    try:
+        key = tuple(options)
+        found = _OPTIONS.get(key)
+    except TypeError:  # an option that is a list or an object: not remembered
+        key, found = None, None
+    if found is None:
+        strings = [o for o in options if isinstance(o, str)]
+        lowered = {o.lower(): o for o in strings}
+        found = (
+            strings,
+            lowered,
+            {"positive", "negative"} <= set(lowered),
+            [o for o in strings if o.lower() in _TYPE_CUES],
+            [[p for p in _OPTION_SPLIT.split(o.lower()) if len(p) > 2] for o in strings],
+        )
+        if key is not None and len(_OPTIONS) < 1024:
+            _OPTIONS[key] = found
+    return found
+
+
 _PERSONAL_MAIL = re.compile(
     r"@(gmail|googlemail|yahoo|hotmail|outlook|live|icloud|me|gmx|web|aol|proton(mail)?)\.", re.I
 )
