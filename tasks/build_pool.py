@@ -28,6 +28,8 @@ from tasks.partitions import PartitionPlan
 from tasks.processes import exit_with_parent, usable_cores
 
 _POLL_SECONDS = 0.2
+_ABORT_WAIT_SECONDS = 5.0
+"""How long a stopped build waits for each worker it terminated to exit."""
 _worker: dict[str, Any] = {}
 
 
@@ -148,11 +150,22 @@ class PartitionRunner:
             raise BuildError(f"a build worker process died: {exc}") from exc
         return [results[i] for i in range(plan.count)]
 
-    def close(self) -> None:
-        """Stop the local workers (cancelling what has not started)."""
+    def close(self, *, abort: bool = False) -> None:
+        """Stop the local workers (cancelling what has not started). With `abort` (Ctrl-C, an
+        error), the partitions being built are stopped too, not waited for: a build stopped
+        part-way is redone from the manifest by the next `collect` or `submit`, as after a kill.
+        """
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            if abort:
+                workers = list((getattr(pool, "_processes", None) or {}).values())
+                pool.shutdown(wait=False, cancel_futures=True)
+                for worker in workers:
+                    worker.terminate()
+                for worker in workers:
+                    worker.join(_ABORT_WAIT_SECONDS)
+            else:
+                pool.shutdown(wait=True, cancel_futures=True)
         if self._done_docs is not None:
             self._done_docs.close()
             self._done_docs = None
@@ -160,8 +173,8 @@ class PartitionRunner:
     def __enter__(self) -> PartitionRunner:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self.close(abort=kind is not None)
 
 
 def _drain(done_docs: multiprocessing.Queue[int] | None, progress: Progress | None) -> None:

@@ -313,3 +313,56 @@ def test_a_partitioned_build_from_and_into_s3(tmp_path: Path, s3_bucket: str) ->
     assert counts_of(parted) == counts_of(whole)
     left = client.list_objects_v2(Bucket=s3_bucket, Prefix="runs/r1/partitions/")
     assert left.get("KeyCount", 0) == 0  # the spilled listing and partition rejects are gone
+
+
+def slowly(_document: object) -> bool:
+    """A `should_process` that makes each document take 50 ms: partitions that run long."""
+    time.sleep(0.05)
+    return True
+
+
+_INTERRUPT_DRIVER = """
+import sys
+from tests.tasks.test_build import make_job
+from tests.tasks.test_build_partitions import slowly
+from tasks.build import build_shards
+job = make_job(sys.argv[1])
+build_shards(job, sys.argv[2], workers=2, files_per_partition=300, should_process=slowly)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker processes in /proc")
+def test_ctrl_c_stops_a_partitioned_build_at_once(tmp_path: Path) -> None:
+    # Regression: Ctrl-C waited for the partitions being built to finish (56 s for
+    # `estimate` on /usr/share/doc) before the command stopped.
+    folder = write_docs(tmp_path / "in", 1200, "Document {i}. A note on copper.")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _INTERRUPT_DRIVER, str(folder), str(tmp_path / "run")],
+        cwd=REPO,
+        env=env,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(_descendants(proc.pid)) < 3:
+            assert proc.poll() is None, "the build ended before it could be interrupted"
+            time.sleep(0.05)
+        workers = _descendants(proc.pid)
+        time.sleep(2)  # the workers are inside their partitions (~15 s each)
+        assert proc.poll() is None
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C at a terminal signals the whole group
+        started = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        assert time.monotonic() - started < 8
+        assert proc.returncode != 0 and b"KeyboardInterrupt" in err
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(_alive(p) for p in workers):
+            time.sleep(0.1)
+        assert not [p for p in workers if _alive(p)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
