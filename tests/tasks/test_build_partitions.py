@@ -273,6 +273,14 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _assert_gone(workers: set[int]) -> None:
+    """Every one of these processes has exited within 5 s."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.1)
+    assert not [p for p in workers if _alive(p)]
+
+
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker processes in /proc")
 def test_a_killed_build_leaves_no_worker_behind(tmp_path: Path) -> None:
     folder = write_docs(tmp_path / "in", 1500, "Document {i}. " + "Words of a note. " * 30)
@@ -289,10 +297,7 @@ def test_a_killed_build_leaves_no_worker_behind(tmp_path: Path) -> None:
         assert len(workers) >= 2  # two workers (and the resource tracker)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(_alive(p) for p in workers):
-            time.sleep(0.1)
-        assert not [p for p in workers if _alive(p)]
+        _assert_gone(workers)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -358,10 +363,7 @@ def test_ctrl_c_stops_a_partitioned_build_at_once(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=60)
         assert time.monotonic() - started < 8
         assert proc.returncode != 0 and b"KeyboardInterrupt" in err
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(_alive(p) for p in workers):
-            time.sleep(0.1)
-        assert not [p for p in workers if _alive(p)]
+        _assert_gone(workers)
     finally:
         if proc.poll() is None:
             proc.kill()
