@@ -170,13 +170,34 @@ def run(job_file: JobFile, full: Full = False, retry_failed: RetryFailed = False
                     job, full=full, retry_failed=retry_failed, runtime=DirectRuntime()
                 )
     except KeyboardInterrupt:
-        console.print(
-            "\n[yellow]Stopped waiting.[/yellow] The run's batches go on; "
-            f"`overnight collect {escape(str(job_file))}` finishes it.",
-            markup=True,
-        )
+        console.print(_stopped_message(job, job_file), markup=True)
         raise typer.Exit(130) from None
     _print_outcome(load_manifest(summary["run_dir"]))
+
+
+def _stopped_message(job: JobSpec, job_file: Path) -> str:
+    """What Ctrl-C left behind: batches that go on, or a run stopped before it sent any."""
+    from tasks.runs import load_manifest
+    from tasks.runs.store import list_open_runs
+
+    collect = f"`overnight collect {escape(str(job_file))}`"
+    sent: bool | None = None  # None: no open run of this job (it stopped before making one)
+    try:
+        for run_dir in list_open_runs(job.output):
+            manifest = load_manifest(run_dir)
+            if manifest.job_name == job.name:
+                sent = sent or any(shard.batch_id for shard in manifest.shards)
+    except Exception:  # a message only: say what is surely true
+        return f"\n[yellow]Stopped.[/yellow] {collect} finishes the run, if it started one."
+    if sent:
+        return (
+            f"\n[yellow]Stopped waiting.[/yellow] The run's batches go on; {collect} finishes it."
+        )
+    if sent is False:
+        return (
+            f"\n[yellow]Stopped[/yellow] before the run's batches were sent; {collect} sends them."
+        )
+    return "\n[yellow]Stopped[/yellow] before a run was made: nothing was sent."
 
 
 def _print_outcome(manifest: RunManifest) -> None:
