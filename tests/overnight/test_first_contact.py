@@ -208,58 +208,21 @@ def test_ctrl_c_during_run_stops_at_once_and_quietly(tmp_path: Path) -> None:
 def test_ctrl_c_says_whether_the_runs_batches_were_sent(tmp_path: Path) -> None:
     # Regression: Ctrl-C during the build said "The run's batches go on" when none was sent.
     from overnight._commands import _stopped_message
-    from schemas.job import JobSpec
-    from schemas.manifest import RunManifest, ShardRecord
     from tasks import storage
     from tasks.runs import save_manifest
+    from tests.tasks._runs import downloaded_shard, new_run, summary_job
 
-    job = JobSpec.model_validate(
-        {
-            "name": "notes",
-            "source": {"uri": str(tmp_path / "docs")},
-            "output": str(tmp_path / "out"),
-            "model": "gpt-4.1-mini",
-            "system_prompt": "Summarize.",
-            "output_schema": "schemas.summary:DocumentSummary",
-            "params": {"max_output_tokens": 100},
-        }
-    )
+    job = summary_job(tmp_path, "notes")
     job_path = tmp_path / "job.toml"
     assert "before a run was made" in _stopped_message(job, job_path)
 
-    run_dir = storage.join(job.output, "runs", "notes-1")
-    manifest = RunManifest(
-        run_id="notes-1",
-        job_name=job.name,
-        job_fingerprint=job.fingerprint(),
-        job=job.model_dump(mode="json"),
-        run_dir=run_dir,
-        output=job.output,
-        backend="embedded",
-        status="in_progress",
-    )
+    manifest = new_run(job, "notes-1", backend="embedded", max_attempts=3)
     save_manifest(manifest)
     storage.write_bytes(storage.join(job.output, "runs", "_open", "notes-1"), b"")
     said = _stopped_message(job, job_path)
     assert "before the run's batches were sent" in said and "overnight collect" in said
 
-    manifest.shards.append(
-        ShardRecord(
-            key="a1/shard-00000",
-            attempt=1,
-            shard_id="shard-00000",
-            uri=storage.join(run_dir, "shards", "shard-00000.jsonl"),
-            index_uri=storage.join(run_dir, "shards", "shard-00000.index.parquet"),
-            sha256="0" * 64,
-            requests=1,
-            bytes=1,
-            input_tokens=1,
-            model=job.model,
-            endpoint=job.endpoint,
-            state="created",
-            batch_id="batch_1",
-        )
-    )
+    manifest.shards.append(downloaded_shard(tmp_path, 0, job, 1, batch_status="in_progress"))
     save_manifest(manifest)
     assert "Stopped waiting" in _stopped_message(job, job_path)
 
