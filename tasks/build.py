@@ -440,28 +440,18 @@ def count_requests(
     The same partitions, on the same local pool (`workers`), merged the same way, so the
     figures are those of the build whatever the worker count; a Dask cluster is not used.
     """
-    from tasks.build_merge import merge_partitions
-    from tasks.build_pool import PartitionRunner
-
-    with (
-        tempfile.TemporaryDirectory(prefix="overnight-estimate-") as run_dir,
-        PartitionRunner(
+    with tempfile.TemporaryDirectory(prefix="overnight-estimate-") as run_dir:
+        counts, shards, _, _ = _build_partitions(
             job,
-            workers=workers,
-            dask_address="",
+            run_dir,
+            dry_run=True,
             should_process=should_process,
             progress=progress,
-        ) as runner,
-    ):
-        plan = plan_partitions(
-            job.source,
-            spill_dir=storage.join(run_dir, "partitions"),
-            files_per_partition=_files_per_partition(files_per_partition),
-            bytes_per_partition=_bytes_per_partition(bytes_per_partition),
-            on_spill=runner.start,
+            workers=workers,
+            dask_address="",
+            files_per_partition=files_per_partition,
+            bytes_per_partition=bytes_per_partition,
         )
-        results = runner.run(run_dir, plan, dry_run=True)
-        counts, shards, _ = merge_partitions(run_dir, results, dry_run=True)
     return counts, shards
 
 
@@ -495,7 +485,7 @@ def build_partition(
             limits=job.limits,
             model=job.model,
             endpoint=job.endpoint,
-            index_only=dry_run,
+            dry_run=dry_run,
         ) as writer,
     ):
 
@@ -505,6 +495,56 @@ def build_partition(
         planner = _Planner(job, writer, on_reject, should_process, progress)
         counts = planner.run(iter_documents(job.source, iter_partition(plan, index)))
     return PartitionResult(index, counts, writer.shards, rejected_uri)
+
+
+def _build_partitions(
+    job: JobSpec,
+    run_dir: str,
+    *,
+    dry_run: bool,
+    should_process: ShouldProcess | None,
+    progress: Progress | None,
+    workers: int | None,
+    dask_address: str | None,
+    files_per_partition: int | None,
+    bytes_per_partition: int | None,
+) -> tuple[BuildCounts, list[ShardInfo], str, PartitionPlan]:
+    """List the source into partitions, build them (one here, several where the runner says)
+    and merge them: the counters, shards, rejects file and plan of `build_shards` and
+    `count_requests`."""
+    from tasks.build_merge import merge_partitions
+    from tasks.build_pool import PartitionRunner
+
+    with PartitionRunner(
+        job,
+        workers=workers,
+        dask_address=dask_address,
+        should_process=should_process,
+        progress=progress,
+    ) as runner:
+        plan = plan_partitions(
+            job.source,
+            spill_dir=storage.join(run_dir, "partitions"),
+            files_per_partition=_files_per_partition(files_per_partition),
+            bytes_per_partition=_bytes_per_partition(bytes_per_partition),
+            on_spill=runner.start,
+        )
+        if plan.count == 1:
+            results = [
+                build_partition(
+                    job,
+                    run_dir,
+                    plan,
+                    0,
+                    should_process=should_process,
+                    progress=progress,
+                    dry_run=dry_run,
+                )
+            ]
+        else:
+            results = runner.run(run_dir, plan, dry_run=dry_run)
+    counts, shards, rejected_uri = merge_partitions(run_dir, results, dry_run=dry_run)
+    return counts, shards, rejected_uri, plan
 
 
 def build_shards(
@@ -527,33 +567,17 @@ def build_shards(
     other), or on the Dask cluster at `dask_address` (default `OVERNIGHT_DASK_ADDRESS`);
     `should_process` must then be picklable (a `Ledger`'s method is).
     """
-    from tasks.build_pool import PartitionRunner
-
-    with PartitionRunner(
+    counts, shards, rejected_uri, plan = _build_partitions(
         job,
-        workers=workers,
-        dask_address=dask_address,
+        run_dir,
+        dry_run=False,
         should_process=should_process,
         progress=progress,
-    ) as runner:
-        plan = plan_partitions(
-            job.source,
-            spill_dir=storage.join(run_dir, "partitions"),
-            files_per_partition=_files_per_partition(files_per_partition),
-            bytes_per_partition=_bytes_per_partition(bytes_per_partition),
-            on_spill=runner.start,
-        )
-        if plan.count == 1:
-            results = [
-                build_partition(
-                    job, run_dir, plan, 0, should_process=should_process, progress=progress
-                )
-            ]
-        else:
-            results = runner.run(run_dir, plan)
-    from tasks.build_merge import merge_partitions
-
-    counts, shards, rejected_uri = merge_partitions(run_dir, results)
+        workers=workers,
+        dask_address=dask_address,
+        files_per_partition=files_per_partition,
+        bytes_per_partition=bytes_per_partition,
+    )
     remove_spill(plan)
     return BuildSummary(
         job_name=job.name,

@@ -126,18 +126,16 @@ class ShardWriter:
         model: str | None = None,
         endpoint: Endpoint | None = None,
         dry_run: bool = False,
-        index_only: bool = False,
     ) -> None:
-        """`model`/`endpoint` default to those of the first line; `dry_run` writes and hashes
-        nothing (its shards have an empty sha256); `index_only` is a dry run that writes each
-        shard's index, not its lines (what a dry partitioned build merges)."""
+        """`model`/`endpoint` default to those of the first line; `dry_run` writes each shard's
+        index but neither writes nor hashes its lines (its shards have an empty sha256): what a
+        dry partitioned build (`estimate`) merges."""
         self.run_dir = run_dir
         self.prefix = prefix.strip("/")
         self.limits = limits
         self.model = model
         self.endpoint = endpoint
-        self.dry_run = dry_run or index_only
-        self.index_only = index_only
+        self.dry_run = dry_run
         self._stack = ExitStack()
         self._current: _OpenShard | None = None
         self._done_ids: array[int] = array("q")
@@ -145,7 +143,7 @@ class ShardWriter:
         self._closed = False
         self._pool = (
             None
-            if self.dry_run
+            if dry_run
             else ThreadPoolExecutor(max_workers=1, thread_name_prefix="overnight-shard-writer")
         )
 
@@ -284,9 +282,7 @@ class ShardWriter:
         if not self.dry_run:
             # Closing the innermost context commits the shard file atomically.
             self._stack.pop_all().close()
-            self._write_index(shard)
-        elif self.index_only:
-            self._write_index(shard)
+        self._write_index(shard)
         hashes = [hash(custom_id) for custom_id in shard.id_strings]
         hashes.sort()
         self._done_ids = array("q", _merge_sorted(self._done_ids, hashes))

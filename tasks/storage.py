@@ -296,16 +296,18 @@ class _Links:
         self, real: str, include: Sequence[str], exclude: Sequence[str], *, file: bool
     ) -> bool:
         """Whether the entry at `real`, reached through a link, is listed without it: inside
-        the root under its own key, or (a file) outside it through an earlier link."""
+        the root under its own key, or (a file) outside it through an earlier link. A file
+        left out so is counted."""
         key = self.inside_key(real)
         if key is not None:
-            return _matches(key, include, exclude)
-        if not file:
+            anyway = _matches(key, include, exclude)
+        elif not file:
             return False
-        if real in self.outside:
-            return True
-        self.outside.add(real)
-        return False
+        else:
+            anyway = real in self.outside
+            self.outside.add(real)
+        self.left_out += file and anyway
+        return anyway
 
 
 def _walk_local(
@@ -327,15 +329,15 @@ def _walk_local(
     for entry in entries:
         path = entry.path
         rel = path[strip:].replace(os.sep, "/")
+        # Where this entry itself is in the real tree, when a link led to its folder.
+        here = os.path.join(real_folder, entry.name) if real_folder is not None else None
         try:
             is_link = entry.is_symlink()
             st = entry.stat()  # follows links
         except OSError as exc:
             if not _matches(rel, include, exclude):
                 continue
-            if real_folder is not None and links.listed_anyway(
-                os.path.join(real_folder, entry.name), include, exclude, file=False
-            ):
+            if here is not None and links.listed_anyway(here, include, exclude, file=False):
                 continue  # the same entry, in the folder the link leads to
             if exc.errno == errno.ELOOP:
                 yield _problem(path, rel, "symlink_loop", f"a symbolic link loop: {exc.strerror}")
@@ -345,17 +347,11 @@ def _walk_local(
             else:
                 yield _problem(path, rel, "unreadable", f"cannot stat it: {exc}")
             continue
-        real: str | None = None  # the real path, for what a link led to
-        if is_link:
-            real = os.path.realpath(path)
-        elif real_folder is not None:
-            real = os.path.join(real_folder, entry.name)
+        real = os.path.realpath(path) if is_link else here  # for what a link led to
         if stat.S_ISDIR(st.st_mode):
             ident = (st.st_dev, st.st_ino)
             if ident in ancestors:
-                if real_folder is not None and links.listed_anyway(
-                    os.path.join(real_folder, entry.name), include, exclude, file=False
-                ):
+                if here is not None and links.listed_anyway(here, include, exclude, file=False):
                     continue  # the same loop, in the folder the link leads to
                 if _matches(rel, include, exclude):
                     above = ancestors[ident] or "the source root"
@@ -383,13 +379,11 @@ def _walk_local(
             yield from _walk_local(
                 children, path, strip, {**ancestors, ident: rel}, include, exclude, links, real
             )
-        elif not _matches(rel, include, exclude):
-            continue
-        elif real is not None and links.listed_anyway(
-            real, include, exclude, file=stat.S_ISREG(st.st_mode)
+        elif not _matches(rel, include, exclude) or (
+            real is not None
+            and links.listed_anyway(real, include, exclude, file=stat.S_ISREG(st.st_mode))
         ):
-            links.left_out += stat.S_ISREG(st.st_mode)
-            continue
+            continue  # filtered out, or listed anyway under its own key
         elif stat.S_ISREG(st.st_mode):
             yield _local_info(path, rel, st)
         else:
