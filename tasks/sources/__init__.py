@@ -30,6 +30,8 @@ Formats, by extension (a trailing `.gz` is decompressed transparently):
   as visible text); each attachment becomes a document `<message id>#<name>` with `parent_id`
   naming the message (`_email`). `.eml` attachments are read by name like files of the source.
 - `.mbox`: one e-mail per message, `<file>#<Message-ID>.eml`, each hashed on its own (`_email`).
+- Manual pages (`ls.1.gz`, found by content): the text `man` shows, from the roff source
+  (`_man`); a page that only includes another (`.so`) is `empty`.
 - `.ipynb`: a Jupyter notebook's cells, code in fences with the text it printed; image and
   HTML outputs are left out (`_text.read_notebook`).
 - Anything else (no extension, or one overnight does not know, gzipped or not) is judged by

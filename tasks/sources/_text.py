@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 import orjson
 
 from schemas.documents import Document, RejectedDocument
+from tasks.sources._man import included_page, looks_like_man_page, man_to_text
+from tasks.sources._reading import file_kind
 from tasks.sources._sniffing import BINARY, decode_text, sniff
 from tasks.storage import ObjectInfo
 
@@ -114,6 +116,19 @@ def read_decoded(
             meta["title"] = title
     elif info.key.lower().endswith((".md", ".markdown")):
         text, title = split_front_matter(text)
+        if title:
+            meta["title"] = title
+    elif file_kind(info.key)[0] not in TEXT_SUFFIXES and looks_like_man_page(text):
+        # A manual page (`ls.1.gz`): the text `man` shows, not its roff source.
+        if (included := included_page(text)) is not None:
+            return out.reject(
+                info,
+                "empty",
+                f"a manual page that only includes another ({included}): no text of its own",
+                sha256=sha,
+            )
+        text, title = man_to_text(text)
+        meta["format"] = "man"
         if title:
             meta["title"] = title
     return out.text_document(info, text, sha256=sha, size=size, metadata=meta)
