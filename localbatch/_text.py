@@ -1291,6 +1291,10 @@ class Document:
     @cached_property
     def title(self) -> str:
         """The document's own title or first heading, else a short phrase from its opening."""
+        if self._head.startswith("NAME\n"):  # a manual page: its NAME line is its title
+            line = next((x for x in self._head[5:].splitlines() if x.strip()), "")
+            if line:
+                return _clean_title(line)  # "ls - list directory contents"
         headers = self._layout[2]
         for key, value in headers:
             if key in ("title", "subject", "re", "headline", "memo", "topic"):

@@ -490,3 +490,15 @@ def test_a_german_letter_keeps_its_dates_and_drops_its_greeting(client: OpenAI) 
     said = [answer["summary"], *answer["key_points"], *answer["action_items"]]
     assert not any("geehrte" in text or "Grüßen" in text for text in said), said
     assert any("24. März zwischen 8 und 10 Uhr" in text for text in said), said
+
+
+def test_a_manual_page_is_titled_by_its_name_line(client: OpenAI) -> None:
+    """A manual page as overnight sends it (the text `man` shows): its title is its NAME line,
+    not the NAME heading, nor an example's shell comment ("# with switches, ...")."""
+    from tasks.sources._man import man_to_text
+    from tests.tasks.test_man_pages import MAN_PAGE
+
+    page, _ = man_to_text(MAN_PAGE.replace(".nf\n", ".nf\n# count every shelf\n", 1))
+    answer = _answers(client, [_line("man", PROMPT.format(id="frob.1.gz", text=page))])["man"]
+    assert answer["title"] == "frob - frob the widgets of a warehouse"
+    assert "Frob reads each FILE" in answer["summary"]
