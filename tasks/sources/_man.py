@@ -268,8 +268,7 @@ class _Page:
         if (long := match.group("long")) is not None:
             return _long_glyph(long)
         if (code := match.group("code")) is not None:
-            number = int(code)
-            return chr(number) if 32 <= number < 0x110000 else ""
+            return _character(int(code))
         if (char := match.group("char")) is not None:
             return _ONE_CHAR.get(char, "")
         return ""  # a comment, a font or size change, a register, a drawing: nothing
@@ -474,10 +473,18 @@ def _long_glyph(name: str) -> str:
     composed character), else one of groff's names."""
     if name.startswith("u") and len(name) >= 5:
         try:
-            return "".join(chr(int(code, 16)) for code in name[1:].split("_"))
+            return "".join(_character(int(code, 16)) for code in name[1:].split("_"))
         except ValueError:
             return ""
     return _GLYPHS.get(name, "")
+
+
+def _character(code: int) -> str:
+    """The character of a code point; nothing for a control, a surrogate (no text can hold
+    one alone) or a number past Unicode."""
+    if code < 32 or 0xD800 <= code <= 0xDFFF or code >= 0x110000:
+        return ""
+    return chr(code)
 
 
 def man_to_text(source: str) -> tuple[str, str | None]:

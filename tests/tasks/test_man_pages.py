@@ -234,3 +234,15 @@ def test_man_pages_in_a_folder_become_their_text(tmp_path: Path) -> None:
     assert "only includes another (man1/frob.1)" in alias.message
     notes = doc(items, "roff-notes.txt")
     assert notes.metadata["format"] == "text" and notes.text.startswith('.\\" Copyright')
+
+
+def test_escapes_naming_no_character_print_nothing() -> None:
+    """A lone surrogate or a number past Unicode (`\\[uD800]`, `\\N'55296'`) would make text
+    that cannot be written as UTF-8 (the request line, the parquet row): it prints nothing."""
+    page = r""".TH X 1
+.SH NAME
+x \- caf\[u00E9] \[uD800]and\N'55296' \N'233't\[u110000]e
+"""
+    text, _ = man_to_text(page)
+    assert text == "NAME\n\nx - café and éte"
+    text.encode("utf-8")
