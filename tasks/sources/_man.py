@@ -249,6 +249,7 @@ class _Page:
         self.mdoc = False
         self.tag_next = False
         self.heading_next = ""
+        self.section_name = ""
         self.link: str | None = None
 
     # -- text -------------------------------------------------------------------------------
@@ -319,6 +320,8 @@ class _Page:
         self.blank()
         self.lines.append(" ".join(text.split()))
         if kind == "SH":
+            self.section_name = self.lines[-1].upper()
+        if kind == "SH":
             self.blank()
 
     # -- requests ---------------------------------------------------------------------------
@@ -383,6 +386,8 @@ class _Page:
         elif self.mdoc and name in _MDOC_MACROS:
             if name == "Nm" and args and not self.name:
                 self.name = args[0]
+            if name == "Nm" and self.section_name == "SYNOPSIS":
+                self.flush()  # each form of the command on a line of its own
             self.inline(self.mdoc_words([name, *args]))
         # Every other request (fonts, spacing, registers, index entries, traps) prints nothing.
 

@@ -84,6 +84,8 @@ MDOC_PAGE = r""".\"	$OpenBSD: frob.1,v 1.2 2026/03/01 $
 .Op Fl av
 .Op Fl o Ar output_file
 .Ar file ...
+.Nm frob
+.Fl h
 .Sh DESCRIPTION
 The
 .Nm
@@ -183,7 +185,7 @@ def test_a_man_page_reads_as_man_shows_it() -> None:
 def test_an_mdoc_page_reads_as_man_shows_it() -> None:
     text, title = man_to_text(MDOC_PAGE)
     assert title == "frob - frob the widgets of a warehouse"
-    assert "frob [-av] [-o output_file] file ..." in text
+    assert "SYNOPSIS\n\nfrob [-av] [-o output_file] file ...\nfrob -h\n" in text
     assert "The frob utility counts widgets on UNIX systems, as wc(1) counts words." in text
     assert "-a Count empty shelves too." in text
     assert "Dd" not in text and "Mdocdate" not in text and ".Nm" not in text
