@@ -155,14 +155,27 @@ def classify(data: bytes) -> tuple[str, str | None]:
     if kind is not None and not _chance_signature(kind, head):
         gzipped = kind in ("application/gzip", "application/x-gzip")
         return ("application/gzip" if gzipped else kind), None
-    if too_many_nuls(head) and not data.startswith(UTF16_BOMS) and bomless_utf16(data) is None:
+    # A GNU Info manual is text with control codes: index markers (NUL, backspace) and the
+    # tag table's node offsets (DEL); a short one, or a split manual's first file (all tag
+    # table), has more of them than other text may.
+    info = _MAKEINFO.match(head) is not None
+    if (
+        not info
+        and too_many_nuls(head)
+        and not data.startswith(UTF16_BOMS)
+        and bomless_utf16(data) is None
+    ):
         return BINARY, None
     text = decode_text(data)
     if text is None:
         return BINARY, None
-    if not _reads_as_text(text[: SNIFF_BYTES * 8]):
+    if not info and not _reads_as_text(text[: SNIFF_BYTES * 8]):
         return BINARY, None
     return "text", text
+
+
+_MAKEINFO = re.compile(rb"This is [^\n]{1,200}, produced by makeinfo")
+"""makeinfo's first line of every Info file it writes."""
 
 
 def _reads_as_text(sample: str) -> bool:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from schemas.documents import Document, RejectedDocument
+from tasks.sources._info import indirect_parts, info_to_text, looks_like_info
 from tasks.sources._man import included_page, looks_like_man_page, man_to_text
 from tasks.sources._reading import file_kind
 from tasks.sources._sniffing import BINARY, decode_text, sniff
@@ -129,6 +130,21 @@ def read_decoded(
             )
         text, title = man_to_text(text)
         meta["format"] = "man"
+        if title:
+            meta["title"] = title
+    elif file_kind(info.key)[0] not in TEXT_SUFFIXES and looks_like_info(text):
+        # A GNU Info manual (`sed.info.gz`): its nodes' text, not its navigation.
+        parts = indirect_parts(text)
+        text, title = info_to_text(text)
+        if not text:
+            why = (
+                f"a split GNU Info manual's first file: it lists its parts ({', '.join(parts)}), "
+                "which are read on their own"
+                if parts
+                else "a GNU Info file with nothing but menus (an index of manuals)"
+            )
+            return out.reject(info, "empty", f"{why}: no text of its own", sha256=sha)
+        meta["format"] = "info"
         if title:
             meta["title"] = title
     return out.text_document(info, text, sha256=sha, size=size, metadata=meta)
