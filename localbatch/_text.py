@@ -1234,7 +1234,13 @@ class Document:
                 if any(c.strip("-: ") for c in cells):
                     units.append(("row", " | ".join(c for c in cells if c)))
                 continue
-            heading = _MD_HEADING.match(line) if line[0] == "#" else None
+            # Indented four columns, a `#` line is code (a shell comment in an example), as in
+            # Markdown, not a heading.
+            heading = (
+                _MD_HEADING.match(line)
+                if line[0] == "#" and not raw.startswith(("    ", "\t"))
+                else None
+            )
             if heading:
                 flush()
                 headings.append(heading.group(2))

@@ -502,3 +502,15 @@ def test_a_manual_page_is_titled_by_its_name_line(client: OpenAI) -> None:
     answer = _answers(client, [_line("man", PROMPT.format(id="frob.1.gz", text=page))])["man"]
     assert answer["title"] == "frob - frob the widgets of a warehouse"
     assert "Frob reads each FILE" in answer["summary"]
+
+
+def test_a_shell_comment_in_an_indented_example_is_no_title() -> None:
+    """Indented four columns, a `#` line is code, as Markdown has it: an Info manual's example
+    ("     # WRONG USAGE: 'FILE' will be truncated.") titled sed's whole manual."""
+    text = (
+        "Backup procedure\n\nRun the nightly job as the backup user, as follows:\n\n"
+        "     # never run this as root\n     backup --all /srv\n\n"
+        "Restore a day with backup --restore and its date.\n"
+    )
+    assert Document(text).title == "Backup procedure"
+    assert Document("# Restoring a day\n\nRun backup --restore.\n").title == "Restoring a day"
