@@ -660,6 +660,13 @@ _TYPE_CUES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
                 "debian",
                 "source",
                 "files",
+                # a manual: a man page's sections, an Info manual's words
+                "synopsis",
+                "manual",
+                "options",
+                "flags",
+                "arguments",
+                "syntax",
             }
         ),
         ("upstream-name",),
