@@ -32,6 +32,8 @@ Formats, by extension (a trailing `.gz` is decompressed transparently):
 - `.mbox`: one e-mail per message, `<file>#<Message-ID>.eml`, each hashed on its own (`_email`).
 - Manual pages (`ls.1.gz`, found by content): the text `man` shows, from the roff source
   (`_man`); a page that only includes another (`.so`) is `empty`.
+- SVG images (`.svg`, `.svgz`, found by content): `unsupported_type`, not their markup (path
+  data is no text, and vision models take no SVG).
 - GNU Info manuals (`sed.info.gz`, found by content): their nodes' text without menus, index
   markers and the tag table (`_info`); a split manual's first file (a list of parts) is `empty`.
 - `.ipynb`: a Jupyter notebook's cells, code in fences with the text it printed; image and

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import orjson
@@ -106,6 +107,16 @@ def read_text(
     return read_decoded(out, info, text, sha, size=len(data), html=html)
 
 
+SVG_HEAD_CHARS = 4096
+_SVG = re.compile(
+    r"\ufeff?\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*)*(?:<!DOCTYPE\s+svg[^>]*>\s*)?"
+    r"(?:<!--.*?-->\s*)*<svg[\s>]",
+    re.DOTALL | re.IGNORECASE,
+)
+"""An SVG image's opening: the `<svg>` root element, after an XML declaration, comments and
+a doctype."""
+
+
 def read_decoded(
     out: Outcomes, info: ObjectInfo, text: str, sha: str, *, size: int, html: bool
 ) -> Document | RejectedDocument:
@@ -119,6 +130,15 @@ def read_decoded(
         text, title = split_front_matter(text)
         if title:
             meta["title"] = title
+    elif file_kind(info.key)[0] not in TEXT_SUFFIXES and _SVG.match(text[:SVG_HEAD_CHARS]):
+        # An icon or a diagram: its markup is path data, thousands of tokens of no text.
+        return out.reject(
+            info,
+            "unsupported_type",
+            "an SVG image (a vector drawing): its markup is no text to send, and vision models "
+            "take PNG, JPEG, WebP or GIF; convert it to PNG to include it",
+            sha256=sha,
+        )
     elif file_kind(info.key)[0] not in TEXT_SUFFIXES and looks_like_man_page(text):
         # A manual page (`ls.1.gz`): the text `man` shows, not its roff source.
         if (included := included_page(text)) is not None:
