@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import re
 import threading
 from typing import TYPE_CHECKING, Any
@@ -94,7 +95,7 @@ def _read(
         meta["title"] = title.strip()
     scanned = sum(1 for text in pages if len(text.strip()) < source.min_page_chars)
     if not pages or scanned * 2 <= len(pages):
-        text = "\n\n".join(page.strip() for page in pages if page.strip())
+        text = "\n\n".join(page.strip() for page in _without_running_lines(pages) if page.strip())
         if not text:
             what = f"no text in its {len(pages)} page(s)" if pages else "a PDF with no pages"
             return out.reject(info, "empty", what, sha256=sha)
@@ -126,6 +127,98 @@ def _read(
     return out.image_document(
         info, tuple(images), tuple(sizes), sha256=sha, size=len(data), metadata=meta
     )
+
+
+RUNNING_ZONE = 2
+"""Lines at the top and at the bottom of a page where running headers and footers stand."""
+RUNNING_SHARE = 0.5
+"""A line in that zone on at least this share of the pages (and on 3 or more) is a running
+header or footer."""
+_DIGITS = re.compile(r"\d+")
+
+
+def _running_key(line: str) -> str:
+    """A line as its repeats compare: digits as one mark ("Page 3 of 40" ~ "Page 4 of 40"),
+    blanks collapsed, case folded."""
+    return " ".join(_DIGITS.sub("#", line).split()).casefold()
+
+
+def _has_words(key: str) -> bool:
+    return sum(c.isalpha() for c in key) >= 3
+
+
+_PAGE_NUMBERING = re.compile(
+    r"\b(?:page|pages|seite|página|pagina|pag\.|p\.|side|sida|strona|стр\.?)\s*#|# (?:of|von|de|di|sur|/) #",
+    re.IGNORECASE,
+)
+"""How a page number is written in a footer: "Page 3", "Seite 3", "3 of 40", "3 / 40"."""
+
+
+def _numbered_like_pages(key: str, found: list[tuple[int, list[int]]]) -> bool:
+    """Whether a repeated line is the same on every page but for its page number: its numbers
+    each the same on every page ("2026", "of 40") or, in a page number ("Page 3", "3 of 40"),
+    going up with the page. A line whose numbers change otherwise ("Page total: 1,234.00",
+    "Question 3" on the third page) is content, and stays."""
+    first_page, first = found[0]
+    for position, value in enumerate(first):
+        if all(numbers[position] == value for _, numbers in found):
+            continue
+        if not _PAGE_NUMBERING.search(key):
+            return False
+        if not all(numbers[position] - value == page - first_page for page, numbers in found):
+            return False
+    return True
+
+
+def _without_running_lines(pages: list[str]) -> list[str]:
+    """The pages' text without their running headers and footers after the first page that has
+    them: a line with words in it in the top or bottom `RUNNING_ZONE` lines of at least
+    `RUNNING_SHARE` of the pages, the same on each but for page numbering ("Page 3 of 40", a
+    report's title, "Confidential"). Said on every page, they cost tokens and read as the
+    document's content; the first page keeps its own (a title is also the first line of the
+    text). A bare number is left (a table's last cell may be one)."""
+    if len(pages) < 3:
+        return pages
+    split = [[line for line in page.splitlines() if line.strip()] for page in pages]
+    zones = [
+        sorted(
+            {
+                *range(min(RUNNING_ZONE, len(lines))),
+                *range(max(0, len(lines) - RUNNING_ZONE), len(lines)),
+            }
+        )
+        for lines in split
+    ]
+    found: dict[str, list[tuple[int, list[int]]]] = {}
+    for page, (lines, zone) in enumerate(zip(split, zones, strict=True)):
+        for i in zone:
+            key = _running_key(lines[i])
+            if _has_words(key) and (not found.get(key) or found[key][-1][0] != page):
+                numbers = [int(n) for n in _DIGITS.findall(lines[i])]
+                found.setdefault(key, []).append((page, numbers))
+    needed = max(3, math.ceil(RUNNING_SHARE * len(pages)))
+    running = {
+        key
+        for key, seen in found.items()
+        if len(seen) >= needed and _numbered_like_pages(key, seen)
+    }
+    if not running:
+        return pages
+    out: list[str] = []
+    kept: set[str] = set()
+    for text, lines, zone in zip(pages, split, zones, strict=True):
+        drop: set[int] = set()
+        for i in zone:
+            key = _running_key(lines[i])
+            if key in running:
+                if key in kept:
+                    drop.add(i)
+                else:
+                    kept.add(key)  # its first page keeps it
+        out.append(
+            "\n".join(line for i, line in enumerate(lines) if i not in drop) if drop else text
+        )
+    return out
 
 
 def render_page(page: Any) -> tuple[str, tuple[int, int], bool]:
