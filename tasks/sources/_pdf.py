@@ -79,9 +79,23 @@ def read_pdf(out: Outcomes, info: ObjectInfo, data: bytes, sha: str) -> Document
 def _page_text(page: Any) -> str:
     textpage = page.get_textpage()
     try:
-        return str(textpage.get_text_bounded())
+        text = str(textpage.get_text_bounded())
     finally:
         textpage.close()
+    return _LINE_END_HYPHEN.sub(_joined_word, text) if "\x02" in text else text
+
+
+_LINE_END_HYPHEN = re.compile(r"(\S*)\x02(?:\r?\n)?(\S?)")
+"""PDFium's mark (U+0002) for a word hyphenated at the end of a line, where it joins the two
+lines: "manip\x02ulation"."""
+
+
+def _joined_word(match: re.Match[str]) -> str:
+    """A word hyphenated at a line's end, whole again ("manipulation"); a compound keeps its
+    hyphen ("state-of-the-art", "Baden-Württemberg", "COVID-19")."""
+    left, right = match.group(1), match.group(2)
+    keep = "-" in left or right[:1].isupper() or right[:1].isdigit()
+    return left + ("-" if keep else "") + right
 
 
 def _read(

@@ -1,4 +1,5 @@
-"""A PDF's running headers and footers are read once, not on every page.
+"""A PDF's text as a reader reads it: running headers and footers once, not on every page,
+and words hyphenated at a line's end whole.
 
 A report's title at the top of each page and "Confidential - Page 3 of 4" at the bottom cost
 tokens on every page and read as content; lines that only look alike ("Page total: ...", a
@@ -49,3 +50,28 @@ def test_running_headers_and_footers_are_read_on_their_first_page_only(tmp_path:
     assert table.count("Shelf ") == 4, "numbers that do not follow the pages: content"
     # "Section 2" on the second page, "Section 3" on the third: no page number, content.
     assert all(f"Section {n}: the widgets" in report for n in range(1, 5))
+
+
+def test_a_word_hyphenated_at_a_lines_end_is_whole_again(tmp_path: Path) -> None:
+    # PDFium joins the lines and marks the hyphen with U+0002: "manip\x02ulation" was sent
+    # (31 times in Debian's libtasn1 manual).
+    (tmp_path / "spec.pdf").write_bytes(
+        text_pdf(
+            [
+                [
+                    "The library handles DER manip-",
+                    "ulation of structures and their man-",
+                    "agement.",
+                    "A state-of-the-",
+                    "art parser in Baden-",
+                    "Wuerttemberg, for COVID-",
+                    "19 data.",
+                ]
+            ]
+        )
+    )
+    text = doc(load(tmp_path), "spec.pdf").text
+    assert text == (
+        "The library handles DER manipulation of structures and their management.\n"
+        "A state-of-the-art parser in Baden-Wuerttemberg, for COVID-19 data."
+    )
