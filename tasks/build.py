@@ -509,8 +509,8 @@ def _build_partitions(
     files_per_partition: int | None,
     bytes_per_partition: int | None,
 ) -> tuple[BuildCounts, list[ShardInfo], str, PartitionPlan]:
-    """List the source into partitions, build them (one here, several where the runner says)
-    and merge them: the counters, shards, rejects file and plan of `build_shards` and
+    """List the source into partitions, build them where the runner says (one partition
+    here) and merge them: the counters, shards, rejects file and plan of `build_shards` and
     `count_requests`."""
     from tasks.build_merge import merge_partitions
     from tasks.build_pool import PartitionRunner
@@ -529,20 +529,7 @@ def _build_partitions(
             bytes_per_partition=_bytes_per_partition(bytes_per_partition),
             on_spill=runner.start,
         )
-        if plan.count == 1:
-            results = [
-                build_partition(
-                    job,
-                    run_dir,
-                    plan,
-                    0,
-                    should_process=should_process,
-                    progress=progress,
-                    dry_run=dry_run,
-                )
-            ]
-        else:
-            results = runner.run(run_dir, plan, dry_run=dry_run)
+        results = runner.run(run_dir, plan, dry_run=dry_run)
     counts, shards, rejected_uri = merge_partitions(run_dir, results, dry_run=dry_run)
     return counts, shards, rejected_uri, plan
 

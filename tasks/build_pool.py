@@ -93,9 +93,10 @@ class PartitionRunner:
     ) -> list[PartitionResult]:
         """Build every partition of `plan`; return their results in partition order.
 
-        `dry_run` builds the shards' indexes only (`estimate`), always on this machine."""
+        `dry_run` builds the shards' indexes only (`estimate`); it, and a plan of one
+        partition, always run on this machine."""
         job, should_process, progress = self.job, self.should_process, self.progress
-        if self.dask_address and not dry_run:
+        if self.dask_address and not dry_run and plan.count > 1:
             from tasks.cluster_build import run_on_cluster
 
             return run_on_cluster(

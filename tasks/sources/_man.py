@@ -84,63 +84,8 @@ _MDOC_OPEN = {"Do": "“", "Qo": '"', "So": "‘", "Po": "(", "Oo": "[", "Bo": "
 _MDOC_CLOSE = {"Dc": "”", "Qc": '"', "Sc": "’", "Pc": ")", "Oc": "]", "Bc": "]", "Brc": "}", "Ac": "⟩"}  # fmt: skip
 _MDOC_MACROS = (
     frozenset(
-        [
-            "Ad",
-            "An",
-            "Ar",
-            "At",
-            "Bx",
-            "Cd",
-            "Cm",
-            "Dv",
-            "Dx",
-            "Em",
-            "Er",
-            "Es",
-            "Ev",
-            "Ex",
-            "Fa",
-            "Fc",
-            "Fd",
-            "Fl",
-            "Fn",
-            "Fo",
-            "Ft",
-            "Fx",
-            "Hf",
-            "Ic",
-            "In",
-            "Li",
-            "Lk",
-            "Ms",
-            "Mt",
-            "Nm",
-            "No",
-            "Ns",
-            "Nx",
-            "Ot",
-            "Ox",
-            "Pa",
-            "Pf",
-            "Rv",
-            "St",
-            "Sx",
-            "Sy",
-            "Ta",
-            "Tn",
-            "Ux",
-            "Va",
-            "Vt",
-            "Xr",
-            "Xo",
-            "Xc",
-            "Eo",
-            "Ec",
-            "Ek",
-            "Bk",
-            "%A",
-            "%T",
-        ]
+        "Ad An Ar At Bx Cd Cm Dv Dx Em Er Es Ev Ex Fa Fc Fd Fl Fn Fo Ft Fx Hf Ic In Li Lk Ms Mt Nm "  # noqa: SIM905
+        "No Ns Nx Ot Ox Pa Pf Rv St Sx Sy Ta Tn Ux Va Vt Xr Xo Xc Eo Ec Ek Bk %A %T".split()
     )
     | frozenset(_MDOC_QUOTES)
     | frozenset(_MDOC_OPEN)
@@ -321,7 +266,6 @@ class _Page:
         self.lines.append(" ".join(text.split()))
         if kind == "SH":
             self.section_name = self.lines[-1].upper()
-        if kind == "SH":
             self.blank()
 
     # -- requests ---------------------------------------------------------------------------

@@ -194,19 +194,19 @@ def _without_running_lines(pages: list[str]) -> list[str]:
     if len(pages) < 3:
         return pages
     split = [[line for line in page.splitlines() if line.strip()] for page in pages]
+    # Each page's top and bottom lines, by their place on the page, with their running key.
     zones = [
-        sorted(
-            {
-                *range(min(RUNNING_ZONE, len(lines))),
-                *range(max(0, len(lines) - RUNNING_ZONE), len(lines)),
-            }
-        )
+        [
+            (i, _running_key(lines[i]))
+            for i in sorted(
+                {*range(min(RUNNING_ZONE, len(lines))), *range(len(lines))[-RUNNING_ZONE:]}
+            )
+        ]
         for lines in split
     ]
     found: dict[str, list[tuple[int, list[int]]]] = {}
     for page, (lines, zone) in enumerate(zip(split, zones, strict=True)):
-        for i in zone:
-            key = _running_key(lines[i])
+        for i, key in zone:
             if _has_words(key) and (not found.get(key) or found[key][-1][0] != page):
                 numbers = [int(n) for n in _DIGITS.findall(lines[i])]
                 found.setdefault(key, []).append((page, numbers))
@@ -222,8 +222,7 @@ def _without_running_lines(pages: list[str]) -> list[str]:
     kept: set[str] = set()
     for text, lines, zone in zip(pages, split, zones, strict=True):
         drop: set[int] = set()
-        for i in zone:
-            key = _running_key(lines[i])
+        for i, key in zone:
             if key in running:
                 if key in kept:
                     drop.add(i)

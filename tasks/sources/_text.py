@@ -130,7 +130,21 @@ def read_decoded(
         text, title = split_front_matter(text)
         if title:
             meta["title"] = title
-    elif file_kind(info.key)[0] not in TEXT_SUFFIXES and _SVG.match(text[:SVG_HEAD_CHARS]):
+    elif file_kind(info.key)[0] not in TEXT_SUFFIXES:  # named otherwise: its content tells
+        read = _read_by_content(out, info, text, sha)
+        if isinstance(read, RejectedDocument):
+            return read
+        if read is not None:
+            text, meta = read
+    return out.text_document(info, text, sha256=sha, size=size, metadata=meta)
+
+
+def _read_by_content(
+    out: Outcomes, info: ObjectInfo, text: str, sha: str
+) -> RejectedDocument | tuple[str, dict[str, str]] | None:
+    """An SVG image (refused), a manual page or a GNU Info manual, told by its content: its
+    text and metadata, or why it is refused; None for any other text."""
+    if _SVG.match(text[:SVG_HEAD_CHARS]):
         # An icon or a diagram: its markup is path data, thousands of tokens of no text.
         return out.reject(
             info,
@@ -139,7 +153,7 @@ def read_decoded(
             "take PNG, JPEG, WebP or GIF; convert it to PNG to include it",
             sha256=sha,
         )
-    elif file_kind(info.key)[0] not in TEXT_SUFFIXES and looks_like_man_page(text):
+    if looks_like_man_page(text):
         # A manual page (`ls.1.gz`): the text `man` shows, not its roff source.
         if (included := included_page(text)) is not None:
             return out.reject(
@@ -149,10 +163,8 @@ def read_decoded(
                 sha256=sha,
             )
         text, title = man_to_text(text)
-        meta["format"] = "man"
-        if title:
-            meta["title"] = title
-    elif file_kind(info.key)[0] not in TEXT_SUFFIXES and looks_like_info(text):
+        return text, {"format": "man", **({"title": title} if title else {})}
+    if looks_like_info(text):
         # A GNU Info manual (`sed.info.gz`): its nodes' text, not its navigation.
         parts = indirect_parts(text)
         text, title = info_to_text(text)
@@ -164,10 +176,8 @@ def read_decoded(
                 else "a GNU Info file with nothing but menus (an index of manuals)"
             )
             return out.reject(info, "empty", f"{why}: no text of its own", sha256=sha)
-        meta["format"] = "info"
-        if title:
-            meta["title"] = title
-    return out.text_document(info, text, sha256=sha, size=size, metadata=meta)
+        return text, {"format": "info", **({"title": title} if title else {})}
+    return None
 
 
 FRONT_MATTER_MAX = 1 << 16
