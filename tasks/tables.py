@@ -10,6 +10,7 @@ partitioning.
 from __future__ import annotations
 
 import enum
+import functools
 import os
 import shutil
 import tempfile
@@ -80,8 +81,15 @@ def dtype_for(annotation: Any) -> pl.DataType:
     raise SchemaMappingError(f"no parquet column type for {annotation!r}")
 
 
+@functools.lru_cache(maxsize=64)
+def _field_types(model: type[BaseModel]) -> tuple[tuple[str, pl.DataType], ...]:
+    """(name, polars type) of each field of `model`, worked out once per model: a collect
+    asks for them for every part it writes."""
+    return tuple((name, dtype_for(f.annotation)) for name, f in model.model_fields.items())
+
+
 def struct_for(model: type[BaseModel]) -> pl.Struct:
-    return pl.Struct({name: dtype_for(f.annotation) for name, f in model.model_fields.items()})
+    return pl.Struct(dict(_field_types(model)))
 
 
 def output_column_name(field: str) -> str:
@@ -90,18 +98,14 @@ def output_column_name(field: str) -> str:
 
 
 def _file_schema(model: type[BaseModel]) -> dict[str, pl.DataType]:
-    return {
-        name: dtype_for(f.annotation)
-        for name, f in model.model_fields.items()
-        if name not in PARTITION_COLUMNS
-    }
+    return {name: dtype for name, dtype in _field_types(model) if name not in PARTITION_COLUMNS}
 
 
 def results_schema(output_model: type[BaseModel]) -> dict[str, pl.DataType]:
     """Columns of a results file: identity columns, then the job schema's fields, typed."""
     schema = _file_schema(ResultRow)
-    for name, f in output_model.model_fields.items():
-        schema[output_column_name(name)] = dtype_for(f.annotation)
+    for name, dtype in _field_types(output_model):
+        schema[output_column_name(name)] = dtype
     return schema
 
 

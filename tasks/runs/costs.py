@@ -49,31 +49,37 @@ class _Pricer:
         columns, in its order, to the last bit: polars divides a column by a number as a
         multiplication by its inverse (off by one bit at times), so the division is by a
         column of that number. Bad usage raises `cost`'s error for the first row that has it.
+        Two queries a part, whatever its size: each polars call costs ~0.5 ms, which at one
+        call per step was most of the pricing of a 5,000-line part.
         """
-        billed = frame.get_column("billed").fill_null(False)
-        models = frame.get_column("model").fill_null("")  # no model: the fallback's rates
-        usage = frame.select("model", *_TOKENS)  # not the rows' other (long) columns
-        bad = usage.filter(billed).filter(
-            (pl.col("cached_tokens") > pl.col("input_tokens")) | (pl.min_horizontal(_TOKENS) < 0)
-        )
-        if bad.height:
-            row = bad.row(0, named=True)
-            self.cost(row["model"], Usage(*(row[name] for name in _TOKENS)))
-        prices = {m: self.price(m) for m in models.filter(billed).unique().to_list()}
+        billed = pl.col("billed").fill_null(False)
+        model = pl.col("model").fill_null("")  # no model: the fallback's rates
+        names = frame.select(model.filter(billed).unique()).to_series().to_list()
+        prices = {m: self.price(m) for m in names}
 
-        def rate(of: Callable[[ModelPrice], float]) -> pl.Series:
+        def rate(of: Callable[[ModelPrice], float]) -> pl.Expr:
             by_model = {m: of(p) for m, p in prices.items()}
-            return models.replace_strict(by_model, default=0.0, return_dtype=pl.Float64())
+            return model.replace_strict(by_model, default=0.0, return_dtype=pl.Float64())
 
-        inputs, cached, outputs = (frame.get_column(name) for name in _TOKENS)
-        million = pl.repeat(1_000_000.0, frame.height, eager=True)
+        inputs, cached, outputs = (pl.col(name) for name in _TOKENS)
+        # A column, not a number: polars would divide by multiplying by the inverse. And made
+        # here, not in the query, which would simplify it into the number again.
+        million = pl.lit(pl.Series([1_000_000.0]).new_from_index(0, frame.height))
         costs = (
             (inputs - cached) * rate(lambda p: p.batch_input)
             + cached * rate(lambda p: p.batch_cached_input)
             + outputs * rate(lambda p: p.batch_output)
         ) / million
-        nothing = pl.repeat(0.0, frame.height, eager=True)
-        return costs.zip_with(billed, nothing).cast(pl.Float64()).alias("cost_usd")
+        bad = billed & ((cached > inputs) | (pl.min_horizontal(_TOKENS) < 0))
+        priced = frame.select(
+            pl.when(billed).then(costs).otherwise(0.0).cast(pl.Float64()).alias("cost_usd"),
+            bad.alias("bad"),
+        )
+        flags = priced.get_column("bad")
+        if flags.any():
+            row = frame.row(int(flags.arg_true()[0]), named=True)
+            self.cost(row["model"], Usage(*(row[name] for name in _TOKENS)))
+        return priced.get_column("cost_usd")
 
 
 _TOKENS = ("input_tokens", "cached_tokens", "output_tokens")
