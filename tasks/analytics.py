@@ -9,7 +9,8 @@ new or changed objects are fetched), since DuckDB's S3 extension is not always i
 from __future__ import annotations
 
 import os
-import tempfile
+import shutil
+import weakref
 from datetime import date
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import duckdb
 import polars as pl
 from pydantic import BaseModel
 
-from tasks import costreport, storage, tables
+from tasks import costreport, scratch, storage, tables
 
 VIEWS = ("results", "errors", "costs", "latest")
 
@@ -143,7 +144,9 @@ def connect(output: str) -> duckdb.DuckDBPyConnection:
         )
     open_parts = partial_parts(output, root)
     con = duckdb.connect()
-    scratch = Path(tempfile.mkdtemp(prefix="overnight-query-"))
+    # The empty tables' files, read by the views for as long as the connection lives.
+    folder = scratch.make_dir("query")
+    weakref.finalize(con, shutil.rmtree, folder, True)
     for table in tables.TABLES:
         files = _files(root, table)
         if files:
@@ -153,7 +156,7 @@ def connect(output: str) -> duckdb.DuckDBPyConnection:
                 "hive_types = {'job': VARCHAR, 'run_date': DATE})"
             )
         else:
-            source = f"read_parquet({_quote(_empty_file(table, scratch))})"
+            source = f"read_parquet({_quote(_empty_file(table, folder))})"
         if table not in open_parts:
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM {source}")
             continue

@@ -26,7 +26,6 @@ ran: the same requests, the same estimate, shard contents identical up to order.
 from __future__ import annotations
 
 import re
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -47,6 +46,7 @@ from tasks.chunking import split_text
 from tasks.ledger import Ledger
 from tasks.partitions import PartitionPlan, iter_partition, plan_partitions, remove_spill
 from tasks.render import RequestRenderer, document_key, image_sizes
+from tasks.scratch import scratch_dir
 from tasks.sharding import DuplicateCustomIdError, RequestTooLargeError, ShardWriter
 from tasks.sources import iter_documents
 
@@ -440,10 +440,10 @@ def count_requests(
     The same partitions, on the same local pool (`workers`), merged the same way, so the
     figures are those of the build whatever the worker count; a Dask cluster is not used.
     """
-    with tempfile.TemporaryDirectory(prefix="overnight-estimate-") as run_dir:
+    with scratch_dir("estimate") as scratch:
         counts, shards, _, _ = _build_partitions(
             job,
-            run_dir,
+            str(scratch),
             dry_run=True,
             should_process=should_process,
             progress=progress,

@@ -13,7 +13,6 @@ import enum
 import functools
 import os
 import shutil
-import tempfile
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -29,6 +28,7 @@ from pydantic import BaseModel
 
 from schemas.rows import RESERVED_RESULT_COLUMNS, CostRow, ErrorRow, ResultRow
 from tasks import storage
+from tasks.scratch import scratch_dir
 
 PARTITION_COLUMNS = ("job", "run_date")
 TABLES = ("results", "errors", "costs", "chunks")
@@ -196,7 +196,7 @@ def write_parquet(df: pl.DataFrame, uri: str) -> None:
 def local_copies(sources: Sequence[str]) -> Iterator[list[str]]:
     """Local paths of parquet files or objects, for one polars query over all of them: local
     files as they are, S3 objects fetched into a temporary folder (removed on leaving)."""
-    with tempfile.TemporaryDirectory(prefix="overnight-parts-") as tmp:
+    with scratch_dir("parts") as tmp:
         local: list[str] = []
         for i, uri in enumerate(sources):
             path = storage.local_path(uri)
@@ -221,7 +221,7 @@ def sink(
     """
     with (
         local_copies(sources) as local,
-        tempfile.TemporaryDirectory(prefix="overnight-sink-") as tmp,
+        scratch_dir("sink") as tmp,
     ):
         out = Path(tmp) / "out.parquet"
         build(local).sink_parquet(out, compression="zstd", row_group_size=10_000)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
-import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import IO
 
 from schemas.documents import Document, RejectCode, RejectedDocument
 from tasks import storage
+from tasks.scratch import scratch_file
 from tasks.sources._archive import ARCHIVE_SUFFIXES, is_tar_name, is_zip, read_tar, read_zip
 from tasks.sources._email import (
     EMAIL_SUFFIXES,
@@ -246,7 +246,7 @@ class Loader(Outcomes):
                 sha256=hashlib.sha256(data).hexdigest(),
             )
         elif suffix in JSONL_SUFFIXES or suffix in TABLE_SUFFIXES:
-            with tempfile.NamedTemporaryFile(prefix="overnight-att-") as tmp:
+            with scratch_file("att") as tmp:
                 tmp.write(data)
                 tmp.flush()
                 yield from self.load(dataclasses.replace(info, path=tmp.name))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-import tempfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ from typing import IO, cast
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tasks import storage
+from tasks.scratch import scratch_file
 from tasks.storage import ObjectInfo, StorageError
 
 READ_ERRORS = (OSError, StorageError, BotoCoreError, ClientError)
@@ -86,7 +86,7 @@ def local_copy(info: ObjectInfo, gz: bool) -> Iterator[str]:
     if not gz and not storage.is_s3(info.uri) and info.path is None:
         yield info.uri
         return
-    with tempfile.NamedTemporaryFile(prefix="overnight-src-") as tmp:
+    with scratch_file("src") as tmp:
         with storage.open_read(info.location) as raw:
             src = gunzipped(raw) if gz else raw
             shutil.copyfileobj(src, tmp, 1 << 20)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from schemas.documents import Document, RejectCode, RejectedDocument
+from tasks.scratch import scratch_file
 from tasks.sources._reading import GZIP_ERRORS, READ_ERRORS, is_read_failure, local_copy
 from tasks.sources._sniffing import UTF16_BOMS, decode_text, text_encoding
 from tasks.storage import ObjectInfo
@@ -79,7 +79,7 @@ def text_file(info: ObjectInfo, gz: bool) -> Iterator[TextFile | None]:
             head = fh.read(3)
             fh.seek(0)
             if head.startswith(UTF16_BOMS):
-                with tempfile.NamedTemporaryFile(prefix="overnight-utf8-") as tmp:
+                with scratch_file("utf8") as tmp:
                     problem = transcode_utf16(fh, tmp)
                     tmp.flush()
                     if only_carriage_returns(tmp.name):
@@ -89,7 +89,7 @@ def text_file(info: ObjectInfo, gz: bool) -> Iterator[TextFile | None]:
         if not only_carriage_returns(path):
             yield _text_file_at(path)
             return
-        with tempfile.NamedTemporaryFile(prefix="overnight-lf-") as tmp:
+        with scratch_file("lf") as tmp:
             carriage_returns_to_line_feeds(path, tmp.name)
             yield _text_file_at(tmp.name)
 
