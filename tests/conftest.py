@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 
@@ -15,6 +17,8 @@ os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 # The embedded local Batch API keeps its state under OVERNIGHT_HOME: never the user's own.
 os.environ["OVERNIGHT_HOME"] = tempfile.mkdtemp(prefix="overnight-home-")
+for _home in (_PREFECT_HOME, os.environ["OVERNIGHT_HOME"]):
+    atexit.register(shutil.rmtree, _home, True)  # each session's homes, gone when it ends
 os.environ.pop("OVERNIGHT_PRICING_FILE", None)
 os.environ["DO_NOT_TRACK"] = "1"
 # Never reach a real OpenAI or AWS from a test.
