@@ -42,6 +42,7 @@ from localbatch._prompts import (
     Message,
     PromptCache,
     TokenCounter,
+    Visual,
     chat_messages,
     document_body,
     document_text,
@@ -49,6 +50,7 @@ from localbatch._prompts import (
     responses_messages,
 )
 from localbatch._shapes import completion_cap, completion_prompts, moderation_inputs
+from tasks.imagetokens import data_url_size
 
 log = logging.getLogger("localbatch")
 
@@ -240,7 +242,10 @@ class Simulator:
             sequence = schema_tokens + counter.prompt(messages)[1]
             keys = prefix_keys(item.model, sequence, prompt_tokens)
             cached, written = self.cache.settle(keys, prompt_tokens)
-        doc = Document(document_body(document_text(messages)), self.seed)
+        body_text = document_body(document_text(messages))
+        if not body_text.strip() and _sees(messages):
+            body_text = _unseen_text(messages)
+        doc = Document(body_text, self.seed)
         if item.fault == "refusal":
             return _Completion(
                 None, "stop", prompt_tokens, cached, written, counter.count(REFUSAL_TEXT), 0, True
@@ -663,6 +668,37 @@ def _decoded(counter: TokenCounter, tokens: list[int]) -> str:
 def _sees(messages: list[Message]) -> bool:
     """True when a request has images or files: what the simulator cannot look at."""
     return any(message.visuals for message in messages)
+
+
+def _unseen_text(messages: list[Message]) -> str:
+    """What the simulator can say of a request that is only images or files: what they are.
+
+    A scanned page or a photo has no text to answer from; its answer says what it was
+    given ("A 1275 × 1650 PNG image") and that it was not looked at, rather than passing
+    for a summary of an empty document.
+    """
+    described = [_visual_name(v) for message in messages for v in message.visuals]
+    first = described[0] if len(described) == 1 else f"{len(described)} images or files"
+    listed = "" if len(described) == 1 else " ".join(f"{d}." for d in described) + " "
+    return (
+        f"{first}.\n\n{listed}Its content was not read, as the local Batch API answers from "
+        "the text of a request and does not look at images or files."
+    )
+
+
+def _visual_name(visual: Visual) -> str:
+    """ "A 640 × 480 PNG image", "An image", "A PDF file"."""
+    if visual.kind != "image":
+        return "A PDF file"
+    kind = "image"
+    if visual.data.startswith("data:"):
+        mime = visual.data[5:].partition(",")[0].partition(";")[0].lower()
+        if mime.startswith("image/") and len(mime) > len("image/"):
+            kind = f"{mime.removeprefix('image/').removeprefix('x-').upper()} image"
+    size = data_url_size(visual.data)
+    if size:
+        return f"A {size[0]} × {size[1]} {kind}"
+    return "An image" if kind == "image" else f"A {kind}"
 
 
 _COMMON_WORDS = " the a and of to in is that it for on with as was at by an be this"

@@ -595,13 +595,15 @@ _TYPE_CUES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
         ("amount due", "total due", "bill to", "payment terms", "invoice no"),
     ),
     "meeting_notes": (
-        frozenset({"meeting", "minutes", "attendees", "agenda", "standup", "sync", "notes"}),
+        # Not "notes": release notes are no meeting's.
+        frozenset({"meeting", "minutes", "attendees", "agenda", "standup", "sync"}),
         ("action items", "next meeting"),
     ),
     "memo": (frozenset({"memo", "memorandum"}), ("re",)),
     "support_ticket": (
-        frozenset({"ticket", "support", "customer", "reported", "priority", "bug"}),
-        ("steps to reproduce",),
+        # Not "support" alone: "XSLT support for libxml2" is no ticket.
+        frozenset({"ticket", "customer", "reported", "priority", "bug"}),
+        ("steps to reproduce", "support ticket", "support request"),
     ),
     "contract": (
         frozenset(
@@ -667,17 +669,18 @@ _TYPE_CUES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
                 "flags",
                 "arguments",
                 "syntax",
+                # what changed in a release
+                "changelog",
             }
         ),
-        ("upstream-name",),
+        ("upstream-name", "release notes"),
     ),
     "article": (
         frozenset(
             {
                 "announced",
                 "announces",
-                "press",
-                "release",
+                "press",  # not "release": release notes are a product's documentation
                 "news",
                 "according",
                 "introducing",
@@ -1185,6 +1188,26 @@ def _iso(match: re.Match[str]) -> str | None:
     return f"{y:04d}-{m:02d}-{d:02d}"
 
 
+_TITLE_LINES = 12
+"""A Markdown heading within the opening's first lines may be its title, after text or not."""
+
+_FRONT_MATTER_LINES = 40
+
+
+def _front_matter_end(lines: list[str]) -> int:
+    """The index of the first line after a YAML front matter block (`---` … `---` opening a
+    Markdown page, as static-site generators write), or 0 when there is none."""
+    if not lines or lines[0].strip() != "---":
+        return 0
+    for number in range(1, min(len(lines), _FRONT_MATTER_LINES)):
+        line = lines[number].strip()
+        if line in ("---", "..."):
+            return number + 1 if number > 1 else 0
+        if line and ":" not in line and not line.startswith(("-", "#", " ")):
+            return 0  # not YAML fields: a rule above text
+    return 0
+
+
 class Document:
     """Facts about one document's text, computed lazily and once."""
 
@@ -1230,7 +1253,13 @@ class Document:
                 units.extend(("sentence", s) for s in _split_sentences(flat))
 
         lines = self._head.splitlines()
-        for number, raw in enumerate(lines):
+        start = _front_matter_end(lines)
+        for line in lines[1 : start - 1]:  # YAML front matter: its fields, not text
+            key, sep, value = line.partition(":")
+            if sep and value.strip() and key.strip() and len(key.split()) <= 3:
+                headers.append((key.strip().lower(), value.strip().strip("\"'")))
+                self._header_lines.append(line.strip())
+        for number, raw in enumerate(lines[start:], start):
             line = raw.strip()
             if not line or line == "." or (line[0] in _RULE_CHARS and _RULE.match(line)):
                 flush()
@@ -1251,7 +1280,9 @@ class Document:
             if heading:
                 flush()
                 headings.append(heading.group(2))
-                if not self._markdown_title:
+                # The title near the top only: a heading after the text is a section's (or a
+                # note's, as "# Older entries have been removed" ending a changelog).
+                if not self._markdown_title and (not units or number < _TITLE_LINES):
                     self._markdown_title = heading.group(2)
                 continue
             if line[-1] == ":" and len(line.split()) <= 4:

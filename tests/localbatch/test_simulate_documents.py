@@ -555,3 +555,95 @@ def test_a_manual_page_is_documentation(client: OpenAI) -> None:
     answer = _answers(client, [_line("man", PROMPT.format(id="list.1.gz", text=page))])["man"]
     assert answer["document_type"] == "documentation"
     assert answer["title"] == "gcloud widgets list - list the widgets of a warehouse"
+
+
+CHANGELOG = """frobnicate (2.1-1) unstable; urgency=medium
+
+  * New upstream release.
+  * Fix the crash when the widget list is empty (Closes: #1001).
+
+ -- Ada Example <ada@example.org>  Mon, 02 Nov 2026 10:00:00 +0000
+
+frobnicate (2.0-2) unstable; urgency=low
+
+  * Build with the new toolchain.
+
+ -- Ada Example <ada@example.org>  Sun, 01 Nov 2026 09:00:00 +0000
+
+# Older entries have been removed from this changelog.
+# To read the complete changelog use `apt changelog frobnicate`.
+"""
+"""The shape of Debian's trimmed changelogs, which end in a `#` note."""
+
+FRONT_MATTER_PAGE = """---
+title: Shelves And Their Widgets
+category: Interfaces
+layout: default
+SPDX-License-Identifier: LGPL-2.1-or-later
+---
+
+# Shelves And Their Widgets
+
+Every widget sits on one shelf. A shelf holds at most forty widgets, and a full shelf refuses
+new ones until one is taken away.
+"""
+"""A Markdown page with YAML front matter, as static-site generators (and systemd's docs) have."""
+
+RELEASE_NOTES = """Frobnicate v2.1 Release Notes
+=============================
+
+Fixes since v2.0
+----------------
+
+ * The widget list no longer crashes when it is empty.
+ * Shelves with more than forty widgets are refused with a clear message.
+"""
+
+
+def test_a_changelog_a_front_matter_page_and_release_notes(client: OpenAI) -> None:
+    """Debian's /usr/share/doc, simulated: its trimmed changelogs were titled by their last
+    line ("Older entries have been removed from this changelog."), a page's front matter was
+    summarized ("title: … category: Interfaces layout: default SPDX-License-Identifier …"),
+    and Git's release notes were meeting notes (by "notes") or an article (by "release")."""
+    answers = _answers(
+        client,
+        [
+            _line("changelog", PROMPT.format(id="changelog.Debian.gz", text=CHANGELOG)),
+            _line("page", PROMPT.format(id="SHELVES.md", text=FRONT_MATTER_PAGE)),
+            _line("notes", PROMPT.format(id="RelNotes/2.1.txt", text=RELEASE_NOTES)),
+        ],
+    )
+    assert answers["changelog"]["title"] == "frobnicate (2.1-1) unstable; urgency=medium"
+    assert answers["page"]["title"] == "Shelves And Their Widgets"
+    assert answers["page"]["summary"].startswith("Every widget sits on one shelf.")
+    for field in ("summary", "key_points"):
+        assert "layout" not in str(answers["page"][field])
+        assert "SPDX" not in str(answers["page"][field])
+    assert answers["notes"]["title"] == "Frobnicate v2.1 Release Notes"
+    assert answers["notes"]["document_type"] == "documentation"
+    # A Markdown title after a few lines of text is still the title.
+    assert Document("[build: passing]\n\n# Shelves\n\nEvery widget sits on a shelf.\n").title == (
+        "Shelves"
+    )
+
+
+def test_an_image_without_text_is_described_not_summarized_as_empty(client: OpenAI) -> None:
+    """An image document (a scan, a photo) has no text for the simulator, which cannot see:
+    its answer said "(empty document)" in every field; now it says what it was given."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("RGB", (64, 48), "white").save(png, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+    line = _line("scan", "")
+    line["body"]["messages"][1]["content"] = [
+        {"type": "text", "text": PROMPT.format(id="scan-001.png", text="")},
+        {"type": "image_url", "image_url": {"url": url}},
+    ]
+    answer = _answers(client, [line])["scan"]
+    assert answer["title"] == "A 64 × 48 PNG image"
+    assert "not look at images" in answer["summary"]
+    assert "(empty document)" not in json.dumps(answer)
