@@ -1188,6 +1188,13 @@ def _iso(match: re.Match[str]) -> str | None:
     return f"{y:04d}-{m:02d}-{d:02d}"
 
 
+_MARKUP_TITLE = re.compile(
+    r"<(?:[\w-]+:)?(?:title|h1|name)\b[^>]*>\s*([^<]{3,200}?)\s*</", re.IGNORECASE
+)
+"""An XML or markup document's title element (`<title>`, `<dc:title>`, `<h1>`, `<name>`)."""
+_MARKUP_TAG = re.compile(r"<[?!/]?[\w:.-]+(?:\s[^<>]*)?/?>|<!DOCTYPE[^\n]*|\]>")
+"""A tag, an XML declaration or processing instruction, or a DOCTYPE (one line of it)."""
+
 _TITLE_LINES = 12
 """A Markdown heading within the opening's first lines may be its title, after text or not."""
 
@@ -1339,6 +1346,14 @@ class Document:
             line = next((x for x in self._head[5:].splitlines() if x.strip()), "")
             if line:
                 return _clean_title(line)  # "ls - list directory contents"
+        if self._head.lstrip()[:1] == "<":  # markup sent as it is (XML): its title element,
+            found = _MARKUP_TITLE.search(self._head)  # else its first words (comments too)
+            if found:
+                return _clean_title(" ".join(found.group(1).split()))
+            words = _MARKUP_TAG.sub(" ", self._head[:4000].replace("<!--", " ").replace("-->", " "))
+            first = next((x.strip() for x in words.splitlines() if len(x.split()) >= 2), "")
+            if first:
+                return _clean_title(_phrase(first))
         headers = self._layout[2]
         for key, value in headers:
             if key in ("title", "subject", "re", "headline", "memo", "topic"):
@@ -1971,6 +1986,8 @@ def _is_heading_line(line: str, nxt: str) -> bool:
         return False
     if not any(c.isalpha() for c in line):
         return False
+    if line.startswith(("#!", "#include", "<?xml", "<!DOCTYPE", "<!doctype")):
+        return False  # a script's interpreter line, a C include, an XML declaration: code
     # A short line followed by a line that continues its sentence is a wrapped paragraph.
     if not nxt or line.isupper() or line[-1] == ":":
         return True

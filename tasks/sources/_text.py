@@ -29,6 +29,11 @@ HTML_CHROME = (
     "[class*=consent i]",
 )
 """A page's navigation and cookie-consent banner, left out of its text."""
+_SKIP_LINK = re.compile(
+    r"skip (?:to|navigation|nav)(?: (?:the )?(?:main )?(?:content|navigation|menu|search))?",
+    re.IGNORECASE,
+)
+"""An in-page link past the navigation, for screen readers ("Skip to main content")."""
 HTML_INLINE = [
     "a",
     "abbr",
@@ -79,6 +84,9 @@ def html_to_text(html: str) -> tuple[str, str | None]:
     for selector in HTML_CHROME:  # a site's navigation and cookie banner: not the page's text
         for node in tree.css(selector):
             node.decompose()
+    for link in tree.css('a[href^="#"]'):  # "Skip to content": a screen reader's shortcut
+        if _SKIP_LINK.fullmatch(link.text(strip=True)):
+            link.decompose()
     tree.unwrap_tags(HTML_INLINE)
     tree.merge_text_nodes()
     # The page's own content where it marks it (<main>, else a lone <article>), as reader
@@ -126,7 +134,7 @@ def read_decoded(
         text, title = html_to_text(text)
         if title:
             meta["title"] = title
-    elif info.key.lower().endswith((".md", ".markdown")):
+    elif file_kind(info.key)[0] in (".md", ".markdown"):  # gzipped too (README.md.gz)
         text, title = split_front_matter(text)
         if title:
             meta["title"] = title

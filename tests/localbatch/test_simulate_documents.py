@@ -647,3 +647,16 @@ def test_an_image_without_text_is_described_not_summarized_as_empty(client: Open
     assert answer["title"] == "A 64 × 48 PNG image"
     assert "not look at images" in answer["summary"]
     assert "(empty document)" not in json.dumps(answer)
+
+
+def test_scripts_and_xml_are_not_titled_by_their_first_line_of_code() -> None:
+    """Of Debian's /usr/share/doc, 19 scripts were titled "!/bin/bash", 17 "!/usr/bin/perl" and
+    16 XML files '<?xml version="1.0" encoding="UTF-8"?>'."""
+    script = "#!/bin/bash\n\n# Rotate the shelf logs every night\nfind /var/log/shelves -delete\n"
+    assert Document(script).title == "Rotate the shelf logs every night"
+    catalog = '<?xml version="1.0" encoding="UTF-8"?>\n<catalog>\n  <title>Widget catalog</title>\n'
+    assert Document(catalog + "</catalog>\n").title == "Widget catalog"
+    example = '<?xml version="1.0"?>\n<!-- XML Security Library example: a signed order. -->\n'
+    assert Document(example + "<Order><Id>7</Id></Order>\n").title.startswith(
+        "XML Security Library example"
+    )

@@ -525,6 +525,32 @@ def test_markdown_front_matter_is_metadata_not_text(tmp_path: Path) -> None:
     assert doc(items, "notes.txt").text.startswith("---\ntitle: kept")
 
 
+def test_gzipped_markdown_has_its_front_matter_read_too(tmp_path: Path) -> None:
+    # Debian ships systemd's pages as TRANSIENT-SETTINGS.md.gz: the front matter was sent as
+    # text ("title: … layout: default SPDX-License-Identifier: …") and summarized.
+    page = (
+        "---\ntitle: Shelves And Widgets\nlayout: default\n---\n\n# Shelves\n\nEach holds forty.\n"
+    )
+    (tmp_path / "SHELVES.md.gz").write_bytes(gzip.compress(page.encode(), mtime=0))
+    shelves = doc(load(tmp_path), "SHELVES.md.gz")
+    assert shelves.text == "# Shelves\n\nEach holds forty."
+    assert shelves.metadata["title"] == "Shelves And Widgets"
+
+
+def test_a_skip_to_content_link_is_not_the_pages_first_line(tmp_path: Path) -> None:
+    # Node.js's API pages (and most accessible sites) open with an in-page "Skip to content"
+    # link: 64 of Debian's HTML pages were simulated with it as their title.
+    (tmp_path / "zlib.html").write_text(
+        "<html><head><title>Zlib | Docs</title></head><body>"
+        '<a href="#apicontent" class="skip-to-content">Skip to content</a>'
+        '<div id="apicontent"><h1>Zlib</h1><p>Skip to the next chapter for streams.</p>'
+        '<p>See <a href="#options">the options</a>.</p></div></body></html>'
+    )
+    page = doc(load(tmp_path), "zlib.html")
+    assert page.text == "Zlib\nSkip to the next chapter for streams.\nSee the options."
+    assert page.metadata["title"] == "Zlib | Docs"
+
+
 def test_utf16_without_a_byte_order_mark_and_utf32_with_one_are_read(tmp_path: Path) -> None:
     # Some exporters write UTF-16 without a BOM: it was "contains NUL characters: binary data".
     (tmp_path / "le.txt").write_bytes("Meeting moved to Friday, room B2.".encode("utf-16-le"))
