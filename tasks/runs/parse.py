@@ -261,10 +261,10 @@ def parse_shard(
     def write_part(judged: pl.DataFrame, n: int) -> None:
         """Write judged lines as part `n` of each kind (on the writer thread).
 
-        One polars query for all of the part, and one write per kind: each polars call costs
-        ~0.5 ms whatever its size, which at a call per step was a fifth of parsing a
-        5,000-line part; and this thread waits for the GIL, which the judging thread holds,
-        a few times a part, not at every step.
+        One gather and one `collect_all` for all of the part's queries, and one write per
+        kind: each polars call costs ~0.5 ms whatever its size, which at a call per step was a
+        fifth of parsing a 5,000-line part; and this thread waits for the GIL, which the
+        judging thread holds, a few times a part, not at every step.
         """
         stamp = [
             pl.lit(manifest.run_id).alias("run_id"),
