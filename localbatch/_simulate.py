@@ -13,6 +13,7 @@ model's rule) and says so: `system_fingerprint = "fp_overnight_simulated_no_visi
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import logging
@@ -50,7 +51,7 @@ from localbatch._prompts import (
     responses_messages,
 )
 from localbatch._shapes import completion_cap, completion_prompts, moderation_inputs
-from tasks.imagetokens import data_url_size
+from tasks.imagetokens import DataUrlError, data_url_size, split_data_url
 
 log = logging.getLogger("localbatch")
 
@@ -691,8 +692,8 @@ def _visual_name(visual: Visual) -> str:
     if visual.kind != "image":
         return "A PDF file"
     kind = "image"
-    if visual.data.startswith("data:"):
-        mime = visual.data[5:].partition(",")[0].partition(";")[0].lower()
+    with contextlib.suppress(DataUrlError):  # a remote URL, or a malformed one: "an image"
+        mime, _ = split_data_url(visual.data)
         if mime.startswith("image/") and len(mime) > len("image/"):
             kind = f"{mime.removeprefix('image/').removeprefix('x-').upper()} image"
     size = data_url_size(visual.data)

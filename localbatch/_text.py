@@ -29,6 +29,8 @@ from typing import Any, Generic, TypeVar, overload
 
 import orjson
 
+from tasks.frontmatter import front_matter
+
 _T = TypeVar("_T")
 
 
@@ -1198,22 +1200,6 @@ _MARKUP_TAG = re.compile(r"<[?!/]?[\w:.-]+(?:\s[^<>]*)?/?>|<!DOCTYPE[^\n]*|\]>")
 _TITLE_LINES = 12
 """A Markdown heading within the opening's first lines may be its title, after text or not."""
 
-_FRONT_MATTER_LINES = 40
-
-
-def _front_matter_end(lines: list[str]) -> int:
-    """The index of the first line after a YAML front matter block (`---` … `---` opening a
-    Markdown page, as static-site generators write), or 0 when there is none."""
-    if not lines or lines[0].strip() != "---":
-        return 0
-    for number in range(1, min(len(lines), _FRONT_MATTER_LINES)):
-        line = lines[number].strip()
-        if line in ("---", "..."):
-            return number + 1 if number > 1 else 0
-        if line and ":" not in line and not line.startswith(("-", "#", " ")):
-            return 0  # not YAML fields: a rule above text
-    return 0
-
 
 class Document:
     """Facts about one document's text, computed lazily and once."""
@@ -1259,14 +1245,17 @@ class Document:
                 paragraph.clear()
                 units.extend(("sentence", s) for s in _split_sentences(flat))
 
-        lines = self._head.splitlines()
-        start = _front_matter_end(lines)
-        for line in lines[1 : start - 1]:  # YAML front matter: its fields, not text
-            key, sep, value = line.partition(":")
-            if sep and value.strip() and key.strip() and len(key.split()) <= 3:
-                headers.append((key.strip().lower(), value.strip().strip("\"'")))
-                self._header_lines.append(line.strip())
-        for number, raw in enumerate(lines[start:], start):
+        head = self._head
+        found = front_matter(head) if head.startswith("---") else None
+        if found is not None:  # YAML front matter: its fields are headers, not text
+            fields, head = found
+            for key, value in fields.items():
+                scalar = value is not None and not isinstance(value, dict | list)
+                if scalar and len(str(key).split()) <= 3:
+                    headers.append((str(key).lower(), str(value).strip()))
+                    self._header_lines.append(f"{key}: {value}")
+        lines = head.splitlines()
+        for number, raw in enumerate(lines):
             line = raw.strip()
             if not line or line == "." or (line[0] in _RULE_CHARS and _RULE.match(line)):
                 flush()

@@ -69,9 +69,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process
-        return True
-    except OSError:
+    except OSError:  # EPERM: another user's process
         return True
     return True
 

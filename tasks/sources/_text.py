@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from schemas.documents import Document, RejectedDocument
+from tasks.frontmatter import front_matter
 from tasks.sources._info import indirect_parts, info_to_text, looks_like_info
 from tasks.sources._man import included_page, looks_like_man_page, man_to_text
 from tasks.sources._reading import file_kind
@@ -134,11 +135,11 @@ def read_decoded(
         text, title = html_to_text(text)
         if title:
             meta["title"] = title
-    elif file_kind(info.key)[0] in (".md", ".markdown"):  # gzipped too (README.md.gz)
+    elif (suffix := file_kind(info.key)[0]) in (".md", ".markdown"):  # README.md.gz too
         text, title = split_front_matter(text)
         if title:
             meta["title"] = title
-    elif file_kind(info.key)[0] not in TEXT_SUFFIXES:  # named otherwise: its content tells
+    elif suffix not in TEXT_SUFFIXES:  # named otherwise: its content tells
         read = _read_by_content(out, info, text, sha)
         if isinstance(read, RejectedDocument):
             return read
@@ -188,31 +189,16 @@ def _read_by_content(
     return None
 
 
-FRONT_MATTER_MAX = 1 << 16
-"""Characters of a Markdown file's opening searched for the end of its front matter."""
-
-
 def split_front_matter(text: str) -> tuple[str, str | None]:
     """A Markdown text without its YAML front matter (`---` lines around `title: ...`, as Jekyll,
     Hugo and Obsidian write it), and the front matter's title. The front matter is data about
     the page, not its prose; a block that is not a YAML mapping is left in the text."""
-    if not text.lstrip("\ufeff").startswith(("---\n", "---\r\n")):
+    found = front_matter(text)
+    if found is None:
         return text, None
-    body = normalize_text(text.lstrip("\ufeff"))
-    head = body[:FRONT_MATTER_MAX]
-    end = next((at for at in (head.find("\n---\n", 3), head.find("\n...\n", 3)) if at > 0), -1)
-    if end < 0:
-        return text, None
-    import yaml
-
-    try:
-        data = yaml.safe_load(head[4:end])
-    except yaml.YAMLError:
-        return text, None
-    if not isinstance(data, dict):
-        return text, None
+    data, body = found
     title = data.get("title")
-    return body[end + 5 :].strip(), (title.strip() or None) if isinstance(title, str) else None
+    return body, (title.strip() or None) if isinstance(title, str) else None
 
 
 def read_notebook(
