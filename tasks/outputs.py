@@ -211,24 +211,34 @@ def _judge_body(custom_id: str, body: dict[str, Any], output_model: type[BaseMod
     return Classified(custom_id, "ok", model=model, usage=usage, raw_output=content)
 
 
-class _Message(msgspec.Struct):
+# Without garbage-collector tracking (`gc=False`): decoded JSON holds no cycles, and a line's
+# structs are then cheaper to make and to free (~0.3 µs of a line's decode).
+class _Message(msgspec.Struct, gc=False):
     content: Any = None
     refusal: Any = None
 
 
-class _Choice(msgspec.Struct):
+class _Choice(msgspec.Struct, gc=False):
     message: _Message | None = None
     finish_reason: Any = None
 
 
-class _ChatUsage(msgspec.Struct):
+class _InputDetails(msgspec.Struct, gc=False):
+    cached_tokens: Any = None
+
+
+class _OutputDetails(msgspec.Struct, gc=False):
+    reasoning_tokens: Any = None
+
+
+class _ChatUsage(msgspec.Struct, gc=False):
     prompt_tokens: Any = msgspec.UNSET
     completion_tokens: Any = None
-    prompt_tokens_details: dict[str, Any] | None = None
-    completion_tokens_details: dict[str, Any] | None = None
+    prompt_tokens_details: _InputDetails | None = None
+    completion_tokens_details: _OutputDetails | None = None
 
 
-class _Body(msgspec.Struct):
+class _Body(msgspec.Struct, gc=False):
     object: Any = None
     model: Any = None
     choices: list[_Choice] | None = None
@@ -238,12 +248,12 @@ class _Body(msgspec.Struct):
     output: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
-class _Response(msgspec.Struct):
+class _Response(msgspec.Struct, gc=False):
     status_code: Any = None
     body: _Body | None = None
 
 
-class _Line(msgspec.Struct):
+class _Line(msgspec.Struct, gc=False):
     """What a chat completion's output line says that judging it needs; the rest is skipped."""
 
     custom_id: Any = None
@@ -271,12 +281,15 @@ def answer_of(line: bytes, validate: Callable[[str], object]) -> Answer | None:
     except msgspec.DecodeError:  # not JSON, or a field of another type: the general path
         return None
     response = decoded.response
-    if response is None or response.status_code != 200 or response.body is None:
+    if response is None or response.status_code != 200:
         return None
     body = response.body
-    if body.object == "response" or body.output is not msgspec.UNSET or not body.choices:
+    if body is None or body.object == "response" or body.output is not msgspec.UNSET:
         return None
-    choice = body.choices[0]
+    choices = body.choices
+    if not choices:
+        return None
+    choice = choices[0]
     message = choice.message
     if message is None or message.refusal or choice.finish_reason in _UNFINISHED:
         return None
@@ -288,11 +301,13 @@ def answer_of(line: bytes, validate: Callable[[str], object]) -> Answer | None:
     if usage is not None:
         if usage.prompt_tokens is msgspec.UNSET:  # usage in another shape: the general path
             return None
+        cached = usage.prompt_tokens_details
+        reasoning = usage.completion_tokens_details
         tokens = (
             int(usage.prompt_tokens or 0),
-            int((usage.prompt_tokens_details or {}).get("cached_tokens") or 0),
+            int(cached.cached_tokens or 0) if cached is not None else 0,
             int(usage.completion_tokens or 0),
-            int((usage.completion_tokens_details or {}).get("reasoning_tokens") or 0),
+            int(reasoning.reasoning_tokens or 0) if reasoning is not None else 0,
         )
     try:
         validate(content)

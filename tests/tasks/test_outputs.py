@@ -201,6 +201,26 @@ FAST_LINES = {
     "simulated": chat_line(body=_body(system_fingerprint="fp_overnight_simulated_no_vision")),
     "no usage": chat_line(body=_body(usage=None)),
     "usage without details": chat_line(body=_body(usage={"prompt_tokens": 9})),
+    "details null or empty": chat_line(
+        body=_body(
+            usage={
+                "prompt_tokens": 9,
+                "completion_tokens": 4,
+                "prompt_tokens_details": None,
+                "completion_tokens_details": {},
+            }
+        )
+    ),
+    "details with counts": chat_line(
+        body=_body(
+            usage={
+                "prompt_tokens": 900,
+                "completion_tokens": 40,
+                "prompt_tokens_details": {"cached_tokens": 512, "audio_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 16, "audio_tokens": 0},
+            }
+        )
+    ),
     "status as a float": chat_line(_GOOD_TEXT, status=200.0),  # type: ignore[arg-type]
     "custom_id a number": _record(custom_id=7),
     "no model": chat_line(body={k: v for k, v in _body().items() if k != "model"}),
@@ -228,6 +248,9 @@ OTHER_LINES = {
     ),
     "output key on a chat body": chat_line(body=_body(output=None)),
     "usage a number": chat_line(body=_body(usage=5)),
+    "details a list": chat_line(
+        body=_body(usage={"prompt_tokens": 9, "prompt_tokens_details": [512]})
+    ),
     "not JSON": b'{"custom_id": "doc-1", "response": {"status_code": 200, ',
 }
 
