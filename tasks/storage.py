@@ -15,12 +15,15 @@ import os
 import re
 import stat
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
+
+from tasks.failpoints import failpoint
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -511,6 +514,7 @@ def open_write_path(uri: str) -> Iterator[Path]:
             os.fsync(fd)
         finally:
             os.close(fd)
+        failpoint("file-staged")
         os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -526,6 +530,39 @@ def write_bytes(uri: str, data: bytes) -> None:
 def local_path(uri: str) -> Path | None:
     """The local path of a URI, or None for remote storage."""
     return None if is_s3(uri) else Path(uri)
+
+
+def remove_temp_files(
+    folder: str, *, stem: str | None = None, recursive: bool = False, idle_seconds: float = 0.0
+) -> int:
+    """Remove what killed writers left in a local folder; return how many files went.
+
+    A file being written appears beside its target as `.<target name>.<token>.tmp`
+    (`open_write_path`, and `tables.sink`'s move into place) and is renamed over the target
+    when whole, so a writer killed before that leaves it behind. With `stem`, only those of
+    targets named `stem` go. Call this only while holding the lease of whatever writes into
+    the folder: a live writer would lose its file. Where a writer may not take that lease,
+    `idle_seconds` spares files changed since then (a writer appends as it goes). S3 keeps
+    none (objects appear whole).
+    """
+    root = local_path(folder)
+    if root is None or not root.is_dir():
+        return 0
+    prefix = f".{stem}." if stem is not None else "."
+    found = root.rglob(".*.tmp") if recursive else root.glob(".*.tmp")
+    before = time.time() - idle_seconds
+    removed = 0
+    for path in found:
+        if not path.name.startswith(prefix) or path.is_symlink():
+            continue
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode) and info.st_mtime <= before:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def delete(uri: str) -> None:

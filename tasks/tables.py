@@ -28,6 +28,7 @@ from pydantic import BaseModel
 
 from schemas.rows import RESERVED_RESULT_COLUMNS, CostRow, ErrorRow, ResultRow
 from tasks import storage
+from tasks.failpoints import failpoint
 from tasks.scratch import scratch_dir
 
 PARTITION_COLUMNS = ("job", "run_date")
@@ -231,6 +232,7 @@ def sink(
             target.parent.mkdir(parents=True, exist_ok=True)
             staged = target.with_name(f".{target.name}.{os.getpid()}.tmp")
             shutil.move(out, staged)
+            failpoint("table-staged")
             os.replace(staged, target)
         else:
             with storage.open_write(dest) as fh, open(out, "rb") as src:

@@ -64,6 +64,12 @@ def advance_run(run_dir: str, *, gateway: Gateway | None = None) -> RunManifest:
 
 def _advance_run(run_dir: str, *, gateway: Gateway | None) -> RunManifest:
     manifest = load_manifest(run_dir)
+    # A temporary file in the run's folder is a killed writer's (a part, a shard, an output
+    # file), and would stay forever. A build writes there under the job's lease, not the
+    # run's: only files idle for 10 minutes go.
+    removed = storage.remove_temp_files(run_dir, recursive=True, idle_seconds=600)
+    if removed:
+        log.info("removed %d temporary file(s) a killed process left in %s", removed, run_dir)
     if not manifest.is_open:
         # Killed after finishing but before the open marker went: finish the close.
         storage.delete(_open_marker(manifest.output, manifest.run_id))

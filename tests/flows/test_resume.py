@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,11 @@ FAILPOINTS = [
     "after-parse",
     "before-close",
     "during-parse",
+    "file-staged",
+    "table-staged",
 ]
+"""Steps, the last two inside a write: a file whole but not yet renamed over its target (the
+first written through a temporary file), and the results table staged beside its own."""
 
 
 @pytest.mark.parametrize("failpoint", FAILPOINTS)
@@ -40,6 +45,8 @@ def test_killed_at_each_step_and_run_again(
 
     killed = drive(job_file, batch_server, "run", failpoint)
     assert killed.returncode == EXIT_CODE, killed.stderr[-3000:]
+    for stale in Path(job.output).rglob("*.tmp"):  # the next collect comes some time later
+        os.utime(stale, (time.time() - 3600,) * 2)
     # Half the time the user runs the job again, half the time `collect`: both must finish it.
     mode = "run" if FAILPOINTS.index(failpoint) % 2 and failpoint != "before-close" else "collect"
     again = drive(job_file, batch_server, mode, None)
@@ -51,6 +58,8 @@ def test_killed_at_each_step_and_run_again(
     assert manifest.status == "done"
     assert runs.list_open_runs(job.output) == []
     assert_every_input_has_one_row(manifest)
+    left = sorted(str(p.relative_to(job.output)) for p in Path(job.output).rglob("*.tmp"))
+    assert left == [], "a temporary file the killed process was writing is still there"
 
     client = batch_server.client()
     batches = [

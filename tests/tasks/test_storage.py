@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -215,3 +217,43 @@ def test_names_that_are_not_utf8_are_escaped_losslessly(raw: bytes, escaped: str
     assert escaped.encode("utf-8"), "printable: no lone surrogates left"
     if escaped != name:
         assert unquote_to_bytes(escaped) == raw
+
+
+def test_remove_temp_files_takes_only_what_killed_writers_left(tmp_path: Path) -> None:
+    """A file being written sits beside its target as `.<name>.<token>.tmp` until renamed:
+    those go, in subfolders too when asked, of one target when named; nothing else does."""
+    (tmp_path / "parts").mkdir()
+    left = [
+        tmp_path / ".manifest.json.k3j2x.tmp",
+        tmp_path / "parts" / ".part-000.parquet.a8f.tmp",
+        tmp_path / ".run-1.parquet.4242.tmp",
+    ]
+    kept = [
+        tmp_path / "manifest.json",
+        tmp_path / "parts" / "part-000.parquet",
+        tmp_path / ".lock",
+        tmp_path / "notes.tmp",  # not hidden: not one of ours
+        tmp_path / ".run-10.parquet.77.tmp",  # another run's, when one run's are asked for
+    ]
+    for path in left + kept:
+        path.write_bytes(b"x")
+
+    assert storage.remove_temp_files(str(tmp_path), stem="run-1.parquet") == 1
+    assert not left[2].exists() and kept[4].exists()
+    assert storage.remove_temp_files(str(tmp_path)) == 2  # this folder only
+    assert left[1].exists()
+    assert storage.remove_temp_files(str(tmp_path), recursive=True) == 1
+    assert [p for p in left if p.exists()] == []
+    assert all(p.exists() for p in kept[:4])
+    assert storage.remove_temp_files(str(tmp_path / "missing")) == 0
+
+
+def test_remove_temp_files_spares_files_still_being_written(tmp_path: Path) -> None:
+    fresh = tmp_path / ".shard-00000.jsonl.x1.tmp"
+    idle = tmp_path / ".shard-00001.jsonl.x2.tmp"
+    fresh.write_bytes(b"x")
+    idle.write_bytes(b"x")
+    old = time.time() - 3600
+    os.utime(idle, (old, old))
+    assert storage.remove_temp_files(str(tmp_path), idle_seconds=600) == 1
+    assert fresh.exists() and not idle.exists()
