@@ -232,6 +232,13 @@ def sink(
             target.parent.mkdir(parents=True, exist_ok=True)
             staged = target.with_name(f".{target.name}.{os.getpid()}.tmp")
             shutil.move(out, staged)
+            # Synced before the rename, as `storage.open_write_path` does: else a crash soon
+            # after could leave the table empty under its name, the run recorded as done.
+            fd = os.open(staged, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             failpoint("table-staged")
             os.replace(staged, target)
         else:

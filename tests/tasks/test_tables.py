@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
@@ -94,3 +95,30 @@ def test_results_frame_falls_back_to_pydantic_for_values_polars_cannot_read() ->
     )
     df = tables.results_frame(rows, Stamped)
     assert df["at"][0] == datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
+
+
+def test_a_table_is_synced_before_it_takes_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash just after a run is recorded as done must not leave its table empty: the
+    staged file reaches the disk before it is renamed into place."""
+    part = tmp_path / "part.parquet"
+    pl.DataFrame({"a": [1, 2, 3]}).write_parquet(part)
+    events: list[str] = []
+    real_fsync, real_replace = tables.os.fsync, tables.os.replace
+
+    def fsync(fd: int) -> None:
+        events.append("fsync " + Path(os.readlink(f"/proc/self/fd/{fd}")).name)
+        real_fsync(fd)
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        events.append("rename " + Path(dst).name)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(tables.os, "fsync", fsync)
+    monkeypatch.setattr(tables.os, "replace", replace)
+    dest = tmp_path / "out" / "results.parquet"
+    assert tables.concat_parquet([str(part)], str(dest), {"a": pl.Int64()}) == 3
+    staged = [e for e in events if e.startswith("fsync .results.parquet.")]
+    assert staged and events.index(staged[-1]) < events.index("rename results.parquet")
+    assert pl.read_parquet(dest)["a"].to_list() == [1, 2, 3]
