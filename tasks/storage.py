@@ -499,6 +499,15 @@ def open_write(uri: str) -> Iterator[IO[bytes]]:
         yield fh
 
 
+def sync_file(path: str | Path) -> None:
+    """Make a written file's contents durable (before it is renamed into place)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def open_write_path(uri: str) -> Iterator[Path]:
     """A local path to write a file at, by name (a temporary one beside it): the file appears
@@ -509,11 +518,7 @@ def open_write_path(uri: str) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp_name)
-        fd = os.open(tmp_name, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        sync_file(tmp_name)
         failpoint("file-staged")
         os.replace(tmp_name, target)
     except BaseException:

@@ -234,11 +234,7 @@ def sink(
             shutil.move(out, staged)
             # Synced before the rename, as `storage.open_write_path` does: else a crash soon
             # after could leave the table empty under its name, the run recorded as done.
-            fd = os.open(staged, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            storage.sync_file(staged)
             failpoint("table-staged")
             os.replace(staged, target)
         else:

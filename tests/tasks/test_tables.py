@@ -105,7 +105,7 @@ def test_a_table_is_synced_before_it_takes_its_name(
     part = tmp_path / "part.parquet"
     pl.DataFrame({"a": [1, 2, 3]}).write_parquet(part)
     events: list[str] = []
-    real_fsync, real_replace = tables.os.fsync, tables.os.replace
+    real_fsync, real_replace = os.fsync, os.replace
 
     def fsync(fd: int) -> None:
         events.append("fsync " + Path(os.readlink(f"/proc/self/fd/{fd}")).name)
@@ -115,8 +115,8 @@ def test_a_table_is_synced_before_it_takes_its_name(
         events.append("rename " + Path(dst).name)
         real_replace(src, dst)
 
-    monkeypatch.setattr(tables.os, "fsync", fsync)
-    monkeypatch.setattr(tables.os, "replace", replace)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
     dest = tmp_path / "out" / "results.parquet"
     assert tables.concat_parquet([str(part)], str(dest), {"a": pl.Int64()}) == 3
     staged = [e for e in events if e.startswith("fsync .results.parquet.")]
