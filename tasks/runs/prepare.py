@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 import orjson
 
@@ -48,6 +51,25 @@ def _describe(options: RunOptions) -> str:
 
 def new_run_id(job: JobSpec, now: datetime) -> str:
     return f"{job.name}-{now.strftime('%Y%m%dT%H%M%SZ')}-{job.fingerprint()[:8]}"
+
+
+def _remove_unborn_runs(job: JobSpec) -> None:
+    """Remove the folders of this job's runs that never began: a process killed while it
+    wrote a new run's first manifest left the folder with only that file's temporary copy,
+    which no later command opens (a run without a manifest is no run). Called under the
+    job's lease, which every process creating one of its runs holds."""
+    runs_dir = storage.join(job.output, "runs")
+    if storage.local_path(runs_dir) is None:
+        return  # S3: an object appears whole, so a manifest is there or nothing is
+    own = re.compile(rf"{re.escape(job.name)}-\d{{8}}T\d{{6}}Z-[0-9a-f]{{8}}(?:-\d+)?")
+    for name in storage.list_dirs(runs_dir):
+        run_dir = storage.join(runs_dir, name)
+        if not own.fullmatch(name) or storage.exists(manifest_uri(run_dir)):
+            continue
+        if storage.remove_temp_files(run_dir, stem="manifest.json"):
+            log.info("removed %s: a run killed before its first manifest was written", name)
+        with contextlib.suppress(OSError):  # only when nothing else is in it
+            Path(run_dir).rmdir()
 
 
 def prepare_run(
@@ -139,6 +161,7 @@ def _prepare_run(
                 save_manifest(manifest)
             break
     else:
+        _remove_unborn_runs(job)
         now = now or utcnow()
         run_id = new_run_id(job, now)
         run_dir = storage.join(job.output, "runs", run_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from schemas.job import JobSpec
 from schemas.manifest import META_RUN
 from tasks import runs
 from tasks.failpoints import EXIT_CODE
+from tasks.runs.prepare import new_run_id
 from tests.flows.conftest import assert_every_input_has_one_row, drive, write_corpus
 
 FAILPOINTS = [
@@ -129,3 +131,23 @@ def test_two_collectors_at_once_create_each_batch_once(
         if (b.metadata or {}).get(META_RUN) == final.run_id
     ]
     assert len(mine) == 3
+
+
+def test_a_run_killed_before_its_first_manifest_leaves_no_folder_behind(
+    make_job: Callable[..., JobSpec], tmp_path: Path
+) -> None:
+    """Killed while writing a new run's first manifest, a process leaves a folder with only
+    that file's temporary copy; the job's next run removes it, and no other job's."""
+    write_corpus(tmp_path / "docs", 2)
+    job = make_job()
+    runs_dir = Path(job.output) / "runs"
+    unborn = runs_dir / new_run_id(job, datetime(2026, 3, 1, 2, tzinfo=UTC))
+    others = runs_dir / "nightly-test-b-20260301T020000Z-0123abcd"  # job "nightly-test-b"
+    for folder in (unborn, others):
+        folder.mkdir(parents=True)
+        (folder / ".manifest.json.k2j3x.tmp").write_text('{"run_id": ')
+
+    manifest = runs.prepare_run(job, now=datetime(2026, 3, 2, 2, tzinfo=UTC))
+    assert not unborn.exists()
+    assert (others / ".manifest.json.k2j3x.tmp").exists()
+    assert runs.list_runs(job.output) == [manifest.run_dir]
