@@ -130,6 +130,21 @@ def _close_at_exit(close: Callable[[], None]) -> bool:
     return True
 
 
+def _exiting() -> bool:
+    """Whether the process is on its way out: `threading` runs its exit hooks
+    (`concurrent.futures`' among them; its private flag, as `_register_atexit` reads it),
+    the main thread has ended, or the interpreter is finalizing. A pool cannot start then:
+    `concurrent.futures` refuses new work ("cannot schedule new futures after interpreter
+    shutdown"). An embedded API whose batch began as `overnight submit` returned printed that
+    as a traceback, its exit hook being refused too ("can't register atexit after shutdown").
+    """
+    return (
+        sys.is_finalizing()
+        or bool(getattr(threading, "_SHUTTING_DOWN", False))
+        or not threading.main_thread().is_alive()
+    )
+
+
 class PooledSimulator:
     """The `simulate` executor, on `workers` processes for big chunks."""
 
@@ -250,6 +265,8 @@ class PooledSimulator:
         return None
 
     def _begin_start(self) -> None:
+        if _exiting():
+            return  # a pool started now would only be stopped again, with a traceback
         with self._lock:
             if self._starting is None and not self._closed:
                 if not self._exit_hook:
@@ -260,7 +277,7 @@ class PooledSimulator:
                 self._starting.start()
 
     def _start(self) -> None:
-        if self._closed or sys.is_finalizing():
+        if self._closed or _exiting():
             return
         # Not under the lock: building the pool imports, which can wait on a thread that waits
         # for the lock. No process starts before the first submit, so a pool made as close()
@@ -287,7 +304,7 @@ class PooledSimulator:
                 future.result()
         except (Exception, CancelledError):
             with self._lock:
-                closing = self._closed or sys.is_finalizing()
+                closing = self._closed or _exiting()
                 owned = self._spawning is pool  # else close() took it and stops it
                 if owned:
                     self._spawning = None

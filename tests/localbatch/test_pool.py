@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from openai import OpenAI
 
 from localbatch._execution import WorkItem, output_line
-from localbatch._pool import POOL_CHUNK, PooledSimulator
+from localbatch._pool import POOL_CHUNK, POOL_MIN_BYTES, PooledSimulator
 from localbatch._simulate import Simulator
 from tests.localbatch._helpers import (
     SUMMARY_SCHEMA,
@@ -249,3 +250,21 @@ def test_a_server_killed_with_a_chunk_ahead_writes_every_line_once(tmp_path: Pat
     assert [_content(r) for r in rows] == [
         o.body["choices"][0]["message"]["content"] for o in one_thread if o.body is not None
     ]
+
+
+def test_no_pool_starts_while_the_process_exits(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch that begins as the command that made it returns (`overnight submit` on the
+    embedded API) must not start workers: `concurrent.futures` refuses them by then, which
+    printed "the simulator pool did not start" and a traceback."""
+    monkeypatch.setattr(threading, "_SHUTTING_DOWN", True, raising=False)
+    simulator = PooledSimulator(seed=0, workers=2)
+    try:
+        simulator.prepare(10 * POOL_MIN_BYTES)
+        assert simulator.wait_ready(0.2) is False
+        assert simulator.worker_pids() == []
+        assert not any(t.name == "localbatch-pool-start" for t in threading.enumerate())
+    finally:
+        simulator.close()
+    assert "did not start" not in caplog.text
