@@ -168,6 +168,11 @@ def drive(
     env.pop("OVERNIGHT_FAILPOINT", None)
     if failpoint:
         env["OVERNIGHT_FAILPOINT"] = failpoint
+    # A process killed inside a scratch folder's block leaves that folder (the next command
+    # sweeps it an hour later): in the test's own folder, not the machine's temporary one.
+    scratch = job_file.parent / "scratch"
+    scratch.mkdir(exist_ok=True)
+    env["TMPDIR"] = str(scratch)
     return subprocess.run(
         [sys.executable, "-c", _DRIVER, str(job_file), mode],
         env=env,
