@@ -3,9 +3,12 @@ that fails or dies leaves its shard for the next collect."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,13 @@ from schemas.manifest import RunManifest
 from tasks import runs
 from tasks.outputs import SIMULATED_FINGERPRINT
 from tasks.processes import usable_cores
-from tasks.runs.parse import PART_ROWS, POOL_MIN_REQUESTS, parse_workers
+from tasks.runs.parse import (
+    PART_ROWS,
+    POOL_MIN_REQUESTS,
+    WORKER_ALLOCATOR,
+    _allocator_for_workers,
+    parse_workers,
+)
 from tests.tasks._runs import downloaded_shard, new_run, summary_job
 
 ANSWER = {
@@ -293,3 +302,31 @@ def test_every_public_name_of_tasks_runs_resolves() -> None:
         assert getattr(runs, name) is not None
     with pytest.raises(AttributeError):
         _ = runs.no_such_name  # type: ignore[attr-defined]
+
+
+def _allocator_setting() -> str | None:
+    return os.environ.get("_RJEM_MALLOC_CONF")
+
+
+def test_parse_workers_start_with_one_allocator_arena(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers spawned while the setting is in place start with it (their polars allocator
+    reads it as they load; polars puts its own defaults first); this process's settings are
+    as they were once the workers have started, and an arena count of the user's own stays."""
+    polars_defaults = os.environ["_RJEM_MALLOC_CONF"]  # written by polars as it loaded
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        spawning = _allocator_for_workers()
+        future = pool.submit(_allocator_setting)
+        spawning.close()
+        assert os.environ["_RJEM_MALLOC_CONF"] == polars_defaults
+        seen = future.result(timeout=60)
+    assert seen is not None and seen.endswith("," + WORKER_ALLOCATOR)
+    assert WORKER_ALLOCATOR == "narenas:1"
+
+    monkeypatch.setenv("_RJEM_MALLOC_CONF", "narenas:4")
+    with _allocator_for_workers():
+        assert os.environ["_RJEM_MALLOC_CONF"] == "narenas:4"
+    monkeypatch.delenv("_RJEM_MALLOC_CONF")
+    with _allocator_for_workers():
+        assert os.environ["_RJEM_MALLOC_CONF"] == "narenas:1"
+    assert "_RJEM_MALLOC_CONF" not in os.environ
