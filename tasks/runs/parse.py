@@ -77,10 +77,10 @@ stack) while this process judges ~70,000 lines a second, so a smaller pool loses
 WORKER_ALLOCATOR = "narenas:1"
 """jemalloc settings (`_RJEM_MALLOC_CONF`, read by polars' allocator as a process starts) added
 for the parse workers, unless the settings name an arena count: one arena, not eight on 2 cores.
-A worker's polars work runs on its main thread but for a part's queries and writes, and an
-arena per thread kept each one's freed pages: at 10^6 lines on 2 workers the process tree's
-peak RSS was 490-507 MB with the default, 435-445 MB with one arena, at the same speed
-(benchmarks/collect_throughput.py)."""
+A worker judges lines on its main thread; polars runs each part's queries and writes on threads
+of its own, and an arena a thread kept each one's freed pages. At 10^6 lines on 2 workers the
+process tree's peak RSS was 490-507 MB with the default and 451-455 MB with one arena, at the
+same speed (benchmarks/collect_throughput.py)."""
 
 _PEEK_LINES = 100
 """Output lines read per shard, at most, to find the run's first answer (`_run_simulated`)."""
