@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -94,3 +95,39 @@ def children_without_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+WORKER_ALLOCATOR = "narenas:1"
+"""jemalloc settings (`_RJEM_MALLOC_CONF`, read by polars' allocator as a process starts) added
+for collect's parse workers, unless the settings name an arena count: one arena, not eight on 2
+cores. (The build's workers keep the default: their peak is the same either way, 527-530 MB at
+200,000 documents, benchmarks/build_throughput.py.) A parse worker judges lines on its main thread; polars runs each part's queries and
+writes on threads of its own, and an arena a thread kept each one's freed pages. At 10^6 lines
+on 2 parse workers the process tree's peak RSS was 490-507 MB with the default and 451-455 MB
+with one arena, at the same speed (benchmarks/collect_throughput.py)."""
+
+_ALLOCATOR_VARIABLE = "_RJEM_MALLOC_CONF"
+
+
+def one_allocator_arena() -> contextlib.ExitStack:
+    """Add WORKER_ALLOCATOR to the allocator settings that processes spawned from now inherit,
+    unless they choose an arena count already; closing the returned stack puts them back.
+
+    Polars writes its own defaults into that variable as it loads, and appends what was there
+    (a user's settings, or these): later settings win. Only the processes spawned meanwhile
+    read the change: this process's allocator read its settings when polars loaded.
+    """
+    stack = contextlib.ExitStack()
+    before = os.environ.get(_ALLOCATOR_VARIABLE)
+    if before is not None and "narenas" in before:
+        return stack
+    os.environ[_ALLOCATOR_VARIABLE] = f"{before},{WORKER_ALLOCATOR}" if before else WORKER_ALLOCATOR
+
+    def restore() -> None:
+        if before is None:
+            os.environ.pop(_ALLOCATOR_VARIABLE, None)
+        else:
+            os.environ[_ALLOCATOR_VARIABLE] = before
+
+    stack.callback(restore)
+    return stack

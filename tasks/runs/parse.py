@@ -51,7 +51,7 @@ from tasks.outputs import (
     read_record,
 )
 from tasks.pricing import load_pricing
-from tasks.processes import exit_with_parent, usable_cores
+from tasks.processes import exit_with_parent, one_allocator_arena, usable_cores
 from tasks.runs.costs import _Pricer
 from tasks.runs.store import RunError, _iter_lines, save_manifest
 
@@ -64,8 +64,9 @@ part is written while the next is judged). A part costs ~20 ms whatever its size
 queries, three files written and synced), 4 µs a line at 5,000 lines; at 10,000 a 10^6-line
 collect on 2 workers took 18.5 s instead of 21.5 s, its process tree's peak RSS 467 MB
 instead of 435 (benchmarks/collect_throughput.py; 20,000 lines: 535 MB, past the 500 MB
-budget). With one allocator arena a worker (WORKER_ALLOCATOR), 10,000 lines peak at 451-455
-MB, and 20,000 lines are no faster (8.7-8.8 s against 8.8-8.9 s) at 523-527 MB."""
+budget). With one allocator arena a worker (`tasks.processes.WORKER_ALLOCATOR`), 10,000
+lines peak at 451-455 MB, and 20,000 are no faster (8.7-8.8 s against 8.8-8.9 s) at 523-527
+MB."""
 
 POOL_MIN_REQUESTS = 200_000
 """Requests to parse below which, unless a worker count is asked for, shards are parsed in
@@ -73,14 +74,6 @@ this process: each worker process takes about half a second to start (it imports
 stack) while this process judges ~70,000 lines a second, so a smaller pool loses time
 (benchmarks/collect_throughput.py, 2 cores: at 100,000 lines 1.46 s in this process against
 1.69 s on 2 workers; even at 200,000; 4.68 against 4.33 s at 300,000)."""
-
-WORKER_ALLOCATOR = "narenas:1"
-"""jemalloc settings (`_RJEM_MALLOC_CONF`, read by polars' allocator as a process starts) added
-for the parse workers, unless the settings name an arena count: one arena, not eight on 2 cores.
-A worker judges lines on its main thread; polars runs each part's queries and writes on threads
-of its own, and an arena a thread kept each one's freed pages. At 10^6 lines on 2 workers the
-process tree's peak RSS was 490-507 MB with the default and 451-455 MB with one arena, at the
-same speed (benchmarks/collect_throughput.py)."""
 
 _PEEK_LINES = 100
 """Output lines read per shard, at most, to find the run's first answer (`_run_simulated`)."""
@@ -545,7 +538,7 @@ def _parse_in_pool(
         initializer=exit_with_parent,
         initargs=(os.getpid(),),
     )
-    spawning = _allocator_for_workers()  # the first submits start the workers
+    spawning = one_allocator_arena()  # the first submits start the workers
     try:
         while True:
             while failure is None and len(running) < workers + 1:
@@ -581,33 +574,6 @@ def _parse_in_pool(
         pool.shutdown(wait=True, cancel_futures=True)
     if failure is not None:
         raise failure
-
-
-def _allocator_for_workers() -> contextlib.ExitStack:
-    """Add WORKER_ALLOCATOR to the allocator settings that processes spawned from now inherit,
-    unless they choose an arena count already; closing the returned stack puts them back.
-
-    Polars writes its own defaults into that variable as it loads, and appends what was there
-    (a user's settings, or these): later settings win. Only the workers read the change: this
-    process's allocator read its settings when polars loaded.
-    """
-    stack = contextlib.ExitStack()
-    before = os.environ.get(_ALLOCATOR_VARIABLE)
-    if before is not None and "narenas" in before:
-        return stack
-    os.environ[_ALLOCATOR_VARIABLE] = f"{before},{WORKER_ALLOCATOR}" if before else WORKER_ALLOCATOR
-
-    def restore() -> None:
-        if before is None:
-            os.environ.pop(_ALLOCATOR_VARIABLE, None)
-        else:
-            os.environ[_ALLOCATOR_VARIABLE] = before
-
-    stack.callback(restore)
-    return stack
-
-
-_ALLOCATOR_VARIABLE = "_RJEM_MALLOC_CONF"
 
 
 def _parse_in_worker(

@@ -22,14 +22,8 @@ from schemas.job import JobSpec
 from schemas.manifest import RunManifest
 from tasks import runs
 from tasks.outputs import SIMULATED_FINGERPRINT
-from tasks.processes import usable_cores
-from tasks.runs.parse import (
-    PART_ROWS,
-    POOL_MIN_REQUESTS,
-    WORKER_ALLOCATOR,
-    _allocator_for_workers,
-    parse_workers,
-)
+from tasks.processes import WORKER_ALLOCATOR, one_allocator_arena, usable_cores
+from tasks.runs.parse import PART_ROWS, POOL_MIN_REQUESTS, parse_workers
 from tests.tasks._runs import downloaded_shard, new_run, summary_job
 
 ANSWER = {
@@ -315,7 +309,7 @@ def test_parse_workers_start_with_one_allocator_arena(monkeypatch: pytest.Monkey
     polars_defaults = os.environ["_RJEM_MALLOC_CONF"]  # written by polars as it loaded
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context) as pool:
-        spawning = _allocator_for_workers()
+        spawning = one_allocator_arena()
         future = pool.submit(_allocator_setting)
         spawning.close()
         assert os.environ["_RJEM_MALLOC_CONF"] == polars_defaults
@@ -324,9 +318,9 @@ def test_parse_workers_start_with_one_allocator_arena(monkeypatch: pytest.Monkey
     assert WORKER_ALLOCATOR == "narenas:1"
 
     monkeypatch.setenv("_RJEM_MALLOC_CONF", "narenas:4")
-    with _allocator_for_workers():
+    with one_allocator_arena():
         assert os.environ["_RJEM_MALLOC_CONF"] == "narenas:4"
     monkeypatch.delenv("_RJEM_MALLOC_CONF")
-    with _allocator_for_workers():
+    with one_allocator_arena():
         assert os.environ["_RJEM_MALLOC_CONF"] == "narenas:1"
     assert "_RJEM_MALLOC_CONF" not in os.environ
