@@ -99,12 +99,12 @@ def children_without_interrupts() -> Iterator[None]:
 
 WORKER_ALLOCATOR = "narenas:1"
 """jemalloc settings (`_RJEM_MALLOC_CONF`, read by polars' allocator as a process starts) added
-for collect's parse workers, unless the settings name an arena count: one arena, not eight on 2
-cores. (The build's workers keep the default: their peak is the same either way, 527-530 MB at
-200,000 documents, benchmarks/build_throughput.py.) A parse worker judges lines on its main thread; polars runs each part's queries and
-writes on threads of its own, and an arena a thread kept each one's freed pages. At 10^6 lines
-on 2 parse workers the process tree's peak RSS was 490-507 MB with the default and 451-455 MB
-with one arena, at the same speed (benchmarks/collect_throughput.py)."""
+for collect's parse workers, unless the settings name an arena count: one arena, not eight on
+2 cores. A parse worker judges lines on its main thread while polars runs each part's queries
+and writes on threads of its own, and an arena a thread kept each one's freed pages: at 10^6
+lines on 2 workers the process tree peaked at 490-507 MB with the default, 451-455 MB with one
+arena, at the same speed (benchmarks/collect_throughput.py). The build's workers keep the
+default: their peak is the same either way (527 against 530 MB at 200,000 documents)."""
 
 _ALLOCATOR_VARIABLE = "_RJEM_MALLOC_CONF"
 

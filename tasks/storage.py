@@ -499,15 +499,6 @@ def open_write(uri: str) -> Iterator[IO[bytes]]:
         yield fh
 
 
-def sync_file(path: str | Path) -> None:
-    """Make a written file's contents durable (before it is renamed into place)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @contextmanager
 def open_write_path(uri: str) -> Iterator[Path]:
     """A local path to write a file at, by name (a temporary one beside it): the file appears
@@ -518,7 +509,11 @@ def open_write_path(uri: str) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp_name)
-        sync_file(tmp_name)
+        fd = os.open(tmp_name, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         failpoint("file-staged")
         os.replace(tmp_name, target)
     except BaseException:
@@ -543,8 +538,8 @@ def remove_temp_files(
     """Remove what killed writers left in a local folder; return how many files went.
 
     A file being written appears beside its target as `.<target name>.<token>.tmp`
-    (`open_write_path`, and `tables.sink`'s move into place) and is renamed over the target
-    when whole, so a writer killed before that leaves it behind. With `stem`, only those of
+    (`open_write_path`) and is renamed over the target when whole, so a writer killed before
+    that leaves it behind. With `stem`, only those of
     targets named `stem` go. Call this only while holding the lease of whatever writes into
     the folder: a live writer would lose its file. Where a writer may not take that lease,
     `idle_seconds` spares files changed since then (a writer appends as it goes). S3 keeps

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import os
 import shutil
 import types
 import typing
@@ -220,27 +219,27 @@ def sink(
     and returns the LazyFrame to write; polars' streaming engine keeps memory to a few row
     groups. Returns the row count written.
     """
-    with (
-        local_copies(sources) as local,
-        scratch_dir("sink") as tmp,
-    ):
-        out = Path(tmp) / "out.parquet"
-        build(local).sink_parquet(out, compression="zstd", row_group_size=10_000)
-        rows = int(pl.scan_parquet(out).select(pl.len()).collect().item())
-        target = storage.local_path(dest)
-        if target is not None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            staged = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            shutil.move(out, staged)
-            # Synced before the rename, as `storage.open_write_path` does: else a crash soon
-            # after could leave the table empty under its name, the run recorded as done.
-            storage.sync_file(staged)
-            failpoint("table-staged")
-            os.replace(staged, target)
-        else:
+    with local_copies(sources) as local:
+        query = build(local)
+        if storage.local_path(dest) is not None:
+            # Written beside the table and renamed over it once whole and synced, as every
+            # local file is (a kill before then leaves the staged file for finalize to sweep).
+            with storage.open_write_path(dest) as staged:
+                rows = _sink_counted(query, staged)
+                failpoint("table-staged")
+            return rows
+        with scratch_dir("sink") as tmp:
+            out = Path(tmp) / "out.parquet"
+            rows = _sink_counted(query, out)
             with storage.open_write(dest) as fh, open(out, "rb") as src:
                 shutil.copyfileobj(src, fh, 1 << 20)
-        return rows
+            return rows
+
+
+def _sink_counted(query: pl.LazyFrame, path: Path) -> int:
+    """Stream `query` into a parquet file at `path`; return the rows written."""
+    query.sink_parquet(path, compression="zstd", row_group_size=10_000)
+    return int(pl.scan_parquet(path).select(pl.len()).collect().item())
 
 
 def concat_parquet(parts: Sequence[str], dest: str, schema: Mapping[str, pl.DataType]) -> int:

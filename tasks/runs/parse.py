@@ -61,12 +61,9 @@ log = logging.getLogger(__name__)
 PART_ROWS = 10_000
 """Judged lines per parquet part: bounds the memory of parsing, whatever the shard size (one
 part is written while the next is judged). A part costs ~20 ms whatever its size (its
-queries, three files written and synced), 4 µs a line at 5,000 lines; at 10,000 a 10^6-line
-collect on 2 workers took 18.5 s instead of 21.5 s, its process tree's peak RSS 467 MB
-instead of 435 (benchmarks/collect_throughput.py; 20,000 lines: 535 MB, past the 500 MB
-budget). With one allocator arena a worker (`tasks.processes.WORKER_ALLOCATOR`), 10,000
-lines peak at 451-455 MB, and 20,000 are no faster (8.7-8.8 s against 8.8-8.9 s) at 523-527
-MB."""
+queries, three files written and synced): 4 µs a line at 5,000 lines, 2 at 10,000. At 10^6
+lines on 2 workers (benchmarks/collect_throughput.py) 10,000-line parts peak at 451-455 MB
+for the process tree; 20,000 are no faster and peak at 523-527 MB, past the 500 MB budget."""
 
 POOL_MIN_REQUESTS = 200_000
 """Requests to parse below which, unless a worker count is asked for, shards are parsed in
@@ -281,11 +278,13 @@ def parse_shard(
         lines = identified.lazy().with_columns(*stamp)
         kind = pl.col("kind")
         results = lines.filter(kind == "result")
+
+        def error_rows(*keep: pl.Expr) -> pl.LazyFrame:
+            return lines.filter(*keep).select(list(errors_schema)).cast(errors_schema)
+
         queries = [
-            lines.filter(kind == "error").select(list(errors_schema)).cast(errors_schema),
-            lines.filter(kind == "retry", pl.col("billed"))
-            .select(list(errors_schema))
-            .cast(errors_schema),
+            error_rows(kind == "error"),
+            error_rows(kind == "retry", pl.col("billed")),  # superseded: billed, then retried
             lines.filter(kind == "retry").select("custom_id"),
         ]
         try:
