@@ -9,8 +9,9 @@ renders one request per chunk, counts its input tokens offline and writes it to 
     <run_dir>/shards/shard-00000.index.parquet    custom_id → document, chunk, tokens
     <run_dir>/rejected.jsonl                      one RejectedDocument per line
 
-Token counting runs on a small thread pool while the next batch of documents is read
-(tiktoken releases the GIL), so the build is bound by whichever of the two is slower.
+Tokens are counted in the thread that reads, a batch of documents at a time: a counting
+thread beside it was slower, on one process and on a pool of one process per core (the GIL
+handed back and forth each document; benchmarks/build_throughput.py).
 `count_requests` is the same build, dry: only the shards' indexes are written, in a
 temporary folder, for `estimate`.
 
@@ -27,11 +28,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
 from itertools import islice
 from typing import TypeVar
 
@@ -51,8 +49,7 @@ from tasks.sharding import DuplicateCustomIdError, RequestTooLargeError, ShardWr
 from tasks.sources import iter_documents
 
 DOCUMENT_BATCH = 256
-"""Documents read, then token-counted on the pool, per step."""
-TOKEN_THREADS = 2
+"""Documents read, then token-counted, per step."""
 CHUNK_MARGIN_TOKENS = 8
 """Room left for tokens merging across the seam between template text and a chunk."""
 
@@ -130,13 +127,6 @@ class PartitionResult:
     rejected_uri: str
 
 
-@lru_cache(maxsize=1)
-def _token_pool() -> ThreadPoolExecutor:
-    """The token-counting threads of this process, shared by every pass (partition) built in
-    it, rather than two new threads (and their tiktoken per-thread state) per partition."""
-    return ThreadPoolExecutor(TOKEN_THREADS, thread_name_prefix="overnight-tokens")
-
-
 def _batched(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
     it = iter(items)
     while batch := list(islice(it, size)):
@@ -209,20 +199,10 @@ class _Planner:
         self.on_reject(rejected)
 
     def run(self, documents: Iterable[Document | RejectedDocument]) -> BuildCounts:
-        pending: deque[tuple[int, list[tuple[Document, str]], Future[list[int]]]] = deque()
-        pool = _token_pool()
-        try:
-            for batch in _batched(documents, DOCUMENT_BATCH):
-                prepared = self.prepare(batch)
-                future = pool.submit(self.renderer.count_many, [text for _, text in prepared])
-                pending.append((len(batch), prepared, future))
-                while len(pending) > TOKEN_THREADS:
-                    self.finish(*pending.popleft())
-            while pending:
-                self.finish(*pending.popleft())
-        finally:
-            for _, _, future in pending:  # an error: let the counts in flight finish
-                future.cancel()
+        count_many = self.renderer.count_many
+        for batch in _batched(documents, DOCUMENT_BATCH):
+            prepared = self.prepare(batch)
+            self.finish(len(batch), prepared, count_many([text for _, text in prepared]))
         return self.counts
 
     def prepare(self, batch: list[Document | RejectedDocument]) -> list[tuple[Document, str]]:
@@ -243,11 +223,9 @@ class _Planner:
                 self.reject(_build_reject(item, "template_error", f"user_template: {exc!r}"))
         return prepared
 
-    def finish(
-        self, n: int, prepared: list[tuple[Document, str]], future: Future[list[int]]
-    ) -> None:
+    def finish(self, n: int, prepared: list[tuple[Document, str]], counted: list[int]) -> None:
         request_tokens = self.renderer.request_tokens
-        for (doc, text), tokens in zip(prepared, future.result(), strict=True):
+        for (doc, text), tokens in zip(prepared, counted, strict=True):
             total = request_tokens(tokens, image_sizes(doc) if doc.images else ())
             refused = self.refuse(doc, total)
             if refused is not None:

@@ -75,7 +75,7 @@ def escape_name(name: str) -> str:
     literal `%` becomes `%25`, so `urllib.parse.unquote_to_bytes` gives the exact bytes back.
     A valid name is returned unchanged.
     """
-    if not _SURROGATES.search(name):
+    if name.isascii() or not _SURROGATES.search(name):
         return name
     out = []
     for char in name:
@@ -125,15 +125,15 @@ def s3_client() -> S3Client:
 
 
 def _hit(key: str, patterns: Sequence[str]) -> bool:
+    if not patterns:  # most sources set none: nothing to split or match
+        return False
     name = key.rstrip("/").rsplit("/", 1)[-1]
     return any(fnmatch.fnmatchcase(key, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
 def _matches(key: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
-    return (
-        (not include or _hit(key, include))
-        and not _hit(key, exclude)
-        and not _in_excluded(key, exclude)
+    return (not include or _hit(key, include)) and not (
+        exclude and (_hit(key, exclude) or _in_excluded(key, exclude))
     )
 
 
