@@ -10,14 +10,16 @@ Generates a corpus of --docs files in a temporary folder, then, each in a fresh 
   batch reached 45-50% of the loop on 2 cores, 2026-12-07), so a build can pass it;
 - the build (`tasks.build.build_shards`: listing, partitions, token counting, chunking checks,
   rendering, sharding and index parquet included) with 1 worker and with one per core;
-- with --compare-threads, the same partitions built on a thread pool of one thread per core.
+- with --compare-threads, the same partitions built on a thread pool of one thread per core;
+- with --compare-script, what a hand-written build does (the usual script after OpenAI's
+  batch guide: `os.walk`, tiktoken's `encode`, `json.dumps` into one JSONL file), for scale.
 
 It prints documents per second, the ratio of each build to both ceilings measured in the same
 run, and the peak RSS of the whole process tree (the build and its workers, sampled from
 /proc every 20 ms).
 
     .venv/bin/python benchmarks/build_throughput.py                  # 25,000 docs, ~1 min
-    .venv/bin/python benchmarks/build_throughput.py --compare-threads
+    .venv/bin/python benchmarks/build_throughput.py --compare-threads --compare-script
     .venv/bin/python benchmarks/build_throughput.py --full           # 10^6 docs: ~2.5 GB of disk
 """
 
@@ -219,6 +221,51 @@ def child_ceiling(corpus: str, workers: int) -> None:
     print(json.dumps({"documents": len(files), "tokens": tokens, "seconds": seconds}))
 
 
+def child_script(corpus: str, out: str) -> None:
+    """What a hand-written build does (the usual script after OpenAI's batch guide): walk the
+    folder, read each file as UTF-8, count its prompt's tokens with tiktoken's `encode` for
+    the estimate, `json.dumps` a request line into one JSONL file; in one process, with no
+    shard limits, index, content hashes, chunking, other formats or rejects (a file that is
+    not UTF-8 stops it)."""
+    from schemas.response_format import response_format_for
+    from schemas.summary import DocumentSummary
+    from tasks.tokens import encoding_for_model
+
+    job = _job(corpus, out, 50_000)
+    encoding = encoding_for_model(job.model)
+    encoding.encode("warm up")
+    response_format = response_format_for(DocumentSummary, "/v1/chat/completions")
+    start = time.perf_counter()
+    documents = tokens = 0
+    with open(Path(out) / "requests.jsonl", "w", encoding="utf-8") as fh:
+        for root, folders, names in os.walk(corpus):
+            folders.sort()
+            for name in sorted(names):
+                path = os.path.join(root, name)
+                with open(path, encoding="utf-8") as src:
+                    text = src.read()
+                user = job.user_template.format(text=text, id=name)
+                tokens += len(encoding.encode(job.system_prompt)) + len(encoding.encode(user))
+                request = {
+                    "custom_id": name,
+                    "method": "POST",
+                    "url": "/v1/chat/completions",
+                    "body": {
+                        "model": job.model,
+                        "messages": [
+                            {"role": "system", "content": job.system_prompt},
+                            {"role": "user", "content": user},
+                        ],
+                        "response_format": response_format,
+                        "max_completion_tokens": job.params.max_output_tokens,
+                    },
+                }
+                fh.write(json.dumps(request) + "\n")
+                documents += 1
+    seconds = time.perf_counter() - start
+    print(json.dumps({"documents": documents, "tokens": tokens, "seconds": seconds}))
+
+
 def _encode_slice(files: list[str], barrier: Any) -> tuple[int, int, float]:
     """In a worker process: read `files`, wait for the others, then time `encode_ordinary`
     over their texts one at a time (no thread pool)."""
@@ -277,6 +324,12 @@ def main() -> None:
     parser.add_argument("--child-pool", default="processes", help=argparse.SUPPRESS)
     parser.add_argument("--ceiling", metavar="CORPUS", help=argparse.SUPPRESS)
     parser.add_argument("--core-ceiling", metavar="CORPUS", help=argparse.SUPPRESS)
+    parser.add_argument("--script", nargs=2, metavar=("CORPUS", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--compare-script",
+        action="store_true",
+        help="also time a hand-written build (os.walk, json.dumps, tiktoken; one process)",
+    )
     args = parser.parse_args()
     if args.child:
         child_build(*args.child, args.shard_requests, args.child_workers, args.child_pool)
@@ -286,6 +339,9 @@ def main() -> None:
         return
     if args.core_ceiling:
         child_core_ceiling(args.core_ceiling, args.child_workers)
+        return
+    if args.script:
+        child_script(*args.script)
         return
 
     from tasks.build_pool import usable_cores
@@ -354,6 +410,18 @@ def main() -> None:
             )
             figures[pool if workers > 1 else "one"] = result
             shutil.rmtree(run_dir, ignore_errors=True)
+        if args.compare_script:
+            out = tmp / "script"
+            out.mkdir()
+            script, rss = run_child(__file__, ["--script", str(corpus), str(out)])
+            rate = script["documents"] / script["seconds"]
+            print(
+                f"  a hand-written build (os.walk, tiktoken encode, json.dumps, 1 process): "
+                f"{script['documents']:,} docs in {script['seconds']:.2f} s = {rate:,.0f} docs/s; "
+                f"peak RSS {rss:.0f} MB",
+                flush=True,
+            )
+            shutil.rmtree(out, ignore_errors=True)
         digests = {name: f["requests_digest"] for name, f in figures.items()}
         same = len(set(digests.values())) == 1
         print(f"  request lines identical across builds: {'yes' if same else digests}")
