@@ -303,6 +303,13 @@ def child_core_ceiling(corpus: str, workers: int) -> None:
     )
 
 
+def _tokenizer_rate(flag: str, corpus: Path, cores: int) -> tuple[float, dict[str, Any]]:
+    """Documents per second of one tokenizer measure (`--ceiling` or `--core-ceiling`), in a
+    fresh process, and its figures."""
+    figures, _ = run_child(__file__, [flag, str(corpus), "--child-workers", str(cores)])
+    return figures["documents"] / figures["seconds"], figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=25_000, help="documents in the corpus")
@@ -359,18 +366,14 @@ def main() -> None:
             f"in {time.perf_counter() - t0:.1f} s; {cores} core(s)",
             flush=True,
         )
-        ceiling, _ = run_child(__file__, ["--ceiling", str(corpus), "--child-workers", str(cores)])
-        ceiling_rate = ceiling["documents"] / ceiling["seconds"]
+        ceiling_rate, ceiling = _tokenizer_rate("--ceiling", corpus, cores)
         print(
             f"  tokenizer ceiling (encode_ordinary_batch, {cores} threads): "
             f"{ceiling_rate:,.0f} docs/s ({ceiling['tokens']:,} tokens in "
             f"{ceiling['seconds']:.2f} s)",
             flush=True,
         )
-        cores_ceiling, _ = run_child(
-            __file__, ["--core-ceiling", str(corpus), "--child-workers", str(cores)]
-        )
-        core_rate = cores_ceiling["documents"] / cores_ceiling["seconds"]
+        core_rate, _ = _tokenizer_rate("--core-ceiling", corpus, cores)
         print(
             f"  tiktoken on every core (encode_ordinary in a loop, {cores} processes): "
             f"{core_rate:,.0f} docs/s; the thread pool of encode_ordinary_batch reaches "
