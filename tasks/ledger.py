@@ -47,6 +47,11 @@ def ledger_dir(output: str, job_name: str) -> str:
     return storage.join(output, "ledger", f"job={job_name}")
 
 
+def ledger_uri(output: str, job_name: str, run_id: str) -> str:
+    """The ledger file one run records."""
+    return storage.join(ledger_dir(output, job_name), f"{run_id}.parquet")
+
+
 def record_run(
     *,
     output: str,
@@ -87,8 +92,7 @@ def record_run(
             .cast(pl.Schema(LEDGER_SCHEMA))
         )
 
-    dest = storage.join(ledger_dir(output, job_name), f"{run_id}.parquet")
-    return tables.sink([results_uri, errors_uri], dest, build)
+    return tables.sink([results_uri, errors_uri], ledger_uri(output, job_name, run_id), build)
 
 
 _RANK = {"ok": 0, "failed": 1, "retry": 2}

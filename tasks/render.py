@@ -254,7 +254,7 @@ class RequestRenderer:
         return self._count(text)
 
     def count_many(self, texts: Sequence[str]) -> list[int]:
-        """Tokens of each text (tiktoken releases the GIL; callers may run this in threads)."""
+        """Tokens of each text."""
         count = self._count
         return [count(text) for text in texts]
 

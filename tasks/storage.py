@@ -132,8 +132,10 @@ def _hit(key: str, patterns: Sequence[str]) -> bool:
 
 
 def _matches(key: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
-    return (not include or _hit(key, include)) and not (
-        exclude and (_hit(key, exclude) or _in_excluded(key, exclude))
+    return (
+        (not include or _hit(key, include))
+        and not _hit(key, exclude)
+        and not _in_excluded(key, exclude)
     )
 
 
@@ -145,6 +147,8 @@ def excluded(key: str, exclude: Sequence[str]) -> bool:
 def _in_excluded(key: str, exclude: Sequence[str]) -> bool:
     """True when a folder above `key` is excluded: `.*` leaves out `a/.git/config`, not only
     `.git/config` (whose key starts with the dot)."""
+    if not exclude:
+        return False
     folders = key.split("/")[:-1]
     return any(_hit("/".join(folders[: i + 1]), exclude) for i in range(len(folders)))
 
@@ -499,13 +503,23 @@ def open_write(uri: str) -> Iterator[IO[bytes]]:
         yield fh
 
 
+_STAGED_SUFFIX = ".tmp"
+
+
+def _staged_prefix(name: str) -> str:
+    """How the staged copy of a file named `name` begins: `.<name>.<token>.tmp` beside it."""
+    return f".{name}."
+
+
 @contextmanager
 def open_write_path(uri: str) -> Iterator[Path]:
     """A local path to write a file at, by name (a temporary one beside it): the file appears
     whole on success (synced) and not at all on error. `open_write`'s local files use it."""
     target = Path(uri)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=_staged_prefix(target.name), suffix=_STAGED_SUFFIX, dir=target.parent
+    )
     os.close(fd)
     try:
         yield Path(tmp_name)
@@ -548,8 +562,9 @@ def remove_temp_files(
     root = local_path(folder)
     if root is None or not root.is_dir():
         return 0
-    prefix = f".{stem}." if stem is not None else "."
-    found = root.rglob(".*.tmp") if recursive else root.glob(".*.tmp")
+    prefix = _staged_prefix(stem) if stem is not None else "."
+    pattern = f".*{_STAGED_SUFFIX}"
+    found = root.rglob(pattern) if recursive else root.glob(pattern)
     before = time.time() - idle_seconds
     removed = 0
     for path in found:

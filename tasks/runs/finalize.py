@@ -9,7 +9,7 @@ from schemas.job import JobSpec
 from schemas.manifest import RunManifest, utcnow
 from tasks import storage, tables
 from tasks.failpoints import failpoint
-from tasks.ledger import ledger_dir, record_run
+from tasks.ledger import ledger_uri, record_run
 from tasks.runs.costs import cost_rows
 from tasks.runs.parse import parse_outputs, part_uris
 from tasks.runs.reduce import carried_parts, reduces, write_document_tables
@@ -95,11 +95,12 @@ def finalize_run(manifest: RunManifest, job: JobSpec) -> bool:
 
     # Under the run's lease: a temporary file beside one of this run's tables (or its ledger
     # file) is what a finalize killed while writing it left behind.
-    for folder in [
-        *(table_uri(name).rsplit("/", 1)[0] for name in ("results", "errors", "costs", "chunks")),
-        ledger_dir(manifest.output, manifest.job_name),
+    for target in [
+        *(table_uri(name) for name in ("results", "errors", "costs", "chunks")),
+        ledger_uri(manifest.output, manifest.job_name, manifest.run_id),
     ]:
-        storage.remove_temp_files(folder, stem=f"{manifest.run_id}.parquet")
+        folder, name = target.rsplit("/", 1)
+        storage.remove_temp_files(folder, stem=name)
     results_uri = table_uri("results")
     errors_uri = table_uri("errors")
     written = {"results": results_uri, "errors": errors_uri}
