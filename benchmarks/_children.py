@@ -14,27 +14,38 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def tree_rss_kb(root: int) -> int:
-    """The resident memory of a process and all its descendants, from /proc."""
-    parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
+def _tree_stats(root: int) -> dict[int, list[str]]:
+    """The /proc stat fields (after the command name) of a process and all its descendants."""
+    stats: dict[int, list[str]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
+                stats[int(entry)] = fh.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        parents[int(entry)] = int(fields[1])
-        rss[int(entry)] = int(fields[21]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
     tree = {root}
     grew = True
     while grew:
-        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        more = {pid for pid, fields in stats.items() if int(fields[1]) in tree} - tree
         tree |= more
         grew = bool(more)
-    return sum(rss.get(pid, 0) for pid in tree)
+    return {pid: stats[pid] for pid in tree if pid in stats}
+
+
+def tree_rss_kb(root: int) -> int:
+    """The resident memory of a process and all its descendants, from /proc."""
+    page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
+    return sum(int(fields[21]) * page_kb for fields in _tree_stats(root).values())
+
+
+def tree_cpu_seconds(root: int) -> dict[int, float]:
+    """The CPU time (user + system) each process of a tree has used so far, by process id."""
+    tick = os.sysconf("SC_CLK_TCK")
+    return {
+        pid: (int(fields[11]) + int(fields[12])) / tick for pid, fields in _tree_stats(root).items()
+    }
 
 
 def run_child(script: str, args: list[str]) -> tuple[dict[str, Any], float]:

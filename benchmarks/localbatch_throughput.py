@@ -27,6 +27,9 @@ from pathlib import Path
 
 import openai
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._children import tree_cpu_seconds
 from schemas.response_format import response_format_for
 from schemas.summary import DocumentSummary
 
@@ -84,6 +87,11 @@ class Run:
     total_s: float
     rss_start_mb: float
     rss_peak_mb: float
+    server_cpu_s: float
+    """CPU time of the server's own process between upload and download."""
+    workers_cpu_s: float
+    """CPU time of its simulator workers (and any other child) over the same window."""
+    workers: int
 
 
 def build_input(path: Path, lines: int, line_bytes: int, seed: int = 0) -> int:
@@ -162,6 +170,7 @@ def run_once(lines: int, line_bytes: int, workdir: Path) -> Run:
                 time.sleep(0.05)
         time.sleep(0.5)  # let the tokenizer warm up, as a long-running server would have
         rss_start = rss_mb(process.pid, "VmRSS")
+        cpu_start = tree_cpu_seconds(process.pid)
 
         started = time.perf_counter()
         with input_path.open("rb") as fh:
@@ -183,6 +192,9 @@ def run_once(lines: int, line_bytes: int, workdir: Path) -> Run:
         with client.files.with_streaming_response.content(batch.output_file_id) as response:
             response.stream_to_file(output)
         finished = time.perf_counter()
+        cpu_end = tree_cpu_seconds(process.pid)
+        used = {pid: cpu - cpu_start.get(pid, 0.0) for pid, cpu in cpu_end.items()}
+        children = {pid: cpu for pid, cpu in used.items() if pid != process.pid}
         counts = batch.request_counts
         assert counts is not None and counts.completed == lines, counts
         return Run(
@@ -195,6 +207,10 @@ def run_once(lines: int, line_bytes: int, workdir: Path) -> Run:
             total_s=finished - started,
             rss_start_mb=rss_start,
             rss_peak_mb=rss_mb(process.pid, "VmHWM"),
+            server_cpu_s=used.get(process.pid, 0.0),
+            workers_cpu_s=sum(children.values()),
+            # The resource tracker is a child too, but idle: count those that worked.
+            workers=sum(1 for cpu in children.values() if cpu > 0.5),
         )
     finally:
         process.terminate()
@@ -235,6 +251,14 @@ def main() -> None:
         f"download {main_run.download_s:.2f} s"
     )
     print(f"throughput                {main_run.lines / main_run.total_s:,.0f} lines/s")
+    cpu = main_run.server_cpu_s + main_run.workers_cpu_s
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(
+        f"CPU over that time        {cpu:.1f} s: server {main_run.server_cpu_s:.1f} s + "
+        f"{main_run.workers} simulator worker(s) {main_run.workers_cpu_s:.1f} s = "
+        f"{cpu / main_run.lines * 1e6:,.0f} µs a line; on {cores} core(s) at least "
+        f"{cpu / (cores or 1):.1f} s (wall time above that is idle cores)"
+    )
     for run in runs:
         print(
             f"server RSS at {run.lines:>7,} lines ({run.input_bytes / 1e6:6.1f} MB input): "
