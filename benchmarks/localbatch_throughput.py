@@ -3,7 +3,9 @@
 Starts `python -m localbatch` in a subprocess on a throw-away data dir, builds a batch of
 ~2 KB chat requests shaped like the shipped nightly job's (DocumentSummary strict schema,
 document in <document> tags, 800 output tokens), then times upload → create →
-poll → download of the output file, and reads the server's peak RSS (VmHWM) from /proc.
+poll → download of the output file, and reads the server's peak RSS (VmHWM) from /proc,
+and the CPU time that the server and its simulator workers used meanwhile: the work is
+CPU-bound, so that time over the cores is the floor of the wall time on this machine.
 It runs a second, smaller batch on a fresh server to show the peak does not grow with the
 file size.
 
