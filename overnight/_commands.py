@@ -15,13 +15,15 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from overnight._terminal import printable
+
 if TYPE_CHECKING:
     from schemas.job import JobSpec
     from schemas.manifest import RunManifest
 
 # Text from documents, file names and answers is printed as is: rich markup ("[/INST]",
 # "[1]") and emoji codes (":smile:") are read only where a line asks for them (`markup=True`,
-# its values escaped).
+# its values escaped). Control characters in it are shown as escapes (`printable`).
 console = Console(stderr=True, markup=False, emoji=False)
 # Piped output (CI logs, files) gets a wide page rather than rich's 80-column default.
 out = Console(markup=False, emoji=False, width=None if sys.stdout.isatty() else 160)
@@ -42,7 +44,10 @@ def debugging() -> bool:
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
     console.print(
-        f"[red]error:[/red] {escape(message)}", markup=True, highlight=False, soft_wrap=True
+        f"[red]error:[/red] {escape(printable(message))}",
+        markup=True,
+        highlight=False,
+        soft_wrap=True,
     )
     return typer.Exit(code)
 
@@ -261,7 +266,8 @@ def _print_error_reasons(manifest: RunManifest, *, warn: bool) -> None:
     else:
         out.print("errors by reason:")
     for stage, code, rows, document, message in reasons.head(_SHOWN_REASONS).iter_rows():
-        example = " ".join(f"{document}: {message or ''}".split())  # on one line
+        # On one line: control characters shown as escapes, tabs and newlines as spaces.
+        example = " ".join(printable(f"{document}: {message or ''}").split())
         if len(example) > _EXAMPLE_CHARS:  # cut at a word, and say so
             example = example[: _EXAMPLE_CHARS - 1].rsplit(" ", 1)[0] + "…"
         out.print(f"  {rows:>7} {stage}/{code}  e.g. {example}", highlight=False, soft_wrap=True)
@@ -353,7 +359,7 @@ def status(
             manifest = runs.load_manifest(storage.join(location, "runs", run_id))
         out.print(reporting.progress_table(manifest))
         for note in manifest.notes:
-            out.print(note, highlight=False, soft_wrap=True)
+            out.print(printable(note), highlight=False, soft_wrap=True)
         return
     table = Table(title=f"runs under {location}", title_justify="left")
     for column in ("run", "status", "progress", "requests", "results", "errors", "estimate $"):
@@ -400,7 +406,7 @@ def status(
         when = m.problem_at.strftime("%Y-%m-%d %H:%M UTC") if m.problem_at else "last time"
         out.print(
             f"[red]{escape(m.run_id)}[/red] could not move forward ({when}): "
-            f"{escape(m.problem or '')}\n  fix that, then `overnight collect` carries it on; "
+            f"{escape(printable(m.problem or ''))}\n  fix that, then `overnight collect` carries it on; "
             f"or give it up with `overnight cancel {escape(m.run_id)}`",
             markup=True,
             highlight=False,
@@ -430,7 +436,7 @@ def cancel(
     out.print(f"cancel requested for {manifest.run_id}:", highlight=False)
     for c in manifest.cancels:
         status = f" ({c.batch_status})" if c.batch_status else ""
-        detail = f": {c.message}" if c.outcome == "failed" and c.message else ""
+        detail = f": {printable(c.message)}" if c.outcome == "failed" and c.message else ""
         out.print(
             f"  {c.shard}  {c.batch_id or '-'}  {said[c.outcome]}{status}{detail}",
             highlight=False,
@@ -485,7 +491,7 @@ def query(
         for column in answer.columns:
             table.add_column(column)
         for row in answer.iter_rows():
-            table.add_row(*["" if v is None else str(v) for v in row])
+            table.add_row(*["" if v is None else printable(str(v)) for v in row])
         out.print(table)
         out.print(f"{answer.height} row(s)")
         return
@@ -540,7 +546,9 @@ def report(
         from rich.markdown import Markdown
 
         # A report reads best at most 100 columns wide; its tables are made to fit that.
-        out.print(Markdown(report_markdown(parts, title=title)), width=min(out.width, 100))
+        out.print(
+            Markdown(printable(report_markdown(parts, title=title))), width=min(out.width, 100)
+        )
         return
     text = (
         report_html(parts, title=title)

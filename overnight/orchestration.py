@@ -21,6 +21,8 @@ from typing import TextIO
 from rich.console import Console
 from rich.logging import RichHandler
 
+from overnight._terminal import PrintableFormatter
+
 OUR_LOGGERS = ("tasks", "flows", "overnight")
 
 
@@ -61,7 +63,8 @@ def check_prefect_api(url: str, *, timeout: float = 5.0) -> None:
 
 
 def log_to_terminal(console: Console, *, debug: bool) -> None:
-    """Show overnight's own log lines (INFO and up, DEBUG with --debug) on the terminal."""
+    """Show overnight's own log lines (INFO and up, DEBUG with --debug) on the terminal,
+    control characters in them (from file names, API messages) shown as escapes."""
     handler: logging.Handler
     if console.is_terminal:
         # Through the console, so lines print above the live progress table, not through it.
@@ -73,11 +76,11 @@ def log_to_terminal(console: Console, *, debug: bool) -> None:
             rich_tracebacks=False,
             log_time_format="%H:%M:%S",
         )
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(PrintableFormatter("%(message)s"))
     else:
         handler = _StderrHandler()
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
+            PrintableFormatter("%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
         )
     level = logging.DEBUG if debug else logging.INFO
     for name in OUR_LOGGERS:

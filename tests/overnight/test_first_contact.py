@@ -7,6 +7,7 @@ says so.
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import shutil
@@ -420,6 +421,47 @@ def test_text_that_looks_like_rich_markup_prints_as_is(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     assert "[/bold] x" in shown.stdout
     assert "[x] done, see [note] and arr[i] :smile:" in shown.stdout
+
+
+def test_control_characters_in_names_and_answers_print_as_escapes(tmp_path: Path) -> None:
+    # Regression: a file named with an escape sequence (ESC [ 2 J clears the screen) was
+    # printed raw in `run`'s closing lines and `query`'s table, and the terminal obeyed it.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "fine.txt").write_text("The committee approved the budget for the new library.")
+    (docs / "empty\x1b[2Jclear\r.txt").write_text("")
+    env = fresh_env(tmp_path)
+    ran = overnight("run", str(job_file(tmp_path, source=str(docs))), env=env)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "load/empty  e.g. empty\\x1b[2Jclear\\r.txt: the file is empty" in ran.stdout
+    assert "\x1b" not in ran.stdout + ran.stderr
+    shown = overnight(
+        "query", "-o", str(tmp_path / "out"),
+        "select document_id, chr(27) || ']0;pwned' || chr(7) || chr(8238) || 'txt.exe' as answer "
+        "from errors",
+        env=env,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "empty\\x1b[2Jclear\\r.txt" in shown.stdout
+    assert "\\x1b]0;pwned\\x07\\u202etxt.exe" in shown.stdout
+    assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout
+    as_csv = overnight(
+        "query", "-o", str(tmp_path / "out"), "select document_id from errors", "-f", "csv",
+        env=env,
+    )  # fmt: skip
+    assert "empty\x1b[2Jclear" in as_csv.stdout  # machine-readable output stays exact
+
+
+def test_printable_escapes_only_what_a_terminal_would_act_on() -> None:
+    from overnight._terminal import PrintableFormatter, printable
+
+    kept = "naïve café 中文 🙂 tab\there\nnext line"
+    assert printable(kept) == kept
+    assert printable("x\x1b[2Jy\rz\x00\x7f\x9b\u202e") == "x\\x1b[2Jy\\rz\\x00\\x7f\\x9b\\u202e"
+    record = logging.LogRecord(
+        "tasks", logging.WARNING, "", 0, "cannot read %s", ("a\x1b[31m",), None
+    )
+    assert PrintableFormatter("%(message)s").format(record) == "cannot read a\\x1b[31m"
 
 
 def test_errors_by_reason_says_how_to_list_the_reasons_it_leaves_out(tmp_path: Path) -> None:
