@@ -66,6 +66,15 @@ def overnight(
     )
 
 
+def query(
+    tmp_path: Path, sql: str, *options: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """`overnight query` over the test's output folder; it must succeed."""
+    shown = overnight("query", "-o", str(tmp_path / "out"), sql, *options, env=env)
+    assert shown.returncode == 0, shown.stderr
+    return shown
+
+
 @pytest.fixture
 def busy_cpu() -> Iterator[None]:
     """Both cores kept busy by other processes, as on a loaded machine."""
@@ -323,10 +332,7 @@ def test_a_schema_module_next_to_the_job_file_imports(tmp_path: Path) -> None:
     env = fresh_env(tmp_path)
     ran = overnight("run", str(job), env=env)
     assert ran.returncode == 0, ran.stderr[-3000:]
-    answer = overnight(
-        "query", "-o", str(tmp_path / "out"), "select count(gist) from results", env=env
-    )
-    assert answer.returncode == 0 and "16" in answer.stdout
+    assert "16" in query(tmp_path, "select count(gist) from results", env=env).stdout
 
 
 def test_query_and_report_name_a_location_without_output(tmp_path: Path) -> None:
@@ -413,12 +419,9 @@ def test_text_that_looks_like_rich_markup_prints_as_is(tmp_path: Path) -> None:
     # A long example is cut at a word and says so (it stopped mid-word at 140 characters).
     unsupported = " ".join(listed.split("unsupported_type", 1)[1].split("\n  ")[0].split())
     assert unsupported.endswith("…") and "overnight reads text" in unsupported
-    shown = overnight(
-        "query", "-o", str(tmp_path / "out"),
-        "select '[/bold] x' as a, '[x] done, see [note] and arr[i] :smile:' as b",
-        env=env,
-    )  # fmt: skip
-    assert shown.returncode == 0, shown.stderr
+    shown = query(
+        tmp_path, "select '[/bold] x' as a, '[x] done, see [note] and arr[i] :smile:' as b", env=env
+    )
     assert "[/bold] x" in shown.stdout
     assert "[x] done, see [note] and arr[i] :smile:" in shown.stdout
 
@@ -435,20 +438,16 @@ def test_control_characters_in_names_and_answers_print_as_escapes(tmp_path: Path
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert "load/empty  e.g. empty\\x1b[2Jclear\\r.txt: the file is empty" in ran.stdout
     assert "\x1b" not in ran.stdout + ran.stderr
-    shown = overnight(
-        "query", "-o", str(tmp_path / "out"),
+    shown = query(
+        tmp_path,
         "select document_id, chr(27) || ']0;pwned' || chr(7) || chr(8238) || 'txt.exe' as answer "
         "from errors",
         env=env,
-    )  # fmt: skip
-    assert shown.returncode == 0, shown.stderr
+    )
     assert "empty\\x1b[2Jclear\\r.txt" in shown.stdout
     assert "\\x1b]0;pwned\\x07\\u202etxt.exe" in shown.stdout
     assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout
-    as_csv = overnight(
-        "query", "-o", str(tmp_path / "out"), "select document_id from errors", "-f", "csv",
-        env=env,
-    )  # fmt: skip
+    as_csv = query(tmp_path, "select document_id from errors", "-f", "csv", env=env)
     assert "empty\x1b[2Jclear" in as_csv.stdout  # machine-readable output stays exact
 
 
