@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._children import tree_cpu_seconds
 from schemas.response_format import response_format_for
 from schemas.summary import DocumentSummary
+from tasks.processes import usable_cores
 
 API_KEY = "bench-key"
 # The shipped nightly job's request: DocumentSummary's strict schema, its prompt shape (the
@@ -254,12 +255,12 @@ def main() -> None:
     )
     print(f"throughput                {main_run.lines / main_run.total_s:,.0f} lines/s")
     cpu = main_run.server_cpu_s + main_run.workers_cpu_s
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cores()
     print(
         f"CPU over that time        {cpu:.1f} s: server {main_run.server_cpu_s:.1f} s + "
         f"{main_run.workers} simulator worker(s) {main_run.workers_cpu_s:.1f} s = "
         f"{cpu / main_run.lines * 1e6:,.0f} µs a line; on {cores} core(s) at least "
-        f"{cpu / (cores or 1):.1f} s (wall time above that is idle cores)"
+        f"{cpu / cores:.1f} s (wall time above that is idle cores)"
     )
     for run in runs:
         print(

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from overnight._terminal import printable
+from overnight._terminal import TerminalConsole, printable
 
 if TYPE_CHECKING:
     from schemas.job import JobSpec
@@ -23,10 +22,10 @@ if TYPE_CHECKING:
 
 # Text from documents, file names and answers is printed as is: rich markup ("[/INST]",
 # "[1]") and emoji codes (":smile:") are read only where a line asks for them (`markup=True`,
-# its values escaped). Control characters in it are shown as escapes (`printable`).
-console = Console(stderr=True, markup=False, emoji=False)
+# its values escaped). Control characters in it are shown as escapes (`TerminalConsole`).
+console = TerminalConsole(stderr=True, markup=False, emoji=False)
 # Piped output (CI logs, files) gets a wide page rather than rich's 80-column default.
-out = Console(markup=False, emoji=False, width=None if sys.stdout.isatty() else 160)
+out = TerminalConsole(markup=False, emoji=False, width=None if sys.stdout.isatty() else 160)
 
 JobFile = Annotated[
     Path, typer.Argument(help="Job file (TOML or YAML), e.g. data/jobs/nightly_summary.toml")
@@ -44,10 +43,7 @@ def debugging() -> bool:
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
     console.print(
-        f"[red]error:[/red] {escape(printable(message))}",
-        markup=True,
-        highlight=False,
-        soft_wrap=True,
+        f"[red]error:[/red] {escape(message)}", markup=True, highlight=False, soft_wrap=True
     )
     return typer.Exit(code)
 
@@ -266,7 +262,8 @@ def _print_error_reasons(manifest: RunManifest, *, warn: bool) -> None:
     else:
         out.print("errors by reason:")
     for stage, code, rows, document, message in reasons.head(_SHOWN_REASONS).iter_rows():
-        # On one line: control characters shown as escapes, tabs and newlines as spaces.
+        # On one line. Control characters are made escapes first: splitting at whitespace
+        # would make a carriage return (and other controls) a space, hiding it.
         example = " ".join(printable(f"{document}: {message or ''}").split())
         if len(example) > _EXAMPLE_CHARS:  # cut at a word, and say so
             example = example[: _EXAMPLE_CHARS - 1].rsplit(" ", 1)[0] + "…"
@@ -359,7 +356,7 @@ def status(
             manifest = runs.load_manifest(storage.join(location, "runs", run_id))
         out.print(reporting.progress_table(manifest))
         for note in manifest.notes:
-            out.print(printable(note), highlight=False, soft_wrap=True)
+            out.print(note, highlight=False, soft_wrap=True)
         return
     table = Table(title=f"runs under {location}", title_justify="left")
     for column in ("run", "status", "progress", "requests", "results", "errors", "estimate $"):
@@ -406,7 +403,7 @@ def status(
         when = m.problem_at.strftime("%Y-%m-%d %H:%M UTC") if m.problem_at else "last time"
         out.print(
             f"[red]{escape(m.run_id)}[/red] could not move forward ({when}): "
-            f"{escape(printable(m.problem or ''))}\n  fix that, then `overnight collect` carries it on; "
+            f"{escape(m.problem or '')}\n  fix that, then `overnight collect` carries it on; "
             f"or give it up with `overnight cancel {escape(m.run_id)}`",
             markup=True,
             highlight=False,
@@ -436,7 +433,7 @@ def cancel(
     out.print(f"cancel requested for {manifest.run_id}:", highlight=False)
     for c in manifest.cancels:
         status = f" ({c.batch_status})" if c.batch_status else ""
-        detail = f": {printable(c.message)}" if c.outcome == "failed" and c.message else ""
+        detail = f": {c.message}" if c.outcome == "failed" and c.message else ""
         out.print(
             f"  {c.shard}  {c.batch_id or '-'}  {said[c.outcome]}{status}{detail}",
             highlight=False,
@@ -491,7 +488,7 @@ def query(
         for column in answer.columns:
             table.add_column(column)
         for row in answer.iter_rows():
-            table.add_row(*["" if v is None else printable(str(v)) for v in row])
+            table.add_row(*["" if v is None else str(v) for v in row])
         out.print(table)
         out.print(f"{answer.height} row(s)")
         return
@@ -546,6 +543,7 @@ def report(
         from rich.markdown import Markdown
 
         # A report reads best at most 100 columns wide; its tables are made to fit that.
+        # Markdown makes its text without the console's `render_str`: escaped here.
         out.print(
             Markdown(printable(report_markdown(parts, title=title))), width=min(out.width, 100)
         )

@@ -6,13 +6,19 @@ screen, others retitle the window or move the cursor), a carriage return overwri
 and the bidirectional overrides reorder what is shown. A file named so in a shared bucket would
 act on the terminal of whoever runs the job. Such characters are shown as their Python escapes
 instead (`\\x1b`, `\\r`, `\\u202e`); everything else, any script and emoji included, prints
-as is. Machine-readable output (CSV, JSON, parquet) is written exactly, never through this.
+as is. `TerminalConsole` does it for every string a command prints (tables' cells too),
+`PrintableFormatter` for log lines. Machine-readable output (CSV, JSON, parquet) is written
+exactly, never through this.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
 
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 """Control characters (C0 but tab and newline, DEL, C1) and the bidirectional controls."""
@@ -30,3 +36,11 @@ class PrintableFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return printable(super().format(record))
+
+
+class TerminalConsole(Console):
+    """A rich console whose strings, printed or in a table's cells, show control characters
+    as escapes (`printable`); rich's own styling is added after, untouched."""
+
+    def render_str(self, text: str, **options: Any) -> Text:
+        return super().render_str(printable(text), **options)

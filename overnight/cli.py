@@ -74,14 +74,14 @@ def estimate(
     Exits 1 when the maximum Batch cost is over the job's budget_usd, 2 on a bad job file,
     an unknown model or a missing source.
     """
-    from rich.console import Console
     from rich.markup import escape
 
     from overnight._commands import _clear_errors, _load, reading_progress
+    from overnight._terminal import TerminalConsole
     from tasks.estimate import BudgetExceededError, check_budget, estimate_job, estimate_tables
 
-    console = Console(markup=False, emoji=False)  # names and paths print as is
-    err = Console(stderr=True)
+    console = TerminalConsole(markup=False, emoji=False)  # names and paths print as is
+    err = TerminalConsole(stderr=True)
     job = _load(job_file)
     with _clear_errors():
         should_process = None
