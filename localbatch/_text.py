@@ -1166,7 +1166,7 @@ def _title_case(line: str) -> str:
 
 
 def _clean_title(line: str) -> str:
-    line = _BOLD.sub("", line).strip().strip("#*=_-: \t").strip()
+    line = _BOLD.sub("", line).strip().strip("#*=_-:; \t").strip()
     words = line.split()
     if len(words) > 12:
         line = " ".join(words[:12])
@@ -1199,6 +1199,60 @@ _MARKUP_TAG = re.compile(r"<[?!/]?[\w:.-]+(?:\s[^<>]*)?/?>|<!DOCTYPE[^\n]*|\]>")
 
 _TITLE_LINES = 12
 """A Markdown heading within the opening's first lines may be its title, after text or not."""
+
+_EMACS_MODE = re.compile(r"\s*-\*-.*?-\*-\s*")
+"""Emacs's file variables (`-*- text -*-`, `# -*- coding: utf-8 -*-`): how to edit the file."""
+_DIRECTIVE = re.compile(
+    r"(?:#+|//+|/\*+|\*+|;+|--+|%+|\"|<!--|rem\b)?\s*"  # after a comment's marker, if any
+    r"(?:(?:vim?|ex):\s*(?:set?\s|\S*=)"  # a vim modeline: `vim: set ft=sh:`, `vi: ts=4`
+    r"|(?:-\*-\s*)?(?:file)?(?:en)?coding[:=]\s*[-\w.]+"  # Python's source encoding
+    r"|SPDX-License-Identifier:"
+    r"|(?:flake8|pylint|mypy|yapf|pylama|isort|fmt|ruff)\s*[:=]"  # a linter's pragma
+    r"|(?:noqa|type:\s*ignore|eslint-disable|prettier-ignore|@ts-nocheck|jshint|noinspection)\b)",
+    re.IGNORECASE,
+)
+"""A line that tells a tool how to read the file (an editor's modeline, a source encoding, a
+licence tag, a linter's pragma): no model would take it for the text, let alone its title."""
+_MODULE_PATH = re.compile(r"[a-z_]\w*(?:\.[a-z_]\w*)+")
+"""A module's dotted name, or a file's (`pygments.lexers.sas`, `common.py`): what the text is
+called in code, where the sentence after it says what it is."""
+_DOCSTRING_QUOTES = ('"""', "'''")
+_COMMENT_STARTS = frozenset("#/;*%-\"'<r")
+"""The first characters of a comment, or of a docstring (`r\"\"\"`), in the languages seen."""
+_COMMENT_MARKS = frozenset({"/*", "/**", "*/", "**/", "*", "#", "//", "///", ";", ";;", ";;;"})
+_BARE_DIRECTIVES = ("vim:", "vi:", "ex:", "Vim:", "SPDX-License-Identifier:")
+"""Directives that may stand on a line without a comment's marker (a text file's)."""
+
+
+def _may_direct(line: str) -> bool:
+    """Whether `_without_directives` may change `line` (stripped, not empty): cheap tests that
+    pass for few lines of prose."""
+    return (
+        line[0] in _COMMENT_STARTS
+        or "-*-" in line
+        or line.endswith(_DOCSTRING_QUOTES)
+        or line.startswith(_BARE_DIRECTIVES)
+    )
+
+
+def _without_directives(line: str, number: int) -> str:
+    """`line` (stripped) without what only tells tools how to read the file: "" for a
+    modeline, a pragma, or a script's interpreter line; a docstring's quotes left out."""
+    if line in _COMMENT_MARKS:
+        return ""  # a comment's opening or closing line (`/*`, ` */`): a blank line
+    if "-*-" in line:
+        line = _EMACS_MODE.sub(" ", line).strip()
+        if not any(c.isalnum() for c in line):
+            return ""  # nothing but the mode line and its comment's marker
+    if number == 0 and line.startswith("#!"):
+        return ""  # the interpreter of a script (`#!/bin/sh`)
+    if _DIRECTIVE.match(line):
+        return ""
+    if line.startswith(_DOCSTRING_QUOTES) or line.startswith(('r"""', "r'''")):
+        line = line.lstrip("r")
+    if line.startswith(_DOCSTRING_QUOTES) or line.endswith(_DOCSTRING_QUOTES):
+        line = line.strip("\"'").strip()
+    return line
 
 
 class Document:
@@ -1257,6 +1311,8 @@ class Document:
         lines = head.splitlines()
         for number, raw in enumerate(lines):
             line = raw.strip()
+            if line and _may_direct(line):
+                line = _without_directives(line, number)
             if not line or line == "." or (line[0] in _RULE_CHARS and _RULE.match(line)):
                 flush()
                 continue
@@ -1352,6 +1408,8 @@ class Document:
         for heading in self._lead_headings:
             if " | " in heading or " › " in heading:
                 continue  # a site's navigation or breadcrumb, not the page's title
+            if "." in heading and _MODULE_PATH.fullmatch(heading):
+                continue  # a module's docstring heading (`pygments.lexers.sas`): its name
             if not _BOILERPLATE.issuperset(_content_words(heading.lower())):
                 return _clean_title(heading)
         for key, value in headers:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from schemas.documents import Document, RejectCode, RejectedDocument
 from schemas.job import SourceSpec
 from tasks.sources._sniffing import too_many_nuls
-from tasks.sources._text import normalize_text
+from tasks.sources._text import normalize_text, strip_terminal_codes
 from tasks.storage import ObjectInfo
 
 
@@ -56,7 +56,7 @@ class Outcomes:
                     sha256=sha256,
                 )
             text = text.replace("\x00", "")  # a stray one in text (a GNU Info index marker)
-        text = normalize_text(text)
+        text = normalize_text(strip_terminal_codes(text))
         if not text:
             return self.reject(
                 info, "empty", "no text after decoding", document_id=doc_id, sha256=sha256

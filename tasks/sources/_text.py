@@ -74,6 +74,31 @@ def normalize_text(text: str) -> str:
     return text.strip()
 
 
+_TERMINAL_CODES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours and styles (SGR), cursor moves, erasing
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: a window title, a hyperlink's target
+    r"|\x1b[()*+][0-9A-Za-z]"  # a character set chosen (ISO 2022 text is decoded before)
+    r"|\x1b[0-9=>@-Z\\^_]"  # a two-character command (save the cursor, reset, ...)
+    r"|_\x08(?=[^\x08\n])"  # nroff's underline: `_`, backspace, the letter
+    r"|([^\x08\n])\x08(?=\1)"  # nroff's bold: the letter, backspace, the letter again
+)
+"""What a terminal interprets instead of printing: ANSI escape sequences (a colour log, a
+`ls --color` listing, grotty's SGR output) and the overstrikes of `nroff` and `man` output
+saved to a file, which `col -b` and `less` remove."""
+
+
+def strip_terminal_codes(text: str) -> str:
+    """The text a terminal shows: escape sequences and overstrikes removed, no other change.
+
+    A log saved with its colours, or a manual page formatted to a file, holds these codes
+    around its words; sent as they are, they cost tokens, split words for the tokenizer and
+    reach the answers (`\x1b[1mNAME\x1b[0m` as a title).
+    """
+    if "\x1b" not in text and "\x08" not in text:
+        return text
+    return _TERMINAL_CODES.sub("", text)
+
+
 def html_to_text(html: str) -> tuple[str, str | None]:
     """The visible text of an HTML page (block elements on their own lines) and its title."""
     from selectolax.lexbor import LexborHTMLParser

@@ -143,6 +143,41 @@ def test_terminal_colour_codes_stay_as_they_are() -> None:
     assert sources.decode_text(log) == log.decode()
 
 
+def test_terminal_codes_are_not_sent_as_text(tmp_path: Path) -> None:
+    # A CI log saved with its colours, and a manual page formatted to a file: grotty's SGR
+    # codes, nroff's overstrikes (bold: the letter twice; underline: `_` then the letter),
+    # a window title and a hyperlink (OSC). The model gets what a terminal shows.
+    log = (
+        b"\x1b]0;build #12\x07\x1b[1m==> Building\x1b[0m\n"
+        b"12:00:01 \x1b[32mok\x1b[39m tests passed\n"
+        b"12:00:02 \x1b[1;31mERROR\x1b[0m disk \x1b]8;;file:///var\x1b\\/var\x1b]8;;\x1b\\ full\x1b[K\n"
+    )
+    page = (
+        b"N\bNA\bAM\bME\bE\n       l\bls\bs - list _\bd_\bi_\br_\be_\bc_\bt_\bo_\br_\by contents\n"
+        b"\x1b[1mDESCRIPTION\x1b[0m\n       List information about the \x1b[4mFILE\x1b[24ms.\n"
+    )
+    (tmp_path / "build.log").write_bytes(log)
+    (tmp_path / "ls.txt.gz").write_bytes(gzip.compress(page))
+    items = load(tmp_path)
+    assert doc(items, "build.log").text == (
+        "==> Building\n12:00:01 ok tests passed\n12:00:02 ERROR disk /var full"
+    )
+    text = doc(items, "ls.txt.gz").text
+    assert text.splitlines() == [
+        "NAME",
+        "       ls - list directory contents",
+        "DESCRIPTION",
+        "       List information about the FILEs.",
+    ]
+    # The document is still its stored bytes: the same file is the same document.
+    assert doc(items, "build.log").content_sha256 == hashlib.sha256(log).hexdigest()
+
+
+def test_backspaces_that_are_no_overstrike_stay(tmp_path: Path) -> None:
+    (tmp_path / "keys.txt").write_bytes(b"Press a\x08b to undo; C-h sends \x08.\n")
+    assert doc(load(tmp_path), "keys.txt").text == "Press a\x08b to undo; C-h sends \x08."
+
+
 def test_text_cp1252_reads_badly_is_left_to_the_detector() -> None:
     polish = "Zażółć gęślą jaźń, zażółć gęślą jaźń".encode("iso-8859-2")
     assert sources.decode_text(polish) != polish.decode("cp1252")  # not "Za¿ó³æ gê¶l±"
