@@ -1220,19 +1220,9 @@ _DOCSTRING_QUOTES = ('"""', "'''")
 _COMMENT_STARTS = frozenset("#/;*%-\"'<r")
 """The first characters of a comment, or of a docstring (`r\"\"\"`), in the languages seen."""
 _COMMENT_MARKS = frozenset({"/*", "/**", "*/", "**/", "*", "#", "//", "///", ";", ";;", ";;;"})
-_BARE_DIRECTIVES = ("vim:", "vi:", "ex:", "Vim:", "SPDX-License-Identifier:")
-"""Directives that may stand on a line without a comment's marker (a text file's)."""
-
-
-def _may_direct(line: str) -> bool:
-    """Whether `_without_directives` may change `line` (stripped, not empty): cheap tests that
-    pass for few lines of prose."""
-    return (
-        line[0] in _COMMENT_STARTS
-        or "-*-" in line
-        or line.endswith(_DOCSTRING_QUOTES)
-        or line.startswith(_BARE_DIRECTIVES)
-    )
+_DIRECTIVE_MARKS = ("-*-", '"""', "'''", "vim:", "vi:", "ex:", "Vim:", "SPDX-")
+"""What `_without_directives` may remove from a line that does not open like a comment: a
+mode line, a docstring's quotes, a modeline or a licence tag without a comment's marker."""
 
 
 def _without_directives(line: str, number: int) -> str:
@@ -1309,9 +1299,12 @@ class Document:
                     headers.append((str(key).lower(), str(value).strip()))
                     self._header_lines.append(f"{key}: {value}")
         lines = head.splitlines()
+        # Tested on the whole opening once: most texts have no mode line, docstring or bare
+        # modeline, and then only a line opening like a comment is looked at again.
+        directed = any(mark in head for mark in _DIRECTIVE_MARKS)
         for number, raw in enumerate(lines):
             line = raw.strip()
-            if line and _may_direct(line):
+            if line and (directed or line[0] in _COMMENT_STARTS):
                 line = _without_directives(line, number)
             if not line or line == "." or (line[0] in _RULE_CHARS and _RULE.match(line)):
                 flush()
@@ -1512,8 +1505,8 @@ class Document:
             words = unit_words[i]
             if i in avoid or not words:
                 continue
-            if any(_jaccard(words, other) > 0.6 for other in chosen):
-                continue  # an identical sentence has a Jaccard similarity of 1
+            if any(_near_duplicate(words, other) for other in chosen):
+                continue
             chosen.append(words)
             yield i
 
@@ -2015,11 +2008,17 @@ def _context_choice(lowered: dict[str, str], context: str) -> str | None:
     return None
 
 
-def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+def _near_duplicate(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Whether two sentences' content words say the same: a Jaccard similarity over 0.6 (an
+    identical sentence has 1), or one holding 80% of the other's four or more words (a
+    sentence and its start, cut short with "…" in one part's answer and whole in another's)."""
     if not a or not b:
-        return 0.0
+        return False
     shared = len(a & b)
-    return shared / (len(a) + len(b) - shared)  # the union's size, without making the union
+    if shared > 0.6 * (len(a) + len(b) - shared):  # the union's size, without making the union
+        return True
+    smaller = min(len(a), len(b))
+    return smaller >= 4 and shared >= 0.8 * smaller
 
 
 def _is_heading_line(line: str, nxt: str) -> bool:

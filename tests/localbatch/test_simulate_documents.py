@@ -402,6 +402,37 @@ def test_a_reduce_request_combines_the_parts_answers(client: OpenAI) -> None:
     )
 
 
+def test_a_sentence_cut_in_one_parts_answer_and_whole_in_anothers_is_said_once(
+    client: OpenAI,
+) -> None:
+    """A long changelog's parts overlap: one part's answer ended on a sentence cut short
+    ("…"), the next one's held it whole, and the combined summary said it twice."""
+    from tasks.render import reduce_user_text
+
+    whole = (
+        "Files referenced by file: in setup.cfg and by project.readme.file or "
+        "tool.setuptools.dynamic in pyproject.toml are now included in the generated sdists."
+    )
+    cut = "Files referenced by file: in setup.cfg and by project.readme.file…"
+    first = {
+        "title": "Setuptools 66 changes",
+        "summary": f"Fixed the file directive when its value is a plain string. {cut}",
+        "key_points": ["The file directive takes a plain string.", cut],
+    }
+    second = {
+        "title": "Setuptools 66 changes",
+        "summary": f"{whole} Support for versions that do not follow PEP 440 was removed.",
+        "key_points": [whole, "Versions that do not follow PEP 440 are no longer supported."],
+    }
+    outputs = [json.dumps(first), json.dumps(second)]
+    combined = _answers(client, [_line("r", reduce_user_text("changes.txt", outputs))])["r"]
+    for field in ("summary", "key_points"):
+        value = combined[field]
+        items = re.split(r"(?<=[.!?…])\s+", value) if isinstance(value, str) else value
+        said = [_words(item.rstrip("…")) for item in items]
+        assert sum("files referenced by file" in item for item in said) == 1, (field, items)
+
+
 def test_documents_in_other_scripts_get_summaries_in_their_language(client: OpenAI) -> None:
     """Sentences and words were found in ASCII letters only: a Russian, Greek or Japanese
     document got an empty summary, no key points and language 'en', a French one topics cut at
