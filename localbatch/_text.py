@@ -1407,7 +1407,14 @@ class Document:
                 self._header_lines.append(line)
                 continue
             nxt = lines[number + 1].strip() if number + 1 < len(lines) else ""
-            if not paragraph and bullet is None and _is_heading_line(line, nxt):
+            if (
+                not paragraph
+                and bullet is None
+                and (
+                    _is_heading_line(line, nxt)
+                    or (not units and not headings and not headers and _is_title_line(line, nxt))
+                )
+            ):
                 flush()
                 headings.append(line)
                 if not units:
@@ -2118,6 +2125,17 @@ def _is_heading_line(line: str, nxt: str) -> bool:
     if len(words) > 8 or len(line) > 60 or "," in line[:-1]:
         return False
     return not (nxt[:1].islower() and not _URL.match(nxt))
+
+
+def _is_title_line(line: str, nxt: str) -> bool:
+    """The text's first line as its title: short, no sentence's end, over a field or a list
+    item (a report's "Northgate Housing Association - Quarterly report, Q2 2025" over
+    "Repairs: 2,310 requests...", which a comma kept from `_is_heading_line`)."""
+    if len(line.split()) > 12 or line[-1] in ".,;:!?" or not nxt:
+        return False
+    if _URL.match(line) or _EMAIL.fullmatch(line) or not any(c.isalpha() for c in line):
+        return False
+    return _HEADER.match(nxt) is not None or _BULLET.match(nxt) is not None
 
 
 def _quoted(text: str) -> str:

@@ -769,3 +769,25 @@ def test_short_messages_get_their_tone_and_long_technical_texts_stay_neutral() -
         "form fails with an error, and nobody answers the phone."
     )
     assert Document(complaint).sentiment == "negative"
+
+
+def test_a_first_line_over_fields_is_the_title_commas_and_all() -> None:
+    """The demo's quarterly report was titled "Northgate Housing Association" (its first line
+    cut at the dash) and, its "Quarterly report" lost with the rest of that line, typed as an
+    invoice for "98.6% of the amount due"."""
+    report = (
+        "Northgate Housing Association - Quarterly report, Q2 2025\n"
+        "Repairs: 2,310 repair requests were completed this quarter, 94% within target time.\n"
+        "Rent collection reached 98.6% of the amount due, up from 97.9% in Q1.\n"
+        "New homes: 46 homes were completed at Brook Street; 38 are let at social rent.\n"
+    )
+    document = Document(report)
+    assert document.title == "Northgate Housing Association - Quarterly report, Q2 2025"
+    kinds = ["article", "email", "report", "memo", "invoice", "contract", "other"]
+    assert document.choose(kinds, "document_type") == "report"
+    # A wrapped sentence's first line is no title, though the next line starts with a capital.
+    wrapped = "This package was debianized by Ross Burton <ross@example.org> on\nFri, 2 May.\n"
+    assert (
+        Document(wrapped).title
+        != "This package was debianized by Ross Burton <ross@example.org> on"
+    )
