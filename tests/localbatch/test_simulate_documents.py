@@ -144,6 +144,12 @@ def test_enums_and_action_items_fit_the_text(client: OpenAI) -> None:
     assert len(incident["action_items"]) >= 3
     assert all("owner:" in item for item in incident["action_items"])
     assert answers["memo"]["title"] == "Consolidating into the new Leeds office in January"
+    # An invoice's lines are fields, not sentences: its summary says what a model would of it
+    # (picked as sentences, its lines made a summary of two postal addresses).
+    assert answers["invoice"]["summary"] == (
+        "Invoice INV-1042 from Acme Industrial Supplies LTD to Greenfield Bakery Co., dated 03 "
+        "September 2025, for 4 items: £466.68 due by 03 October 2025. Payment terms: Net 30."
+    )
 
 
 def test_meeting_notes_and_a_web_page(client: OpenAI) -> None:
