@@ -51,6 +51,7 @@ from localbatch._prompts import (
     responses_messages,
 )
 from localbatch._shapes import completion_cap, completion_prompts, moderation_inputs
+from localbatch._text import source_name
 from tasks.imagetokens import DataUrlError, data_url_size, split_data_url
 
 log = logging.getLogger("localbatch")
@@ -243,10 +244,12 @@ class Simulator:
             sequence = schema_tokens + counter.prompt(messages)[1]
             keys = prefix_keys(item.model, sequence, prompt_tokens)
             cached, written = self.cache.settle(keys, prompt_tokens)
-        body_text = document_body(document_text(messages))
+        prompt_text = document_text(messages)
+        body_text = document_body(prompt_text)
+        name = source_name(prompt_text, body_text)
         if not body_text.strip() and _sees(messages):
             body_text = _unseen_text(messages)
-        doc = Document(body_text, self.seed)
+        doc = Document(body_text, self.seed, name=name)
         if item.fault == "refusal":
             return _Completion(
                 None, "stop", prompt_tokens, cached, written, counter.count(REFUSAL_TEXT), 0, True

@@ -767,6 +767,25 @@ _CUE_KINDS: dict[str, tuple[str, ...]] = {
 _CUE_WORDS = frozenset(_CUE_KINDS)
 """Every kind's cue words, and the kinds each one cues: a document's are found in one pass."""
 _KIND_NORMS = {kind: math.sqrt(len(words)) for kind, (words, _) in _TYPE_CUES.items()}
+_NAME_KINDS: dict[str, frozenset[str]] = {
+    kind: words | frozenset(kind.split("_")) for kind, (words, _) in _TYPE_CUES.items()
+}
+"""The words of a file's name that make a document each kind ("support-tickets.jsonl")."""
+_SOURCE_LINE = re.compile(
+    r"^[ \t]*(?:source(?: file)?|file(?: ?name)?|document(?: id)?|path)[ \t]*:[ \t]*(\S[^\n]*)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def source_name(prompt: str, body: str) -> str:
+    """The file name a prompt gives for its document ("Source file: support-tickets.jsonl#2"),
+    outside the document itself; "" when it gives none. A model reads it as a hint of what
+    the document is, as it reads the text."""
+    at = prompt.find(body[:200]) if body else -1
+    found = _SOURCE_LINE.search(prompt, 0, at if at >= 0 else min(len(prompt), 2000))
+    return found.group(1).strip() if found else ""
+
+
 _PHRASE_WORDS = {
     phrase: frozenset(_CONTENT_WORD.findall(phrase)).difference(STOPWORDS)
     for _, phrases in _TYPE_CUES.values()
@@ -1314,9 +1333,11 @@ def _without_directives(line: str, number: int) -> str:
 class Document:
     """Facts about one document's text, computed lazily and once."""
 
-    def __init__(self, text: str, seed: int = 0) -> None:
+    def __init__(self, text: str, seed: int = 0, *, name: str = "") -> None:
         self.text = text
         self.seed = seed
+        self.name = name
+        """The document's file name as its prompt gives it (`source_name`), or ""."""
         self.level = 0
         """Brevity: 0 normally; 1 and 2 ask for fewer and shorter items (to fit a token cap)."""
         self._head = text[:_HEAD_CHARS]
@@ -2045,6 +2066,11 @@ class Document:
                 ):
                     score += 2
             scores[kind] = score
+        if self.name:  # "support-tickets.jsonl#2": its name says what it is, as a title would
+            named = {w.removesuffix("s") for w in re.findall(r"[a-z]+", self.name.lower())}
+            for kind, words in _NAME_KINDS.items():
+                if named & words or named & {w.removesuffix("s") for w in words}:
+                    scores[kind] += 4  # more than one title word: "invoice templates"
         return scores
 
     def choose(self, options: list[Any], path: str, context: str = "") -> Any:

@@ -797,3 +797,28 @@ def test_a_first_line_over_fields_is_the_title_commas_and_all() -> None:
         Document(wrapped).title
         != "This package was debianized by Ross Burton <ross@example.org> on"
     )
+
+
+def test_the_file_name_a_prompt_gives_is_a_hint_of_the_documents_kind(client: OpenAI) -> None:
+    """A model reads the prompt's "Source file: support-tickets.jsonl#0" too. The demo's
+    tickets, whose text never says "ticket", were typed email, invoice ("the new invoice
+    templates look great") and other; a name that says nothing changes nothing."""
+    samples = Path(__file__).resolve().parents[2] / "data" / "samples"
+    tickets = [json.loads(line)["text"] for line in (samples / "support-tickets.jsonl").open()]
+    lines = [
+        _line(f"t{n}", PROMPT.format(id=f"support-tickets.jsonl#{n}", text=text))
+        for n, text in enumerate(tickets)
+    ]
+    lines += [
+        _line(f"x{n}", PROMPT.format(id=f"export-{n:04d}.jsonl#0", text=text))
+        for n, text in enumerate(tickets)
+    ]
+    # The document's own lines are not its name: "File: invoice.pdf" inside it is text.
+    inside = "File: invoice-2025.pdf\n" + tickets[0]
+    lines.append(
+        _line("inside", f"Summarize the following document.\n\n<document>\n{inside}\n</document>\n")
+    )
+    answers = _answers(client, lines)
+    assert [answers[f"t{n}"]["document_type"] for n in range(3)] == ["support_ticket"] * 3
+    assert [answers[f"x{n}"]["document_type"] for n in range(3)] != ["support_ticket"] * 3
+    assert answers["inside"]["document_type"] != "invoice"
