@@ -1227,11 +1227,20 @@ def _has_leader(text: str) -> bool:
 
 
 _FILLER = re.compile(r"^(this|here|it|that)\s+(is|are)\s+(a|an|the)?\s*", re.IGNORECASE)
+_GREETING = re.compile(
+    r"^(?:(?:hi|hello|hey|dear|good (?:morning|afternoon|evening))\b[^,!.\n]{0,30}[,!.]\s*)?"
+    r"(?:(?:i|we)\s+)?(?:just\s+)?(?:wanted|want)\s+to\s+(?:say|let you know|tell you)\s+"
+    r"(?:that\s+)?|^(?:hi|hello|hey|dear|good (?:morning|afternoon|evening))\b[^,!.\n]{0,30}"
+    r"[,!]\s+",
+    re.IGNORECASE,
+)
+"""A message's greeting and preamble ("Hi, just wanted to say that"): not what it is about."""
 
 
 def _phrase(sentence: str) -> str:
     """A title-sized phrase from a sentence: its first clause, at most 10 words."""
-    text = _FILLER.sub("", sentence).strip()
+    text = _FILLER.sub("", _GREETING.sub("", sentence)).strip()
+    text = text[:1].upper() + text[1:]
     clause = re.split(r"[,;:(]|\s[–—-]\s", text, maxsplit=1)[0].strip()
     words = (clause if len(clause.split()) >= 3 else text).split()[:10]
     while len(words) > 3 and words[-1].lower() in STOPWORDS:

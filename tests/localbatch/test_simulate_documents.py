@@ -822,3 +822,6 @@ def test_the_file_name_a_prompt_gives_is_a_hint_of_the_documents_kind(client: Op
     assert [answers[f"t{n}"]["document_type"] for n in range(3)] == ["support_ticket"] * 3
     assert [answers[f"x{n}"]["document_type"] for n in range(3)] != ["support_ticket"] * 3
     assert answers["inside"]["document_type"] != "invoice"
+    # Titled by what it says, not by its greeting ("Hi, just wanted to say the new invoice
+    # templates look", cut at ten words).
+    assert answers["t1"]["title"] == "The new invoice templates look great"
