@@ -30,6 +30,7 @@ from typing import Any, Generic, TypeVar, overload
 import orjson
 
 from tasks.frontmatter import front_matter
+from tasks.mannames import NAME_HEADINGS
 
 _T = TypeVar("_T")
 
@@ -1497,8 +1498,9 @@ class Document:
     @cached_property
     def title(self) -> str:
         """The document's own title or first heading, else a short phrase from its opening."""
-        if self._head.startswith("NAME\n"):  # a manual page: its NAME line is its title
-            line = next((x for x in self._head[5:].splitlines() if x.strip()), "")
+        first, _, rest = self._head[:300].partition("\n")
+        if first in NAME_HEADINGS:  # a manual page, in any language: its NAME line is its title
+            line = next((x for x in rest.splitlines() if x.strip()), "")
             if line:
                 return _clean_title(line)  # "ls - list directory contents"
         if self._head.lstrip()[:1] == "<":  # markup sent as it is (XML): its title element,

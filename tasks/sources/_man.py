@@ -19,6 +19,10 @@ page) has no text of its own.
 from __future__ import annotations
 
 import re
+import string
+import unicodedata
+
+from tasks.mannames import NAME_HEADINGS
 
 _REQUEST = re.compile(r"^[.'][ \t]*(\S*)[ \t]*(.*)$")
 _HEADER_LINES = 300
@@ -26,6 +30,40 @@ _HEADER_LINES = 300
 _PAGE_HEADER = re.compile(r"^[.'][ \t]*(TH|Dd|Dt)\b")
 _COMMENT = re.compile(r"^[.'][ \t]*\\[\"#]")
 _INCLUDE = re.compile(r"^[.'][ \t]*so[ \t]+(\S+)")
+
+_ACCENTS = {
+    "'": "\u0301",
+    "`": "\u0300",
+    "^": "\u0302",
+    "~": "\u0303",
+    ":": "\u0308",
+    ",": "\u0327",
+}
+"""groff's accent marks in a composite glyph's name (`\\(^o` is ô, `\\(,c` is ç, `\\(~o` õ)."""
+
+
+def _accented() -> dict[str, str]:
+    """groff's accented letters (groff_char(7)): an accent mark and the letter, where Unicode
+    has the composed letter; and its ring, slash, caron and other letters."""
+    out = {}
+    for mark, combining in _ACCENTS.items():
+        for letter in string.ascii_letters:
+            composed = unicodedata.normalize("NFC", letter + combining)
+            if len(composed) == 1:
+                out[mark + letter] = composed
+    out.update({"oa": "å", "oA": "Å", "/o": "ø", "/O": "Ø", "/l": "ł", "/L": "Ł"})
+    out.update({"vs": "š", "vS": "Š", "vz": "ž", "vZ": "Ž", "-D": "Ð", "Sd": "ð"})
+    out.update({"TP": "Þ", "Tp": "þ", ".i": "ı", "IJ": "Ĳ", "ij": "ĳ"})
+    # Greek letters (`\\(*p` is π), but for capital omega, which Pod::Man's preamble turns
+    # into a dash (`.tr \\(*W-`) for its `\\*(--`.
+    for latin, greek in zip("abgdezyhiklmncoprstufxqw", "αβγδεζηθικλμνξοπρστυφχψω", strict=True):
+        out["*" + latin] = greek
+        if latin != "w":
+            out["*" + latin.upper()] = greek.upper()
+    out.update({"S1": "¹", "S2": "²", "S3": "³", "fm": "′", "sd": "″", "pd": "∂"})
+    out.update({"lA": "⇐", "rA": "⇒", "hA": "⇔"})
+    return out
+
 
 _GLYPHS = {
     "em": "—", "en": "–", "hy": "-", "mi": "-", "aq": "'", "dq": '"', "lq": "“", "rq": "”",
@@ -40,8 +78,11 @@ _GLYPHS = {
     "r?": "¿", "OK": "✓", "pc": "·", "md": "⋅", "ua": "↑", "da": "↓", "<>": "↔", "AE": "Æ",
     "ae": "æ", "OE": "Œ", "oe": "œ", ":a": "ä", ":o": "ö", ":u": "ü", ":A": "Ä", ":O": "Ö",
     ":U": "Ü", "'e": "é", "'a": "á", "`e": "è", "`a": "à", ",c": "ç", "~n": "ñ", "/o": "ø",
+    **_accented(),
 }  # fmt: skip
-"""groff's glyph names (groff_char(7)) found in manual pages, as the characters they print."""
+"""groff's glyph names (groff_char(7)) found in manual pages, as the characters they print:
+a translated page writes its accented letters so (Pod::Man's `alterações` is
+`altera\\(,c\\(~oes`)."""
 
 _STRINGS = {"lq": "“", "rq": "”", "R": "®", "Tm": "™", "S": "", 'L"': "“", 'R"': "”"}
 """Strings the man macros predefine; a page's own `.ds` definitions are added to these."""
@@ -407,7 +448,7 @@ class _Page:
     def title(self) -> str | None:
         """The page's NAME line ("ls - list directory contents"), else `name(section)`."""
         for i, line in enumerate(self.lines):
-            if line.strip().upper() == "NAME":
+            if line.strip().upper() in NAME_HEADINGS:
                 following = next((x for x in self.lines[i + 1 :] if x.strip()), "")
                 if following:
                     return " ".join(following.split())[:200]

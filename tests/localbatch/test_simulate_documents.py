@@ -825,3 +825,11 @@ def test_the_file_name_a_prompt_gives_is_a_hint_of_the_documents_kind(client: Op
     # Titled by what it says, not by its greeting ("Hi, just wanted to say the new invoice
     # templates look", cut at ten words).
     assert answers["t1"]["title"] == "The new invoice templates look great"
+
+
+def test_a_translated_manual_page_is_titled_by_its_name_line() -> None:
+    """A Portuguese or German page opens with NOME or BEZEICHNUNG, not NAME: its title was
+    the heading itself ("Nome")."""
+    for heading in ("NOME", "BEZEICHNUNG", "ИМЯ"):
+        page = f"{heading}\n\nrun-parts - corre scripts ou programas num directório\n\nSINOPSE\n"
+        assert Document(page).title == "run-parts - corre scripts ou programas num directório"

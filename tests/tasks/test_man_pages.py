@@ -248,3 +248,25 @@ x \- caf\[u00E9] \[uD800]and\N'55296' \N'233't\[u110000]e
     text, _ = man_to_text(page)
     assert text == "NAME\n\nx - café and éte"
     text.encode("utf-8")
+
+
+def test_a_translated_page_keeps_its_accents_and_is_titled_by_its_name_line() -> None:
+    """Debian's Portuguese and French pages (po4a, Pod::Man) write accented letters as groff's
+    composite glyphs: `altera\\(,c\\(~oes` lost its õ ("alteraçes"), `DESCRI\\(,C\\(~AO` its Ã
+    ("DESCRIO"), `contr\\(^ole` its ô. And their NAME section is NOME or NOM: the title was
+    `dpkg-parsechangelog(1)`, the page's NAME line unread."""
+    page = r""".TH DPKG-PARSECHANGELOG 1 "2023-01-02" "1.21.22" "ferramentas dpkg"
+.SH "NOME"
+dpkg\-parsechangelog \- analisa ficheiros de registos de altera\(,c\(~oes Debian
+.SH "DESCRI\(,C\(~AO"
+Envia a informa\(,c\(~ao para a sa\('ida; \(oq\(*p\(cq \(:u\(^o\(`a\(~n \(vs\(oa\(/o x\(S2
+"""
+    text, title = man_to_text(page)
+    assert title == "dpkg-parsechangelog - analisa ficheiros de registos de alterações Debian"
+    assert text.splitlines()[4:] == [
+        "DESCRIÇÃO",
+        "",
+        "Envia a informação para a saída; ‘π’ üôàñ šåø x²",
+    ]
+    french = ".TH DEB-PRERM 5\n.SH NOM\ndeb\\-prerm \\- Script du responsable pour le pr\\('e\\-retrait\n"
+    assert man_to_text(french)[1] == "deb-prerm - Script du responsable pour le pré-retrait"
