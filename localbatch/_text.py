@@ -1259,12 +1259,13 @@ def _phrase(sentence: str) -> str:
 
 
 def _title_case(line: str) -> str:
-    """An all-capitals heading as a model would write it; short acronyms and codes (a word with
-    a digit: an invoice number) stay."""
+    """An all-capitals heading as a model would write it; short acronyms, codes (a word with
+    a digit: an invoice number) and identifiers (`CMAKE_CACHE_MAJOR_VERSION`) stay."""
     if not line.isupper():
         return line
     return " ".join(
-        w if len(w) <= 3 or any(c.isdigit() for c in w) else w.capitalize() for w in line.split()
+        w if len(w) <= 3 or "_" in w or any(c.isdigit() for c in w) else w.capitalize()
+        for w in line.split()
     )
 
 

@@ -505,6 +505,9 @@ def test_an_all_capitals_heading_keeps_its_codes() -> None:
     )
     memo = Document("Memo: Price increase 2026\n\nFrom 1 April all list prices rise by 4.5%.")
     assert memo.title == "Price increase 2026"  # the memo's own line, not its first sentence
+    # An identifier heading a reference page stays as written ("Cmake_cache_major_version").
+    reference = "CMAKE_CACHE_MAJOR_VERSION\n-------------------------\n\nThe major version.\n"
+    assert Document(reference).title == "CMAKE_CACHE_MAJOR_VERSION"
 
 
 def test_a_markdown_table_is_read_row_by_row() -> None:
