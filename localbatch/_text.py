@@ -1249,6 +1249,9 @@ _GREETING = re.compile(
 def _phrase(sentence: str) -> str:
     """A title-sized phrase from a sentence: its first clause, at most 10 words."""
     text = _FILLER.sub("", _GREETING.sub("", sentence)).strip()
+    label, colon, rest = text.partition(": ")
+    if colon and len(label.split()) <= 2 and len(rest.split()) >= 3:
+        text = rest  # a labelled sentence ("Comment: This package was..."): its words
     text = text[:1].upper() + text[1:]
     clause = re.split(r"[,;:(]|\s[–—-]\s", text, maxsplit=1)[0].strip()
     words = (clause if len(clause.split()) >= 3 else text).split()[:10]
@@ -1449,8 +1452,13 @@ class Document:
             header = _HEADER.match(line) if ":" in line[:33] and not paragraph else None
             if header and len(header.group(1).split()) <= 3:
                 flush()
-                headers.append((header.group(1).lower(), header.group(2).strip()))
+                value = header.group(2).strip()
+                headers.append((header.group(1).lower(), value))
                 self._header_lines.append(line)
+                if len(value.split()) >= 6 and value[-1] in ".!?":
+                    # A labelled sentence ("Repairs: 2,310 requests were completed this
+                    # quarter."): a report's fact, to be summed up too, not only a field.
+                    paragraph.append(line)
                 continue
             nxt = lines[number + 1].strip() if number + 1 < len(lines) else ""
             if (

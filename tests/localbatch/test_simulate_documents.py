@@ -794,6 +794,9 @@ def test_a_first_line_over_fields_is_the_title_commas_and_all() -> None:
     assert document.title == "Northgate Housing Association - Quarterly report, Q2 2025"
     kinds = ["article", "email", "report", "memo", "invoice", "contract", "other"]
     assert document.choose(kinds, "document_type") == "report"
+    # A labelled sentence is a fact to sum up, not only a field: the repairs figure was left
+    # out of the summary.
+    assert "2,310 repair requests were completed" in document.summary()
     # A wrapped sentence's first line is no title, though the next line starts with a capital.
     wrapped = "This package was debianized by Ross Burton <ross@example.org> on\nFri, 2 May.\n"
     assert (
