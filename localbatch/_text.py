@@ -1766,7 +1766,10 @@ class Document:
         return [short_sentence(self.sentences[i], 30 - 8 * self.level) for i in chosen]
 
     def key_sentences(self, lo: int, hi: int) -> list[str]:
-        """The most important sentences (never an action item), short, in document order."""
+        """The most important sentences (never an action item), short, in document order; an
+        invoice's are its facts (`_invoice_facts`)."""
+        if self._invoice_sentence and len(self._invoice_facts) >= lo:
+            return self._invoice_facts[: max(lo, min(hi, len(self._invoice_facts)) - self.level)]
         n = len(self.sentences)
         target = min(hi, max(lo, round(n / 5)))
         if self.level:
@@ -1846,7 +1849,43 @@ class Document:
         return False
 
     def topics(self, hi: int) -> list[str]:
+        if self._invoice_sentence:  # what was bought, not the words of its addresses
+            return self._invoice_topics[: max(1, hi - self.level)]
         return self._phrases[: max(1, hi - self.level)]
+
+    @cached_property
+    def _invoice_items(self) -> list[str]:
+        """An invoice's line items, by their descriptions' first clause."""
+        return [re.split(r"[,(]", d, maxsplit=1)[0].strip() for d, _ in self.table_rows]
+
+    @cached_property
+    def _invoice_facts(self) -> list[str]:
+        """An invoice's key points, as a model lists them: what it bills, the total and when
+        it is due, how to pay ("Total due: £466.68", "Payment terms: Net 30")."""
+        facts = []
+        items = self._invoice_items
+        if items:
+            facts.append(
+                f"{len(items)} line item{'s' if len(items) > 1 else ''}: " + ", ".join(items)
+            )
+        total = self.label_value(frozenset({"total", "due"})) or self.label_value(
+            frozenset({"total"})
+        )
+        if total:
+            facts.append(f"Total due: {total}")
+        due = self.label_value(frozenset({"due", "date"}))
+        if due:
+            facts.append(f"Due date: {due}")
+        terms = self.label_value(frozenset({"payment", "terms"}))
+        if terms:
+            facts.append(f"Payment terms: {terms}")
+        return facts
+
+    @cached_property
+    def _invoice_topics(self) -> list[str]:
+        """An invoice's topics: that it is one, and what it bills."""
+        items = [item.lower() for item in self._invoice_items if len(item.split()) <= 4]
+        return list(dict.fromkeys(["invoice", *items]))
 
     # -- facts --------------------------------------------------------------------------
 

@@ -150,6 +150,13 @@ def test_enums_and_action_items_fit_the_text(client: OpenAI) -> None:
         "Invoice INV-1042 from Acme Industrial Supplies LTD to Greenfield Bakery Co., dated 03 "
         "September 2025, for 4 items: £466.68 due by 03 October 2025. Payment terms: Net 30."
     )
+    assert answers["invoice"]["key_points"][1:] == [
+        "Total due: £466.68",
+        "Due date: 03 October 2025",
+        "Payment terms: Net 30",
+    ]
+    assert answers["invoice"]["key_points"][0].startswith("4 line items: ")
+    assert answers["invoice"]["topics"][:2] == ["invoice", "proofing baskets"]
 
 
 def test_meeting_notes_and_a_web_page(client: OpenAI) -> None:
