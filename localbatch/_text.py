@@ -1865,9 +1865,10 @@ class Document:
         facts = []
         items = self._invoice_items
         if items:
-            facts.append(
-                f"{len(items)} line item{'s' if len(items) > 1 else ''}: " + ", ".join(items)
+            listed = ", ".join(items[:5]) + (
+                f" and {len(items) - 5} more" if len(items) > 5 else ""
             )
+            facts.append(f"{len(items)} line item{'s' if len(items) > 1 else ''}: {listed}")
         total = self.label_value(frozenset({"total", "due"})) or self.label_value(
             frozenset({"total"})
         )
