@@ -1403,7 +1403,8 @@ class Document:
             if paragraph:
                 flat = " ".join(paragraph)
                 paragraph.clear()
-                units.extend(("sentence", s) for s in _split_sentences(flat))
+                if not _is_disclaimer(flat):
+                    units.extend(("sentence", s) for s in _split_sentences(flat))
 
         head = self._head
         found = front_matter(head) if head.startswith("---") else None
@@ -1419,8 +1420,35 @@ class Document:
         # modeline, and then only a line opening like a comment is looked at again.
         top = head[:_DIRECTIVE_CHARS]
         directed = any(mark in top for mark in _DIRECTIVE_MARKS)
+        # An e-mail's reply is its text: the message it quotes (`>` lines, after "On ...
+        # wrote:" or Outlook's "-----Original Message-----") and its signature are not,
+        # unless quoting is all it does. Only in an e-mail (its From, To or Subject on top,
+        # or a line saying whom it quotes): elsewhere `>` is a Markdown quote, `--` an option.
+        mail = False
+        replying = ">" in head and _replies(lines)
+        signature = False
         for number, raw in enumerate(lines):
             line = raw.strip()
+            if mail:
+                if signature:  # the signature's lines, to the next blank line
+                    signature = bool(line)
+                    continue
+                if replying and line[:1] == ">":
+                    flush()
+                    continue
+                if line == "--" and (units or paragraph):  # "-- ", the signature's separator
+                    flush()
+                    signature = True
+                    continue
+                if line[:5] == "-----" and units and _ORIGINAL_MESSAGE.match(line):
+                    flush()
+                    break  # what follows is the message replied to
+            if line[-1:] == ":" and (units or paragraph) and _ATTRIBUTION.match(line):
+                flush()
+                mail = True
+                continue
+            if line[:1] == ">" and not (mail and replying):
+                line = line.lstrip("> \t")  # a quote's text, without its marks
             if line and (directed or line[0] in _COMMENT_STARTS):
                 line = _without_directives(line, number)
             if not line or line == "." or (line[0] in _RULE_CHARS and _RULE.match(line)):
@@ -1455,7 +1483,9 @@ class Document:
             if header and len(header.group(1).split()) <= 3:
                 flush()
                 value = header.group(2).strip()
-                headers.append((header.group(1).lower(), value))
+                key = header.group(1).lower()
+                headers.append((key, value))
+                mail = mail or (not units and key in _MAIL_HEADERS)
                 self._header_lines.append(line)
                 if len(value.split()) >= 6 and value[-1] in ".!?":
                     # A labelled sentence ("Repairs: 2,310 requests were completed this
@@ -1525,7 +1555,7 @@ class Document:
         headers = self._layout[2]
         for key, value in headers:
             if key in ("title", "subject", "re", "headline", "memo", "topic"):
-                return _clean_title(value)
+                return _clean_title(_REPLY_PREFIX.sub("", value) or value)
         if self._markdown_title:
             return _clean_title(self._markdown_title)
         for heading in self._lead_headings:
@@ -2269,6 +2299,37 @@ def _is_heading_line(line: str, nxt: str) -> bool:
     if len(words) > 8 or len(line) > 60 or "," in line[:-1]:
         return False
     return not (nxt[:1].islower() and not _URL.match(nxt))
+
+
+_REPLY_PREFIX = re.compile(r"^(?:(?:re|fwd?|aw|wg|sv|vs|tr|rv)(?:\[\d+\])?\s*:\s*)+", re.I)
+"""A subject's reply and forward marks, in the languages mailers write them ("Re: Fwd: AW:")."""
+_ATTRIBUTION = re.compile(
+    r"(?:on|am|le|el|il|op)\b.{4,160}\b(?:wrote|schrieb|a écrit|escribió|ha scritto|schreef)\s*:$",
+    re.IGNORECASE,
+)
+"""The line a reply puts above the message it quotes ("On Mon, 1 Sep 2025, Ana wrote:")."""
+_ORIGINAL_MESSAGE = re.compile(
+    r"-{3,}\s*(?:original message|ursprüngliche nachricht|message d'origine|forwarded message)",
+    re.IGNORECASE,
+)
+_MAIL_HEADERS = frozenset({"from", "to", "subject", "cc", "von", "an", "betreff", "de", "objet"})
+"""Header names that make a text opening with them an e-mail."""
+_DISCLAIMER_OPENINGS = ("CONFIDENTIALITY", "CONFIDENTIAL NOTICE", "DISCLAIMER", "LEGAL NOTICE")
+
+
+def _is_disclaimer(paragraph: str) -> bool:
+    """An e-mail's legal footer ("If you are not the intended recipient..."): no model lists it
+    as a key point or an action item."""
+    if paragraph[:20].upper().startswith(_DISCLAIMER_OPENINGS):
+        return True
+    return "recipient" in paragraph and "intended recipient" in paragraph.lower()
+
+
+def _replies(lines: list[str]) -> bool:
+    """Whether a text with `>` lines writes its own as well: a reply quoting a message (most of
+    a text that only quotes is what it has to say)."""
+    quoted = sum(1 for line in lines if line.lstrip()[:1] == ">")
+    return 0 < quoted < sum(1 for line in lines if line.strip()) / 2
 
 
 def _is_title_line(line: str, nxt: str) -> bool:

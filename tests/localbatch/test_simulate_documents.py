@@ -846,3 +846,66 @@ def test_a_translated_manual_page_is_titled_by_its_name_line() -> None:
     for heading in ("NOME", "BEZEICHNUNG", "ИМЯ"):
         page = f"{heading}\n\nrun-parts - corre scripts ou programas num directório\n\nSINOPSE\n"
         assert Document(page).title == "run-parts - corre scripts ou programas num directório"
+
+
+REPLY = """From: Priya Nair <priya.nair@example.com>
+To: Facilities Team <facilities@example.com>
+Subject: Re: Air conditioning in meeting room 3
+Date: Tue, 9 Sep 2025 09:14:02 +0100
+
+Hi all,
+
+The unit in room 3 broke down again this morning and the room reached 31 degrees by ten. We had to move the client workshop to the canteen. Could you get the contractor back this week and confirm the visit date by Thursday?
+
+Thanks,
+Priya
+
+--
+Priya Nair | Office Manager | Example Ltd
++44 20 7946 0000
+
+On Mon, 1 Sep 2025 at 16:02, Facilities Team <facilities@example.com> wrote:
+> Hi Priya, the contractor replaced the fan motor today and the unit is working again.
+> Let us know if anything else comes up.
+>
+> Best regards,
+> Facilities
+
+CONFIDENTIALITY NOTICE: This e-mail and any attachments are confidential and may be privileged. If you are not the intended recipient, please notify the sender immediately and delete this message. Any unauthorised use is strictly prohibited.
+"""
+
+
+def test_a_reply_is_summed_up_without_what_it_quotes_its_signature_or_its_disclaimer(
+    client: OpenAI,
+) -> None:
+    """A reply's quoted message, its signature and its legal footer were summed up as its
+    own: the summary quoted `> Hi Priya, the contractor replaced...`, the key points and
+    action items the "intended recipient" notice, and the title kept its "Re:"."""
+    answer = _answers(client, [_line("mail", PROMPT.format(id="reply.eml", text=REPLY))])["mail"]
+    assert answer["title"] == "Air conditioning in meeting room 3"
+    said = " ".join([answer["summary"], *answer["key_points"], *answer["action_items"]])
+    assert "broke down again this morning" in answer["summary"]
+    assert answer["action_items"] == [
+        "Could you get the contractor back this week and confirm the visit date by Thursday?"
+    ]
+    for quoted in (
+        "fan motor",
+        ">",
+        "intended recipient",
+        "CONFIDENTIALITY",
+        "7946",
+        "Office Manager",
+    ):
+        assert quoted not in said, quoted
+    assert answer["document_type"] == "email"
+
+
+def test_outside_an_email_quotes_and_double_dashes_are_text() -> None:
+    """A Markdown quote is part of the page (without its `>`), a manual page's `--` option is
+    an option."""
+    readme = (
+        "# Commit queue\n\nLand pull requests with a label.\n\n> The token needs the repo scope.\n"
+    )
+    assert "The token needs the repo scope." in Document(readme).sentences
+    page = "OPTIONS\n\n--all\n    Check out all files.\n\n--\n    Do not read options after it.\n"
+    assert any("Do not read options" in s for s in Document(page).sentences)
