@@ -1352,8 +1352,8 @@ def _without_directives(line: str, number: int) -> str:
         return ""  # the interpreter of a script (`#!/bin/sh`)
     if _DIRECTIVE.match(line):
         return ""
-    if line.startswith(_DOCSTRING_QUOTES) or line.startswith(('r"""', "r'''")):
-        line = line.lstrip("r")
+    if line.startswith(('r"""', "r'''")):  # a raw docstring's opening
+        line = line[1:]
     if line.startswith(_DOCSTRING_QUOTES) or line.endswith(_DOCSTRING_QUOTES):
         line = line.strip("\"'").strip()
     return line
@@ -1726,10 +1726,10 @@ class Document:
     def summary(self, sentences: int = 5) -> str:
         """An extractive summary of 2–5 distinct sentences (fewer if the document is shorter);
         an invoice's is what a model would say of it (`_invoice_sentence`)."""
-        limit = max(1, sentences - self.level)
-        words = 40 if self.level == 0 else 28 - 6 * self.level
         if self._invoice_sentence:
             return self._invoice_sentence
+        limit = max(1, sentences - self.level)
+        words = 40 if self.level == 0 else 28 - 6 * self.level
         picked = self._summary_indexes[:limit]
         return " ".join(short_sentence(self.sentences[i], words) for i in picked)
 
@@ -1745,29 +1745,41 @@ class Document:
         scores = self._kind_scores
         if scores["invoice"] < 4 or max(scores.values()) > scores["invoice"]:
             return ""
-        number = self.label_value(frozenset({"invoice", "no"}))
-        total = self.label_value(frozenset({"total", "due"})) or self.label_value(
-            frozenset({"total"})
-        )
+        field = self._invoice_fields
+        number, total = field["number"], field["total"]
         if not number or not total or not any(c.isdigit() for c in total):
             return ""
         said = f"Invoice {number}"
         issuer = self.title
         if issuer and number not in issuer and "invoice" not in issuer.lower():
             said += f" from {issuer}"
-        customer = self.label_value(frozenset({"bill", "to"}))
-        if customer:
-            said += f" to {customer.rstrip(',;')}"
-        dated = self.label_value(frozenset({"invoice", "date"}))
-        if dated:
-            said += f", dated {dated}"
+        if field["customer"]:
+            said += f" to {field['customer'].rstrip(',;')}"
+        if field["dated"]:
+            said += f", dated {field['dated']}"
         items = len(self.table_rows)
         if items:
             said += f", for {items} item{'s' if items > 1 else ''}"
-        due = self.label_value(frozenset({"due", "date"}))
+        due = field["due"]
         said += f": {total} due" + (f" by {due}." if due else ".")
-        terms = self.label_value(frozenset({"payment", "terms"}))
+        terms = field["terms"]
         return f"{said} Payment terms: {terms}." if terms else said
+
+    @cached_property
+    def _invoice_fields(self) -> dict[str, str | None]:
+        """An invoice's labelled values, each looked up once (`label_value` reads every label
+        of the text): its number, total, customer, date, due date and payment terms."""
+        total = self.label_value(frozenset({"total", "due"})) or self.label_value(
+            frozenset({"total"})
+        )
+        return {
+            "number": self.label_value(frozenset({"invoice", "no"})),
+            "total": total,
+            "customer": self.label_value(frozenset({"bill", "to"})),
+            "dated": self.label_value(frozenset({"invoice", "date"})),
+            "due": self.label_value(frozenset({"due", "date"})),
+            "terms": self.label_value(frozenset({"payment", "terms"})),
+        }
 
     @cached_property
     def _action_indexes(self) -> list[int]:
@@ -1902,17 +1914,13 @@ class Document:
                 f" and {len(items) - 5} more" if len(items) > 5 else ""
             )
             facts.append(f"{len(items)} line item{'s' if len(items) > 1 else ''}: {listed}")
-        total = self.label_value(frozenset({"total", "due"})) or self.label_value(
-            frozenset({"total"})
-        )
-        if total:
-            facts.append(f"Total due: {total}")
-        due = self.label_value(frozenset({"due", "date"}))
-        if due:
-            facts.append(f"Due date: {due}")
-        terms = self.label_value(frozenset({"payment", "terms"}))
-        if terms:
-            facts.append(f"Payment terms: {terms}")
+        field = self._invoice_fields
+        if field["total"]:
+            facts.append(f"Total due: {field['total']}")
+        if field["due"]:
+            facts.append(f"Due date: {field['due']}")
+        if field["terms"]:
+            facts.append(f"Payment terms: {field['terms']}")
         return facts
 
     @cached_property

@@ -76,8 +76,7 @@ _GLYPHS = {
     "at": "@", "sh": "#", "Do": "$", "ci": "○", "sq": "□", "**": "*", "12": "½", "14": "¼",
     "34": "¾", "ff": "ff", "fi": "fi", "fl": "fl", "Fi": "ffi", "Fl": "ffl", "r!": "¡",
     "r?": "¿", "OK": "✓", "pc": "·", "md": "⋅", "ua": "↑", "da": "↓", "<>": "↔", "AE": "Æ",
-    "ae": "æ", "OE": "Œ", "oe": "œ", ":a": "ä", ":o": "ö", ":u": "ü", ":A": "Ä", ":O": "Ö",
-    ":U": "Ü", "'e": "é", "'a": "á", "`e": "è", "`a": "à", ",c": "ç", "~n": "ñ", "/o": "ø",
+    "ae": "æ", "OE": "Œ", "oe": "œ",
     **_accented(),
 }  # fmt: skip
 """groff's glyph names (groff_char(7)) found in manual pages, as the characters they print:
