@@ -174,13 +174,18 @@ class SchemaProblem:
         return f"In context={self.context!r}, {self.message}"
 
 
+_DEFS_KEYS = ("$defs", "definitions")
+
+
 def schema_problems(schema: dict[str, Any]) -> list[SchemaProblem]:
     """Everything OpenAI's strict mode rejects in a JSON schema, each with its path.
 
     Checked against the "Supported schemas" section of OpenAI's Structured Outputs guide: the
     keywords it lists (anything else is refused, e.g. `minLength`, `maxLength`, `uniqueItems`,
     `examples`, `discriminator`), string formats, a non-null `default`, an object root, every
-    property required, `additionalProperties: false`, and its limits (`MAX_PROPERTIES`,
+    property required, `additionalProperties: false`, a `$ref` with keywords beside it (which
+    Pydantic writes for a described field of a model type; OpenAI answers "$ref cannot have
+    keywords {'description'}"), and its limits (`MAX_PROPERTIES`,
     `MAX_NESTING`, `MAX_ENUM_VALUES`, `MAX_TOTAL_STRING_LENGTH`, `MAX_LARGE_ENUM_STRING_LENGTH`).
     """
     problems: list[SchemaProblem] = []
@@ -198,7 +203,7 @@ def schema_problems(schema: dict[str, Any]) -> list[SchemaProblem]:
         )
     counts = {"properties": 0, "enum": 0, "chars": 0}
     defs: dict[str, Any] = {}
-    for key in ("$defs", "definitions"):
+    for key in _DEFS_KEYS:
         found = schema.get(key)
         if isinstance(found, dict):
             defs.update({f"{key}/{name}": sub for name, sub in found.items()})
@@ -240,6 +245,17 @@ def schema_problems(schema: dict[str, Any]) -> list[SchemaProblem]:
             )
         ref = node.get("$ref")
         if isinstance(ref, str):
+            beside = sorted(k for k in node if k != "$ref" and (path or k not in _DEFS_KEYS))
+            if beside:
+                listed = "{" + ", ".join(repr(k) for k in beside) + "}"
+                add(
+                    path,
+                    None,
+                    f"'$ref' cannot have keywords beside it ({', '.join(beside)}): put them in "
+                    "the definition it points to, or inline the definition here (openai-python "
+                    "does so for the models it sends)",
+                    openai=f"context={path!r}, $ref cannot have keywords {listed}.",
+                )
             if ref == "#":
                 return  # recursion to the root: allowed
             target = ref.removeprefix("#/")

@@ -178,6 +178,45 @@ def test_schema_refusals_use_openais_words(client: OpenAI) -> None:
     }
 
 
+def test_a_described_reference_is_refused_as_openai_refuses_it(client: OpenAI) -> None:
+    # Pydantic's schema for `address: Address = Field(description=...)` puts the description
+    # beside the $ref; OpenAI refuses the line, so the local API must not answer it.
+    address = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    }
+    person: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "address": {"$ref": "#/$defs/Address", "description": "Where they live"},
+        },
+        "required": ["name", "address"],
+        "additionalProperties": False,
+        "$defs": {"Address": address},
+    }
+    bare = {
+        **person,
+        "properties": {**person["properties"], "address": {"$ref": "#/$defs/Address"}},
+    }
+    lines = [
+        chat_line("described", document(1), schema=person),
+        chat_line("bare", document(2), schema=bare),
+    ]
+    out, err = results(client, run_file(client, jsonl(lines).decode()))
+    assert set(out) == {"bare"} and set(err) == {"described"}
+    assert_refused(
+        err["described"],
+        status=400,
+        code="invalid_json_schema",
+        param="response_format",
+        message="Invalid schema for response_format 'summary_v1': context=('properties', "
+        "'address'), $ref cannot have keywords {'description'}.",
+    )
+
+
 def test_responses_lines_are_checked_too(client: OpenAI) -> None:
     lines = [
         responses_line("effort", document(1), model="o4-mini", reasoning={"effort": "minimal"}),

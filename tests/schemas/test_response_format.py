@@ -233,6 +233,41 @@ def test_definitions_are_checked_with_their_path() -> None:
     )
 
 
+def test_a_ref_with_keywords_beside_it_is_refused_in_openais_words() -> None:
+    # What Pydantic writes for `address: Address = Field(description=...)`, as clients that
+    # send `model_json_schema()` unchanged (instructor's batch files) do. OpenAI answers
+    # "context=('properties', 'address'), $ref cannot have keywords {'description'}."
+    class Address(BaseModel):
+        model_config = {"extra": "forbid"}
+        city: str
+
+    class Person(BaseModel):
+        model_config = {"extra": "forbid"}
+        name: str
+        address: Address = Field(description="Where they live")
+
+    schema = Person.model_json_schema()
+    assert schema["properties"]["address"] == {
+        "$ref": "#/$defs/Address",
+        "description": "Where they live",
+    }
+    [problem] = schema_problems(schema)
+    assert problem.json_path == "$.properties.address"
+    assert problem.openai_message() == (
+        "context=('properties', 'address'), $ref cannot have keywords {'description'}."
+    )
+    assert "put them in the definition" in problem.describe()
+    # Several keywords are all named; a bare $ref, and $defs beside a root, are fine.
+    schema["properties"]["address"]["title"] = "Address"
+    [problem] = schema_problems(schema)
+    assert problem.openai_message().endswith("$ref cannot have keywords {'description', 'title'}.")
+    del schema["properties"]["address"]["title"], schema["properties"]["address"]["description"]
+    assert schema_problems(schema) == []
+    # A job's own model is sent as openai-python builds it, with such references inlined.
+    check_strict(Person)
+    assert "$ref" not in strict_json_schema(Person)["properties"]["address"]
+
+
 def test_pydantic_length_constraints_fail_at_load_with_a_remedy() -> None:
     class Titled(BaseModel):
         title: str = Field(min_length=3)
