@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from functools import lru_cache
 from itertools import islice, pairwise, repeat
 from operator import itemgetter
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 import orjson
 
@@ -1359,6 +1359,17 @@ def _without_directives(line: str, number: int) -> str:
     return line
 
 
+class _InvoiceFields(NamedTuple):
+    """An invoice's labelled values (None where the text has no such label)."""
+
+    number: str | None
+    total: str | None
+    customer: str | None
+    dated: str | None
+    due: str | None
+    terms: str | None
+
+
 class Document:
     """Facts about one document's text, computed lazily and once."""
 
@@ -1746,40 +1757,38 @@ class Document:
         if scores["invoice"] < 4 or max(scores.values()) > scores["invoice"]:
             return ""
         field = self._invoice_fields
-        number, total = field["number"], field["total"]
+        number, total = field.number, field.total
         if not number or not total or not any(c.isdigit() for c in total):
             return ""
         said = f"Invoice {number}"
         issuer = self.title
         if issuer and number not in issuer and "invoice" not in issuer.lower():
             said += f" from {issuer}"
-        if field["customer"]:
-            said += f" to {field['customer'].rstrip(',;')}"
-        if field["dated"]:
-            said += f", dated {field['dated']}"
+        if field.customer:
+            said += f" to {field.customer.rstrip(',;')}"
+        if field.dated:
+            said += f", dated {field.dated}"
         items = len(self.table_rows)
         if items:
             said += f", for {items} item{'s' if items > 1 else ''}"
-        due = field["due"]
+        due = field.due
         said += f": {total} due" + (f" by {due}." if due else ".")
-        terms = field["terms"]
+        terms = field.terms
         return f"{said} Payment terms: {terms}." if terms else said
 
     @cached_property
-    def _invoice_fields(self) -> dict[str, str | None]:
+    def _invoice_fields(self) -> _InvoiceFields:
         """An invoice's labelled values, each looked up once (`label_value` reads every label
-        of the text): its number, total, customer, date, due date and payment terms."""
-        total = self.label_value(frozenset({"total", "due"})) or self.label_value(
-            frozenset({"total"})
+        of the text)."""
+        label = self.label_value
+        return _InvoiceFields(
+            number=label(frozenset({"invoice", "no"})),
+            total=label(frozenset({"total", "due"})) or label(frozenset({"total"})),
+            customer=label(frozenset({"bill", "to"})),
+            dated=label(frozenset({"invoice", "date"})),
+            due=label(frozenset({"due", "date"})),
+            terms=label(frozenset({"payment", "terms"})),
         )
-        return {
-            "number": self.label_value(frozenset({"invoice", "no"})),
-            "total": total,
-            "customer": self.label_value(frozenset({"bill", "to"})),
-            "dated": self.label_value(frozenset({"invoice", "date"})),
-            "due": self.label_value(frozenset({"due", "date"})),
-            "terms": self.label_value(frozenset({"payment", "terms"})),
-        }
 
     @cached_property
     def _action_indexes(self) -> list[int]:
@@ -1915,12 +1924,12 @@ class Document:
             )
             facts.append(f"{len(items)} line item{'s' if len(items) > 1 else ''}: {listed}")
         field = self._invoice_fields
-        if field["total"]:
-            facts.append(f"Total due: {field['total']}")
-        if field["due"]:
-            facts.append(f"Due date: {field['due']}")
-        if field["terms"]:
-            facts.append(f"Payment terms: {field['terms']}")
+        if field.total:
+            facts.append(f"Total due: {field.total}")
+        if field.due:
+            facts.append(f"Due date: {field.due}")
+        if field.terms:
+            facts.append(f"Payment terms: {field.terms}")
         return facts
 
     @cached_property

@@ -185,8 +185,8 @@ def schema_problems(schema: dict[str, Any]) -> list[SchemaProblem]:
     `examples`, `discriminator`), string formats, a non-null `default`, an object root, every
     property required, `additionalProperties: false`, a `$ref` with keywords beside it (which
     Pydantic writes for a described field of a model type; OpenAI answers "$ref cannot have
-    keywords {'description'}"), and its limits (`MAX_PROPERTIES`,
-    `MAX_NESTING`, `MAX_ENUM_VALUES`, `MAX_TOTAL_STRING_LENGTH`, `MAX_LARGE_ENUM_STRING_LENGTH`).
+    keywords {'description'}"), and its limits (`MAX_PROPERTIES`, `MAX_NESTING`,
+    `MAX_ENUM_VALUES`, `MAX_TOTAL_STRING_LENGTH`, `MAX_LARGE_ENUM_STRING_LENGTH`).
     """
     problems: list[SchemaProblem] = []
     if schema.get("type") != "object":
